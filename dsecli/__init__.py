@@ -1,0 +1,39 @@
+"""dsecli: diffusion spectral entropy and mutual information of embeddings, with baselines.
+
+Library first; the ``dse`` command is a thin layer over these functions. Every function takes
+the data first and keyword-only parameters, and returns a frozen result whose ``to_dict()`` is
+JSON-safe. Units are bits unless ``base`` says otherwise.
+"""
+
+from ._interface import EntropyResult, MIResult
+from .dse import (
+    adjacency_spectral_entropy,
+    diffusion_spectral_entropy,
+    diffusion_spectral_mutual_information,
+    matrix_entry_entropy,
+)
+from .errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError
+from .estimate import ENTROPY_METHODS, MI_METHODS, estimate_entropy, estimate_mutual_information
+from .io import open_array
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "EntropyResult",
+    "MIResult",
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "adjacency_spectral_entropy",
+    "matrix_entry_entropy",
+    "estimate_entropy",
+    "estimate_mutual_information",
+    "ENTROPY_METHODS",
+    "MI_METHODS",
+    "open_array",
+    "DseError",
+    "InputError",
+    "ComputationError",
+    "DeviceError",
+    "MemoryLimitError",
+]

@@ -1,0 +1,80 @@
+"""Getting rows into the estimators: one subsample per call, validated once.
+
+Every estimator (DSE, DSMI and the baselines) starts with :func:`prepare_rows` (and, for
+mutual information, :func:`prepare_reference`), so all methods of one call see the same rows
+and the same validation messages.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .errors import DseWarning, InputError, check_choice
+from .sampling import SAMPLERS, Rows, take_rows
+from .validation import check_embeddings, check_reference_array
+
+__all__ = ["prepare_rows", "prepare_reference"]
+
+
+def prepare_rows(
+    x: Any,
+    *,
+    max_n: int | None,
+    seed: int,
+    sampler: str = "numpy",
+    min_rows: int = 2,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> Rows:
+    """Subsample (once) and validate embeddings; returns :class:`Rows` with float data."""
+    check_choice(sampler, "sampler", SAMPLERS)
+    rows = take_rows(x, max_n=max_n, seed=seed, sampler=sampler)
+    data = rows.data
+    if hasattr(data, "detach"):
+        data = data.detach().cpu().numpy()
+    checked = check_embeddings(
+        data, where=rows.source, flatten=flatten, drop_nonfinite=drop_nonfinite, min_rows=min_rows
+    )
+    if checked.dropped_rows.size:
+        warnings.warn(
+            f"{rows.source + ': ' if rows.source else ''}dropped {checked.dropped_rows.size} row(s) "
+            "with NaN or Inf (drop_nonfinite)",
+            DseWarning,
+            stacklevel=3,
+        )
+        idx = rows.indices if rows.indices is not None else np.arange(rows.n_total)
+        keep = np.delete(idx, checked.dropped_rows)
+        return Rows(checked.data, rows.n_total, keep, rows.source)
+    if checked.data is data:
+        return rows
+    return Rows(checked.data, rows.n_total, rows.indices, rows.source)
+
+
+def prepare_reference(y: Any, rows: Rows, *, where: str | None = None) -> np.ndarray:
+    """Read the reference rows matching ``rows`` (same subsample, same dropped rows).
+
+    ``y`` may be an array (N_total rows), a lazy file source, or :class:`Rows` already aligned
+    with ``rows`` (as :func:`dsecli.estimate.estimate_mutual_information` passes it).
+    """
+    if isinstance(y, Rows):
+        return check_reference_array(np.asarray(y.data), where=where or y.source, n_rows=rows.n_used)
+    if hasattr(y, "read") and hasattr(y, "shape"):
+        where = where or getattr(y, "label", None)
+        if int(y.shape[0]) != rows.n_total:
+            raise InputError(
+                f"{where}: embeddings have {rows.n_total} rows but the reference has {int(y.shape[0])}"
+            )
+        data = y.read(rows.indices)
+    else:
+        data = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
+        if data.ndim == 0 or data.shape[0] != rows.n_total:
+            raise InputError(
+                f"{where + ': ' if where else ''}embeddings have {rows.n_total} rows but the reference has "
+                f"{data.shape[0] if data.ndim else 0}"
+            )
+        if rows.indices is not None:
+            data = data[rows.indices]
+    return check_reference_array(data, where=where, n_rows=rows.n_used)

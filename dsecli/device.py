@@ -1,0 +1,147 @@
+"""Device and dtype: the only module of dsecli that asks torch about CUDA.
+
+Rules (after POT's backend): ``device="auto"`` means CUDA when available, else CPU; the
+environment variable ``DSECLI_DEVICE`` overrides ``auto``; new tensors take the device and
+dtype of the tensor they are computed from; results leave the device only when a result
+object is built.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from .errors import DeviceError, InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "DTYPES",
+    "resolve_device",
+    "resolve_dtype",
+    "to_tensor",
+    "synchronize",
+    "Timer",
+    "available_memory_bytes",
+]
+
+DTYPES = ("float64", "float32")
+
+
+def resolve_device(device: Any = "auto") -> torch.device:
+    """Turn ``"auto" | "cpu" | "cuda" | "cuda:i"`` (or a torch.device) into a usable torch.device.
+
+    Raises :class:`DeviceError` when CUDA is requested but not available.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        spec = str(device)
+    else:
+        spec = str(device or "auto").strip().lower()
+    if spec == "auto":
+        env = os.environ.get("DSECLI_DEVICE", "").strip().lower()
+        if env and env != "auto":
+            return resolve_device(env)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"`device` {spec!r} requested but CUDA is not available on this machine; "
+                "use --device cpu (or auto)"
+            )
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"`device` {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+        return dev
+    raise InputError(f"`device` must be auto, cpu, cuda or cuda:N; got {device!r}")
+
+
+def resolve_dtype(dtype: Any = "float64") -> torch.dtype:
+    """``"float64"`` (default) or ``"float32"`` as a torch dtype."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float64, torch.float32):
+            return dtype
+        raise InputError(f"`dtype` must be float64 or float32; got {dtype}")
+    spec = str(dtype or "float64").strip().lower()
+    table = {"float64": torch.float64, "double": torch.float64, "float32": torch.float32, "float": torch.float32}
+    if spec not in table:
+        raise InputError(f"`dtype` must be float64 or float32; got {dtype!r}")
+    return table[spec]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float64`` -> ``"float64"``."""
+    return str(dtype).replace("torch.", "")
+
+
+def to_tensor(x: Any, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Copy an array-like to a contiguous tensor on ``device`` with ``dtype``."""
+    import numpy as np
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=dtype).contiguous()
+    arr = np.asarray(x)
+    return torch.as_tensor(np.ascontiguousarray(arr)).to(device=device, dtype=dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work so that wall-clock timings are honest."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+class Timer:
+    """Context manager measuring wall-clock seconds, synchronising CUDA at both ends."""
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.device = device
+        self.elapsed_s = 0.0
+
+    def __enter__(self) -> Timer:
+        if self.device is not None:
+            synchronize(self.device)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device is not None:
+            synchronize(self.device)
+        self.elapsed_s = time.perf_counter() - self._t0
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Memory that a new allocation can use on ``device`` (bytes).
+
+    CPU: ``MemAvailable`` from /proc/meminfo (falls back to psutil, then to total RAM).
+    CUDA: free memory reported by the driver.
+    """
+    if device.type == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:  # pragma: no cover - non-Linux
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

@@ -1,0 +1,424 @@
+"""Diffusion spectral entropy and mutual information, and the published spectral variants.
+
+Reference: D. Liao, C. Liu, B. W. Christensen, A. Tong, G. Huguet, G. Wolf, M. Nickel,
+I. Adelstein, S. Krishnaswamy, "Assessing Neural Network Representations During Training
+Using Noise-Resilient Diffusion Spectral Entropy", ICML 2023 TAG-ML workshop / IEEE CISS
+2024, arXiv:2312.04823. Formulas: METHOD.md sections 1-3; conventions: golden README 3.1-3.5.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._interface import EntropyResult, MIResult, units_for_base
+from .conditional import size_matched_mutual_information
+from .data import prepare_reference, prepare_rows
+from .device import (
+    Timer,
+    available_memory_bytes,
+    dtype_name,
+    resolve_device,
+    resolve_dtype,
+    to_tensor,
+)
+from .errors import (
+    DseWarning,
+    InputError,
+    MemoryLimitError,
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
+from .kernels import (
+    SigmaChoice,
+    gaussian_kernel,
+    pairwise_sq_dists,
+    resolve_sigma,
+    symmetric_normalize_,
+    warn_if_degenerate,
+)
+from .reference import REF_KINDS, reference_classes
+from .sampling import DEFAULT_MAX_N, Rows
+from .spectral import (
+    entropy_of_probabilities,
+    general_eigenvalue_moduli,
+    spectral_entropy,
+    symmetric_eigenvalues,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "ASE_KERNELS",
+    "SOLVERS",
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "adjacency_spectral_entropy",
+    "matrix_entry_entropy",
+    "dense_matrix_bytes",
+    "check_dense_memory",
+]
+
+ASE_KERNELS = ("gaussian", "normalized", "knn")
+SOLVERS = ("exact",)
+
+
+def dense_matrix_bytes(n: int, dtype: Any = "float64", *, copies: int = 2) -> int:
+    """Bytes for ``copies`` N x N matrices (the kernel and the eigensolver's working copy)."""
+    itemsize = 4 if dtype_name(resolve_dtype(dtype)) == "float32" else 8
+    return int(copies) * int(n) * int(n) * itemsize
+
+
+def check_dense_memory(n: int, *, device: torch.device, dtype: torch.dtype, copies: int = 2) -> int:
+    """Raise :class:`MemoryLimitError` when ``copies`` N x N matrices exceed the free memory.
+
+    Returns the bytes needed. Checked before anything N x N is allocated, so a run that cannot
+    fit stops with figures instead of being killed by the operating system.
+    """
+    need = dense_matrix_bytes(n, dtype, copies=copies)
+    have = available_memory_bytes(device)
+    if need > have:
+        raise MemoryLimitError(
+            f"N = {n} needs about {need / 2**30:.1f} GiB for {copies} N x N {dtype_name(dtype)} matrices "
+            f"but {device.type} has {have / 2**30:.1f} GiB available; use --max-n to subsample, "
+            "--dtype float32, or another device"
+        )
+    return need
+
+
+def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: Any, base: Any, min_rows: int = 2,
+           flatten: bool = False, drop_nonfinite: bool = False) -> tuple[Rows, torch.Tensor, float]:
+    base = check_positive(base, "base")
+    if base == 1:
+        raise InputError("`base` must be > 0 and != 1; got 1")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    if max_n is not None:
+        check_positive_int(max_n, "max_n", minimum=0)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, min_rows=min_rows, flatten=flatten,
+                        drop_nonfinite=drop_nonfinite)
+    check_dense_memory(rows.n_used, device=dev, dtype=dt)
+    xt = to_tensor(rows.data, device=dev, dtype=dt)
+    return rows, xt, base
+
+
+def _common_params(rows: Rows, xt: torch.Tensor, *, max_n: Any, seed: int, sampler: str) -> dict[str, Any]:
+    return {
+        "max_n": max_n,
+        "seed": seed,
+        "sampler": sampler,
+        "device": str(xt.device),
+        "dtype": dtype_name(xt.dtype),
+        "n_features": int(xt.shape[1]),
+    }
+
+
+def _sigma_params(choice: SigmaChoice) -> dict[str, Any]:
+    out: dict[str, Any] = {"sigma": choice.value, "sigma_rule": choice.rule}
+    if choice.detail:
+        out["sigma_detail"] = choice.detail
+    return out
+
+
+class _Collect:
+    """Record dsecli warnings raised during a computation (they still reach the caller)."""
+
+    def __enter__(self) -> list[str]:
+        self._cm = warnings.catch_warnings(record=True)
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always", DseWarning)
+        self.messages: list[str] = []
+        return self.messages
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+        for w in self._log:
+            if issubclass(w.category, DseWarning):
+                self.messages.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _sorted_desc(lam: torch.Tensor) -> np.ndarray:
+    return np.sort(lam.detach().double().cpu().numpy())[::-1].copy()
+
+
+def diffusion_spectral_entropy(
+    x: Any,
+    *,
+    sigma: float | str = 10.0,
+    t: int = 1,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    solver: str = "exact",
+    return_eigenvalues: bool = False,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Diffusion spectral entropy of the rows of ``x``.
+
+    .. math::
+
+        \\mathrm{DSE}(X, t) = -\\sum_i \\alpha_i \\log \\alpha_i, \\qquad
+        \\alpha_i = |\\lambda_i|^t / \\sum_j |\\lambda_j|^t
+
+    with lambda the eigenvalues of the diffusion operator P = Q^-1 G of the Gaussian kernel
+    G_ij = exp(-||x_i - x_j||^2 / (2 sigma^2)) (computed from the symmetric conjugate
+    Q^-1/2 G Q^-1/2 by ``eigvalsh``). 0 <= DSE <= log N.
+
+    Parameters
+    ----------
+    x : array-like, shape (N, D), a tensor, or a lazy file source (:func:`dsecli.io.open_array`)
+    sigma : float or {"median", "sqrt-d"}
+        Kernel bandwidth in data units (published default 10).
+    t : int >= 1
+        Diffusion time.
+    max_n : int or None
+        At most this many rows, drawn without replacement with ``seed`` (published default
+        10,000); None or 0 uses all rows.
+    seed : int
+        Seed of the local generator for subsampling.
+    sampler : {"numpy", "published"}
+        "published" reproduces the published package's row draws (CPython ``random``).
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+    dtype : {"float64", "float32"}
+        Working precision of kernel and eigensolver; float32 is faster but small eigenvalues
+        lose accuracy (see README, "Precision").
+    base : float
+        Logarithm base: 2 gives bits, e nats.
+    solver : {"exact"}
+        Eigensolver.
+    return_eigenvalues : bool
+        Keep the N eigenvalues (descending, float64) in the result.
+
+    Returns
+    -------
+    EntropyResult
+        ``value`` in ``units``; ``params`` records the numeric sigma and everything else used.
+
+    Examples
+    --------
+    Far-apart identical points: the operator is the identity and DSE = log2 N.
+
+    >>> import numpy as np
+    >>> round(diffusion_spectral_entropy(np.arange(8.0)[:, None] * 100, sigma=1.0, device="cpu").value, 6)
+    3.0
+    """
+    t = check_positive_int(t, "t")
+    check_choice(solver, "solver", SOLVERS)
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+    with _Collect() as notes:
+        choice = resolve_sigma(sigma, xt, seed=seed)
+        with Timer(xt.device) as tk:
+            g = gaussian_kernel(xt, choice.value)
+            warn_if_degenerate(g, choice.value)
+            a = symmetric_normalize_(g)
+        with Timer(xt.device) as te:
+            lam = symmetric_eigenvalues(a)
+        del a, g
+        value = spectral_entropy(lam, t=t, base=base)
+    params = {**_sigma_params(choice), "t": t, "solver": solver,
+              **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    return EntropyResult(
+        method="dse",
+        value=value,
+        units=units_for_base(base),
+        base=base,
+        n_used=rows.n_used,
+        n_total=rows.n_total,
+        params=params,
+        elapsed_s=time.perf_counter() - start,
+        warnings=tuple(notes),
+        eigenvalues=_sorted_desc(lam) if return_eigenvalues else None,
+        extra={"timings_s": {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}},
+    )
+
+
+def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:
+    """A_ij = 1 if d_ij <= r_i, r_i the k-th smallest distance of row i counting the point itself."""
+    import torch
+
+    xc = xt - xt.mean(dim=0, keepdim=True)
+    d2 = pairwise_sq_dists(xc)
+    kth = torch.kthvalue(d2, k, dim=1, keepdim=True).values
+    return (d2 <= kth).to(xt.dtype)
+
+
+def adjacency_spectral_entropy(
+    x: Any,
+    *,
+    kernel: str = "gaussian",
+    sigma: float | str = 10.0,
+    k: int = 10,
+    t: int = 1,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    return_eigenvalues: bool = False,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Spectral entropy of an adjacency matrix (the published variants; golden README 3.2).
+
+    ``kernel="gaussian"``: eigenvalues of G; ``"normalized"``: of Q^-1/2 G Q^-1/2 (equal to
+    DSE); ``"knn"``: of the binary kNN adjacency A_ij = [d_ij <= r_i], r_i the k-th smallest
+    distance of row i including the point itself. The kNN matrix is not symmetric: a general
+    eigensolver is used and |lambda| is the complex modulus. Then alpha = |lambda|^t / sum,
+    H = -sum alpha log alpha.
+    """
+    check_choice(kernel, "kernel", ASE_KERNELS)
+    t = check_positive_int(t, "t")
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+    extra_params: dict[str, Any] = {}
+    with _Collect() as notes:
+        if kernel == "knn":
+            k = check_positive_int(k, "k")
+            if k > rows.n_used:
+                raise InputError(f"`k` = {k} must be <= N = {rows.n_used} for the kNN adjacency")
+            lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
+            extra_params["k"] = k
+        else:
+            choice = resolve_sigma(sigma, xt, seed=seed)
+            g = gaussian_kernel(xt, choice.value)
+            warn_if_degenerate(g, choice.value)
+            if kernel == "normalized":
+                symmetric_normalize_(g)
+            lam = symmetric_eigenvalues(g)
+            del g
+            extra_params.update(_sigma_params(choice))
+        value = spectral_entropy(lam, t=t, base=base)
+    params = {"kernel": kernel, **extra_params, "t": t, **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    return EntropyResult(
+        method=f"ase-{kernel}", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
+        eigenvalues=_sorted_desc(lam) if return_eigenvalues else None,
+    )
+
+
+def matrix_entry_entropy(
+    x: Any,
+    *,
+    sigma: float | str = 10.0,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Entropy of the entries of the row-normalised diffusion matrix (golden README 3.3).
+
+    P'_ij = K_ij / sum_l K_il with K = Q^-1/2 G Q^-1/2; p_ij = |P'_ij| / N over all N^2
+    entries; H = -sum (p + eps) log (p + eps). At most log N^2 = 2 log N.
+    """
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+    with _Collect() as notes:
+        choice = resolve_sigma(sigma, xt, seed=seed)
+        g = gaussian_kernel(xt, choice.value)
+        warn_if_degenerate(g, choice.value)
+        k = symmetric_normalize_(g)
+        k.abs_()
+        k.div_(k.sum(dim=1, keepdim=True))
+        k.div_(k.sum())
+        value = entropy_of_probabilities(k.double().cpu().numpy().ravel(), base=base)
+        del k, g
+    params = {**_sigma_params(choice), **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    return EntropyResult(
+        method="matrix-entry", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
+    )
+
+
+def diffusion_spectral_mutual_information(
+    x: Any,
+    y: Any,
+    *,
+    sigma: float | str = 10.0,
+    t: int = 1,
+    ref_kind: str = "auto",
+    n_clusters: int = 10,
+    repetitions: int = 5,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> MIResult:
+    """Diffusion spectral mutual information I_D(X; Y) (METHOD.md section 3).
+
+    .. math::
+
+        I_D = \\sum_y \\frac{n_y}{N}\\Big[\\frac{1}{R}\\sum_r \\mathrm{DSE}(X^*_r) - \\mathrm{DSE}(X_{Y=y})\\Big]
+
+    X* are uniform size-n_y subsets of all rows (R = ``repetitions`` draws per class), which
+    cancels DSE's dependence on sample size. Y may be labels, scalars (binned into
+    ``n_clusters`` equal-width bins) or vectors (k-means into ``n_clusters`` groups); see
+    :func:`dsecli.reference.reference_classes`. The Gaussian kernel on all rows is computed
+    once; every class and subset uses its restriction (G_ij depends only on the pair), then
+    its own normalisation and eigenvalues.
+
+    Returns
+    -------
+    MIResult
+        value (may be slightly negative: estimation noise, reported as computed) and, in
+        ``extra``, ``h_conditional``, ``h_marginal_matched`` and per-class terms.
+    """
+    t = check_positive_int(t, "t")
+    repetitions = check_positive_int(repetitions, "repetitions")
+    check_choice(ref_kind, "ref_kind", REF_KINDS)
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+    yv = prepare_reference(y, rows)
+    classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed,
+                                where=getattr(y, "label", None))
+    import torch
+
+    with _Collect() as notes:
+        choice = resolve_sigma(sigma, xt, seed=seed)
+        g = gaussian_kernel(xt, choice.value)
+        warn_if_degenerate(g, choice.value)
+
+        def entropy_of_rows(idx: np.ndarray) -> float:
+            ti = torch.as_tensor(idx, device=g.device)
+            sub = g.index_select(0, ti).index_select(1, ti)
+            return spectral_entropy(symmetric_eigenvalues(symmetric_normalize_(sub)), t=t, base=base)
+
+        value, details = size_matched_mutual_information(
+            entropy_of_rows, classes, repetitions=repetitions, seed=seed, sampler=sampler
+        )
+    params = {
+        **_sigma_params(choice), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
+        "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions,
+        **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
+    }
+    if classes.detail:
+        params["reference_detail"] = classes.detail
+    return MIResult(
+        method="dsmi", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
+        extra=details,
+    )

@@ -1,0 +1,381 @@
+"""Reading embeddings and references from files, lazily.
+
+Supported inputs (``SPEC`` is a path, optionally followed by ``:key``):
+
+========================  ===============================================================
+``emb.npy``               memory-mapped: only the rows used are read
+``emb.npz[:key]``         the only array, or ``key``
+``emb.h5[:/grp/ds]``      HDF5 (also .hdf5, .hdf, .he5); the only dataset, or the given path;
+                          only the rows used are read
+``emb.pt[:key]``          a tensor, or a dict of tensors (``key``), loaded with
+                          ``torch.load(weights_only=True)``: no pickle code runs
+``emb.csv|.tsv|.txt``     numeric text; a non-numeric first line is taken as a header
+``-``                     ``.npy`` bytes on standard input
+========================  ===============================================================
+
+h5py and torch are imported only when such a file is read.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "EXTENSIONS",
+    "ArraySource",
+    "open_array",
+    "load_array",
+    "list_arrays",
+    "split_spec",
+]
+
+_NPY = (".npy",)
+_NPZ = (".npz",)
+_HDF5 = (".h5", ".hdf5", ".hdf", ".he5")
+_TORCH = (".pt", ".pth")
+_TEXT = (".csv", ".tsv", ".txt")
+EXTENSIONS = _NPY + _NPZ + _HDF5 + _TORCH + _TEXT
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``"file.ext:key"`` into ``("file.ext", "key")``; a path that exists is never split."""
+    spec = os.fspath(spec)
+    if spec == "-" or os.path.exists(spec):
+        return spec, None
+    low = spec.lower()
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        pos = low.find(ext + ":")
+        if pos >= 0:
+            cut = pos + len(ext)
+            return spec[:cut], spec[cut + 1 :] or None
+    return spec, None
+
+
+def _ext(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+@dataclass
+class ArraySource:
+    """An array in a file, opened lazily.
+
+    ``shape`` and ``dtype`` are known without reading the data; ``read(rows)`` returns the
+    given rows (sorted indices, or None for all) as a NumPy array.
+    """
+
+    path: str
+    key: str | None
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    _reader: Callable[[np.ndarray | None], np.ndarray] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.path}:{self.key}" if self.key else self.path
+
+    def read(self, rows: np.ndarray | None = None) -> np.ndarray:
+        try:
+            out = self._reader(rows)
+        except InputError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{self.label}: cannot read data: {_first_line(exc)}") from exc
+        return np.asarray(out)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _check_file(path: str) -> None:
+    if path == "-":
+        return
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: file is not readable (permission denied)")
+    ext = _ext(path)
+    if ext not in EXTENSIONS:
+        raise InputError(
+            f"{path}: unknown extension {ext or '(none)'!r}; expected one of {', '.join(EXTENSIONS)} "
+            "(or - for .npy on stdin)"
+        )
+
+
+def _rows_of(arr: Any, rows: np.ndarray | None) -> np.ndarray:
+    return np.asarray(arr if rows is None else arr[rows])
+
+
+def _from_memory(path: str, key: str | None, arr: np.ndarray) -> ArraySource:
+    return ArraySource(path, key, tuple(arr.shape), arr.dtype, lambda rows: _rows_of(arr, rows))
+
+
+def _open_npy(path: str, key: str | None) -> ArraySource:
+    if key:
+        raise InputError(f"{path}: a .npy file holds one array; remove the key {key!r}")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "object" in str(exc):
+            raise InputError(f"{path}: holds Python objects (dtype object); expected a numeric array") from exc
+        # memory mapping fails for some valid files (e.g. Fortran order); fall back to a read
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc2:  # noqa: BLE001 - any parse failure means a corrupt file
+            raise InputError(f"{path}: not a valid .npy file ({_first_line(exc2)})") from exc2
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{path}: not a valid .npy file ({_first_line(exc)})") from exc
+    return ArraySource(path, None, tuple(arr.shape), arr.dtype, lambda rows: _rows_of(arr, rows))
+
+
+def _open_stdin(key: str | None) -> ArraySource:
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise InputError("-: standard input is empty; expected .npy bytes")
+    try:
+        arr = np.load(_io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"-: standard input is not .npy data ({_first_line(exc)})") from exc
+    if isinstance(arr, np.lib.npyio.NpzFile):
+        return _pick_npz("-", key, arr)
+    return _from_memory("-", None, arr)
+
+
+def _pick_npz(path: str, key: str | None, npz: Any) -> ArraySource:
+    names = list(npz.files)
+    if not names:
+        raise InputError(f"{path}: the .npz archive holds no arrays")
+    if key is None:
+        if len(names) > 1:
+            raise InputError(f"{path}: holds several arrays ({', '.join(names)}); choose one with {path}:KEY")
+        key = names[0]
+    if key not in names:
+        raise InputError(f"{path}: key {key!r} not found; arrays: {', '.join(names)}")
+    try:
+        arr = npz[key]
+    except ValueError as exc:
+        raise InputError(f"{path}:{key}: holds Python objects (dtype object); expected a numeric array") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{path}:{key}: corrupt array ({_first_line(exc)})") from exc
+    return _from_memory(path, key, arr)
+
+
+def _open_npz(path: str, key: str | None) -> ArraySource:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{path}: not a valid .npz file ({_first_line(exc)})") from exc
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        return _from_memory(path, None, np.asarray(npz))
+    with npz:
+        return _pick_npz(path, key, npz)
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - h5py is a dependency
+        raise InputError("reading HDF5 needs h5py: pip install h5py") from exc
+    return h5py
+
+
+def _h5_datasets(fh: Any) -> list[str]:
+    h5py = _h5py()
+    names: list[str] = []
+    fh.visititems(lambda name, obj: names.append("/" + name) if isinstance(obj, h5py.Dataset) else None)
+    return names
+
+
+def _open_hdf5(path: str, key: str | None) -> ArraySource:
+    h5py = _h5py()
+    try:
+        fh = h5py.File(path, "r")
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{path}: not a valid HDF5 file ({_first_line(exc)})") from exc
+    with fh:
+        names = _h5_datasets(fh)
+        if key is None:
+            if not names:
+                raise InputError(f"{path}: the HDF5 file holds no datasets")
+            if len(names) > 1:
+                shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+                raise InputError(f"{path}: holds several datasets ({shown}); choose one with {path}:/DATASET")
+            key = names[0]
+        if not key.startswith("/"):
+            key = "/" + key
+        obj = fh.get(key)
+        if obj is None or not isinstance(obj, h5py.Dataset):
+            shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+            raise InputError(f"{path}: dataset {key!r} not found; datasets: {shown or '(none)'}")
+        shape, dtype = tuple(obj.shape), obj.dtype
+
+    def reader(rows: np.ndarray | None) -> np.ndarray:
+        with h5py.File(path, "r") as f:
+            ds = f[key]
+            if rows is None:
+                return ds[()]
+            out = np.empty((len(rows),) + tuple(ds.shape[1:]), dtype=ds.dtype)
+            # contiguous runs read as slices: far faster than point selection in h5py
+            if len(rows):
+                breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+                pos = 0
+                for run in np.split(rows, breaks):
+                    out[pos : pos + len(run)] = ds[int(run[0]) : int(run[-1]) + 1]
+                    pos += len(run)
+            return out
+
+    if h5py.check_dtype(vlen=dtype) is not None or dtype.kind in "OSUV":
+        # strings (labels) are decoded on read
+        def str_reader(rows: np.ndarray | None) -> np.ndarray:
+            with h5py.File(path, "r") as f:
+                data = f[key].asstr()[()] if dtype.kind != "V" else f[key][()]
+            data = np.asarray(data)
+            return data if rows is None else data[rows]
+
+        return ArraySource(path, key, shape, np.dtype("U"), str_reader)
+    return ArraySource(path, key, shape, dtype, reader)
+
+
+def _open_torch(path: str, key: str | None) -> ArraySource:
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling refusals and corrupt archives alike
+        raise InputError(
+            f"{path}: cannot load as a tensor file with weights_only=True ({_first_line(exc)})"
+        ) from exc
+    if isinstance(obj, dict):
+        names = [str(k) for k, v in obj.items() if isinstance(v, torch.Tensor)]
+        if key is None:
+            if len(names) != 1:
+                raise InputError(
+                    f"{path}: holds {'several' if names else 'no'} tensors ({', '.join(names) or 'none'}); "
+                    f"choose one with {path}:KEY"
+                )
+            key = names[0]
+        if key not in names:
+            raise InputError(f"{path}: key {key!r} not found; tensors: {', '.join(names) or '(none)'}")
+        obj = obj[key]
+    elif key is not None:
+        raise InputError(f"{path}: holds a single tensor; remove the key {key!r}")
+    if not isinstance(obj, torch.Tensor):
+        raise InputError(f"{path}: holds a {type(obj).__name__}, not a tensor")
+    t = obj.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return _from_memory(path, key, t.numpy())
+
+
+def _open_text(path: str, key: str | None) -> ArraySource:
+    if key:
+        raise InputError(f"{path}: text files hold one table; remove the key {key!r}")
+    delimiter = "\t" if path.lower().endswith(".tsv") else ("," if path.lower().endswith(".csv") else None)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a UTF-8 text file") from exc
+    if not first.strip():
+        raise InputError(f"{path}: file is empty")
+    cells = [c.strip().strip('"') for c in (first.split(delimiter) if delimiter else first.split())]
+    skip = 0
+    try:
+        [float(c) for c in cells if c]
+    except ValueError:
+        skip = 1  # a header line
+    try:
+        arr = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=1, dtype=np.float64)
+    except ValueError:
+        # non-numeric cells: a column of string labels is still a valid reference
+        try:
+            arr = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=1, dtype=str)
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{path}: cannot parse as a numeric table ({_first_line(exc)})") from exc
+        arr = np.char.strip(np.char.strip(arr), '"')
+    return _from_memory(path, None, arr)
+
+
+def open_array(spec: str) -> ArraySource:
+    """Open ``SPEC`` (``path[:key]`` or ``-``) lazily; raise :class:`InputError` with the file named."""
+    path, key = split_spec(str(spec))
+    _check_file(path)
+    if path == "-":
+        return _open_stdin(key)
+    ext = _ext(path)
+    if ext in _NPY:
+        return _open_npy(path, key)
+    if ext in _NPZ:
+        return _open_npz(path, key)
+    if ext in _HDF5:
+        return _open_hdf5(path, key)
+    if ext in _TORCH:
+        return _open_torch(path, key)
+    return _open_text(path, key)
+
+
+def load_array(spec: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Read ``SPEC`` (all rows, or the given sorted row indices) into memory."""
+    return open_array(spec).read(rows)
+
+
+def list_arrays(path: str) -> list[dict[str, Any]]:
+    """Every array in a file: ``[{"key": ..., "shape": [...], "dtype": "..."}]`` (for ``dse info``)."""
+    path = os.fspath(path)
+    _check_file(path)
+    ext = _ext(path)
+    out: list[dict[str, Any]] = []
+    if ext in _HDF5:
+        h5py = _h5py()
+        try:
+            fh = h5py.File(path, "r")
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{path}: not a valid HDF5 file ({_first_line(exc)})") from exc
+        with fh:
+            def visit(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    out.append({"key": "/" + name, "shape": list(obj.shape), "dtype": str(obj.dtype)})
+
+            fh.visititems(visit)
+        return out
+    if ext in _NPZ:
+        try:
+            npz = np.load(path, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{path}: not a valid .npz file ({_first_line(exc)})") from exc
+        with npz:
+            for name in npz.files:
+                try:
+                    arr = npz[name]
+                    out.append({"key": name, "shape": list(arr.shape), "dtype": str(arr.dtype)})
+                except Exception as exc:  # noqa: BLE001
+                    raise InputError(f"{path}:{name}: corrupt array ({_first_line(exc)})") from exc
+        return out
+    if ext in _TORCH:
+        import torch
+
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{path}: cannot load with weights_only=True ({_first_line(exc)})") from exc
+        items = obj.items() if isinstance(obj, dict) else [(None, obj)]
+        for name, v in items:
+            if isinstance(v, torch.Tensor):
+                out.append({"key": name, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")})
+        return out
+    src = open_array(path)
+    out.append({"key": None, "shape": list(src.shape), "dtype": str(src.dtype)})
+    return out
