@@ -91,6 +91,8 @@ def to_tensor(x: Any, *, device: torch.device, dtype: torch.dtype) -> torch.Tens
     if isinstance(x, torch.Tensor):
         return x.to(device=device, dtype=dtype).contiguous()
     arr = np.asarray(x)
+    if not arr.flags.writeable:  # memory-mapped input: torch wants its own writable copy
+        arr = np.array(arr, copy=True)
     return torch.as_tensor(np.ascontiguousarray(arr)).to(device=device, dtype=dtype)
 
 

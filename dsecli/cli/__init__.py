@@ -1,0 +1,19 @@
+"""The ``dse`` command: a thin Typer layer over the library.
+
+Each command parses options, makes one library call and renders. Command modules in this
+package (every module whose name does not start with ``_``) register themselves on
+:data:`app` when imported; this file imports them all. torch and h5py are imported only
+inside commands, so ``dse --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from ._app import app
+
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+    importlib.import_module(f"{__name__}.{_mod}")
+
+__all__ = ["app"]

@@ -1,0 +1,165 @@
+"""``dse entropy``, ``dse mi`` and ``dse info``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ._app import (
+    BaseOpt,
+    DeviceOpt,
+    DropNonfiniteOpt,
+    DtypeOpt,
+    FlattenOpt,
+    JsonOpt,
+    MaxNOpt,
+    OutputOpt,
+    QuietOpt,
+    SamplerOpt,
+    SeedOpt,
+    TracebackOpt,
+    app,
+    check_output_early,
+    emit,
+    parse_base,
+    run_command,
+)
+
+SigmaOpt = Annotated[
+    str, typer.Option("--sigma", help="Kernel bandwidth: a number in data units (published default 10), median, or sqrt-d.")
+]
+TOpt = Annotated[int, typer.Option("--t", "-t", help="Diffusion time t >= 1 (eigenvalues raised to the power t).")]
+BinsOpt = Annotated[int | None, typer.Option("--bins", help="Bins per dimension for cse/csmi (default 2).")]
+KOpt = Annotated[int | None, typer.Option("--k", help="Neighbours for knn/ksg (default 3) and ase-knn (default 10).")]
+MetricOpt = Annotated[str | None, typer.Option("--metric", help="kNN entropy norm: euclidean (default) or max.")]
+SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse: exact (default), approx or auto.")]
+
+
+def _solver_param(solver: str) -> dict[str, Any]:
+    # the default stays out of the call so methods without a solver option are unaffected
+    return {} if solver == "exact" else {"solver": solver}
+
+
+@app.command()
+def entropy(
+    emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or - (stdin).")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all. dse (default); "
+                                        "published variants ase-gaussian, ase-normalized, ase-knn, matrix-entry; "
+                                        "baselines cse, knn.")] = "dse",
+    sigma: SigmaOpt = "10",
+    t: TOpt = 1,
+    bins: BinsOpt = None,
+    k: KOpt = None,
+    metric: MetricOpt = None,
+    solver: SolverOpt = "exact",
+    max_n: MaxNOpt = 10_000,
+    seed: SeedOpt = 0,
+    sampler: SamplerOpt = "numpy",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float64",
+    base: BaseOpt = "2",
+    eigenvalues: Annotated[bool, typer.Option("--eigenvalues", help="Include the eigenvalues in the JSON report.")] = False,
+    flatten: FlattenOpt = False,
+    drop_nonfinite: DropNonfiniteOpt = False,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+    traceback: TracebackOpt = False,
+) -> None:
+    """Entropy of the rows of EMB (one row per sample): DSE by default, other methods with --method."""
+
+    def body() -> None:
+        check_output_early(output)
+        from ..estimate import estimate_entropy
+        from ..io import open_array
+        from ..render import make_report, report_table
+
+        src = open_array(emb)
+        results = estimate_entropy(
+            src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
+            sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
+            drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, **_solver_param(solver),
+        )
+        report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
+        emit(report, as_json=as_json, output=output, render=report_table)
+
+    run_command(body, traceback=traceback, quiet=quiet)
+
+
+@app.command()
+def mi(
+    emb: Annotated[str, typer.Argument(help="Embeddings X (N rows).")],
+    ref: Annotated[str, typer.Argument(help="Reference Y (N rows): integer or string labels, float scalars, or vectors.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all: dsmi (default), "
+                                        "csmi, ksg, mine.")] = "dsmi",
+    ref_kind: Annotated[str, typer.Option("--ref-kind", help="auto (by dtype), discrete (labels) or continuous "
+                                          "(scalars binned, vectors clustered).")] = "auto",
+    n_clusters: Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
+                                            "references.")] = 10,
+    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class (DSMI/CSMI).")] = 5,
+    sigma: SigmaOpt = "10",
+    t: TOpt = 1,
+    bins: BinsOpt = None,
+    k: KOpt = None,
+    hidden_units: Annotated[int | None, typer.Option("--hidden-units", help="MINE: width of each hidden layer.")] = None,
+    hidden_layers: Annotated[int | None, typer.Option("--hidden-layers", help="MINE: number of hidden layers.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="MINE: maximum training epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="MINE: batch size.")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="MINE: Adam learning rate.")] = None,
+    patience: Annotated[int | None, typer.Option("--patience", help="MINE: early-stopping patience (epochs).")] = None,
+    holdout_fraction: Annotated[float | None, typer.Option("--holdout", help="MINE: held-out fraction for the "
+                                                           "reported value.")] = None,
+    max_n: MaxNOpt = 10_000,
+    seed: SeedOpt = 0,
+    sampler: SamplerOpt = "numpy",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float64",
+    base: BaseOpt = "2",
+    flatten: FlattenOpt = False,
+    drop_nonfinite: DropNonfiniteOpt = False,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+    traceback: TracebackOpt = False,
+) -> None:
+    """Mutual information between the rows of EMB and the reference REF: DSMI by default."""
+
+    def body() -> None:
+        check_output_early(output)
+        from ..estimate import estimate_mutual_information
+        from ..io import open_array
+        from ..render import make_report, report_table
+
+        x_src = open_array(emb)
+        y_src = open_array(ref)
+        results = estimate_mutual_information(
+            x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
+            sigma=sigma, t=t, bins=bins, k=k, hidden_units=hidden_units, hidden_layers=hidden_layers, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, patience=patience, holdout_fraction=holdout_fraction,
+            max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=parse_base(base),
+            flatten=flatten, drop_nonfinite=drop_nonfinite,
+        )
+        report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
+        emit(report, as_json=as_json, output=output, render=report_table)
+
+    run_command(body, traceback=traceback, quiet=quiet)
+
+
+@app.command()
+def info(
+    file: Annotated[str, typer.Argument(help="A .npy/.npz/.h5/.pt/.csv file.")],
+    as_json: JsonOpt = False,
+    traceback: TracebackOpt = False,
+) -> None:
+    """List the arrays (or HDF5 datasets) in FILE with their shapes and dtypes."""
+
+    def body() -> None:
+        from ..io import list_arrays
+        from ..render import arrays_table
+
+        arrays = list_arrays(file)
+        report = {"file": file, "arrays": arrays}
+        emit(report, as_json=as_json, output=None, render=lambda r: arrays_table(file, r["arrays"]))
+
+    run_command(body, traceback=traceback)
