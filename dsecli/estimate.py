@@ -15,7 +15,12 @@ from typing import Any
 
 from ._interface import EntropyResult, MIResult
 from .data import prepare_reference, prepare_rows
-from .dse import adjacency_spectral_entropy, diffusion_spectral_entropy, diffusion_spectral_mutual_information, matrix_entry_entropy
+from .dse import (
+    adjacency_spectral_entropy,
+    diffusion_spectral_entropy,
+    diffusion_spectral_mutual_information,
+    matrix_entry_entropy,
+)
 from .errors import InputError
 from .sampling import DEFAULT_MAX_N, Rows
 

@@ -1,0 +1,60 @@
+"""Shared fixtures: golden data location, device list, and the --run-slow switch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover
+        return False
+
+
+CUDA = _cuda_available()
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not CUDA, reason="no CUDA device")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def golden_datasets() -> list[dict]:
+    """index.json's data sets, each with its values file loaded (empty when the golden folder is absent)."""
+    if not (GOLDEN / "index.json").exists():
+        return []
+    index = json.loads((GOLDEN / "index.json").read_text())
+    out = []
+    for ds in index["datasets"]:
+        values = json.loads((GOLDEN / ds["values"]).read_text())
+        out.append({**ds, "values_data": values})
+    return out
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    if not (GOLDEN / "index.json").exists():
+        pytest.skip(f"golden data not found at {GOLDEN}")
+    return GOLDEN

@@ -1,0 +1,174 @@
+"""The ``dse`` command: help, version, readers, JSON, atomic --output, and the import budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dsecli import diffusion_spectral_entropy
+from dsecli.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def emb(tmp_path):
+    x = np.random.default_rng(0).normal(size=(120, 4))
+    path = tmp_path / "emb.npy"
+    np.save(path, x)
+    return path, x
+
+
+def _json(args: list[str], **kw) -> dict:
+    res = runner.invoke(app, args, **kw)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_every_command_has_help() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert {"entropy", "mi", "info"} <= set(group.commands)
+    for name in group.commands:
+        res = runner.invoke(app, [name, "--help"])
+        assert res.exit_code == 0 and "Usage" in res.stdout, name
+
+
+def test_version_and_module_entry_point() -> None:
+    from dsecli import __version__
+
+    assert __version__ in runner.invoke(app, ["--version"]).stdout
+    proc = subprocess.run([sys.executable, "-m", "dsecli", "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "entropy" in proc.stdout
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from dsecli.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "bad = [m for m in ('torch', 'h5py', 'matplotlib') if m in sys.modules]\n"
+        "print('HEAVY', bad)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in proc.stdout
+
+
+def test_json_is_one_strict_object(emb) -> None:
+    path, x = emb
+    res = runner.invoke(app, ["entropy", str(path), "--sigma", "1.5", "--json", "--device", "cpu"])
+    assert res.exit_code == 0
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    out = json.loads(lines[0], parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    expected = diffusion_spectral_entropy(x, sigma=1.5, device="cpu").value
+    assert out["results"][0]["value"] == pytest.approx(expected, abs=1e-12)
+    assert out["n_used"] == 120 and out["results"][0]["params"]["sigma"] == 1.5
+
+
+def test_table_shows_n_used_of_n_total(emb) -> None:
+    path, _ = emb
+    res = runner.invoke(app, ["entropy", str(path), "--max-n", "50", "--device", "cpu"])
+    assert res.exit_code == 0
+    assert "N used 50 of 120 total" in res.stdout and "bits" in res.stdout
+
+
+def test_output_is_written_atomically(emb, tmp_path) -> None:
+    path, _ = emb
+    out = tmp_path / "report.json"
+    out.write_text("previous")
+    res = runner.invoke(app, ["entropy", str(path), "--output", str(out), "--device", "cpu"])
+    assert res.exit_code == 0
+    assert json.loads(out.read_text())["results"][0]["method"] == "dse"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # a failing run leaves the previous file untouched
+    before = out.read_text()
+    bad = runner.invoke(app, ["entropy", str(path), "--sigma", "-1", "--output", str(out)])
+    assert bad.exit_code == 2 and out.read_text() == before
+
+
+@pytest.mark.parametrize("fmt", ["npz", "h5", "pt", "csv", "tsv", "txt", "stdin"])
+def test_readers_give_the_same_value(fmt: str, emb, tmp_path) -> None:
+    path, x = emb
+    expected = diffusion_spectral_entropy(x, sigma=2.0, device="cpu").value
+    kwargs: dict = {}
+    if fmt == "npz":
+        np.savez(tmp_path / "e.npz", emb=x, other=np.zeros(3))
+        spec = f"{tmp_path / 'e.npz'}:emb"
+    elif fmt == "h5":
+        import h5py
+
+        with h5py.File(tmp_path / "e.h5", "w") as fh:
+            fh.create_dataset("/run/layer4", data=x)
+            fh.create_dataset("/run/labels", data=np.arange(120))
+        spec = f"{tmp_path / 'e.h5'}:/run/layer4"
+    elif fmt == "pt":
+        import torch
+
+        torch.save({"emb": torch.as_tensor(x)}, tmp_path / "e.pt")
+        spec = f"{tmp_path / 'e.pt'}:emb"
+    elif fmt in ("csv", "tsv", "txt"):
+        sep = {"csv": ",", "tsv": "\t", "txt": " "}[fmt]
+        np.savetxt(tmp_path / f"e.{fmt}", x, delimiter=sep, fmt="%.17g", header=sep.join("abcd"), comments="")
+        spec = str(tmp_path / f"e.{fmt}")
+    else:
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, x)
+        spec, kwargs = "-", {"input": buf.getvalue()}
+    out = _json(["entropy", spec, "--sigma", "2", "--json", "--device", "cpu"], **kwargs)
+    assert out["results"][0]["value"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_hdf5_reads_only_subsampled_rows(tmp_path) -> None:
+    import h5py
+
+    from dsecli.io import open_array
+    from dsecli.sampling import take_rows
+
+    x = np.arange(2000 * 3, dtype=np.float64).reshape(2000, 3)
+    with h5py.File(tmp_path / "big.h5", "w") as fh:
+        fh.create_dataset("x", data=x, chunks=(100, 3))
+    src = open_array(f"{tmp_path / 'big.h5'}:/x")
+    rows = take_rows(src, max_n=50, seed=1)
+    assert rows.indices is not None
+    np.testing.assert_array_equal(rows.data, x[rows.indices])
+
+
+def test_npy_is_memory_mapped(tmp_path) -> None:
+    from dsecli.io import open_array
+
+    np.save(tmp_path / "m.npy", np.ones((10, 2)))
+    src = open_array(str(tmp_path / "m.npy"))
+    assert src.shape == (10, 2)
+    assert isinstance(src._reader.__closure__[0].cell_contents, np.memmap)
+
+
+def test_info_lists_datasets(tmp_path) -> None:
+    import h5py
+
+    with h5py.File(tmp_path / "r.h5", "w") as fh:
+        fh.create_dataset("/a/x", data=np.zeros((5, 3), np.float32))
+        fh.create_dataset("/b", data=np.zeros(5, np.int64))
+    out = _json(["info", str(tmp_path / "r.h5"), "--json"])
+    got = {a["key"]: (a["shape"], a["dtype"]) for a in out["arrays"]}
+    assert got == {"/a/x": ([5, 3], "float32"), "/b": ([5], "int64")}
+
+
+def test_mi_command_with_labels(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(3, 5))[labels] * 50 + rng.normal(size=(120, 5))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", labels)
+    out = _json(["mi", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--sigma", "3", "--t", "10", "--json"])
+    res = out["results"][0]
+    assert res["method"] == "dsmi" and res["params"]["n_classes"] == 3
+    assert res["value"] == pytest.approx(np.log2(3), abs=0.05)
