@@ -36,6 +36,17 @@ MetricOpt = Annotated[str | None, typer.Option("--metric", help="kNN entropy nor
 SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse: exact (default), approx or auto.")]
 
 
+def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
+    # subsampling is never silent: JSON users see it on stderr too
+    if report.get("subsampled") and not quiet:
+        from ._app import stderr_console
+
+        stderr_console().print(
+            f"note: used {report['n_used']:,} of {report['n_total']:,} rows (seeded subsample; --max-n 0 uses all rows)",
+            markup=False,
+        )
+
+
 def _solver_param(solver: str) -> dict[str, Any]:
     # the default stays out of the call so methods without a solver option are unaffected
     return {} if solver == "exact" else {"solver": solver}
@@ -82,6 +93,7 @@ def entropy(
             drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, **_solver_param(solver),
         )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
+        _note_subsample(report, quiet)
         emit(report, as_json=as_json, output=output, render=report_table)
 
     run_command(body, traceback=traceback, quiet=quiet)
@@ -141,6 +153,7 @@ def mi(
             flatten=flatten, drop_nonfinite=drop_nonfinite,
         )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
+        _note_subsample(report, quiet)
         emit(report, as_json=as_json, output=output, render=report_table)
 
     run_command(body, traceback=traceback, quiet=quiet)
