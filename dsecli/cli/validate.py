@@ -1,0 +1,104 @@
+"""``dse validate``: run the known-answer suite (:mod:`dsecli.validate`) with the user's options."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ExitStatus
+from ._app import (
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    OutputOpt,
+    QuietOpt,
+    TracebackOpt,
+    app,
+    check_output_early,
+    emit,
+    run_command,
+    stderr_console,
+)
+
+
+def _fmt(value: float | None) -> str:
+    from ..render import format_value
+
+    return format_value(value)
+
+
+def validation_table(report: dict[str, Any]) -> Any:
+    """A rich Table: one row per case with expected, got, tolerance and the verdict."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    opts = report["options"]
+    title = (f"dse validate ({report['mode']}) — device {opts['device']}, dtype {opts['dtype']}, "
+             f"solver {opts['solver']}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("case", style="bold", no_wrap=True)
+    table.add_column("expected", justify="right")
+    table.add_column("got", justify="right")
+    table.add_column("tolerance", justify="right")
+    table.add_column("pass")
+    table.add_column("s", justify="right")
+    for c in report["cases"]:
+        expected = f">= {_fmt(c['expected'])}" if c["comparison"] == "at_least" else _fmt(c["expected"])
+        tolerance = "" if c["comparison"] == "at_least" else f"± {c['tolerance']:.2g}"
+        table.add_row(c["name"], expected, _fmt(c["got"]), tolerance,
+                      "PASS" if c["passed"] else "FAIL", f"{c['elapsed_s']:.2f}")
+    summary = f"{report['n_passed']} of {report['n_cases']} cases passed in {report['elapsed_s']:.1f} s"
+    if report["skipped_methods"]:
+        summary += f"; not run (estimator not registered): {', '.join(report['skipped_methods'])}"
+    table.caption = summary
+    table.caption_justify = "left"
+    notes = []
+    for c in report["cases"]:
+        if not c["passed"]:
+            why = c["error"] or (f"deviation {_fmt(c['deviation'])} exceeds ± {_fmt(c['tolerance'])} ({c['tolerance_note']})"
+                                 if c["comparison"] == "approx" else f"{_fmt(c['got'])} is below {_fmt(c['expected'])}")
+            notes.append(Text(f"FAIL {c['name']}: {why}"))
+    return Group(table, *notes) if notes else table
+
+
+@app.command()
+def validate(
+    full: Annotated[bool, typer.Option("--full/--fast", help="--fast (default): core cases in seconds; --full: "
+                                       "more golden records, larger cases and MINE (minutes).")] = False,
+    method: Annotated[str, typer.Option("--method", "-m", help="Only cases of these comma-separated methods "
+                                        "(dse, dsmi, cse, csmi, knn, ksg, mine), or all.")] = "all",
+    solver: Annotated[str, typer.Option("--solver", help="Eigen-solver for DSE: exact (default), approx or auto; "
+                                        "an approximate solver's reported error bound widens each tolerance.")] = "exact",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float64",
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+    traceback: TracebackOpt = False,
+) -> None:
+    """Check the estimators against known answers: limits, closed forms and golden values.
+
+    Prints a table (case, expected, got, tolerance, pass) and exits 1 if any case fails.
+    """
+
+    def body() -> None:
+        check_output_early(output)
+        from ..validate import run_validation
+
+        progress = None
+        if full and not quiet:
+            err = stderr_console()
+
+            def progress(res: Any, i: int, n: int) -> None:
+                err.print(f"[{i}/{n}] {res.name}: {'pass' if res.passed else 'FAIL'} ({res.elapsed_s:.1f} s)",
+                          markup=False)
+
+        report = run_validation(mode="full" if full else "fast", device=device, dtype=dtype, solver=solver,
+                                methods=method, on_case=progress).to_dict()
+        emit(report, as_json=as_json, output=output, render=validation_table)
+        if not report["passed"]:
+            raise typer.Exit(int(ExitStatus.COMPUTATION_FAILED))
+
+    run_command(body, traceback=traceback, quiet=quiet)
