@@ -1,0 +1,49 @@
+"""``dse plot``: batch results (JSON Lines) as curves versus checkpoint, saved as a PNG."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ._app import JsonOpt, TracebackOpt, app, check_output_early, emit, run_command
+
+
+def _series_table(summary: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"wrote {summary['plot']}", title_justify="left")
+    table.add_column("quantity")
+    table.add_column("series")
+    table.add_column("points", justify="right")
+    for s in summary["series"]:
+        table.add_row(s["quantity"], s["label"], str(s["points"]))
+    return table
+
+
+@app.command()
+def plot(
+    results: Annotated[str, typer.Argument(help="Results of dse batch (JSON Lines, one result per line).")],
+    out: Annotated[str, typer.Option("--output", "-o", help="PNG file to write (atomically).")],
+    method: Annotated[str | None, typer.Option("--method", "-m", help="Only these methods (comma-separated).")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Figure title (default: the results file name).")] = None,
+    as_json: JsonOpt = False,
+    traceback: TracebackOpt = False,
+) -> None:
+    """Plot DSE/DSMI and baselines versus checkpoint: one line per method and dataset pattern.
+
+    The checkpoint is read from the dataset path or file name (epoch_012, step-500, ckpt3, ...):
+    /true/epoch_003/embeddings is point 3 of the series /true/epoch_*/embeddings. Without a
+    number there, the row's checkpoint or index field, else the row order, is used.
+    """
+
+    def body() -> None:
+        check_output_early(out)
+        from ..plot import plot_batch_results, require_matplotlib
+
+        require_matplotlib()
+        methods = [m for m in method.split(",") if m.strip()] if method else None
+        summary = plot_batch_results(results, out, title=title, methods=methods)
+        emit(summary, as_json=as_json, output=None, render=_series_table)
+
+    run_command(body, traceback=traceback)
