@@ -14,6 +14,13 @@ from .dse import (
 )
 from .errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError
 from .estimate import ENTROPY_METHODS, MI_METHODS, estimate_entropy, estimate_mutual_information
+from .estimators import (
+    binned_shannon_entropy,
+    binned_shannon_mutual_information,
+    kozachenko_leonenko_entropy,
+    ksg_mutual_information,
+    mine_mutual_information,
+)
 from .io import open_array
 
 __version__ = "0.1.0"
@@ -26,6 +33,11 @@ __all__ = [
     "diffusion_spectral_mutual_information",
     "adjacency_spectral_entropy",
     "matrix_entry_entropy",
+    "binned_shannon_entropy",
+    "binned_shannon_mutual_information",
+    "kozachenko_leonenko_entropy",
+    "ksg_mutual_information",
+    "mine_mutual_information",
     "estimate_entropy",
     "estimate_mutual_information",
     "ENTROPY_METHODS",

@@ -22,6 +22,13 @@ from .dse import (
     matrix_entry_entropy,
 )
 from .errors import InputError
+from .estimators import (
+    binned_shannon_entropy,
+    binned_shannon_mutual_information,
+    kozachenko_leonenko_entropy,
+    ksg_mutual_information,
+    mine_mutual_information,
+)
 from .sampling import DEFAULT_MAX_N, Rows
 
 __all__ = ["ENTROPY_METHODS", "MI_METHODS", "parse_methods", "estimate_entropy", "estimate_mutual_information"]
@@ -32,13 +39,18 @@ ENTROPY_METHODS: dict[str, Callable[..., EntropyResult]] = {
     "ase-normalized": partial(adjacency_spectral_entropy, kernel="normalized"),
     "ase-knn": partial(adjacency_spectral_entropy, kernel="knn"),
     "matrix-entry": matrix_entry_entropy,
+    "cse": binned_shannon_entropy,
+    "knn": kozachenko_leonenko_entropy,
 }
 MI_METHODS: dict[str, Callable[..., MIResult]] = {
     "dsmi": diffusion_spectral_mutual_information,
+    "csmi": binned_shannon_mutual_information,
+    "ksg": ksg_mutual_information,
+    "mine": mine_mutual_information,
 }
 # "all" expands to these (the published spectral variants are asked for by name)
-ENTROPY_ALL: list[str] = ["dse"]
-MI_ALL: list[str] = ["dsmi"]
+ENTROPY_ALL: list[str] = ["dse", "cse", "knn"]
+MI_ALL: list[str] = ["dsmi", "csmi", "ksg", "mine"]
 
 
 def parse_methods(spec: str | Sequence[str], table: dict[str, Any], all_names: list[str], *, what: str = "method") -> list[str]:

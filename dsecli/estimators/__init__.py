@@ -1,0 +1,26 @@
+"""Baseline estimators beside DSE/DSMI (METHOD.md section 4).
+
+- :func:`binned_shannon_entropy` ("cse") and :func:`binned_shannon_mutual_information` ("csmi");
+- :func:`kozachenko_leonenko_entropy` ("knn"), Kozachenko & Leonenko 1987;
+- :func:`ksg_mutual_information` ("ksg"), Kraskov, Stoegbauer & Grassberger 2004 (estimator 1),
+  with Ross 2014 for a discrete reference;
+- :func:`mine_mutual_information` ("mine"), Belghazi et al. 2018.
+
+All take the data first and keyword-only parameters, start from
+:func:`dsecli.data.prepare_rows` (so :func:`dsecli.estimate.estimate_entropy` can give every
+method the same rows), and return :class:`~dsecli.EntropyResult` / :class:`~dsecli.MIResult`
+in bits unless ``base`` says otherwise. torch is imported inside the functions only.
+"""
+
+from ._binned import binned_shannon_entropy, binned_shannon_mutual_information
+from ._kl import kozachenko_leonenko_entropy
+from ._ksg import ksg_mutual_information
+from ._mine import mine_mutual_information
+
+__all__ = [
+    "binned_shannon_entropy",
+    "binned_shannon_mutual_information",
+    "kozachenko_leonenko_entropy",
+    "ksg_mutual_information",
+    "mine_mutual_information",
+]
