@@ -566,7 +566,8 @@ def _ksg_gaussian(opts: _Options) -> _Check:
 def _ksg_independent(opts: _Options) -> _Check:
     rng = np.random.default_rng(22)
     r = _mi("ksg", rng.normal(size=(2000, 2)), rng.normal(size=(2000, 1)), opts, k=3)
-    return _Check(0.0, r.value, 0.1, "finite-N: KSG under independence scatters by ~0.02 bits at N = 2000",
+    # Over 20 seeds at N = 2000: mean -0.007 bits, std 0.029 bits (extremes -0.056 / +0.057).
+    return _Check(0.0, r.value, 0.13, "finite-N: |bias| 0.007 + 4.2 x std 0.029 bits (20 seeds)",
                   "independence: I = 0")
 
 
@@ -575,9 +576,10 @@ def _ksg_independent(opts: _Options) -> _Check:
 def _mine_gaussian(opts: _Options) -> _Check:
     x, y = _correlated_pair(4000, 0.9, seed=31)
     r = _mi("mine", x, y, opts, seed=0)
-    # A lower bound estimated by a trained network: it under-shoots by the network's and the
-    # optimiser's shortfall and scatters with the held-out sample; 0.25 bits covers both here.
-    return _Check(-0.5 * LOG2(1 - 0.81), r.value, 0.25, "trained lower bound: shortfall + held-out noise",
+    # A lower bound estimated by a trained network: it under-shoots by the optimiser's shortfall
+    # and scatters with training and the held-out rows. Over 8 seeds of this recipe: mean -0.031
+    # bits, std 0.070 bits (extremes -0.129 / +0.053); 0.25 bits is |mean| + 3.1 std.
+    return _Check(-0.5 * LOG2(1 - 0.81), r.value, 0.25, "trained bound: |bias| 0.031 + 3.1 x std 0.070 bits (8 seeds)",
                   "closed form (bivariate Gaussian)")
 
 
