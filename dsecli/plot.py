@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DseError, ExitStatus, InputError
+from .errors import DseError, ExitStatus, InputError, check_choice
 
 __all__ = [
     "PlotDependencyError",
@@ -154,7 +154,7 @@ def _draw_dse_t(ax: Any, report: dict[str, Any]) -> None:
     ax.set_ylabel(f"DSE ({units})")
     ax.set_title("DSE versus diffusion time")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="best")
 
 
 def plot_spectrum(scan: Any, path: str | os.PathLike[str], *, label: str | None = None) -> str:
@@ -332,6 +332,14 @@ def _label(series: Sequence[Series]) -> None:
         s.label = " · ".join(b for b in bits if b) or s.method
 
 
+def _geometric(xs: Sequence[float]) -> bool:
+    """True when the positive checkpoints span > 30x and consecutive ones grow by >= 1.5x (median)."""
+    pos = np.unique(np.asarray([x for x in xs if x > 0], dtype=np.float64))
+    if pos.size < 4 or np.any(np.asarray(xs) < 0) or pos[-1] / pos[0] < 30:
+        return False
+    return bool(np.median(pos[1:] / pos[:-1]) >= 1.5)
+
+
 _QUANTITY_TITLE = {"entropy": "Entropy", "mutual_information": "Mutual information"}
 
 
@@ -341,11 +349,14 @@ def plot_batch_results(
     *,
     title: str | None = None,
     methods: Sequence[str] | None = None,
+    xscale: str = "auto",
 ) -> dict[str, Any]:
     """One panel per quantity (entropy, mutual information), one line per series, value versus checkpoint.
 
-    ``rows``: result dicts or a JSON Lines file. ``methods`` keeps only those methods. Returns a
-    summary: the path written and the series drawn (label, points).
+    ``rows``: result dicts or a JSON Lines file. ``methods`` keeps only those methods.
+    ``xscale``: "linear", "log" (symmetric log, linear below 1 so that epoch 0 shows) or "auto"
+    (log when the checkpoints grow geometrically, e.g. 0, 1, 2, 4, ..., 256). Returns a summary:
+    the path written and the series drawn (label, points).
     """
     source = None
     if isinstance(rows, (str, os.PathLike)):
@@ -359,17 +370,29 @@ def plot_batch_results(
     if not series:
         raise InputError("no result rows with a finite value to plot" + (f" in {source}" if source else "")
                          + (f" for methods {', '.join(methods)}" if methods else ""))
+    check_choice(xscale, "xscale", ("auto", "linear", "log"))
     quantities = list(dict.fromkeys(s.quantity for s in series))
     fig = _new_figure(7.0 * len(quantities) if len(quantities) > 1 else 8.0, 4.8)
     axes = np.atleast_1d(fig.subplots(1, len(quantities)))
-    markers = "osD^v<>ph*"
+    # one colour per dataset pattern (the same regime has the same colour in every panel), one
+    # marker and line style per method
+    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys((s.pattern, s.settings) for s in series))}
+    method_ids = {m: i for i, m in enumerate(dict.fromkeys(s.method for s in series))}
+    markers, styles = "osD^v<>ph*", ["-", "--", "-.", ":"]
+    log_x = xscale == "log" or (xscale == "auto" and _geometric([x for s in series for x in s.x]))
     for ax, quantity in zip(axes, quantities):
         members = [s for s in series if s.quantity == quantity]
-        for i, s in enumerate(members):
-            ax.plot(s.x, s.y, marker=markers[i % len(markers)], ms=4, lw=1.6, label=s.label)
+        for s in members:
+            i = method_ids[s.method]
+            ax.plot(s.x, s.y, marker=markers[i % len(markers)], ls=styles[i % len(styles)], ms=4, lw=1.6,
+                    color=colours[(s.pattern, s.settings)], label=s.label)
         units = sorted({s.units for s in members if s.units}) or ["value"]
         kinds = {s.x_kind for s in members}
-        ax.set_xlabel(kinds.pop() if len(kinds) == 1 else "checkpoint")
+        kind = kinds.pop() if len(kinds) == 1 else "checkpoint"
+        if log_x:
+            ax.set_xscale("symlog", linthresh=1.0)
+            kind += " (log scale above 1)"
+        ax.set_xlabel(kind)
         ax.set_ylabel(f"{_QUANTITY_TITLE.get(quantity, quantity).lower()} ({', '.join(units)})")
         ax.set_title(_QUANTITY_TITLE.get(quantity, quantity))
         ax.grid(True, alpha=0.35)

@@ -449,7 +449,8 @@ class SpectrumScan:
     """A spectrum, DSE at the requested t, the dense curve DSE(1..t_max) and the automatic t.
 
     ``to_dict()`` is strict-JSON-safe. ``dse`` lists ``{"t", "value"}`` for the requested t;
-    ``curve`` holds DSE(t) for t = 1..max(t_max, the largest t shown) (for plots);
+    ``curve`` holds DSE(t) for t = 1..max(t_max, the largest t shown, the rule-of-thumb t), the
+    last two only up to 10 t_max (for plots);
     ``auto_t`` maps rule name to :class:`TChoice`.
     """
 
@@ -609,7 +610,10 @@ def spectrum_scan(
     notes = list(spec.warnings)
     eig = spec.eigenvalues
     dse = dse_versus_t(eig, t_values, base=base)
-    curve_t = np.arange(1, max(t_max, t_values[-1] if t_values[-1] <= 10 * t_max else t_max) + 1)
+    # the dense curve (for plots) reaches the largest requested t and the rule-of-thumb t, within 10 t_max
+    t_rule, _ = rule_of_thumb_t(eig)
+    reach = [t for t in (t_values[-1], t_rule) if t is not None and t <= 10 * t_max]
+    curve_t = np.arange(1, max([t_max, *reach]) + 1)
     curve = dse_versus_t(eig, curve_t, base=base)
     auto = choose_t(eig, t_max=t_max, base=base, curve=(curve_t, curve))
     knee = auto["knee"]

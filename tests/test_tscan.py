@@ -147,8 +147,8 @@ def test_auto_t_on_separated_clusters_reaches_log2_k() -> None:
     # k = 4 eigenvalues stay at 1 (to rounding) but the rule allows round(1% of 200) = 2: not applicable
     rule = scan.auto_t["rule_of_thumb"]
     assert rule.t is None and "within rounding of 1" in rule.detail["reason"]
-    # with 1,000 rows (10 may stay above 0.01) the rule applies and also lands near log2 k
-    big = spectrum_scan(blobs(k=k, n=250), t="1", sigma=3.0, device="cpu", max_n=0)
+    # with 400 rows (4 may stay above 0.01) the rule applies and also lands near log2 k
+    big = spectrum_scan(blobs(k=k, n=100), t="1", sigma=3.0, device="cpu", max_n=0)
     rule = big.auto_t["rule_of_thumb"]
     assert rule.t is not None and abs(rule.value - math.log2(k)) < 0.2
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import JsonOpt, TracebackOpt, app, check_output_early, emit, run_command
+from ._app import JsonOpt, QuietOpt, TracebackOpt, app, check_output_early, emit, run_command
 
 
 def _series_table(summary: dict[str, Any]) -> Any:
@@ -27,7 +27,10 @@ def plot(
     out: Annotated[str, typer.Option("--output", "-o", help="PNG file to write (atomically).")],
     method: Annotated[str | None, typer.Option("--method", "-m", help="Only these methods (comma-separated).")] = None,
     title: Annotated[str | None, typer.Option("--title", help="Figure title (default: the results file name).")] = None,
+    xscale: Annotated[str, typer.Option("--xscale", help="auto (log when checkpoints grow geometrically), linear "
+                                        "or log.")] = "auto",
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
 ) -> None:
     """Plot DSE/DSMI and baselines versus checkpoint: one line per method and dataset pattern.
@@ -43,7 +46,7 @@ def plot(
 
         require_matplotlib()
         methods = [m for m in method.split(",") if m.strip()] if method else None
-        summary = plot_batch_results(results, out, title=title, methods=methods)
+        summary = plot_batch_results(results, out, title=title, methods=methods, xscale=xscale)
         emit(summary, as_json=as_json, output=None, render=_series_table)
 
-    run_command(body, traceback=traceback)
+    run_command(body, traceback=traceback, quiet=quiet)

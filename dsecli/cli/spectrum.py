@@ -73,7 +73,7 @@ def spectrum_table(report: dict[str, Any]) -> Any:
         c = auto.get(key) or {}
         if c.get("t") is not None:
             values.setdefault(int(c["t"]), c["value"])
-    table = Table(title=f"DSE versus diffusion time — {report['inputs']['embeddings']}", title_justify="left")
+    table = Table(title="DSE versus diffusion time", title_justify="left")
     table.add_column("t", justify="right")
     table.add_column(f"DSE ({units})", justify="right")
     table.add_column("automatic t")
@@ -82,7 +82,7 @@ def spectrum_table(report: dict[str, Any]) -> Any:
     p = report.get("params") or {}
     cache = report.get("cache") or {}
     summ = report.get("spectrum_summary") or {}
-    lines = [f"N used {report['n_used']:,} of {report['n_total']:,}"
+    lines = [f"input: {report['inputs']['embeddings']}", f"N used {report['n_used']:,} of {report['n_total']:,}"
              + (f" (subsample, seed {p.get('seed')})" if report.get("subsampled") else "")
              + f"; sigma = {format_value(p.get('sigma'))} ({p.get('sigma_rule')}); {p.get('dtype')} on {p.get('device')}"]
     lines.append(f"eigenvalues: {summ.get('n')} (|λ| > 0.5: {summ.get('above_0.5')}, > 0.1: {summ.get('above_0.1')}, "
@@ -164,7 +164,8 @@ def spectrum(
         if plot or plot_t:
             from ..plot import plot_dse_versus_t, plot_spectrum
 
-            label = os.path.basename(src.label)
+            key = getattr(src, "key", None)
+            label = os.path.basename(getattr(src, "path", src.label)) + (f":{key}" if key else "")
             if plot:
                 plot_spectrum(report, plot, label=label)
             if plot_t:

@@ -1,0 +1,226 @@
+"""PNG figures (spectrum, DSE versus t, batch results) and ``dse plot``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dsecli.cli import app
+from dsecli.errors import InputError
+from dsecli.plot import (
+    PlotDependencyError,
+    batch_series,
+    checkpoint_of,
+    plot_batch_results,
+    plot_dse_versus_t,
+    plot_spectrum,
+    read_result_rows,
+)
+from dsecli.tscan import spectrum_scan
+
+pytest.importorskip("matplotlib")
+
+runner = CliRunner()
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "digits_trajectory.h5"
+
+
+def assert_png_has_content(path: Path, *, min_colours: int = 4) -> None:
+    """The file decodes as an image that is not blank: pixel variance > 0 and several distinct colours."""
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = matplotlib.image.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300
+    rgb = np.round(img[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
+    assert rgb.std() > 0
+    assert len(np.unique(rgb, axis=0)) >= min_colours
+    # no temporary file left next to it (written atomically)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.")]
+
+
+@pytest.fixture(scope="module")
+def scan():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 20, (3, 5))
+    x = np.concatenate([c + rng.normal(0, 1, (40, 5)) for c in centres])
+    return spectrum_scan(x, t="1:10,50", sigma=3.0, device="cpu", t_max=50)
+
+
+def test_plot_spectrum_png(scan, tmp_path) -> None:
+    out = tmp_path / "spectrum.png"
+    assert plot_spectrum(scan, out, label="blobs") == str(out)
+    assert_png_has_content(out, min_colours=6)
+
+
+def test_plot_dse_versus_t_png_from_report_dict(scan, tmp_path) -> None:
+    out = tmp_path / "t.png"
+    plot_dse_versus_t(scan.to_dict(), out)
+    assert_png_has_content(out, min_colours=6)
+
+
+def test_plot_replaces_existing_file_atomically(scan, tmp_path) -> None:
+    out = tmp_path / "t.png"
+    out.write_bytes(b"old")
+    plot_dse_versus_t(scan, out)
+    assert_png_has_content(out)
+
+
+def test_plot_rejects_other_formats_and_missing_dirs(scan, tmp_path) -> None:
+    with pytest.raises(InputError, match="ending in .png"):
+        plot_spectrum(scan, tmp_path / "x.pdf")
+    with pytest.raises(InputError, match="does not exist"):
+        plot_spectrum(scan, tmp_path / "missing" / "x.png")
+
+
+def test_missing_matplotlib_is_one_clear_error(scan, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import now raises ImportError
+    with pytest.raises(PlotDependencyError, match=r"pip install 'dsecli\[plot\]'"):
+        plot_spectrum(scan, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+    emb = tmp_path / "e.npy"
+    np.save(emb, np.random.default_rng(0).normal(size=(20, 2)))
+    res = runner.invoke(app, ["spectrum", str(emb), "--plot", str(tmp_path / "y.png"), "--no-cache", "--device", "cpu"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "error: plotting needs matplotlib, which is not installed; install it with: pip install 'dsecli[plot]'"
+    ]
+
+
+# ------------------------------------------------------------------------------------------ batch results
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/true/epoch_012/embeddings", ("/true/epoch_*/embeddings", 12, "epoch")),
+        ("/shuffled/epoch_000/embeddings", ("/shuffled/epoch_*/embeddings", 0, "epoch")),
+        ("run3/ckpt-500.npy", ("run3/ckpt-*.npy", 500, "checkpoint")),
+        ("emb_step1000.npy", ("emb_step*.npy", 1000, "step")),
+        ("layer4/ep7", ("layer4/ep*", 7, "epoch")),
+        ("/layer4/embeddings", ("/layer4/embeddings", None, None)),
+        ("sleep12.npy", ("sleep12.npy", None, None)),
+    ],
+)
+def test_checkpoint_of(text, expected) -> None:
+    assert checkpoint_of(text) == expected
+
+
+def batch_rows() -> list[dict]:
+    rows = []
+    for regime, scale in (("true", 1.0), ("shuffled", 0.5)):
+        for ep in (8, 0, 2, 1, 4):  # out of order on purpose
+            ds = f"/{regime}/epoch_{ep:03d}/embeddings"
+            common = {"file": "/data/run.h5", "dataset": ds, "units": "bits", "n_used": 100, "n_total": 100}
+            rows.append({**common, "method": "dse", "quantity": "entropy", "value": scale * (1 + ep),
+                         "params": {"sigma": 10.0, "sigma_rule": "given", "t": 1}})
+            rows.append({**common, "method": "dsmi", "quantity": "mutual_information", "value": scale * ep / 8,
+                         "params": {"sigma": 10.0, "sigma_rule": "given", "t": 1}})
+    rows.append({"file": "/data/run.h5", "dataset": "/true/epoch_016/embeddings", "method": "dse",
+                 "quantity": "entropy", "value": None, "error": "failed"})  # a failed row is skipped
+    return rows
+
+
+def test_batch_series_groups_by_method_and_pattern() -> None:
+    series = batch_series(batch_rows())
+    got = {(s.quantity, s.method, s.label): (s.x, s.y) for s in series}
+    assert set(got) == {("entropy", "dse", "dse · true"), ("entropy", "dse", "dse · shuffled"),
+                        ("mutual_information", "dsmi", "dsmi · true"),
+                        ("mutual_information", "dsmi", "dsmi · shuffled")}
+    x, y = got[("entropy", "dse", "dse · true")]
+    assert x == [0, 1, 2, 4, 8] and y == [1, 2, 3, 5, 9]
+    assert {s.x_kind for s in series} == {"epoch"}
+
+
+def test_batch_series_without_checkpoint_numbers() -> None:
+    rows = [{"file": f"/x/layer{i % 2}.npy", "method": "dse", "quantity": "entropy", "value": float(i),
+             "units": "bits", "index": 10 - i} for i in range(6)]
+    series = batch_series(rows)
+    assert len(series) == 2 and {s.x_kind for s in series} == {"index"}
+    s0 = next(s for s in series if "layer0" in s.pattern)
+    assert s0.x == [6, 8, 10] and s0.y == [4.0, 2.0, 0.0]
+    plain = batch_series([{"method": "knn", "quantity": "entropy", "value": v} for v in (3.0, 1.0, 2.0)])
+    assert plain[0].x == [0, 1, 2] and plain[0].y == [3.0, 1.0, 2.0] and plain[0].x_kind == "order"
+
+
+def test_batch_series_splits_different_settings() -> None:
+    rows = [{"dataset": f"/a/epoch_{e}/emb", "method": "dse", "quantity": "entropy", "value": 1.0 + e,
+             "params": {"sigma": s, "sigma_rule": "given", "t": 1}} for e in range(3) for s in (1.0, 10.0)]
+    series = batch_series(rows)
+    assert sorted(s.label for s in series) == ["dse · (σ=1 t=1)", "dse · (σ=10 t=1)"]
+
+
+def test_plot_batch_results_png(tmp_path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in batch_rows()) + "\n\n")
+    out = tmp_path / "curves.png"
+    summary = plot_batch_results(path, out)
+    assert summary["plot"] == str(out) and len(summary["series"]) == 4
+    assert_png_has_content(out, min_colours=6)
+    only = plot_batch_results(path, tmp_path / "dse.png", methods=["DSE"], xscale="linear")
+    assert {s["method"] for s in only["series"]} == {"dse"}
+    with pytest.raises(InputError, match="no result rows with a finite value"):
+        plot_batch_results(path, tmp_path / "none.png", methods=["ksg"])
+    with pytest.raises(InputError, match="`xscale` must be one of"):
+        plot_batch_results(path, tmp_path / "bad.png", xscale="loglog")
+
+
+def test_read_result_rows_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"value": 1}\n{not json}\n')
+    with pytest.raises(InputError, match="line 2 is not valid JSON"):
+        read_result_rows(bad)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(InputError, match="no result rows"):
+        read_result_rows(empty)
+    with pytest.raises(InputError, match="results file not found"):
+        read_result_rows(tmp_path / "missing.jsonl")
+    arr = tmp_path / "arr.json"
+    arr.write_text(json.dumps([{"value": 1.0, "method": "dse"}]))
+    assert read_result_rows(arr) == [{"value": 1.0, "method": "dse"}]
+    report = tmp_path / "report.jsonl"  # one `dse entropy --json` report per line
+    report.write_text(json.dumps({"command": "entropy", "results": [{"method": "dse", "value": 2.0}]}) + "\n")
+    assert read_result_rows(report) == [{"method": "dse", "value": 2.0}]
+
+
+def test_cli_plot(tmp_path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in batch_rows()))
+    out = tmp_path / "curves.png"
+    res = runner.invoke(app, ["plot", str(path), "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["plot"] == str(out) and len(summary["series"]) == 4
+    assert_png_has_content(out)
+    res = runner.invoke(app, ["plot", str(path), "-o", str(tmp_path / "t.png")])
+    assert res.exit_code == 0 and "dsmi" in res.stdout
+    res = runner.invoke(app, ["plot", str(tmp_path / "missing.jsonl"), "-o", str(out)])
+    assert res.exit_code == 2 and "results file not found" in res.output
+
+
+def test_cli_spectrum_plots(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DSECLI_CACHE_DIR", str(tmp_path / "cache"))
+    emb = tmp_path / "e.npy"
+    rng = np.random.default_rng(1)
+    np.save(emb, np.concatenate([c + rng.normal(0, 1, (30, 4)) for c in rng.normal(0, 30, (3, 4))]))
+    res = runner.invoke(app, ["spectrum", str(emb), "--sigma", "3", "--device", "cpu", "--plot",
+                              str(tmp_path / "s.png"), "--plot-t", str(tmp_path / "t.png"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert_png_has_content(tmp_path / "s.png", min_colours=6)
+    assert_png_has_content(tmp_path / "t.png", min_colours=6)
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason=f"sample data not found at {SAMPLE}")
+def test_digits_sample_spectrum_plot(tmp_path) -> None:
+    from dsecli.io import open_array
+
+    src = open_array(f"{SAMPLE}:/true/epoch_256/embeddings")
+    scan = spectrum_scan(src, t="1,10", sigma=10.0, device="cpu", max_n=200)
+    assert scan.n_used == 200 and scan.dse_values[0] > scan.dse_values[1] > 0
+    plot_spectrum(scan, tmp_path / "digits.png", label="digits")
+    assert_png_has_content(tmp_path / "digits.png", min_colours=6)
