@@ -26,6 +26,10 @@ __all__ = [
     "check_positive_int",
     "check_choice",
     "check_finite_number",
+    "check_at_most",
+    "check_neighbors",
+    "where_prefix",
+    "OutputError",
 ]
 
 
@@ -57,6 +61,12 @@ class ComputationError(DseError, RuntimeError):
     exit_status = ExitStatus.COMPUTATION_FAILED
 
 
+class OutputError(DseError, OSError):
+    """The result was computed but could not be written (disk full, I/O error)."""
+
+    exit_status = ExitStatus.COMPUTATION_FAILED
+
+
 class DeviceError(DseError, RuntimeError):
     """A requested device is not available (e.g. ``cuda`` on a machine without a GPU)."""
 
@@ -81,8 +91,12 @@ class DataQualityWarning(DseWarning):
     """Duplicate rows, constant columns and similar properties that bias estimates."""
 
 
-def _where(where: str | None) -> str:
+def where_prefix(where: str | None) -> str:
+    """``"file.h5:/ds: "`` for an input label, ``""`` for none: the start of every message."""
     return f"{where}: " if where else ""
+
+
+_where = where_prefix
 
 
 def check_finite_number(value: Any, name: str, *, where: str | None = None) -> float:
@@ -130,3 +144,32 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...] | list[str], *,
             f"{_where(where)}`{name}` must be one of {', '.join(map(str, choices))}; got {value!r}"
         )
     return str(value)
+
+
+def check_at_most(value: int, limit: int, name: str, *, limit_name: str = "N", where: str | None = None,
+                  why: str = "") -> int:
+    """Raise :class:`InputError` unless ``value <= limit`` (e.g. ``n_clusters`` <= N rows)."""
+    if value > limit:
+        reason = f" ({why})" if why else ""
+        raise InputError(f"{_where(where)}`{name}` must be <= {limit_name} = {limit}{reason}; got {value!r}")
+    return value
+
+
+def check_neighbors(k: Any, n: int, *, name: str = "k", where: str | None = None, method: str = "kNN estimators",
+                    self_included: bool = False) -> int:
+    """Validate a neighbour count against N rows: ``1 <= k < N`` (``k <= N`` when a point is its own neighbour).
+
+    Every kNN-based method (kNN entropy, KSG, the kNN adjacency) calls this, so the message is
+    the same everywhere: ``"`k` must be < N = 5 for kNN estimators (each row needs k other rows); got 5"``.
+    """
+    k = check_positive_int(k, name, where=where)
+    if self_included:
+        if k > n:
+            raise InputError(
+                f"{_where(where)}`{name}` must be <= N = {n} for {method} (the row itself counts); got {k}"
+            )
+    elif k >= n:
+        raise InputError(
+            f"{_where(where)}`{name}` must be < N = {n} for {method} (each row needs {name} other rows); got {k}"
+        )
+    return k

@@ -88,14 +88,42 @@ class ArraySource:
             out = self._reader(rows)
         except InputError:
             raise
+        except PermissionError as exc:
+            raise InputError(f"{self.label}: file is not readable (permission denied)") from exc
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise InputError(f"{self.label}: cannot read data: {_first_line(exc)}") from exc
+            raise InputError(f"{self.label}: cannot read the data, the file may be corrupt or truncated "
+                             f"({_first_line(exc)})") from exc
         return np.asarray(out)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's text, cut at its first sentence when long (torch's run on)."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    if len(text) > limit and ". " in text[:limit]:
+        text = text[: text.index(". ", 0, limit) + 1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _corrupt(path: str, kind: str, exc: BaseException) -> InputError:
+    if isinstance(exc, PermissionError):
+        return InputError(f"{path}: file is not readable (permission denied)")
+    if "allow_pickle" in str(exc):
+        return InputError(f"{path}: holds Python objects (dtype object); expected a numeric array")
+    return InputError(f"{path}: corrupt or truncated {kind} file ({_first_line(exc)})")
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+def _head(path: str, size: int = 8) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except PermissionError as exc:
+        raise InputError(f"{path}: file is not readable (permission denied)") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({_first_line(exc)})") from exc
 
 
 def _check_file(path: str) -> None:
@@ -126,18 +154,25 @@ def _from_memory(path: str, key: str | None, arr: np.ndarray) -> ArraySource:
 def _open_npy(path: str, key: str | None) -> ArraySource:
     if key:
         raise InputError(f"{path}: a .npy file holds one array; remove the key {key!r}")
+    head = _head(path)
+    if not head:
+        raise InputError(f"{path}: file is empty")
+    if head.startswith(_ZIP_MAGIC):
+        return _open_npz(path, key)  # an .npz archive saved under a .npy name
+    if not head.startswith(_NPY_MAGIC):
+        raise InputError(f"{path}: not a .npy file (no NumPy header); is it another format?")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "object" in str(exc):
+        if "allow_pickle" in str(exc):
             raise InputError(f"{path}: holds Python objects (dtype object); expected a numeric array") from exc
-        # memory mapping fails for some valid files (e.g. Fortran order); fall back to a read
+        # memory mapping fails for some valid files (e.g. Fortran order, truncated data): read it
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as exc2:  # noqa: BLE001 - any parse failure means a corrupt file
-            raise InputError(f"{path}: not a valid .npy file ({_first_line(exc2)})") from exc2
+            raise _corrupt(path, ".npy", exc2) from exc2
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: not a valid .npy file ({_first_line(exc)})") from exc
+        raise _corrupt(path, ".npy", exc) from exc
     return ArraySource(path, None, tuple(arr.shape), arr.dtype, lambda rows: _rows_of(arr, rows))
 
 
@@ -167,9 +202,11 @@ def _pick_npz(path: str, key: str | None, npz: Any) -> ArraySource:
     try:
         arr = npz[key]
     except ValueError as exc:
-        raise InputError(f"{path}:{key}: holds Python objects (dtype object); expected a numeric array") from exc
+        if "allow_pickle" in str(exc):
+            raise InputError(f"{path}:{key}: holds Python objects (dtype object); expected a numeric array") from exc
+        raise _corrupt(f"{path}:{key}", ".npz", exc) from exc
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}:{key}: corrupt array ({_first_line(exc)})") from exc
+        raise _corrupt(f"{path}:{key}", ".npz", exc) from exc
     return _from_memory(path, key, arr)
 
 
@@ -177,7 +214,7 @@ def _open_npz(path: str, key: str | None) -> ArraySource:
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: not a valid .npz file ({_first_line(exc)})") from exc
+        raise _corrupt(path, ".npz", exc) from exc
     if not isinstance(npz, np.lib.npyio.NpzFile):
         return _from_memory(path, None, np.asarray(npz))
     with npz:
@@ -199,12 +236,36 @@ def _h5_datasets(fh: Any) -> list[str]:
     return names
 
 
+def _h5_open(path: str) -> Any:
+    h5py = _h5py()
+    if not _head(path):
+        raise InputError(f"{path}: file is empty")
+    try:
+        return h5py.File(path, "r")
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError for bad signatures and truncation alike
+        raise _corrupt(path, "HDF5", exc) from exc
+
+
+def _torch_load(path: str) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as exc:
+        raise InputError(f"{path}: file is not readable (permission denied)") from exc
+    except Exception as exc:  # noqa: BLE001 - unpickling refusals and corrupt archives alike
+        text = str(exc)
+        if "Weights only load failed" in text or "weights_only" in text:
+            raise InputError(
+                f"{path}: holds Python objects that torch.load(weights_only=True) refuses to run; "
+                "save plain tensors (or a dict of tensors) with torch.save"
+            ) from exc
+        raise _corrupt(path, ".pt", exc) from exc
+
+
 def _open_hdf5(path: str, key: str | None) -> ArraySource:
     h5py = _h5py()
-    try:
-        fh = h5py.File(path, "r")
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: not a valid HDF5 file ({_first_line(exc)})") from exc
+    fh = _h5_open(path)
     with fh:
         names = _h5_datasets(fh)
         if key is None:
@@ -219,7 +280,8 @@ def _open_hdf5(path: str, key: str | None) -> ArraySource:
         obj = fh.get(key)
         if obj is None or not isinstance(obj, h5py.Dataset):
             shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-            raise InputError(f"{path}: dataset {key!r} not found; datasets: {shown or '(none)'}")
+            what = "is a group, not a dataset" if obj is not None else "not found"
+            raise InputError(f"{path}: dataset {key!r} {what}; datasets: {shown or '(none)'}")
         shape, dtype = tuple(obj.shape), obj.dtype
 
     def reader(rows: np.ndarray | None) -> np.ndarray:
@@ -242,7 +304,8 @@ def _open_hdf5(path: str, key: str | None) -> ArraySource:
         def str_reader(rows: np.ndarray | None) -> np.ndarray:
             with h5py.File(path, "r") as f:
                 data = f[key].asstr()[()] if dtype.kind != "V" else f[key][()]
-            data = np.asarray(data)
+            # asstr() gives an object array of str; labels are compared as a str array
+            data = np.asarray(data, dtype=str) if dtype.kind != "V" else np.asarray(data)
             return data if rows is None else data[rows]
 
         return ArraySource(path, key, shape, np.dtype("U"), str_reader)
@@ -252,12 +315,7 @@ def _open_hdf5(path: str, key: str | None) -> ArraySource:
 def _open_torch(path: str, key: str | None) -> ArraySource:
     import torch
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling refusals and corrupt archives alike
-        raise InputError(
-            f"{path}: cannot load as a tensor file with weights_only=True ({_first_line(exc)})"
-        ) from exc
+    obj = _torch_load(path)
     if isinstance(obj, dict):
         names = [str(k) for k, v in obj.items() if isinstance(v, torch.Tensor)]
         if key is None:
@@ -288,7 +346,9 @@ def _open_text(path: str, key: str | None) -> ArraySource:
         with open(path, encoding="utf-8") as fh:
             first = fh.readline()
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a UTF-8 text file") from exc
+        raise InputError(f"{path}: not a UTF-8 text file (is it a binary format with a text extension?)") from exc
+    except PermissionError as exc:
+        raise InputError(f"{path}: file is not readable (permission denied)") from exc
     if not first.strip():
         raise InputError(f"{path}: file is empty")
     cells = [c.strip().strip('"') for c in (first.split(delimiter) if delimiter else first.split())]
@@ -340,10 +400,7 @@ def list_arrays(path: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if ext in _HDF5:
         h5py = _h5py()
-        try:
-            fh = h5py.File(path, "r")
-        except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{path}: not a valid HDF5 file ({_first_line(exc)})") from exc
+        fh = _h5_open(path)
         with fh:
             def visit(name: str, obj: Any) -> None:
                 if isinstance(obj, h5py.Dataset):
@@ -355,22 +412,18 @@ def list_arrays(path: str) -> list[dict[str, Any]]:
         try:
             npz = np.load(path, allow_pickle=False)
         except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{path}: not a valid .npz file ({_first_line(exc)})") from exc
+            raise _corrupt(path, ".npz", exc) from exc
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            return [{"key": None, "shape": list(np.shape(npz)), "dtype": str(np.asarray(npz).dtype)}]
         with npz:
             for name in npz.files:
-                try:
-                    arr = npz[name]
-                    out.append({"key": name, "shape": list(arr.shape), "dtype": str(arr.dtype)})
-                except Exception as exc:  # noqa: BLE001
-                    raise InputError(f"{path}:{name}: corrupt array ({_first_line(exc)})") from exc
+                src = _pick_npz(path, name, npz)
+                out.append({"key": name, "shape": list(src.shape), "dtype": str(src.dtype)})
         return out
     if ext in _TORCH:
         import torch
 
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{path}: cannot load with weights_only=True ({_first_line(exc)})") from exc
+        obj = _torch_load(path)
         items = obj.items() if isinstance(obj, dict) else [(None, obj)]
         for name, v in items:
             if isinstance(v, torch.Tensor):

@@ -9,7 +9,8 @@
 
 ``kind="auto"`` decides by dtype and shape: integers/strings are discrete, floats continuous.
 Floats that happen to be integral stay continuous under ``auto`` (a warning says how to use
-them as labels: ``kind="discrete"``).
+them as labels: ``kind="discrete"``). Negative integers are labels like any other. A class of
+a single row is allowed and warned about (its entropy is 0 by definition).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from .clustering import kmeans
-from .errors import DataQualityWarning, InputError, check_choice, check_positive_int
+from .errors import DataQualityWarning, InputError, check_at_most, check_choice, check_positive_int
+from .validation import warn_single_row_classes
 
 __all__ = ["REF_KINDS", "Classes", "reference_classes", "bin_scalar"]
 
@@ -62,7 +64,16 @@ def _encode(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
 def reference_classes(
     y: Any, *, kind: str = "auto", n_clusters: int = 10, seed: int = 0, where: str | None = None
 ) -> Classes:
-    """Partition rows by the reference ``y`` (shape (N,), (N, 1) or (N, D'))."""
+    """Partition rows by the reference ``y`` (shape (N,), (N, 1) or (N, D')).
+
+    Warns (:class:`DataQualityWarning`) when a class holds a single row.
+    """
+    classes = _partition(y, kind=kind, n_clusters=n_clusters, seed=seed, where=where)
+    warn_single_row_classes(classes.names, classes.counts, where=where)
+    return classes
+
+
+def _partition(y: Any, *, kind: str, n_clusters: int, seed: int, where: str | None) -> Classes:
     check_choice(kind, "ref_kind", REF_KINDS)
     n_clusters = check_positive_int(n_clusters, "n_clusters")
     y = np.asarray(y)
@@ -73,7 +84,9 @@ def reference_classes(
         y = y.astype(np.int64)
     if y.ndim == 1 and y.dtype.kind in "SU":
         if kind == "continuous":
-            raise InputError(f"{w}reference holds strings; it cannot be --ref-kind continuous")
+            raise InputError(
+                f"{w}`ref_kind` must be auto or discrete for a reference of strings (labels); got 'continuous'"
+            )
         codes, names = _encode(y)
         return Classes(codes, names, "labels", {"from": "strings"})
     if y.ndim == 1 and y.dtype.kind in "iu":
@@ -86,34 +99,36 @@ def reference_classes(
         if kind == "discrete":
             if not integral:
                 raise InputError(
-                    f"{w}reference has non-integral float values (e.g. {y[np.mod(y, 1) != 0][0]!r}) "
-                    "and cannot be used as discrete labels; use --ref-kind continuous"
+                    f"{w}`ref_kind` discrete needs integer labels; got non-integral float values "
+                    f"(e.g. {float(y[np.mod(y, 1) != 0][0])!r}): use --ref-kind continuous or auto"
                 )
             codes, names = _encode(y.astype(np.int64))
             return Classes(codes, names, "labels", {"from": "integral floats"})
         if kind == "auto" and integral and np.unique(y).size <= max(n_clusters, 20):
             warnings.warn(
-                f"{w}reference is float with integral values; it is binned into {n_clusters} equal-width bins "
-                "as a continuous variable. Use --ref-kind discrete to treat the values as class labels",
+                f"{w}reference is float with {np.unique(y).size} distinct integral values; under --ref-kind auto "
+                f"it is binned into {n_clusters} equal-width bins as a continuous variable; use --ref-kind discrete "
+                "to treat the values as class labels",
                 DataQualityWarning,
                 stacklevel=2,
             )
         return _binned(y, n_clusters, w)
     # vectors
     if kind == "discrete":
-        raise InputError(f"{w}a reference with {y.shape[1]} columns cannot be discrete labels; use --ref-kind auto")
+        raise InputError(
+            f"{w}`ref_kind` discrete needs one label per row; got a reference with {y.shape[1]} columns: "
+            "use --ref-kind auto (vectors are clustered)"
+        )
     if y.dtype.kind not in "iuf":
-        raise InputError(f"{w}vector reference must be numeric; got dtype {y.dtype}")
-    if n_clusters > y.shape[0]:
-        raise InputError(f"{w}`n_clusters` = {n_clusters} exceeds N = {y.shape[0]}")
+        raise InputError(f"{w}`reference` vectors must be numeric; got dtype {y.dtype}")
+    check_at_most(n_clusters, y.shape[0], "n_clusters", where=where, why="rows of the reference")
     codes = kmeans(y, n_clusters, seed=seed)
     return Classes(codes, list(range(int(codes.max()) + 1)), "clustered",
                    {"algorithm": "kmeans++/lloyd", "n_init": 10, "seed": seed, "n_clusters": n_clusters})
 
 
 def _binned(y: np.ndarray, n_bins: int, w: str) -> Classes:
-    if n_bins > y.shape[0]:
-        raise InputError(f"{w}`n_clusters` = {n_bins} exceeds N = {y.shape[0]}")
+    check_at_most(n_bins, y.shape[0], "n_clusters", where=w[:-2] or None, why="rows of the reference")
     bins = bin_scalar(y, n_bins)
     codes, names = _encode(bins)
     return Classes(codes, names, "binned", {"n_bins": n_bins, "min": float(np.min(y)), "max": float(np.max(y))})

@@ -44,6 +44,11 @@ class Rows:
         return int(self.data.shape[0])
 
     @property
+    def label(self) -> str | None:
+        """The input's label for messages (``file:key``), as lazy file sources have."""
+        return self.source
+
+    @property
     def subsampled(self) -> bool:
         return self.n_used < self.n_total
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -106,22 +107,104 @@ class _Terminated(BaseException):
     """Raised from the SIGTERM handler so that cleanup (finally blocks) runs."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
+# Seconds the main thread gets to react to SIGINT/SIGTERM before the watchdog ends the process.
+# Python runs signal handlers only between bytecodes, so a long LAPACK call (torch.linalg.eigvalsh
+# on a large N) would otherwise delay Ctrl-C until it returns.
+SIGNAL_GRACE_S = 2.0
+_SIGNALS = {
+    signal.SIGINT: (ExitStatus.INTERRUPTED, "SIGINT"),
+    signal.SIGTERM: (ExitStatus.TERMINATED, "SIGTERM"),
+}
+# outputs written by the command now running (for an honest message on interruption)
+_WRITTEN: list[str] = []
 
 
-@contextmanager
-def _signals() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not in the main thread (e.g. some test runners): keep the default
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+def _interrupted_message(name: str) -> str:
+    if _WRITTEN:
+        return f"error: interrupted ({name}) after writing {', '.join(_WRITTEN)}"
+    return f"error: interrupted ({name}); no output was written"
+
+
+class _SignalGuard:
+    """SIGINT -> KeyboardInterrupt and SIGTERM -> :class:`_Terminated` in the main thread, plus a watchdog.
+
+    The C-level signal handler writes the signal number to a pipe (``signal.set_wakeup_fd``)
+    even while the main thread is inside native code. A daemon thread reads that pipe; if the
+    main thread has not run the Python handler within :data:`SIGNAL_GRACE_S` (or a second
+    signal comes), the thread removes temporary output files, prints the usual message and ends
+    the process with 130/143. No output is ever half-written: results are written only after
+    the computation, through a temporary file and a rename. A signal that was ignored when
+    ``dse`` started (``nohup``, background jobs of a non-interactive shell) stays ignored.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.handled = threading.Event()
+        self.installed: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalGuard:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals can only be handled in the main thread: keep the defaults
+        for sig in _SIGNALS:
+            current = signal.getsignal(sig)
+            if current == signal.SIG_IGN:
+                continue
+            self.installed[sig] = current
+            signal.signal(sig, self._handler)
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        try:
+            self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        except ValueError:  # pragma: no cover - main thread checked above
+            self._old_fd = -1
+        self.active = True
+        threading.Thread(target=self._watch, name="dse-signal-watchdog", daemon=True).start()
+        return self
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.handled.set()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Terminated(signum)
+
+    def _watch(self) -> None:
+        seen = 0
+        try:
+            while True:
+                data = os.read(self._r, 64)
+                if not data:
+                    return  # the guard was closed
+                for signum in data:
+                    if signum not in self.installed:
+                        continue
+                    seen += 1
+                    if seen > 1 or not self.handled.wait(SIGNAL_GRACE_S):
+                        self._hard_exit(signum)
+        except OSError:  # pragma: no cover
+            return
+        finally:
+            os.close(self._r)
+
+    def _hard_exit(self, signum: int) -> None:
+        from ..output import remove_pending_files
+
+        remove_pending_files()
+        code, name = _SIGNALS.get(signum, (ExitStatus.INTERRUPTED, str(signum)))
+        try:
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - best effort while the main thread is busy
+            pass
+        os.write(2, (_interrupted_message(name) + "\n").encode())
+        os._exit(int(code))
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        signal.set_wakeup_fd(self._old_fd)
+        for sig, previous in self.installed.items():
+            signal.signal(sig, previous)
+        os.close(self._w)  # the watchdog reads EOF and ends
+        self.active = False
 
 
 def _print_warning(console: Any, message: str, seen: set[str]) -> None:
@@ -130,14 +213,37 @@ def _print_warning(console: Any, message: str, seen: set[str]) -> None:
         console.print(f"warning: {message}", markup=False)
 
 
+_LIBRARY_HINT = re.compile(r" \((?:\w+=True)\)")
+
+
+def cli_message(message: str) -> str:
+    """A library message as the CLI shows it: hints such as "(flatten=True)" that only make sense in Python are dropped.
+
+    Parameter names stay as the library spells them (```max_n``` for ``--max-n``): the
+    mapping is one to one, and messages read the same from Python and from the shell.
+    """
+    return _LIBRARY_HINT.sub("", message)
+
+
+def _error(err: Any, message: str) -> None:
+    err.print(f"error: {message}", markup=False)
+
+
 def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool = False) -> Any:
-    """Run ``body`` with the shared error, warning and signal policy; exit with the right code."""
+    """Run ``body`` with the shared error, warning and signal policy; exit with the right code.
+
+    Exit codes (:class:`~dsecli.errors.ExitStatus`): 0 success; 1 the computation failed
+    (including memory limits and write failures); 2 usage or input error; 130 SIGINT; 143
+    SIGTERM. Errors are one line on stderr (``--traceback`` re-raises instead); library
+    warnings are ``warning: ...`` lines on stderr (``--quiet`` hides them).
+    """
     err = stderr_console()
     seen: set[str] = set()
+    _WRITTEN.clear()
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
         if not quiet:
-            _print_warning(err, str(message), seen)
+            _print_warning(err, cli_message(str(message)), seen)
 
     old_show = warnings.showwarning
     warnings.showwarning = show  # type: ignore[assignment]
@@ -145,37 +251,43 @@ def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = show  # type: ignore[assignment]
-            with _signals():
+            with _SignalGuard():
                 return body()
     except typer.Exit:
         raise
     except DseError as exc:
         if traceback:
             raise
-        err.print(f"error: {exc}", markup=False)
+        _error(err, cli_message(str(exc)))
         raise typer.Exit(int(exc.exit_status)) from None
     except KeyboardInterrupt:
         if traceback:
             raise
-        err.print("error: interrupted (SIGINT); no output was written", markup=False)
+        err.print(_interrupted_message("SIGINT"), markup=False)
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     except _Terminated:
-        err.print("error: terminated (SIGTERM); no output was written", markup=False)
+        err.print(_interrupted_message("SIGTERM"), markup=False)
         raise typer.Exit(int(ExitStatus.TERMINATED)) from None
+    except BrokenPipeError:
+        # the reader of stdout went away (e.g. `| head`): no traceback, and no second error at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        _error(err, "standard output was closed before the report was written (broken pipe)")
+        raise typer.Exit(int(ExitStatus.COMPUTATION_FAILED)) from None
     except MemoryError as exc:
         if traceback:
             raise
-        err.print(f"error: out of memory ({exc or 'allocation failed'}); use --max-n to subsample or another device",
-                  markup=False)
+        _error(err, f"out of memory ({exc or 'allocation failed'}); use --max-n to subsample, --solver approx, "
+               "--dtype float32 or another device")
         raise typer.Exit(int(ExitStatus.COMPUTATION_FAILED)) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if traceback:
             raise
         if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
-            err.print("error: the GPU ran out of memory; use --max-n, --dtype float32 or --device cpu", markup=False)
+            _error(err, "the GPU ran out of memory; use --max-n, --solver approx, --dtype float32 or --device cpu")
         else:
             first = (str(exc).strip().splitlines() or [""])[0]
-            err.print(f"error: {type(exc).__name__}: {first} (rerun with --traceback for details)", markup=False)
+            _error(err, f"{type(exc).__name__}: {first} (rerun with --traceback for details)")
         raise typer.Exit(int(ExitStatus.COMPUTATION_FAILED)) from None
     finally:
         warnings.showwarning = old_show
@@ -187,7 +299,8 @@ def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: C
 
     text = to_json(report)
     if output:
-        write_atomic(output, text + "\n")
+        write_atomic(output, text + "\n", name="--output")
+        _WRITTEN.append(output)
     if as_json:
         sys.stdout.write(to_json(report, indent=None) + "\n")
         sys.stdout.flush()
