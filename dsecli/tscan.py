@@ -231,7 +231,7 @@ def diffusion_spectrum(
     -------
     Spectrum
     """
-    from .cache import SpectrumCache, resolve_cache_dir
+    from .cache import SpectrumCache, cache_key, resolve_cache_dir
     from .data import prepare_rows
     from .device import dtype_name, resolve_device, resolve_dtype, to_tensor
     from .dse import _Collect, diffusion_spectral_entropy
@@ -244,8 +244,9 @@ def diffusion_spectrum(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     with _Collect() as notes:
-        rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite)
+        with _Collect() as data_notes:
+            rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                                drop_nonfinite=drop_nonfinite)
         data = rows.data.detach().cpu().numpy() if hasattr(rows.data, "detach") else np.asarray(rows.data)
         digest = rows_sha256(data)
         choice = resolve_sigma(sigma, to_tensor(data, device=dev, dtype=dt), seed=seed)
@@ -261,6 +262,9 @@ def diffusion_spectrum(
             stored = dict(hit.meta.get("params") or {})
             params = {**stored, **sigma_params, "max_n": max_n, "seed": seed, "sampler": sampler}
             path = hit.path
+            # diagnostics of the kernel (e.g. a degenerate sigma) were recorded with the entry
+            for msg in hit.meta.get("kernel_warnings") or []:
+                warnings.warn(f"{msg} (recorded when the cached spectrum was computed)", DseWarning, stacklevel=2)
         else:
             res = diffusion_spectral_entropy(
                 Rows(data, rows.n_total, rows.indices, rows.source), sigma=choice.value, t=1, max_n=None,
@@ -272,25 +276,20 @@ def diffusion_spectrum(
                       "eigen_elapsed_s": float(sum(res.extra.get("timings_s", {}).values()))}
             path = None
             if store is not None:
+                kernel_notes = [m for m in res.warnings if m not in data_notes]
                 path = store.store(fields, eig, {"params": params, "n_used": rows.n_used, "n_total": rows.n_total,
-                                                 "created_unix": time.time()})
+                                                 "kernel_warnings": kernel_notes, "created_unix": time.time()})
     cache_info = {
         "enabled": store is not None,
         "hit": hit is not None,
         "dir": str(directory) if directory is not None else None,
         "file": str(path) if path is not None else None,
-        "key": cache_key_of(fields) if store is not None else None,
+        "key": cache_key(fields) if store is not None else None,
     }
     return Spectrum(
         eigenvalues=eig, n_used=rows.n_used, n_total=rows.n_total, params=params, rows_sha256=digest,
         cache=cache_info, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
     )
-
-
-def cache_key_of(fields: dict[str, Any]) -> str:
-    from .cache import cache_key
-
-    return cache_key(fields)
 
 
 # ------------------------------------------------------------------------------------- DSE versus t

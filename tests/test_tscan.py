@@ -309,6 +309,15 @@ def test_inconsistent_cache_entry_is_a_miss(tmp_path) -> None:
     assert not again.cache["hit"]
 
 
+def test_kernel_warnings_survive_a_cache_hit(tmp_path) -> None:
+    x = np.random.default_rng(8).normal(size=(40, 3))
+    with pytest.warns(DseWarning, match="sigma=1000 is large"):
+        diffusion_spectrum(x, sigma=1000.0, device="cpu", cache=tmp_path)
+    with pytest.warns(DseWarning, match="sigma=1000 is large.*recorded when the cached spectrum was computed"):
+        hit = diffusion_spectrum(x, sigma=1000.0, device="cpu", cache=tmp_path)
+    assert hit.cache["hit"] and any("sigma=1000 is large" in w for w in hit.warnings)
+
+
 def test_unwritable_cache_warns_and_still_computes(tmp_path) -> None:
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where the cache directory should be")
