@@ -150,6 +150,14 @@ def _shown(idx: np.ndarray, limit: int = 8) -> str:
     return out + (", ..." if idx.size > limit else "")
 
 
+def _columns(idx: np.ndarray) -> str:
+    return f"column {int(idx[0])}" if idx.size == 1 else f"columns {_shown(idx)}"
+
+
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
 def _input_row(i: int, row_numbers: np.ndarray | None) -> int:
     return int(i) if row_numbers is None else int(row_numbers[i])
 
@@ -171,14 +179,14 @@ def data_quality_warnings(x: np.ndarray, *, where: str | None = None,
                 "rows is 0 and every mutual information is 0"]
     if const.size:
         out.append(
-            f"{w}{const.size} of {d} columns are constant (columns {_shown(const)}): they add nothing to "
-            "distances or bins (dead units?)"
+            f"{w}{const.size} of {d} columns {_are(const.size)} constant ({_columns(const)}): "
+            "constant columns add nothing to distances or bins (dead units?)"
         )
     n_dup, n_distinct, pair = duplicate_rows(x)
     if n_dup:
         eg = f"; e.g. row {_input_row(pair[1], row_numbers)} repeats row {_input_row(pair[0], row_numbers)}" if pair else ""
         out.append(
-            f"{w}{n_dup} of {n} rows repeat an earlier row ({n_distinct} distinct{eg}): duplicates are points at "
+            f"{w}{n_dup} of {n} rows {'repeats' if n_dup == 1 else 'repeat'} an earlier row ({n_distinct} distinct{eg}): duplicates are points at "
             "distance 0, which lower DSE and make kNN/KSG distances 0; `dse check` reports more"
         )
     return out
@@ -278,7 +286,7 @@ def sanity_report(
         first = _input_row(bad[0], numbers)
         findings.append(Finding(
             "nonfinite", "error",
-            f"{bad.size} of {n} rows hold NaN or Inf ({n_nan} NaN, {n_inf} Inf values), first at row {first}: "
+            f"{bad.size} of {n} rows {'holds' if bad.size == 1 else 'hold'} NaN or Inf ({n_nan} NaN, {n_inf} Inf values), first at row {first}: "
             "estimators refuse them; clean them or pass --drop-nonfinite",
             {"rows": int(bad.size), "first_row": first, "nan_values": n_nan, "inf_values": n_inf}))
         keep = np.ones(n, dtype=bool)
@@ -297,8 +305,9 @@ def sanity_report(
                                 f"all {d} columns are constant: every row is the same point; every entropy is 0"))
     elif const.size:
         findings.append(Finding("constant_columns", "note",
-                                f"{const.size} of {d} columns are constant (columns {_shown(const)}): they add "
-                                "nothing to distances or bins (dead units?)", {"columns": const[:100].tolist()}))
+                                f"{const.size} of {d} columns {_are(const.size)} constant ({_columns(const)}): "
+                                "constant columns add nothing to distances or bins (dead units?)",
+                                {"columns": const[:100].tolist()}))
 
     n_dup, n_distinct, pair = duplicate_rows(arr)
     stats.update({"duplicate_rows": n_dup, "distinct_rows": n_distinct})
@@ -306,7 +315,7 @@ def sanity_report(
         eg = {"example": [_input_row(pair[0], numbers), _input_row(pair[1], numbers)]} if pair else {}
         findings.append(Finding(
             "duplicates", "warning",
-            f"{n_dup} of {n} rows repeat an earlier row ({n_distinct} distinct"
+            f"{n_dup} of {n} rows {'repeats' if n_dup == 1 else 'repeat'} an earlier row ({n_distinct} distinct"
             + (f"; e.g. row {eg['example'][1]} repeats row {eg['example'][0]}" if eg else "") + "): points at "
             "distance 0 lower DSE (they act as one point when sigma is small) and break kNN/KSG (log 0); "
             "deduplicate unless the repeats are real", eg))

@@ -30,6 +30,7 @@ from .errors import (
     InputError,
     MemoryLimitError,
     check_choice,
+    check_neighbors,
     check_positive,
     check_positive_int,
 )
@@ -288,9 +289,7 @@ def adjacency_spectral_entropy(
     extra_params: dict[str, Any] = {}
     with _Collect() as notes:
         if kernel == "knn":
-            k = check_positive_int(k, "k")
-            if k > rows.n_used:
-                raise InputError(f"`k` = {k} must be <= N = {rows.n_used} for the kNN adjacency")
+            k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True)
             lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
             extra_params["k"] = k
         else:

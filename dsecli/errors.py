@@ -160,7 +160,7 @@ def check_neighbors(k: Any, n: int, *, name: str = "k", where: str | None = None
     """Validate a neighbour count against N rows: ``1 <= k < N`` (``k <= N`` when a point is its own neighbour).
 
     Every kNN-based method (kNN entropy, KSG, the kNN adjacency) calls this, so the message is
-    the same everywhere: ``"`k` must be < N = 5 for kNN estimators (each row needs k other rows); got 5"``.
+    the same everywhere: ``"`k` must be <= N - 1 = 4 for kNN estimators (each row needs k other rows); got 5"``.
     """
     k = check_positive_int(k, name, where=where)
     if self_included:
@@ -170,6 +170,7 @@ def check_neighbors(k: Any, n: int, *, name: str = "k", where: str | None = None
             )
     elif k >= n:
         raise InputError(
-            f"{_where(where)}`{name}` must be < N = {n} for {method} (each row needs {name} other rows); got {k}"
+            f"{_where(where)}`{name}` must be <= N - 1 = {n - 1} for {method} (each row needs {name} other rows); "
+            f"got {k}"
         )
     return k

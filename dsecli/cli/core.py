@@ -159,20 +159,62 @@ def mi(
     run_command(body, traceback=traceback, quiet=quiet)
 
 
+def _numeric_dtype(name: str) -> bool:
+    import numpy as np
+
+    try:
+        return np.dtype(name).kind in "biuf"
+    except TypeError:
+        return name == "bfloat16"
+
+
 @app.command()
 def info(
     file: Annotated[str, typer.Argument(help="A .npy/.npz/.h5/.pt/.csv file.")],
+    check: Annotated[bool, typer.Option("--check", help="Also run the sanity report (dse check) on each numeric "
+                                        "array of 2 or more dimensions.")] = False,
+    max_n: MaxNOpt = 10_000,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
 ) -> None:
-    """List the arrays (or HDF5 datasets) in FILE with their shapes and dtypes."""
+    """List the arrays (or HDF5 datasets) in FILE with their shapes and dtypes; --check adds a sanity report."""
 
     def body() -> None:
         from ..io import list_arrays
         from ..render import arrays_table
 
         arrays = list_arrays(file)
-        report = {"file": file, "arrays": arrays}
-        emit(report, as_json=as_json, output=None, render=lambda r: arrays_table(file, r["arrays"]))
+        report: dict[str, Any] = {"file": file, "arrays": arrays}
+        if check:
+            from .check import check_source
 
-    run_command(body, traceback=traceback)
+            checks = []
+            for a in arrays:
+                if len(a["shape"]) < 2 or not _numeric_dtype(a["dtype"]):
+                    checks.append({"key": a["key"], "skipped": "not a numeric array of 2 or more dimensions; "
+                                   "labels or a reference?"})
+                    continue
+                spec = file if a["key"] is None else f"{file}:{a['key']}"
+                checks.append({"key": a["key"], "report": check_source(
+                    spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0)})
+            report["checks"] = checks
+
+        def render(r: dict[str, Any]) -> Any:
+            from rich.console import Group
+            from rich.text import Text
+
+            from .check import findings_table
+
+            parts: list[Any] = [arrays_table(file, r["arrays"])]
+            for c in r.get("checks", []):
+                if "report" in c:
+                    parts.append(findings_table(c["report"]))
+                else:
+                    parts.append(Text(f"{c['key']}: skipped ({c['skipped']})"))
+            return Group(*parts)
+
+        emit(report, as_json=as_json, output=None, render=render)
+
+    run_command(body, traceback=traceback, quiet=quiet)
