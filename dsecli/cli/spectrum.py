@@ -88,8 +88,8 @@ def spectrum_table(report: dict[str, Any]) -> Any:
     lines.append(f"eigenvalues: {summ.get('n')} (|λ| > 0.5: {summ.get('above_0.5')}, > 0.1: {summ.get('above_0.1')}, "
                  f"> 0.01: {summ.get('above_0.01')}); rows sha256 {report['rows_sha256'][:16]}…")
     if cache.get("enabled"):
-        lines.append(("cache: hit, " if cache.get("hit") else "cache: miss, stored in ") + str(cache.get("file") or
-                     cache.get("dir")))
+        where = cache.get("file") or f"{cache.get('dir')} (not written)"
+        lines.append(f"cache: {'hit' if cache.get('hit') else 'miss'}, {where}")
     else:
         lines.append("cache: off")
     for key, label in (("rule_of_thumb", "rule of thumb"), ("knee", "knee")):
@@ -178,6 +178,6 @@ def spectrum(
             sys.stdout.write(to_json(report, indent=None) + "\n")
             sys.stdout.flush()
         else:
-            stdout_console().print(spectrum_table(report))
+            stdout_console().print(spectrum_table(report), soft_wrap=True)
 
     run_command(body, traceback=traceback, quiet=quiet)
