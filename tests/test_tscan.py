@@ -96,10 +96,12 @@ def test_parse_t_values_rejects(spec, message) -> None:
 
 
 @pytest.mark.parametrize("sigma", [1.5, "median"])
-def test_dse_versus_t_equals_library_dse(sigma) -> None:
+def test_dse_versus_t_equals_library_dse(sigma, tmp_path) -> None:
     x = np.random.default_rng(3).normal(size=(70, 5))
     ts = [1, 2, 3, 7, 20, 100]
-    scan = spectrum_scan(x, t=ts, sigma=sigma, device="cpu")
+    spectrum_scan(x, t=ts, sigma=sigma, device="cpu", cache=tmp_path)
+    scan = spectrum_scan(x, t=ts, sigma=sigma, device="cpu", cache=tmp_path)  # from the cached spectrum
+    assert scan.spectrum.cache["hit"]
     for t, v in zip(scan.t_values, scan.dse_values):
         ref = diffusion_spectral_entropy(x, sigma=sigma, t=t, device="cpu").value
         assert abs(v - ref) <= 1e-12, (t, v, ref)
