@@ -417,10 +417,17 @@ def knee_t(
     t-range at more than 0.2 times its mean slope over 1..t_max (for an exponential approach
     with time scale tau: when t_max < about 3 tau): no plateau yet, t_max should be raised.
     """
-    t_max = check_positive_int(t_max, "t_max", minimum=3)
+    t_max = _check_t_max(t_max)
     ts = np.arange(1, t_max + 1)
     h = dse_versus_t(eigenvalues, ts, base=base)
     return _knee_from_curve(ts, h)
+
+
+def _check_t_max(t_max: Any) -> int:
+    t_max = check_positive_int(t_max, "t_max", minimum=3)
+    if t_max > MAX_T_VALUES:
+        raise InputError(f"`t_max` must be <= {MAX_T_VALUES:,} (DSE is evaluated at every t up to it); got {t_max}")
+    return t_max
 
 
 def _knee_from_curve(ts: np.ndarray, h: np.ndarray) -> tuple[int | None, dict[str, Any]]:
@@ -602,7 +609,7 @@ def spectrum_scan(
     if base == 1:
         raise InputError("`base` must be > 0 and != 1; got 1")
     t_values = parse_t_values(t)
-    t_max = check_positive_int(t_max, "t_max", minimum=3)
+    t_max = _check_t_max(t_max)
     spec = diffusion_spectrum(x, sigma=sigma, max_n=max_n, seed=seed, sampler=sampler, device=device,
                               dtype=dtype, solver=solver, flatten=flatten, drop_nonfinite=drop_nonfinite,
                               cache=cache)

@@ -197,6 +197,14 @@ def test_knee_t_on_two_level_spectrum() -> None:
     assert t <= t2 <= t + 4
 
 
+def test_t_max_bounds() -> None:
+    lam = np.array([1.0, 0.5, 0.25])
+    with pytest.raises(InputError, match=re.escape("`t_max` must be an integer >= 3; got 2")):
+        knee_t(lam, t_max=2)
+    with pytest.raises(InputError, match=re.escape("`t_max` must be <= 100,000")):
+        knee_t(lam, t_max=10**6)
+
+
 def test_knee_t_flags_a_curve_still_falling() -> None:
     lam = np.concatenate([[1.0], np.full(200, 0.995)])  # time scale ~ 200 steps
     _, detail = knee_t(lam, t_max=50)
