@@ -289,7 +289,7 @@ def adjacency_spectral_entropy(
     extra_params: dict[str, Any] = {}
     with _Collect() as notes:
         if kernel == "knn":
-            k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True)
+            k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True, where=rows.source)
             lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
             extra_params["k"] = k
         else:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import io as _io
 import os
+import re
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,14 +212,30 @@ def _pick_npz(path: str, key: str | None, npz: Any) -> ArraySource:
     return _from_memory(path, key, arr)
 
 
-def _open_npz(path: str, key: str | None) -> ArraySource:
+@contextmanager
+def _npz_file(path: str) -> Iterator[Any]:
+    """``np.load`` of an .npz through a file we close ourselves: NumPy leaks the handle of a corrupt archive."""
     try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001
-        raise _corrupt(path, ".npz", exc) from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        return _from_memory(path, None, np.asarray(npz))
-    with npz:
+        fh = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+    except PermissionError as exc:
+        raise InputError(f"{path}: file is not readable (permission denied)") from exc
+    npz = None
+    try:
+        try:
+            npz = np.load(fh, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001
+            raise _corrupt(path, ".npz", exc) from exc
+        yield npz
+    finally:
+        if isinstance(npz, np.lib.npyio.NpzFile):
+            npz.close()
+        fh.close()
+
+
+def _open_npz(path: str, key: str | None) -> ArraySource:
+    with _npz_file(path) as npz:
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            return _from_memory(path, None, np.asarray(npz))
         return _pick_npz(path, key, npz)
 
 
@@ -249,16 +267,23 @@ def _h5_open(path: str) -> Any:
 def _torch_load(path: str) -> Any:
     import torch
 
+    head = _head(path)
+    if not head:
+        raise InputError(f"{path}: file is empty")
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(b"\x80")):
+        # torch.save writes a zip archive (or, before torch 1.6, a pickle starting with PROTO 0x80)
+        raise InputError(f"{path}: not a torch file (no zip or pickle header); is it another format?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError as exc:
         raise InputError(f"{path}: file is not readable (permission denied)") from exc
     except Exception as exc:  # noqa: BLE001 - unpickling refusals and corrupt archives alike
         text = str(exc)
-        if "Weights only load failed" in text or "weights_only" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:
             raise InputError(
-                f"{path}: holds Python objects that torch.load(weights_only=True) refuses to run; "
-                "save plain tensors (or a dict of tensors) with torch.save"
+                f"{path}: holds Python objects ({found.group(1)}) that torch.load(weights_only=True) refuses to "
+                "run; save plain tensors (or a dict of tensors) with torch.save"
             ) from exc
         raise _corrupt(path, ".pt", exc) from exc
 
@@ -409,13 +434,9 @@ def list_arrays(path: str) -> list[dict[str, Any]]:
             fh.visititems(visit)
         return out
     if ext in _NPZ:
-        try:
-            npz = np.load(path, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001
-            raise _corrupt(path, ".npz", exc) from exc
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            return [{"key": None, "shape": list(np.shape(npz)), "dtype": str(np.asarray(npz).dtype)}]
-        with npz:
+        with _npz_file(path) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                return [{"key": None, "shape": list(np.shape(npz)), "dtype": str(np.asarray(npz).dtype)}]
             for name in npz.files:
                 src = _pick_npz(path, name, npz)
                 out.append({"key": name, "shape": list(src.shape), "dtype": str(src.dtype)})
