@@ -22,12 +22,14 @@ well-separated clusters it settles near log2 k. Two rules pick a t from the spec
     (more than 1% of the rows in separate components or duplicated).
 ``knee``
     The offline Kneedle rule (Satopaa, Albrecht, Irwin, Raghavan, "Finding a 'kneedle' in a
-    haystack", ICDCS Workshops 2011) on the curve DSE(t), t = 1..t_max: both axes scaled to
-    [0, 1], the knee is the t farthest below the chord joining the curve's end points. For an
-    exponential approach to a plateau, DSE(t) - DSE_inf ~ exp(-t / tau), it lands at
-    t = tau ln(t_max / tau) (to first order), where the remaining fall is about tau / t_max of the
-    total: the start of the plateau. It depends on t_max; a warning is raised when DSE(t) is still
-    falling steeply at t_max.
+    haystack", ICDCS Workshops 2011) on the curve DSE(t) against log t, t = 1..t_max (default
+    1000): both axes scaled to [0, 1], the knee is the t farthest below the chord joining the
+    curve's end points. On log t because real spectra have no single time scale: with linear t
+    the knee of the digits sample grows with t_max (13, 20, 35, 68, 124 for t_max = 50, 100, 300,
+    1000, 3000), on log t it barely moves (15, 18, 23, 29, 32). For an exponential approach to a
+    plateau, DSE(t) - DSE_inf ~ exp(-t / tau), the knee solves (t / tau) exp(-t / tau) = 1 / ln t_max,
+    t = 3 to 3.5 tau for t_max = 100 to 1000, where about 3-6% of the fall is still to come: the
+    start of the plateau. ``still_falling`` flags a curve that has not flattened by t_max.
 
 Powers are never formed directly: :func:`~dsecli.spectral.spectral_entropy` scales by the
 largest modulus first, and the rule-of-thumb works with t log|lambda|, so no t overflows.
@@ -71,12 +73,12 @@ __all__ = [
 ]
 
 DEFAULT_T = "1:10,20,50,100"
-DEFAULT_T_MAX = 100
+DEFAULT_T_MAX = 1000
 MAX_T_VALUES = 100_000
 RULE_THRESHOLD = 0.01
 RULE_FRACTION = 0.01
-# the knee is flagged as unreliable when DSE(t) falls over the last tenth of the t-range at more than
-# this fraction of its mean slope
+# the knee is flagged as unreliable when DSE(t) falls over the last tenth of the log-t range at more
+# than this fraction of its mean rate
 STILL_FALLING = 0.2
 # beyond this t the rule-of-thumb is reported as not applicable (eigenvalues within rounding of 1)
 RULE_T_LIMIT = 1_000_000
@@ -411,11 +413,11 @@ def kneedle(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) ->
 def knee_t(
     eigenvalues: Any, *, t_max: int = DEFAULT_T_MAX, base: float = 2.0
 ) -> tuple[int | None, dict[str, Any]]:
-    """The knee of DSE(t), t = 1..t_max (:func:`kneedle`); returns ``(t, detail)``.
+    """The knee of DSE(t) against log t, t = 1..t_max (:func:`kneedle`); returns ``(t, detail)``.
 
-    ``detail["still_falling"]`` is True when DSE(t) still falls over the last tenth of the
-    t-range at more than 0.2 times its mean slope over 1..t_max (for an exponential approach
-    with time scale tau: when t_max < about 3 tau): no plateau yet, t_max should be raised.
+    ``detail["still_falling"]`` is True when, on the log t axis, DSE(t) falls over the last tenth
+    (t from t_max^0.9 to t_max) at more than 0.2 times its mean rate over 1..t_max: no plateau
+    yet, and t_max should be raised.
     """
     t_max = _check_t_max(t_max)
     ts = np.arange(1, t_max + 1)
@@ -433,15 +435,14 @@ def _check_t_max(t_max: Any) -> int:
 def _knee_from_curve(ts: np.ndarray, h: np.ndarray) -> tuple[int | None, dict[str, Any]]:
     t_max = int(ts[-1])
     fall = float(h[0] - h[-1])
-    tail_from = min(max(1, int(math.floor(0.9 * t_max))), t_max - 1)
+    # the last tenth of the log-t axis, and its fall relative to a straight line in log t
+    tail_from = min(max(1, math.ceil(t_max**0.9)), t_max - 1)
     tail_fall = float(h[ts == tail_from][0] - h[-1])
-    # slope over the last tenth relative to the mean slope: about (T/tau) exp(-0.9 T/tau) for an
-    # exponential approach with time scale tau, so > 0.2 means t_max < ~3 tau (no plateau yet)
-    ratio = (tail_fall / (t_max - tail_from)) / (fall / (t_max - 1)) if fall > 0 else 0.0
+    ratio = (tail_fall / math.log(t_max / tail_from)) / (fall / math.log(t_max)) if fall > 0 else 0.0
     still = bool(ratio > STILL_FALLING)
-    detail = {"t_max": t_max, "total_fall": fall, "last_tenth_fall": tail_fall, "tail_slope_ratio": ratio,
-              "still_falling": still}
-    i = kneedle(ts, h)
+    detail = {"t_max": t_max, "axis": "log t", "total_fall": fall, "tail_from": tail_from,
+              "tail_fall": tail_fall, "tail_slope_ratio": ratio, "still_falling": still}
+    i = kneedle(np.log(ts.astype(np.float64)), h)
     if i is None:
         return None, {**detail, "reason": "DSE(t) has no point below its chord (no knee)"}
     return int(ts[i]), detail
@@ -553,7 +554,7 @@ def choose_t(eigenvalues: Any, *, t_max: int = DEFAULT_T_MAX, base: float = 2.0,
         ),
         "knee": TChoice(
             "knee", t_knee, value_at(t_knee),
-            f"Kneedle knee of DSE(t) over t = 1..{knee_detail['t_max']} (start of the plateau)",
+            f"Kneedle knee of DSE(t) against log t over t = 1..{knee_detail['t_max']} (start of the plateau)",
             knee_detail,
         ),
     }
@@ -584,7 +585,7 @@ def spectrum_scan(
     t : str or sequence of int
         Diffusion times to report (:func:`parse_t_values`: ``"1,2,5"``, ``"1:50"``, ``"1:50:5"``).
     t_max : int >= 3
-        The knee is searched on t = 1..t_max (default 100).
+        The knee is searched on t = 1..t_max (default 1000).
     base : float
         Logarithm base of DSE (2: bits).
     sigma, max_n, seed, sampler, device, dtype, solver, flatten, drop_nonfinite, cache
@@ -624,9 +625,9 @@ def spectrum_scan(
     auto = choose_t(eig, t_max=t_max, base=base, curve=(curve_t, curve))
     knee = auto["knee"]
     if knee.detail.get("still_falling"):
-        msg = (f"DSE(t) is still falling at t_max={t_max} (over the last tenth of 1..{t_max} it falls at "
-               f"{knee.detail['tail_slope_ratio']:.2f} times its mean rate); the knee t={knee.t} may move with "
-               "t_max: raise --t-max")
+        msg = (f"DSE(t) is still falling at t_max={t_max} (from t={knee.detail['tail_from']} to {t_max} it falls "
+               f"at {knee.detail['tail_slope_ratio']:.2f} times its mean rate per log t); the knee t={knee.t} may "
+               "move with t_max: raise --t-max")
         warnings.warn(msg, DseWarning, stacklevel=2)
         notes.append(msg)
     return SpectrumScan(

@@ -27,7 +27,7 @@ from ._app import (
 
 # kept in step with dsecli.tscan.DEFAULT_T / DEFAULT_T_MAX (not imported: the module pulls in numpy)
 _DEFAULT_T = "1:10,20,50,100"
-_DEFAULT_T_MAX = 100
+_DEFAULT_T_MAX = 1000
 
 
 def _write_output(path: str, report: dict[str, Any], scan: Any) -> None:
@@ -108,7 +108,7 @@ def spectrum(
     emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or -.")],
     t: Annotated[str, typer.Option("--t", "-t", help="Diffusion times to report: 1,2,5,10, a range 1:50, or 1:50:5 "
                                    "(ranges include their end).")] = _DEFAULT_T,
-    t_max: Annotated[int, typer.Option("--t-max", min=3, help="The automatic (knee) t is searched on 1..t-max.")] = _DEFAULT_T_MAX,
+    t_max: Annotated[int, typer.Option("--t-max", min=3, help="The automatic (knee) t is searched on 1..t-max (log-t axis).")] = _DEFAULT_T_MAX,
     sigma: Annotated[str, typer.Option("--sigma", help="Kernel bandwidth: a number in data units (published default "
                                        "10), median, or sqrt-d.")] = "10",
     max_n: MaxNOpt = 10_000,
@@ -134,9 +134,9 @@ def spectrum(
 ) -> None:
     """Eigenvalues of the diffusion operator of EMB (computed once, cached), DSE at many t, and automatic t.
 
-    Automatic t: "knee" is the Kneedle knee of DSE(t) on t = 1..t-max (where DSE(t) reaches its
-    plateau); "rule of thumb" is the smallest t at which at most ~1% of the eigenvalues stay above
-    0.01 after powering (the published implementation's advice).
+    Automatic t: "knee" is the Kneedle knee of DSE(t) against log t on t = 1..t-max (where
+    DSE(t) reaches its plateau); "rule of thumb" is the smallest t at which at most ~1% of the
+    eigenvalues stay above 0.01 after powering (the published implementation's advice).
     """
 
     def body() -> None:
