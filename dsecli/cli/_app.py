@@ -104,7 +104,16 @@ def stdout_console() -> Any:
 
 
 class _Terminated(BaseException):
-    """Raised from the SIGTERM handler so that cleanup (finally blocks) runs."""
+    """Raised from the SIGINT/SIGTERM handler so that cleanup (finally blocks) runs.
+
+    Not KeyboardInterrupt: CPython remembers a KeyboardInterrupt that passes through code run by
+    ``PyRun_*`` (torch runs some while it is imported) and then ends the process by SIGINT
+    instead of with our exit status, even though the exception was handled.
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 # Seconds the main thread gets to react to SIGINT/SIGTERM before the watchdog ends the process.
@@ -126,7 +135,7 @@ def _interrupted_message(name: str) -> str:
 
 
 class _SignalGuard:
-    """SIGINT -> KeyboardInterrupt and SIGTERM -> :class:`_Terminated` in the main thread, plus a watchdog.
+    """SIGINT and SIGTERM -> :class:`_Terminated` in the main thread, plus a watchdog.
 
     The C-level signal handler writes the signal number to a pipe (``signal.set_wakeup_fd``)
     even while the main thread is inside native code. A daemon thread reads that pipe; if the
@@ -163,8 +172,6 @@ class _SignalGuard:
 
     def _handler(self, signum: int, frame: Any) -> None:
         self.handled.set()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
         raise _Terminated(signum)
 
     def _watch(self) -> None:
@@ -265,9 +272,12 @@ def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool
             raise
         err.print(_interrupted_message("SIGINT"), markup=False)
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
-    except _Terminated:
-        err.print(_interrupted_message("SIGTERM"), markup=False)
-        raise typer.Exit(int(ExitStatus.TERMINATED)) from None
+    except _Terminated as exc:
+        if traceback and exc.signum == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        code, name = _SIGNALS.get(exc.signum, (ExitStatus.TERMINATED, "SIGTERM"))
+        err.print(_interrupted_message(name), markup=False)
+        raise typer.Exit(int(code)) from None
     except BrokenPipeError:
         # the reader of stdout went away (e.g. `| head`): no traceback, and no second error at exit
         devnull = os.open(os.devnull, os.O_WRONLY)
