@@ -7,10 +7,11 @@ and the global pyplot backend and state of a host program (a notebook) are left 
 Every PNG is rendered in memory and written atomically (:func:`dsecli.output.write_atomic`).
 
 Batch results (``dse batch`` JSON Lines: one object per line with ``file``, ``dataset``,
-``method``, ``quantity``, ``value``, ``units``, ``params``, optional ``index``/``checkpoint``)
-become one line per series, a series being the method plus the dataset path (and file name)
-with its checkpoint component replaced by ``*``: ``/true/epoch_003/embeddings`` belongs to
-series ``/true/epoch_*/embeddings`` at x = 3. Paths without a checkpoint number use the row's
+``method``, ``quantity``, ``value``, ``units``, ``params``, optional ``index``, ``checkpoint``,
+``series``, ``reference``) become one line per series: the method, the row's ``series`` (else the
+file name and dataset path with the checkpoint number replaced by ``*``), the reference and the
+settings (sigma, t, bins, k). ``/true/epoch_003/embeddings`` belongs to series
+``/true/epoch_*/embeddings`` at x = 3. Paths without a checkpoint number use the row's
 ``checkpoint`` or ``index`` field, else their order in the file.
 """
 
@@ -255,11 +256,15 @@ class Series:
     y: list[float] = field(default_factory=list)
     x_kind: str = "order"
     label: str = ""
+    variant: str = ""  # the settings, when this method was run with several
 
 
 def _settings(row: dict[str, Any]) -> str:
     p = row.get("params") or {}
     parts = []
+    ref = row.get("reference")
+    if isinstance(ref, str) and ref:
+        parts.append(f"ref={os.path.basename(ref)}")
     if "sigma" in p:
         rule = p.get("sigma_rule")
         parts.append(f"σ={rule}" if rule and rule != "given" else f"σ={p['sigma']:g}" if isinstance(
@@ -284,6 +289,8 @@ def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
         f_pat, f_num, f_kind = checkpoint_of(file)
         number, kind = (d_num, d_kind) if d_num is not None else (f_num, f_kind)
         pattern = f"{f_pat}:{d_pat}" if dataset else f_pat
+        if isinstance(row.get("series"), str) and row["series"]:
+            pattern = row["series"]  # as dse batch named it
         quantity = str(row.get("quantity") or "value")
         method = str(row.get("method") or "?")
         settings = _settings(row)
@@ -318,17 +325,21 @@ def _split(pattern: str) -> list[str]:
 
 
 def _label(series: Sequence[Series]) -> None:
-    """Label = method, the path parts that differ between series, and settings that differ."""
+    """Label = method, the path parts that differ between series, and the settings of a method run
+    with several (e.g. two sigmas or two references)."""
     parts = [_split(s.pattern) for s in series]
     common = set.intersection(*(set(p) for p in parts)) if parts else set()
     methods = {s.method for s in series}
-    settings = {s.settings for s in series}
+    per_method: dict[str, set[str]] = {}
+    for s in series:
+        per_method.setdefault(s.method, set()).add(s.settings)
     for s, p in zip(series, parts):
+        s.variant = s.settings if len(per_method[s.method]) > 1 else ""
         distinct = [c for c in p if c not in common and "*" not in c] or [c for c in p if c not in common]
         bits = [s.method] if len(methods) > 1 or not distinct else []
         bits += ["/".join(distinct)] if distinct else []
-        if len(settings) > 1 and s.settings:
-            bits.append(f"({s.settings})")
+        if s.variant:
+            bits.append(f"({s.variant})")
         s.label = " · ".join(b for b in bits if b) or s.method
 
 
@@ -376,7 +387,7 @@ def plot_batch_results(
     axes = np.atleast_1d(fig.subplots(1, len(quantities)))
     # one colour per dataset pattern (the same regime has the same colour in every panel), one
     # marker and line style per method
-    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys((s.pattern, s.settings) for s in series))}
+    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys((s.pattern, s.variant) for s in series))}
     method_ids = {m: i for i, m in enumerate(dict.fromkeys(s.method for s in series))}
     markers, styles = "osD^v<>ph*", ["-", "--", "-.", ":"]
     log_x = xscale == "log" or (xscale == "auto" and _geometric([x for s in series for x in s.x]))
@@ -385,7 +396,7 @@ def plot_batch_results(
         for s in members:
             i = method_ids[s.method]
             ax.plot(s.x, s.y, marker=markers[i % len(markers)], ls=styles[i % len(styles)], ms=4, lw=1.6,
-                    color=colours[(s.pattern, s.settings)], label=s.label)
+                    color=colours[(s.pattern, s.variant)], label=s.label)
         units = sorted({s.units for s in members if s.units}) or ["value"]
         kinds = {s.x_kind for s in members}
         kind = kinds.pop() if len(kinds) == 1 else "checkpoint"

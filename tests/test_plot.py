@@ -152,6 +152,13 @@ def test_batch_series_splits_different_settings() -> None:
              "params": {"sigma": s, "sigma_rule": "given", "t": 1}} for e in range(3) for s in (1.0, 10.0)]
     series = batch_series(rows)
     assert sorted(s.label for s in series) == ["dse · (σ=1 t=1)", "dse · (σ=10 t=1)"]
+    # settings that differ between methods only (cse has bins, dse sigma) stay out of the labels
+    mixed = batch_series(rows[::2] + [{"dataset": "/a/epoch_0/emb", "method": "cse", "quantity": "entropy",
+                                        "value": 1.0, "params": {"bins": 2}}])
+    assert sorted(s.label for s in mixed) == ["cse", "dse"]
+    refs = batch_series([{"dataset": "/a/epoch_0/emb", "method": "dsmi", "quantity": "mutual_information",
+                          "value": 1.0, "reference": f"run.h5:/{r}", "params": {}} for r in ("labels", "shuffled")])
+    assert sorted(s.label for s in refs) == ["dsmi · (ref=labels)", "dsmi · (ref=shuffled)"]
 
 
 def test_plot_batch_results_png(tmp_path) -> None:
