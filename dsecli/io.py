@@ -383,7 +383,12 @@ def _open_text(path: str, key: str | None) -> ArraySource:
     except ValueError:
         skip = 1  # a header line
     try:
-        arr = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=1, dtype=np.float64)
+        # always a table: one column is N x 1 (one feature, or one label per row), one line is 1 x D.
+        # Integers written as integers stay integers, so a column of class ids is read as labels.
+        try:
+            arr = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2, dtype=np.int64)
+        except (ValueError, OverflowError):
+            arr = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2, dtype=np.float64)
     except ValueError:
         # non-numeric cells: a column of string labels is still a valid reference
         try:
