@@ -87,7 +87,9 @@ def test_mine_reports_every_setting_and_its_spread() -> None:
     assert got.units == "nats"
     hist = got.extra["history_nats"]
     assert len(hist) == got.extra["epochs_run"] <= 12
-    last = np.asarray(hist[-p["average_last"]:])
+    best = got.extra["best_epoch"]
+    assert hist[best] == max(hist) == got.extra["best_nats"]
+    last = np.asarray(hist[max(0, best + 1 - p["average_last"]) : best + 1])
     np.testing.assert_allclose(got.value, last.mean(), rtol=1e-12)
     np.testing.assert_allclose(got.extra["std"], last.std(ddof=1), rtol=1e-12)
     if got.extra["stopped_early"]:

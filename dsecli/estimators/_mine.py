@@ -128,8 +128,10 @@ def mine_mutual_information(
     After every epoch the bound is evaluated on the held-out rows (``holdout_fraction`` of them),
     their marginal term over ``eval_shuffles`` fixed shuffles of y. Training stops after
     ``epochs`` or after ``patience`` epochs without a new best held-out bound. The reported
-    value is the mean of the last ``average_last`` held-out evaluations, with their standard
-    deviation in ``extra["std"]``.
+    value is the mean of the last ``average_last`` held-out evaluations of the trajectory that
+    early stopping selects, i.e. those up to and including the best epoch, with their standard
+    deviation in ``extra["std"]`` (the evaluations after the best are those of an overfitting
+    network; the best alone would be the maximum of noisy values).
 
     Parameters
     ----------
@@ -155,7 +157,7 @@ def mine_mutual_information(
     eval_shuffles : int
         Shuffles of y for the held-out marginal term.
     average_last : int
-        Held-out evaluations averaged into the reported value.
+        Held-out evaluations (ending at the best epoch) averaged into the reported value.
     ref_kind : {"auto", "discrete", "continuous"}
     cpu_threads : int or None
         torch intra-op threads while training on CPU (restored afterwards). 1 by default: the
@@ -288,7 +290,7 @@ def mine_mutual_information(
                 if patience and since_best >= patience:
                     stopped_early = True
                     break
-        last = np.asarray(history[-average_last:])
+        last = np.asarray(history[max(0, best_epoch + 1 - average_last) : best_epoch + 1])
         value_nats = float(last.mean())
         std_nats = float(last.std(ddof=1)) if last.size > 1 else 0.0
     params = {
