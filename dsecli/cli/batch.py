@@ -1,0 +1,187 @@
+"""``dse batch``: many inputs (globs, HDF5 dataset patterns, list files) -> one resumable JSON Lines file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from ._app import (
+    _WRITTEN,
+    BaseOpt,
+    DeviceOpt,
+    DropNonfiniteOpt,
+    DtypeOpt,
+    FlattenOpt,
+    MaxNOpt,
+    QuietOpt,
+    SamplerOpt,
+    SeedOpt,
+    TracebackOpt,
+    app,
+    parse_base,
+    run_command,
+    stderr_console,
+    stdout_console,
+)
+from .core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TOpt, _solver_param
+
+
+def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
+    """One line per input, one column per method (values with their units)."""
+    from rich.table import Table
+
+    from ..render import format_value
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    units = {m: next(r["units"] for r in rows if r["method"] == m) for m in methods}
+    files = {r["file"] for r in rows}
+    one_file = len(files) == 1 and all(r.get("dataset") for r in rows)
+    table = Table(title=f"dse batch — {files.pop()}" if one_file else "dse batch", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("dataset" if one_file else "input", overflow="fold")
+    for m in methods:
+        table.add_column(f"{m} ({units[m]})", justify="right")
+    by_input: dict[str, dict[str, Any]] = {}
+    order: dict[str, int] = {}
+    for r in rows:
+        name = r["dataset"] if one_file else r["input"]
+        by_input.setdefault(name, {})[r["method"]] = r["value"]
+        order.setdefault(name, r.get("index", len(order)))
+    for name in sorted(by_input, key=lambda n: order[n]):
+        vals = by_input[name]
+        table.add_row(str(order[name]), name, *(format_value(vals.get(m)) if m in vals else "" for m in methods))
+    caption = (f"{summary['rows']} rows in {summary['output']}: {summary['rows_computed']} computed now, "
+               f"{summary['rows_skipped']} already there; {summary['elapsed_s']:.1f} s")
+    if summary["failures"]:
+        caption += f"; {len(summary['failures'])} input(s) failed"
+    table.caption = caption
+    table.caption_justify = "left"
+    return table
+
+
+class _Bar:
+    """A rich progress bar on stderr, only when stderr is a terminal and not --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.progress = None
+        self.task = None
+        console = stderr_console()
+        if quiet or not console.is_terminal:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
+                                 transient=True)
+
+    def __call__(self, done: int, total: int, label: str | None) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("", total=total)
+        self.progress.update(self.task, completed=done, description=label or "")
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[str], typer.Argument(
+        help="Inputs: files, quoted globs ('runs/*.npy'), HDF5 dataset patterns (run.h5:/true/epoch_*/embeddings), "
+             "or @list.txt (one spec per line).", show_default=False)],
+    ref: Annotated[str | None, typer.Option("--ref", help="Reference (labels, scalars or vectors; N rows, the same "
+                                            "for every input) for mutual-information methods.")] = None,
+    method: Annotated[str | None, typer.Option("--method", "-m", help="Comma-separated methods or all: entropy "
+                                               "(dse, cse, knn, ase-*, matrix-entry) and, with --ref, mutual "
+                                               "information (dsmi, csmi, ksg, mine). Default: dse, plus dsmi "
+                                               "with --ref.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="JSON Lines results file. Rows already there "
+                                               "are skipped (resume); new rows are appended as they finish. "
+                                               "Without it rows go to standard output.")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Local worker processes; 0 computes in this process.",
+                                         min=0)] = 0,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of a running Dask scheduler "
+                                                  "(tcp://host:8786); needs dsecli[dask].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch threads per worker (default: cores / "
+                                                "workers).", min=1)] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Go on after an input fails (no row is written "
+                                             "for it; exit 1 at the end).")] = False,
+    ref_kind: Annotated[str, typer.Option("--ref-kind", help="auto, discrete or continuous (scalars binned, vectors "
+                                          "clustered once for all inputs).")] = "auto",
+    n_clusters: Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
+                                            "references.")] = 10,
+    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class "
+                                             "(DSMI/CSMI).")] = 5,
+    sigma: SigmaOpt = "10",
+    t: TOpt = 1,
+    bins: BinsOpt = None,
+    k: KOpt = None,
+    metric: MetricOpt = None,
+    solver: SolverOpt = "exact",
+    max_n: MaxNOpt = 10_000,
+    seed: SeedOpt = 0,
+    sampler: SamplerOpt = "numpy",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float64",
+    base: BaseOpt = "2",
+    flatten: FlattenOpt = False,
+    drop_nonfinite: DropNonfiniteOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --output: print a JSON summary on stdout instead "
+                                          "of the table.")] = False,
+    quiet: QuietOpt = False,
+    traceback: TracebackOpt = False,
+) -> None:
+    """Entropy (and with --ref mutual information) of many inputs: one JSON Lines row per input and method.
+
+    Every input uses the same rows when inputs have the same N (same --max-n and --seed), so a
+    curve over checkpoints shows training, not sampling noise. Rerunning with the same --output
+    skips rows already written: an interrupted batch resumes where it stopped.
+    """
+
+    def body() -> None:
+        from ..batch import run_batch
+        from ..errors import ComputationError
+        from ..output import to_json
+
+        def to_stdout(row: dict[str, Any]) -> None:
+            sys.stdout.write(to_json(row, indent=None) + "\n")
+            sys.stdout.flush()
+
+        if output:
+            _WRITTEN.append(f"{output} (finished rows are kept; rerun the same command to resume)")
+        bar = _Bar(quiet)
+        try:
+            summary = run_batch(
+                inputs, reference=ref, methods=method, output=output, workers=workers, scheduler=scheduler,
+                threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
+                sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
+                on_row=None if output else to_stdout, progress=bar, **_solver_param(solver),
+            )
+        finally:
+            bar.stop()
+        report = summary.to_dict()
+        if output:
+            if as_json:
+                sys.stdout.write(to_json(report, indent=None) + "\n")
+                sys.stdout.flush()
+            elif summary.rows:
+                stdout_console().print(_values_table(report, summary.rows))
+        if summary.failures:
+            first = summary.failures[0]
+            raise ComputationError(f"{len(summary.failures)} of {summary.inputs} inputs failed; first: "
+                                   f"{first['error']}")
+
+    run_command(body, traceback=traceback, quiet=quiet)
