@@ -9,8 +9,8 @@ Two exact paths, same answers:
   recomputed from the coordinate differences, so it is exact to rounding. Max-norm distances
   (``torch.cdist(p=inf)``) are exact: |a - b| and max round nothing away.
 - ``"tree"``: :class:`scipy.spatial.cKDTree` in float64, all cores (``workers=-1``). Trees win in
-  low dimension and lose to brute force above ~12 dimensions at N = 10^4 on CPU (measured:
-  ``benchmarks/speed_knn.py``), hence ``"auto"``: tree on CPU for dimension <= ``TREE_MAX_DIM``,
+  low dimension and lose to brute force above ~15 dimensions at N = 5,000-20,000 on CPU
+  (measured: ``benchmarks/speed_knn.py --crossover``), hence ``"auto"``: tree on CPU for dimension <= ``TREE_MAX_DIM``,
   brute force otherwise and always on CUDA.
 
 "Strictly within r" (the KSG and Ross counts) is exact on the brute path because counts and
@@ -51,9 +51,9 @@ __all__ = [
 
 METRICS = ("euclidean", "max")
 NEIGHBOR_METHODS = ("auto", "brute", "tree")
-# Crossover measured with benchmarks/speed_knn.py (N = 10^4, 2 CPU cores): cKDTree is faster up to
-# about 12-14 dimensions for both norms, blocked brute force above.
-TREE_MAX_DIM = 12
+# Crossover measured with benchmarks/speed_knn.py --crossover (N = 5,000 and 20,000, k = 3, 2 busy CPU
+# cores): cKDTree is faster up to 14 dimensions for both norms, even at 16-18, brute force above.
+TREE_MAX_DIM = 15
 # Upper bound on the bytes of the block x N temporaries of the brute path.
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 _EUCLID_SHRINK = 1.0 - 2.0**-50

@@ -63,7 +63,7 @@ def kozachenko_leonenko_entropy(
     metric : {"euclidean", "max"}
     neighbor_method : {"auto", "brute", "tree"}
         Neighbour search (:mod:`dsecli.neighbors`): "auto" uses a k-d tree on CPU for
-        D <= 12, blocked brute force in torch otherwise. Reported in ``params``.
+        D <= 15, blocked brute force in torch otherwise. Reported in ``params``.
     max_n, seed, sampler, flatten, drop_nonfinite
         Row selection and validation as for :func:`dsecli.diffusion_spectral_entropy`.
     device : {"auto", "cpu", "cuda", "cuda:N"}
