@@ -428,3 +428,13 @@ def test_batch_input_paths() -> None:
     inp = BatchInput("a/b.h5", "/x/epoch_3/e", 0, 10, 3, "b.h5:/x/epoch_*/e")
     assert inp.label == "a/b.h5:/x/epoch_3/e"
     assert inp.spec == os.path.abspath("a/b.h5") + ":/x/epoch_3/e"
+
+
+def test_progress_bar_only_on_a_terminal_and_not_with_quiet() -> None:
+    from dsecli.cli.batch import _Bar
+
+    assert _Bar(quiet=True).progress is None
+    bar = _Bar(quiet=False)  # stderr is not a terminal under pytest
+    assert bar.progress is None
+    bar(0, 3, None)
+    bar.stop()

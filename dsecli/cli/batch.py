@@ -52,8 +52,8 @@ def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     for name in sorted(by_input, key=lambda n: order[n]):
         vals = by_input[name]
         table.add_row(str(order[name]), name, *(format_value(vals.get(m)) if m in vals else "" for m in methods))
-    caption = (f"{summary['rows']} rows in {summary['output']}: {summary['rows_computed']} computed now, "
-               f"{summary['rows_skipped']} already there; {summary['elapsed_s']:.1f} s")
+    caption = (f"{summary['rows']} rows in {summary['output']} ({summary['rows_computed']} new, "
+               f"{summary['rows_skipped']} already there), {summary['elapsed_s']:.1f} s")
     if summary["failures"]:
         caption += f"; {len(summary['failures'])} input(s) failed"
     table.caption = caption
