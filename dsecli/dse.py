@@ -50,6 +50,7 @@ from .spectral import (
     spectral_entropy,
     symmetric_eigenvalues,
 )
+from .validation import check_working_range
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -104,6 +105,7 @@ def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: A
     dt = resolve_dtype(dtype)
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, min_rows=min_rows, flatten=flatten,
                         drop_nonfinite=drop_nonfinite)
+    check_working_range(rows.data, dt, where=rows.source)
     check_dense_memory(rows.n_used, device=dev, dtype=dt)
     xt = to_tensor(rows.data, device=dev, dtype=dt)
     return rows, xt, base

@@ -126,7 +126,7 @@ def check_positive_int(
         raise InputError(f"{_where(where)}`{name}` must be an integer >= {minimum}; got {value!r}")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(
             f"{_where(where)}`{name}` must be an integer >= {minimum}; got {value!r}"
         ) from None
@@ -151,7 +151,8 @@ def check_at_most(value: int, limit: int, name: str, *, limit_name: str = "N", w
     """Raise :class:`InputError` unless ``value <= limit`` (e.g. ``n_clusters`` <= N rows)."""
     if value > limit:
         reason = f" ({why})" if why else ""
-        raise InputError(f"{_where(where)}`{name}` must be <= {limit_name} = {limit}{reason}; got {value!r}")
+        bound = f"{limit_name} = {limit}" if limit_name else f"{limit}"
+        raise InputError(f"{_where(where)}`{name}` must be <= {bound}{reason}; got {value!r}")
     return value
 
 

@@ -164,14 +164,28 @@ def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0) -> SigmaChoice:
                     "`sigma` median: the median pairwise distance is 0 (more than half the rows "
                     "are duplicates); give a numeric --sigma"
                 )
-            return SigmaChoice(math.sqrt(med / 2.0), "median", detail)
+            value = math.sqrt(med / 2.0)
+            if value < 2.0 * math.sqrt(0.5 / torch.finfo(x.dtype).max):
+                raise InputError(
+                    f"`sigma` median: the median pairwise distance ({math.sqrt(med):.3g}) is too small for "
+                    f"{str(x.dtype).replace('torch.', '')}; rescale the data or give a numeric --sigma"
+                )
+            return SigmaChoice(value, "median", detail)
         try:
             sigma = float(spec)
         except ValueError:
             raise InputError(
                 f"`sigma` must be a number > 0, 'median' or 'sqrt-d'; got {sigma!r}"
             ) from None
-    return SigmaChoice(check_positive(sigma, "sigma"), "given", {})
+    value = check_positive(sigma, "sigma")
+    # 1 / (2 sigma^2) must be finite in the working dtype, else zero distances give 0 * inf = NaN
+    smallest = 2.0 * math.sqrt(0.5 / torch.finfo(x.dtype).max)
+    if value < smallest:
+        raise InputError(
+            f"`sigma` must be >= {smallest:.2g} in {str(x.dtype).replace('torch.', '')} (1/(2 sigma^2) overflows "
+            f"below); got {sigma!r}"
+        )
+    return SigmaChoice(value, "given", {})
 
 
 def kernel_degeneracy(g: torch.Tensor) -> tuple[str | None, float]:

@@ -102,8 +102,9 @@ def _partition(y: Any, *, kind: str, n_clusters: int, seed: int, where: str | No
                     f"{w}`ref_kind` discrete needs integer labels; got non-integral float values "
                     f"(e.g. {float(y[np.mod(y, 1) != 0][0])!r}): use --ref-kind continuous or auto"
                 )
-            codes, names = _encode(y.astype(np.int64))
-            return Classes(codes, names, "labels", {"from": "integral floats"})
+            # encoded as floats (a cast to int64 would overflow beyond 2**63), named as Python ints
+            codes, names = _encode(y)
+            return Classes(codes, [int(v) for v in names], "labels", {"from": "integral floats"})
         if kind == "auto" and integral and np.unique(y).size <= max(n_clusters, 20):
             warnings.warn(
                 f"{w}reference is float with {np.unique(y).size} distinct integral values; under --ref-kind auto "

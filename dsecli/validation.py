@@ -37,6 +37,7 @@ __all__ = [
     "describe_dtype",
     "max_safe_magnitude",
     "as_float_matrix",
+    "check_working_range",
 ]
 
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -217,7 +218,30 @@ def check_reference_array(arr: np.ndarray, *, where: str | None = None, n_rows: 
                 f"{w}`reference` must be finite; got NaN or Inf in {bad.size} of {arr.shape[0]} rows, first at "
                 f"row {first}: clean them (--drop-nonfinite drops rows of the embeddings only)"
             )
+        if arr.size:
+            d = 1 if arr.ndim == 1 else arr.shape[1]
+            big = float(np.max(np.abs(arr)))
+            if big > max_safe_magnitude(d):
+                raise InputError(
+                    f"{w}`reference` must have |values| <= {max_safe_magnitude(d):.3g} (squared distances overflow "
+                    f"float64); got {big:.3g}: rescale it"
+                )
     return arr
+
+
+def check_working_range(arr: np.ndarray, dtype: Any, *, where: str | None = None, name: str = "embeddings") -> None:
+    """Refuse values whose squared distances overflow the working dtype (float32 overflows near 1e19)."""
+    arr = np.asarray(arr)
+    if arr.size == 0 or arr.ndim != 2:
+        return
+    dt = np.dtype(str(dtype).replace("torch.", ""))
+    limit = max_safe_magnitude(arr.shape[1], dt)
+    big = float(np.max(np.abs(arr)))
+    if big > limit:
+        raise InputError(
+            f"{where_prefix(where)}`{name}` must have |values| <= {limit:.3g} for D = {arr.shape[1]} in {dt.name} "
+            f"(squared distances overflow); got {big:.3g}: use --dtype float64 or rescale the data"
+        )
 
 
 def warn_single_row_classes(names: list[Any], counts: np.ndarray, *, where: str | None = None) -> list[Any]:

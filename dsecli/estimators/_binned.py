@@ -16,11 +16,14 @@ import numpy as np
 from .._interface import EntropyResult, MIResult, units_for_base
 from ..conditional import size_matched_mutual_information
 from ..data import prepare_reference, prepare_rows
-from ..errors import check_choice, check_positive_int
+from ..errors import check_at_most, check_choice, check_positive_int
 from ..reference import REF_KINDS, reference_classes
 from ..sampling import DEFAULT_MAX_N
 from ..spectral import entropy_of_probabilities
 from ._common import Collect, check_base, check_max_n, check_seed
+
+# bins per dimension beyond this are refused (the edges array alone would take memory for nothing)
+MAX_BINS = 1_000_000
 
 __all__ = ["bin_indices", "binned_entropy_of_array", "binned_shannon_entropy", "binned_shannon_mutual_information"]
 
@@ -104,7 +107,8 @@ def binned_shannon_entropy(
     >>> round(binned_shannon_entropy([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]).value, 9)
     2.0
     """
-    bins = check_positive_int(bins, "bins")
+    bins = check_at_most(check_positive_int(bins, "bins"), MAX_BINS, "bins", limit_name="",
+                         why="the grid edges are allocated; with N rows at most N cells are occupied anyway")
     base = check_base(base)
     seed = check_seed(seed)
     check_max_n(max_n)
@@ -166,7 +170,8 @@ def binned_shannon_mutual_information(
         In ``units``; may be negative (estimation noise), reported as computed. ``extra`` holds
         ``h_conditional``, ``h_marginal_matched`` and the per-class terms.
     """
-    bins = check_positive_int(bins, "bins")
+    bins = check_at_most(check_positive_int(bins, "bins"), MAX_BINS, "bins", limit_name="",
+                         why="the grid edges are allocated; with N rows at most N cells are occupied anyway")
     repetitions = check_positive_int(repetitions, "repetitions")
     base = check_base(base)
     seed = check_seed(seed)
