@@ -334,3 +334,14 @@ def test_ksg_bad_arguments() -> None:
         ksg_mutual_information(x, y, k=50)
     with pytest.raises(InputError, match="tree"):
         ksg_mutual_information(x, y, metric="euclidean", neighbor_method="tree")
+    with pytest.raises(InputError, match=re.escape("`ref_kind` continuous needs numeric reference values")):
+        ksg_mutual_information(x, np.array(["a", "b"] * 25), ref_kind="continuous")
+
+
+def test_ksg_warns_about_integral_float_reference() -> None:
+    x, _, _ = _pairs([0.5], 300, seed=36)
+    y = np.arange(300) % 3 * 1.0
+    with pytest.warns(DataQualityWarning, match="ref_kind='discrete'"):
+        cont = ksg_mutual_information(x, y, device="cpu")
+    labels = ksg_mutual_information(x, y, ref_kind="discrete", device="cpu")
+    assert (cont.params["estimator"], labels.params["estimator"]) == ("ksg1", "ross")

@@ -10,9 +10,10 @@ import numpy as np
 
 from ..errors import DataQualityWarning, DseWarning, InputError, check_choice, check_positive, check_positive_int
 from ..reference import REF_KINDS, Classes, reference_classes
-from ..sampling import Rows
 
-__all__ = ["check_base", "check_seed", "check_max_n", "Collect", "split_reference", "duplicate_count", "as_matrix"]
+__all__ = [
+    "check_base", "check_seed", "check_max_n", "nats_to", "Collect", "split_reference", "duplicate_count", "as_matrix",
+]
 
 
 def check_base(base: Any) -> float:
@@ -83,7 +84,9 @@ def split_reference(
         return reference_classes(y, kind="discrete" if ref_kind == "discrete" else "auto", n_clusters=n_clusters,
                                  seed=seed, where=where), None
     if y.dtype.kind not in "iuf" and y.dtype.kind != "b":
-        raise InputError(f"{where + ': ' if where else ''}reference of dtype {y.dtype} cannot be continuous")
+        raise InputError(
+            f"{where + ': ' if where else ''}`ref_kind` continuous needs numeric reference values; got dtype {y.dtype}"
+        )
     ym = as_matrix(y.astype(np.float64))
     if ref_kind == "auto" and col.ndim == 1 and np.all(np.mod(col, 1) == 0) and np.unique(col).size <= 20:
         warnings.warn(
@@ -93,7 +96,3 @@ def split_reference(
             stacklevel=3,
         )
     return None, ym
-
-
-def rows_data(rows: Rows) -> np.ndarray:
-    return np.asarray(rows.data)
