@@ -156,3 +156,18 @@ def test_shipped_golden_case_is_the_shared_golden_data():
     for rec in shipped["records"]:
         assert rec == shared_records[rec["id"]]
     assert g["sigma_med"] == shared["sigma_med"]
+
+
+@pytest.mark.slow
+def test_approx_solver_passes_with_its_reported_bound():
+    report = run_validation(mode="fast", device="cpu", solver="approx", methods="dse")
+    assert report.passed, [(c.name, c.deviation, c.tolerance) for c in report.cases if not c.passed]
+    golden = next(c for c in report.cases if c.name == "golden-dse-sigma10-t1")
+    assert "approximate solver" in golden.tolerance_note and golden.tolerance > 1e-9
+
+
+@pytest.mark.slow
+def test_full_mode_passes_on_cpu():
+    report = run_validation(mode="full", device="cpu")
+    assert report.passed, [(c.name, c.got, c.expected, c.tolerance, c.error) for c in report.cases if not c.passed]
+    assert {"dsmi-cluster-labels-k10", "golden-dse-sigma1-t1"} <= {c.name for c in report.cases}

@@ -30,6 +30,7 @@ def _fmt(value: float | None) -> str:
 
 def validation_table(report: dict[str, Any]) -> Any:
     """A rich Table: one row per case with expected, got, tolerance and the verdict."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -37,13 +38,14 @@ def validation_table(report: dict[str, Any]) -> Any:
     opts = report["options"]
     title = (f"dse validate ({report['mode']}) — device {opts['device']}, dtype {opts['dtype']}, "
              f"solver {opts['solver']}")
-    table = Table(title=title, title_justify="left")
+    # a light box keeps the seven-column table inside 80 columns without wrapping numbers
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("case", style="bold", no_wrap=True)
-    table.add_column("expected", justify="right")
-    table.add_column("got", justify="right")
-    table.add_column("tolerance", justify="right")
-    table.add_column("pass")
-    table.add_column("s", justify="right")
+    table.add_column("expected", justify="right", no_wrap=True)
+    table.add_column("got", justify="right", no_wrap=True)
+    table.add_column("tolerance", justify="right", no_wrap=True)
+    table.add_column("pass", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
     for c in report["cases"]:
         expected = f">= {_fmt(c['expected'])}" if c["comparison"] == "at_least" else _fmt(c["expected"])
         tolerance = "" if c["comparison"] == "at_least" else f"± {c['tolerance']:.2g}"
