@@ -673,7 +673,7 @@ def run_validation(
     Parameters
     ----------
     mode : {"fast", "full"}
-        "fast" (seconds) runs the core cases; "full" (minutes) adds larger and slower ones
+        "fast" (seconds) runs the core cases; "full" (about half a minute on 2 cores) adds larger and slower ones
         (more golden records, k = 10 clusters for DSMI, MINE training).
     device : {"auto", "cpu", "cuda", "cuda:N"}
     dtype : {"float64", "float32"}

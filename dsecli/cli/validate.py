@@ -68,7 +68,7 @@ def validation_table(report: dict[str, Any]) -> Any:
 @app.command()
 def validate(
     full: Annotated[bool, typer.Option("--full/--fast", help="--fast (default): core cases in seconds; --full: "
-                                       "more golden records, larger cases and MINE (minutes).")] = False,
+                                       "more golden records, larger cases and MINE training (about half a minute on 2 cores).")] = False,
     method: Annotated[str, typer.Option("--method", "-m", help="Only cases of these comma-separated methods "
                                         "(dse, dsmi, cse, csmi, knn, ksg, mine), or all.")] = "all",
     solver: Annotated[str, typer.Option("--solver", help="Eigen-solver for DSE: exact (default), approx or auto; "
