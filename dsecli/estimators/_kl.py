@@ -12,7 +12,7 @@ import numpy as np
 from .._interface import EntropyResult, units_for_base
 from ..data import prepare_rows
 from ..device import dtype_name, resolve_dtype
-from ..errors import ComputationError, DataQualityWarning, InputError, check_choice, check_positive_int
+from ..errors import ComputationError, DataQualityWarning, InputError, check_choice, check_positive_int, where_prefix
 from ..neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
 from ..sampling import DEFAULT_MAX_N
 from ._common import Collect, check_base, check_max_n, check_seed, nats_to
@@ -127,7 +127,7 @@ def kozachenko_leonenko_entropy(
             data = distinct
         n = data.shape[0]
         if k > n - 1:
-            raise InputError(f"`k` must be <= N - 1 = {n - 1} (distinct rows); got {k}")
+            raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1} (distinct rows); got {k}")
         nb = knn_distances(data, k, metric=metric, method=neighbor_method, device=device, dtype=dt)
         r = nb.distances[:, k - 1]
         if np.any(r <= 0):

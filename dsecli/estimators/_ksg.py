@@ -11,7 +11,14 @@ import numpy as np
 from .._interface import MIResult, units_for_base
 from ..data import prepare_reference, prepare_rows
 from ..device import dtype_name, resolve_dtype
-from ..errors import DataQualityWarning, InputError, check_choice, check_finite_number, check_positive_int
+from ..errors import (
+    DataQualityWarning,
+    InputError,
+    check_choice,
+    check_finite_number,
+    check_positive_int,
+    where_prefix,
+)
 from ..neighbors import METRICS, NEIGHBOR_METHODS, ksg_counts, ross_counts
 from ..reference import REF_KINDS
 from ..sampling import DEFAULT_MAX_N
@@ -168,7 +175,7 @@ def ksg_mutual_information(
             estimator = "ksg1"
             n = xa.shape[0]
             if k > n - 1:
-                raise InputError(f"`k` must be <= N - 1 = {n - 1}; got {k}")
+                raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1}; got {k}")
             dup = duplicate_count(np.hstack([xa, ya]))
             extra.update({"n_duplicates_x": duplicate_count(xa), "n_duplicates_y": duplicate_count(ya),
                           "n_duplicates_joint": dup})
