@@ -36,8 +36,10 @@ null; ``series`` that path with the number replaced by ``*``. ``params`` is the 
 used (``"all"`` or a hash of the subsample's indices): inputs with the same number of rows get
 the same subsample (:func:`dsecli.sampling.choose_rows` depends only on N, ``max_n``, ``seed``
 and ``sampler``), so a curve over checkpoints shows training, not sampling noise.
-``key`` identifies the row for resuming: a hash of the input (absolute path and dataset), the
-method and the parameters that method takes (device and timings excluded).
+``key`` identifies the row for resuming: a hash of the input (real path and dataset), the method,
+the reference (for mutual information) and the parameters given to the method that differ from its
+defaults (device excluded). Rows computed with other parameters are not reused; rows computed
+with the same parameters by an older dsecli whose defaults were different are.
 
 Results file
 ------------
@@ -819,7 +821,10 @@ def run_batch(
 
     def request(kind: str, method: str) -> dict[str, Any]:
         fn = ENTROPY_METHODS[method] if kind == "entropy" else MI_METHODS[method]
-        return _canonical({**_defaults(fn), **_accepted(fn, common)})
+        defaults = _canonical(_defaults(fn))
+        # only values that differ from the method's defaults: leaving a parameter out and passing its
+        # default give one key, and a parameter added to a method later does not change old keys
+        return {k: v for k, v in _canonical(_accepted(fn, common)).items() if k not in defaults or defaults[k] != v}
 
     planned: list[tuple[BatchInput, list[tuple[str, str, str]]]] = []
     for inp in batch_inputs:
