@@ -269,11 +269,11 @@ def load_golden() -> dict[str, Any]:
     the records by id (``records``) and ``sigma_med``.
 
     Data set (b) of the project's golden reference values (5 Gaussian blobs, 500 x 32), computed
-    with the published implementation; see ``dsecli/data/README.md``.
+    with the published implementation; see ``dsecli/golden/README.md``.
     """
     from importlib import resources
 
-    base = resources.files("dsecli").joinpath("data")
+    base = resources.files("dsecli").joinpath("golden")
     meta = json.loads(base.joinpath("golden_b_blobs_500x32.json").read_text(encoding="utf-8"))
 
     def arr(name: str) -> np.ndarray:
