@@ -597,12 +597,20 @@ def _execute_on_dask(job: _Job, ref: _Reference | None, settings: dict[str, Any]
 
 def _run_in_process(jobs: list[_Job], ref: _Reference | None, settings: dict[str, Any],
                     threads: int | None) -> Iterator[tuple[_Job, _Outcome]]:
+    previous = None
     if threads:
         import torch
 
+        previous = torch.get_num_threads()
         torch.set_num_threads(threads)
-    for job in jobs:
-        yield job, _execute(job, ref, settings, False)
+    try:
+        for job in jobs:
+            yield job, _execute(job, ref, settings, False)
+    finally:
+        if previous is not None:
+            import torch
+
+            torch.set_num_threads(previous)  # the caller's process keeps its own setting
 
 
 def _run_in_processes(jobs: list[_Job], ref: _Reference | None, settings: dict[str, Any], workers: int,

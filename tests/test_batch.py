@@ -326,7 +326,7 @@ def test_killed_batch_resumes_to_the_same_rows(sig, tmp_path) -> None:
         np.save(d / f"step_{i:03d}.npy", rng.normal(size=(300, 6)))
     out = tmp_path / "killed.jsonl"
     cmd = [sys.executable, "-m", "dsecli", "batch", str(d / "step_*.npy"), "-m", "dse,cse", "--device", "cpu",
-           "--sigma", "median", "-o", str(out), "--quiet"]
+           "--sigma", "median", "-o", str(out), "--quiet", "--threads", "1"]
     code = _kill_mid_run(cmd, out, sig)
     partial = _lines(out)  # every line is complete JSON
     assert 1 <= len(partial)
@@ -339,7 +339,7 @@ def test_killed_batch_resumes_to_the_same_rows(sig, tmp_path) -> None:
     assert len(keys) == len(set(keys)) == 2 * n_inputs
     assert final[: len(partial)] == partial  # the rows written before the kill are untouched
     reference = tmp_path / "straight.jsonl"
-    run_batch(str(d / "step_*.npy"), methods="dse,cse", device="cpu", sigma="median", output=reference)
+    run_batch(str(d / "step_*.npy"), methods="dse,cse", device="cpu", sigma="median", output=reference, threads=1)
     straight = {r["key"]: _strip_timing(r) for r in _lines(reference)}
     assert {r["key"]: _strip_timing(r) for r in final} == straight
 
@@ -444,6 +444,14 @@ def test_batch_input_paths() -> None:
     inp = BatchInput("a/b.h5", "/x/epoch_3/e", 0, 10, 3, "b.h5:/x/epoch_*/e")
     assert inp.label == "a/b.h5:/x/epoch_3/e"
     assert inp.spec == os.path.abspath("a/b.h5") + ":/x/epoch_3/e"
+
+
+def test_threads_setting_is_restored_after_an_in_process_batch(npy_dir) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    run_batch(str(npy_dir / "ep0.npy"), device="cpu", threads=1)
+    assert torch.get_num_threads() == before
 
 
 def test_progress_bar_only_on_a_terminal_and_not_with_quiet() -> None:

@@ -53,6 +53,7 @@ def test_dse_batch_shows_dsmi_rising_with_true_labels_and_not_with_shuffled(tmp_
         [f"{SAMPLE}:/true/epoch_000/embeddings", f"{SAMPLE}:/true/epoch_256/embeddings",
          f"{SAMPLE}:/shuffled/epoch_256/embeddings"],
         reference=f"{SAMPLE}:/labels", methods="dsmi", sigma="median", device="cpu", output=tmp_path / "r.jsonl",
+        threads=1,  # small eigenproblems: one thread avoids OpenMP oversubscription on a busy machine
     )
     value = {r["dataset"]: r["value"] for r in summary.rows}
     first = value["/true/epoch_000/embeddings"]
