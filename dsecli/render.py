@@ -19,6 +19,9 @@ _SHOWN = ("sigma", "sigma_rule", "t", "bins", "k", "metric", "kernel", "solver",
           "repetitions", "device", "dtype", "neighbor_search", "epochs_run", "hidden_units")
 
 
+_ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread")
+
+
 def make_report(command: str, results: Sequence[Any], *, inputs: dict[str, Any], include_eigenvalues: bool = False) -> dict[str, Any]:
     """The JSON-safe report of one ``dse`` command: inputs, rows used and one entry per method."""
     first = results[0] if results else None
@@ -63,9 +66,8 @@ def report_table(report: dict[str, Any]) -> Any:
     table.add_column("seconds", justify="right")
     for r in report["results"]:
         extra = r.get("extra") or {}
-        err = extra.get("error_estimate") if isinstance(extra, dict) else None
-        if err is None and isinstance(extra, dict):
-            err = extra.get("spread")
+        # the estimator's own uncertainty: the approximate solver's error bound, MINE's spread
+        err = next((extra[k] for k in _ERROR_KEYS if isinstance(extra, dict) and extra.get(k) is not None), None)
         table.add_row(
             r["method"], format_value(r["value"]), r["units"], "" if err is None else format_value(err),
             format_params(r.get("params") or {}), f"{r['elapsed_s']:.3g}" if r.get("elapsed_s") is not None else "",

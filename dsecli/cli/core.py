@@ -33,6 +33,10 @@ TOpt = Annotated[int, typer.Option("--t", "-t", help="Diffusion time t >= 1 (eig
 BinsOpt = Annotated[int | None, typer.Option("--bins", help="Bins per dimension for cse/csmi (default 2).")]
 KOpt = Annotated[int | None, typer.Option("--k", help="Neighbours for knn/ksg (default 3) and ase-knn (default 10).")]
 MetricOpt = Annotated[str | None, typer.Option("--metric", help="kNN entropy norm: euclidean (default) or max.")]
+MIDtypeOpt = Annotated[
+    str | None,
+    typer.Option("--dtype", help="Working precision: float64 (default; MINE trains in float32 unless this is given) or float32."),
+]
 SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse: exact (default), approx or auto.")]
 
 
@@ -126,7 +130,7 @@ def mi(
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "float64",
+    dtype: MIDtypeOpt = None,
     base: BaseOpt = "2",
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
