@@ -49,12 +49,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 COMMANDS = {
-    "entropy-all-subsampled": ["entropy", "x.npy", "-m", "all,ase-knn,matrix-entry", "--max-n", "150", "--seed", "3",
-                               "--sigma", "median"],
-    "entropy-published-sampler": ["entropy", "x.npy", "--max-n", "120", "--seed", "5", "--sampler", "published",
-                                  "--eigenvalues"],
-    "mi-all": ["mi", "x.npy", "y.npy", "-m", "dsmi,csmi,ksg", "--max-n", "200", "--seed", "11"],
-    "mi-mine": ["mi", "x.npy", "y.npy", "-m", "mine", "--max-n", "200", "--epochs", "3", "--seed", "2"],
+    "entropy": ["entropy", "x.npy", "-m", "all,ase-knn,matrix-entry", "--max-n", "150", "--seed", "3",
+                "--sigma", "median", "--eigenvalues"],
+    "entropy-published-sampler": ["entropy", "x.npy", "-m", "dse,cse", "--max-n", "120", "--seed", "5",
+                                  "--sampler", "published"],
+    "mi": ["mi", "x.npy", "y.npy", "-m", "dsmi,csmi,ksg,mine", "--epochs", "3", "--max-n", "200", "--seed", "11"],
     "mi-vector-reference": ["mi", "x.npy", "yv.npy", "--n-clusters", "3", "--max-n", "150", "--seed", "4"],
     "check": ["check", "x.npy", "--max-n", "100", "--seed", "9"],
 }
