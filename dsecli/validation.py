@@ -43,6 +43,11 @@ __all__ = [
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
+def _max_abs(arr: np.ndarray) -> float:
+    # max |x| without an |x| temporary the size of the data
+    return float(max(abs(float(np.max(arr))), abs(float(np.min(arr)))))
+
+
 def max_safe_magnitude(n_features: int, dtype: Any = np.float64) -> float:
     """Largest |x| for which squared distances ``||x||^2 + ||y||^2 - 2 x.y`` stay finite in ``dtype``."""
     return math.sqrt(float(np.finfo(np.dtype(dtype)).max) / (4.0 * max(int(n_features), 1)))
@@ -164,7 +169,7 @@ def check_embeddings(
     if n < min_rows:
         after = f" after dropping {dropped.size} row(s) with NaN/Inf" if dropped.size else ""
         raise InputError(f"{w}`{name}` must have at least {min_rows} rows; got N = {n}{after}")
-    big = float(np.max(np.abs(arr)))
+    big = _max_abs(arr)
     limit = max_safe_magnitude(d)
     if big > limit:
         raise InputError(
@@ -220,7 +225,7 @@ def check_reference_array(arr: np.ndarray, *, where: str | None = None, n_rows: 
             )
         if arr.size:
             d = 1 if arr.ndim == 1 else arr.shape[1]
-            big = float(np.max(np.abs(arr)))
+            big = _max_abs(arr)
             if big > max_safe_magnitude(d):
                 raise InputError(
                     f"{w}`reference` must have |values| <= {max_safe_magnitude(d):.3g} (squared distances overflow "
@@ -236,7 +241,7 @@ def check_working_range(arr: np.ndarray, dtype: Any, *, where: str | None = None
         return
     dt = np.dtype(str(dtype).replace("torch.", ""))
     limit = max_safe_magnitude(arr.shape[1], dt)
-    big = float(np.max(np.abs(arr)))
+    big = _max_abs(arr)
     if big > limit:
         raise InputError(
             f"{where_prefix(where)}`{name}` must have |values| <= {limit:.3g} for D = {arr.shape[1]} in {dt.name} "
