@@ -211,7 +211,7 @@ def _kernel_scale(x: np.ndarray, sigma: float, seed: int) -> dict[str, Any]:
     if x.shape[0] > SCALE_ROWS:
         idx = np.sort(np.random.default_rng(seed).choice(x.shape[0], SCALE_ROWS, replace=False))
         rows = x[idx]
-    xt = torch.as_tensor(np.ascontiguousarray(rows, dtype=np.float64))
+    xt = torch.from_numpy(np.array(rows, dtype=np.float64, copy=True))  # own copy: the rows may be a read-only map
     out: dict[str, Any] = {"rows": int(rows.shape[0])}
     try:
         out["sigma_median"] = resolve_sigma("median", xt, seed=seed).value

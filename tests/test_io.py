@@ -297,3 +297,5 @@ def test_sanity_report_subsamples_like_the_estimators(tmp_path: Path) -> None:
     report = sanity_report(open_array(str(tmp_path / "x.npy")), max_n=100)
     assert (report.n_used, report.n_total, report.source) == (100, 500, str(tmp_path / "x.npy"))
     assert report.findings[0].code == "subsampled"
+    # every row: the memory-mapped, read-only array itself (no warning from torch about it)
+    assert sanity_report(open_array(str(tmp_path / "x.npy")), max_n=0).n_used == 500
