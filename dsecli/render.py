@@ -76,8 +76,12 @@ def report_table(report: dict[str, Any]) -> Any:
     if n_used is not None:
         note = f"N used {n_used:,} of {n_total:,} total"
         if report.get("subsampled"):
-            seed = (report["results"][0].get("params") or {}).get("seed")
-            note += f" (uniform subsample without replacement, seed {seed}; --max-n 0 uses all rows)"
+            params = report["results"][0].get("params") or {}
+            max_n = params.get("max_n")
+            if max_n and n_total > max_n:
+                note += f" (uniform subsample without replacement, seed {params.get('seed')}; --max-n 0 uses all rows)"
+            else:
+                note += " (rows with NaN/Inf dropped)"
         table.caption = note
         table.caption_justify = "left"
     return table

@@ -172,3 +172,11 @@ def test_mi_command_with_labels(tmp_path) -> None:
     res = out["results"][0]
     assert res["method"] == "dsmi" and res["params"]["n_classes"] == 3
     assert res["value"] == pytest.approx(np.log2(3), abs=0.05)
+
+
+def test_output_may_not_overwrite_the_input(emb) -> None:
+    path, _ = emb
+    before = path.read_bytes()
+    res = runner.invoke(app, ["entropy", str(path), "--output", str(path)])
+    assert res.exit_code == 2 and "`--output` names an input file" in res.output
+    assert path.read_bytes() == before

@@ -40,9 +40,25 @@ MIDtypeOpt = Annotated[
 SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse: exact (default), approx or auto.")]
 
 
+def _refuse_overwriting_inputs(output: str | None, *specs: str) -> None:
+    """``--output`` must not name an input file: the report would replace the data."""
+    if not output:
+        return
+    import os
+
+    from ..errors import InputError
+    from ..io import split_spec
+
+    for spec in specs:
+        path, _key = split_spec(spec)
+        if path != "-" and os.path.exists(path) and os.path.exists(output) and os.path.samefile(path, output):
+            raise InputError(f"{output}: `--output` names an input file ({spec}); choose another file name")
+
+
 def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
     # subsampling is never silent: JSON users see it on stderr too
-    if report.get("subsampled") and not quiet:
+    max_n = (report["results"][0].get("params") or {}).get("max_n") if report.get("results") else None
+    if report.get("subsampled") and max_n and report["n_total"] > max_n and not quiet:
         from ._app import stderr_console
 
         stderr_console().print(
@@ -86,6 +102,7 @@ def entropy(
 
     def body() -> None:
         check_output_early(output)
+        _refuse_overwriting_inputs(output, emb)
         from ..estimate import estimate_entropy
         from ..io import open_array
         from ..render import make_report, report_table
@@ -143,6 +160,7 @@ def mi(
 
     def body() -> None:
         check_output_early(output)
+        _refuse_overwriting_inputs(output, emb, ref)
         from ..estimate import estimate_mutual_information
         from ..io import open_array
         from ..render import make_report, report_table
