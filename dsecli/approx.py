@@ -65,7 +65,7 @@ class ApproxSettings:
     block: int = 0  # deflation block width; 0 = chosen from N
     depth: int = 0  # deflation block Lanczos steps; 0 = chosen from N
     ritz_tol: float = 1e-5  # keep Ritz pairs with ||A u - theta u|| <= ritz_tol
-    steps: int = 30  # Lanczos steps per probe
+    steps: int = 20  # Lanczos steps per probe
     probes: int = 32  # first batch of probes
     max_probes: int = 512
     z_score: float = 3.0

@@ -26,6 +26,7 @@ from .device import (
     to_tensor,
 )
 from .errors import (
+    ComputationError,
     DseWarning,
     InputError,
     MemoryLimitError,
@@ -67,7 +68,7 @@ __all__ = [
 ]
 
 ASE_KERNELS = ("gaussian", "normalized", "knn")
-SOLVERS = ("exact",)
+SOLVERS = ("exact", "approx", "auto")
 
 
 def dense_matrix_bytes(n: int, dtype: Any = "float64", *, copies: int = 2) -> int:
@@ -94,7 +95,8 @@ def check_dense_memory(n: int, *, device: torch.device, dtype: torch.dtype, copi
 
 
 def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: Any, base: Any, min_rows: int = 2,
-           flatten: bool = False, drop_nonfinite: bool = False) -> tuple[Rows, torch.Tensor, float]:
+           flatten: bool = False, drop_nonfinite: bool = False,
+           dense_copies: int | None = 2) -> tuple[Rows, torch.Tensor, float]:
     base = check_positive(base, "base")
     if base == 1:
         raise InputError("`base` must be > 0 and != 1; got 1")
@@ -106,7 +108,8 @@ def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: A
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, min_rows=min_rows, flatten=flatten,
                         drop_nonfinite=drop_nonfinite)
     check_working_range(rows.data, dt, where=rows.source)
-    check_dense_memory(rows.n_used, device=dev, dtype=dt)
+    if dense_copies:  # None: the caller checks its own memory plan (DSE's solvers)
+        check_dense_memory(rows.n_used, device=dev, dtype=dt, copies=dense_copies)
     xt = to_tensor(rows.data, device=dev, dtype=dt)
     return rows, xt, base
 
@@ -163,6 +166,8 @@ def diffusion_spectral_entropy(
     dtype: Any = "float64",
     base: float = 2.0,
     solver: str = "exact",
+    tol_bits: float = 0.005,
+    max_seconds: float | None = None,
     return_eigenvalues: bool = False,
     flatten: bool = False,
     drop_nonfinite: bool = False,
@@ -198,8 +203,21 @@ def diffusion_spectral_entropy(
         lose accuracy (see README, "Precision").
     base : float
         Logarithm base: 2 gives bits, e nats.
-    solver : {"exact"}
-        Eigensolver.
+    solver : {"exact", "approx", "auto"}
+        "exact": all N eigenvalues (``torch.linalg.eigvalsh``), peak memory 2 N^2 numbers.
+        "approx": the spectral sums of METHOD.md section 2 from the exact top eigenpairs plus
+        stochastic Lanczos quadrature of the rest (:mod:`dsecli.approx`), with its own error
+        estimate in ``extra["error_estimate"]`` (result units; also ``error_estimate_bits``);
+        the operator is held in memory when it fits (float32 storage if float64 does not),
+        else its kernel rows are recomputed in blocks (memory O(N D)).
+        "auto": exact up to 10,000 rows on CPU (20,000 on CUDA) when it fits, else approx;
+        ``params["solver"]`` says which ran. See :func:`dsecli.plan.plan_entropy`.
+    tol_bits : float
+        Error target of the approximate solver in bits: probes are added until its error
+        estimate is below it (or 512 probes). Unused by the exact solver.
+    max_seconds : float, optional
+        Stop before computing, with the plan in the message, when the plan's expected time
+        exceeds this (:class:`~dsecli.errors.ComputationError`).
     return_eigenvalues : bool
         Keep the N eigenvalues (descending, float64) in the result.
 
@@ -218,21 +236,39 @@ def diffusion_spectral_entropy(
     """
     t = check_positive_int(t, "t")
     check_choice(solver, "solver", SOLVERS)
+    if solver != "exact":
+        tol_bits = check_positive(tol_bits, "tol_bits")
+    if max_seconds is not None:
+        max_seconds = check_positive(max_seconds, "max_seconds")
     start = time.perf_counter()
     rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
-                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None)
+    plan = _checked_plan(rows.n_used, xt, solver=solver, t=t, return_eigenvalues=return_eigenvalues,
+                         max_seconds=max_seconds)
+    lam = None
     with _Collect() as notes:
         choice = resolve_sigma(sigma, xt, seed=seed)
-        with Timer(xt.device) as tk:
-            g = gaussian_kernel(xt, choice.value)
-            warn_if_degenerate(g, choice.value)
-            a = symmetric_normalize_(g)
-        with Timer(xt.device) as te:
-            lam = symmetric_eigenvalues(a)
-        del a, g
-        value = spectral_entropy(lam, t=t, base=base)
-    params = {**_sigma_params(choice), "t": t, "solver": solver,
+        if plan["solver"] == "exact":
+            with Timer(xt.device) as tk:
+                g = gaussian_kernel(xt, choice.value)
+                warn_if_degenerate(g, choice.value)
+                a = symmetric_normalize_(g)
+            with Timer(xt.device) as te:
+                lam = symmetric_eigenvalues(a)
+            del a, g
+            value = spectral_entropy(lam, t=t, base=base)
+            extra: dict[str, Any] = {"timings_s": {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}}
+        else:
+            value, extra = _approximate_dse(xt, choice.value, plan=plan, t=t, base=base, seed=seed, tol_bits=tol_bits)
+    params = {**_sigma_params(choice), "t": t, "solver": plan["solver"],
               **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    if solver != plan["solver"]:
+        params["solver_requested"] = solver
+    if plan["solver"] == "approx":
+        params["tol_bits"] = tol_bits
+    if max_seconds is not None:
+        params["max_seconds"] = max_seconds
+    extra["plan"] = plan
     return EntropyResult(
         method="dse",
         value=value,
@@ -243,9 +279,58 @@ def diffusion_spectral_entropy(
         params=params,
         elapsed_s=time.perf_counter() - start,
         warnings=tuple(notes),
-        eigenvalues=_sorted_desc(lam) if return_eigenvalues else None,
-        extra={"timings_s": {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}},
+        eigenvalues=_sorted_desc(lam) if return_eigenvalues and lam is not None else None,
+        extra=extra,
     )
+
+
+def _checked_plan(n: int, xt: torch.Tensor, *, solver: str, t: int, return_eigenvalues: bool,
+                  max_seconds: float | None) -> dict[str, Any]:
+    """The solver plan for N rows of ``xt``; raises when it does not fit or exceeds ``max_seconds``."""
+    from .plan import format_plan, plan_entropy
+
+    # the rows are already on the device: count them as available again
+    plan = plan_entropy(n, int(xt.shape[1]), solver=solver, device=xt.device, dtype=xt.dtype, t=t,
+                        return_eigenvalues=return_eigenvalues,
+                        memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
+    if not plan["fits"]:
+        hint = "--solver approx, " if plan["solver"] == "exact" else ""
+        raise MemoryLimitError(
+            f"N = {n} does not fit: {format_plan(plan)}; use --max-n to subsample, {hint}--dtype float32, "
+            "or another device"
+        )
+    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
+        raise ComputationError(
+            f"N = {n}: {format_plan(plan)}, more than `max_seconds` = {max_seconds:g}; use --max-n to subsample, "
+            "another solver or device, or a larger limit"
+        )
+    return plan
+
+
+def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t: int, base: float, seed: int,
+                     tol_bits: float) -> tuple[float, dict[str, Any]]:
+    """DSE by :func:`dsecli.approx.approximate_spectral_entropy` on the operator the plan chose."""
+    import math
+
+    from .approx import ApproxSettings, approximate_spectral_entropy
+    from .operators import build_operator, describe, kernel_row_block
+
+    with Timer(xt.device) as tk:
+        xc = xt - xt.mean(dim=0, keepdim=True)
+        head = kernel_row_block(xc, (xc * xc).sum(dim=1), 0, min(xt.shape[0], 1000), sigma)
+        warn_if_degenerate(head, sigma)
+        del head, xc
+        op = build_operator(xt, sigma, kind=plan["operator"], storage=resolve_dtype(plan["storage_dtype"]))
+    with Timer(xt.device) as ts:
+        nats, report = approximate_spectral_entropy(op, t=t, seed=seed, settings=ApproxSettings(tol_bits=tol_bits))
+    err = report.pop("error_estimate_nats")
+    report["error_estimate"] = err / math.log(base)
+    report["error_estimate_bits"] = err / math.log(2.0)
+    for key in ("stderr_nats", "quadrature_error_nats", "deflation_error_nats"):
+        report[key.replace("_nats", "_bits")] = report.pop(key) / math.log(2.0)
+    report.update(describe(op))
+    report["timings_s"] = {"kernel": tk.elapsed_s, "spectral_sums": ts.elapsed_s, **report["timings_s"]}
+    return nats / math.log(base), report
 
 
 def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:

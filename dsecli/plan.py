@@ -33,6 +33,10 @@ SOLVERS = ("exact", "approx", "auto")
 AUTO_EXACT_MAX_N = {"cpu": 10_000, "cuda": 20_000}
 # Fraction of the free memory a plan may use (the rest is headroom for the allocator and the OS).
 MEMORY_FRACTION = 0.85
+# The approximate solver stores the N x N operator in float64 only while that takes at most this
+# fraction of the free memory; above it, float32 storage (half the memory, twice the GEMM speed,
+# rounding 6e-8 per entry) leaves room for the rest of the process and the machine.
+FLOAT64_STORAGE_FRACTION = 0.5
 # Kernel rows per block of the matrix-free operator (numbers), and of the dense builder.
 ROWS_BLOCK_ELEMENTS = 32 * 1024 * 1024
 DENSE_BLOCK_ELEMENTS = 8 * 1024 * 1024
@@ -47,13 +51,16 @@ def solver_settings(n: int, operator: str) -> dict[str, int]:
 
 
 def _rates(device_type: str, dtype: str, threads: int) -> dict[str, float]:
+    """Throughputs of the time model: GEMM flop/s, kernel entries/s (distance bookkeeping, exp,
+    copies), memory bandwidth (bytes/s; products with a few dozen vectors are memory-bound) and
+    the eigvalsh constant (s / N^3)."""
     if device_type == "cuda":
-        return {"gemm": 3.0e13 if dtype == "float32" else 2.5e13, "exp": 2.0e11,
+        return {"gemm": 3.0e13 if dtype == "float32" else 2.5e13, "elem": 5e10, "bw": 2.5e12,
                 "eig": 1.5e-12 if dtype == "float32" else 2.5e-12}
     per = 80e9 if dtype == "float32" else 40e9
     eig2 = 1.25e-11 if dtype == "float32" else 2.0e-11  # seconds per N^3 on 2 threads
     # eigvalsh is half memory-bound (tridiagonalisation): it scales sub-linearly with threads
-    return {"gemm": per * threads, "exp": 5e8 * threads, "eig": eig2 * (2.0 / threads) ** 0.7}
+    return {"gemm": per * threads, "elem": 7e7 * threads, "bw": 5e9, "eig": eig2 * (2.0 / threads) ** 0.7}
 
 
 def _threads() -> int:
@@ -116,24 +123,34 @@ def plan_entropy(
     data = n * d * 8 * 2  # the float64 rows handed over plus the tensor / centred copy
 
     exact_mem = 2 * n * n * item + data + 8 * n * 4
-    exact_time = (2.0 * n * n * d / rates["gemm"] + n * n / rates["exp"] + rates["eig"] * n**3)
+    exact_time = 2.0 * n * n * d / rates["gemm"] + n * n / rates["elem"] + rates["eig"] * n**3
 
     s = solver_settings(n, "dense")
     kdim = s["block"] * s["depth"]
     vecs = 8 * n * (2 * kdim + 5 * s["probes"] + 2 * s["block"])
-    columns = kdim + s["probes"] * s["steps"]
-    build = 2.0 * n * n * d / rates["gemm"] + 2 * n * n / rates["exp"]
+    build = 2.0 * n * n * d / rates["gemm"] + 2 * n * n / rates["elem"]
+    threads = _threads() if dev.type == "cpu" else 1
+
+    def product(width: int, store: str) -> float:
+        r = rates if store == dt else _rates(dev.type, store, threads)
+        return max(2.0 * n * n * width / r["gemm"], n * n * (4 if store == "float32" else 8) / r["bw"])
+
+    # block orthogonalisation and Rayleigh-Ritz on the N x k Krylov basis (float64)
+    krylov = (4.0 * n * kdim * s["block"] * s["depth"] + 6.0 * n * kdim * kdim) / _rates(dev.type, "float64", threads)["gemm"]
 
     def dense_mem(store_item: int) -> int:
-        return n * n * store_item + vecs + data + 3 * DENSE_BLOCK_ELEMENTS * item
+        # one float64 block of kernel rows while building; float32 storage adds its float64 copy
+        # when summing squares for ||A||_F^2
+        return n * n * store_item + vecs + data + (1 if store_item == 8 else 2) * min(n * n, DENSE_BLOCK_ELEMENTS) * 8
 
     def dense_time(store: str) -> float:
-        gemm = rates["gemm"] if store == dt else _rates(dev.type, store, _threads() if dev.type == "cpu" else 1)["gemm"]
-        return build + 2.0 * n * n * columns / gemm + 2.0 * n * kdim * kdim * s["depth"] / rates["gemm"]
+        return build + s["depth"] * product(s["block"], store) + s["steps"] * product(s["probes"], store) + krylov
 
-    rows_mem = vecs + data + 3 * ROWS_BLOCK_ELEMENTS * item
+    rows_mem = vecs + data + 3 * min(n * n, ROWS_BLOCK_ELEMENTS) * item
     passes = 1 + s["depth"] + s["steps"]
-    rows_time = (passes * 2.0 * n * n * d + 2.0 * n * n * columns) / rates["gemm"] + passes * n * n / rates["exp"]
+    columns = kdim + s["probes"] * s["steps"]
+    rows_time = ((passes * 2.0 * n * n * d + 2.0 * n * n * columns) / rates["gemm"] + passes * n * n / rates["elem"]
+                 + krylov)
 
     out: dict[str, Any] = {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
@@ -153,14 +170,14 @@ def plan_entropy(
                          "not all N eigenvalues); got solver 'approx'")
     why = "requested" if solver == "approx" else f"N = {n} above the exact range or its memory ({exact_mem / 2**30:.1f} GiB)"
     out.update(exact_seconds=exact_time, exact_memory_bytes=exact_mem, approx_settings=s)
-    if dense_mem(item) <= budget:
+    if dense_mem(item) <= (budget if item == 4 else min(budget, int(have * FLOAT64_STORAGE_FRACTION))):
         out.update(solver="approx", operator="dense", storage_dtype=dt, memory_bytes=dense_mem(item), fits=True,
                    expected_seconds=dense_time(dt), reason=f"{why}; the N x N operator fits in {dt}")
-    elif item == 8 and dense_mem(4) <= budget:
+    elif item == 8 and dense_mem(4) <= budget:  # float64 would crowd the memory (or not fit)
         out.update(solver="approx", operator="dense", storage_dtype="float32", memory_bytes=dense_mem(4), fits=True,
                    expected_seconds=dense_time("float32"),
-                   reason=f"{why}; the N x N operator fits only when stored in float32 "
-                          "(kernel still computed in float64)")
+                   reason=f"{why}; the N x N operator is stored in float32 (in float64 it would take more than "
+                          f"{FLOAT64_STORAGE_FRACTION:.0%} of the free memory); kernel computed in float64")
     else:
         out.update(solver="approx", operator="rows", storage_dtype=dt, memory_bytes=rows_mem, fits=rows_mem <= budget,
                    expected_seconds=rows_time,

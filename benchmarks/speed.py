@@ -1,0 +1,359 @@
+"""Speed and memory of DSE: the published package vs dsecli exact vs dsecli approx, on the same data.
+
+One run, one data generator, every case in its own subprocess (so peak memory is the child's peak
+resident set, VmHWM, which counts torch's and NumPy's allocations alike; ``tracemalloc`` sees neither):
+
+- **published**: ``dse_dsmi.diffusion_spectral_entropy`` (PyPI ``dse-dsmi`` 1.1: sklearn
+  distances, two dense N^3 products with diagonal matrices, an O(N^2) symmetry check, NumPy
+  ``eigvalsh``); it is imported only in its own subprocess (it silences warnings globally);
+- **exact**: ``dsecli.diffusion_spectral_entropy(solver="exact")`` (float64; ``exact32``: float32);
+- **approx**: ``solver="approx"`` (deflated stochastic Lanczos quadrature, :mod:`dsecli.approx`);
+- **bare eig**: ``torch.linalg.eigvalsh`` alone on the same N x N matrix (the floor for exact).
+
+Data: 10 Gaussian clusters (centres N(0, 1.5^2 I), unit noise) in D dimensions, seed 0; sigma =
+sqrt(D) (the paper's choice for blobs), t = 1. Columns: seconds, speed-up over published
+(published s / s), exact / bare eig, approx error against exact (bits) and the approx's own
+error estimate, peak resident memory (MiB, whole process). Exact time where it is not run
+(N = 50,000) is extrapolated from a fit t = a N^3 + b N^2 D to the measured exact points.
+Then DSMI (10 classes) dsecli vs published, and the kNN/KSG benchmark of
+``benchmarks/speed_knn.py`` when present. A GPU section runs where CUDA exists (exact up to
+N = 40,000, approx beyond, bare eigvalsh), timed with ``torch.cuda.synchronize``.
+
+Figures are printed, never asserted. Timings depend on load: the load average is printed at
+start and end (other processes on a 2-core machine can double a timing).
+
+Usage::
+
+    python benchmarks/speed.py --quick          # N = 1,000 / 2,000, approx 10,000: ~3 min
+    python benchmarks/speed.py                  # the full set: ~1 h on 2 cores
+    python benchmarks/speed.py --gpu-only       # only the CUDA section
+    python benchmarks/speed.py --json out.json  # also write every measurement
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_data(n: int, d: int, seed: int = 0, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, 1.5, (classes, d))
+    labels = rng.integers(0, classes, n)
+    return centers[labels] + rng.normal(0.0, 1.0, (n, d)), labels
+
+
+def _rss() -> int:
+    """Peak resident memory of this process image (VmHWM); ru_maxrss would report the parent's
+    peak when that was larger (Linux keeps it across fork + exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# --------------------------------------------------------------------------------------------
+# one case, run in a child process
+
+
+def run_case(case: dict[str, Any]) -> dict[str, Any]:
+    kind, n, d = case["kind"], case["n"], case["d"]
+    x, labels = make_data(n, d)
+    sigma = math.sqrt(d)
+    device = case.get("device", "cpu")
+    out: dict[str, Any] = {"case": case}
+    if kind in ("published", "published-dsmi"):
+        import dse_dsmi
+
+        dse_dsmi.diffusion_spectral_entropy(x[:200], gaussian_kernel_sigma=sigma)  # warm-up
+        base = _rss()
+        t0 = time.perf_counter()
+        if kind == "published":
+            v = dse_dsmi.diffusion_spectral_entropy(x, gaussian_kernel_sigma=sigma, t=1, max_N=None)
+        else:
+            v, _ = dse_dsmi.diffusion_spectral_mutual_information(x, labels[:, None], reference_discrete=True,
+                                                                 gaussian_kernel_sigma=sigma, t=1)
+        out.update(seconds=time.perf_counter() - t0, value=float(v))
+    else:
+        import torch
+
+        from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
+        from dsecli.device import Timer, resolve_device
+        from dsecli.kernels import diffusion_operator
+
+        dev = resolve_device(device)
+        diffusion_spectral_entropy(x[:300], sigma=sigma, device=device, max_n=0)  # warm-up (libraries, kernels)
+        diffusion_spectral_entropy(x[:300], sigma=sigma, device=device, max_n=0, solver="approx")
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        base = _rss()
+        with Timer(dev) as tm:
+            if kind == "exact":
+                r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="exact", device=device,
+                                               dtype=case.get("dtype", "float64"))
+            elif kind == "approx":
+                r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="approx", device=device,
+                                               dtype=case.get("dtype", "float64"))
+            elif kind == "dsmi":
+                r = diffusion_spectral_mutual_information(x, labels, sigma=sigma, t=1, max_n=0, device=device,
+                                                          sampler="published")
+            elif kind == "bare":
+                a = diffusion_operator(torch.as_tensor(x, device=dev), sigma)
+                with Timer(dev) as te:
+                    lam = torch.linalg.eigvalsh(a)
+                r = None
+            else:
+                raise ValueError(kind)
+        out["seconds"] = te.elapsed_s if kind == "bare" else tm.elapsed_s
+        if r is not None:
+            out["value"] = r.value
+            out["extra"] = {k: v for k, v in r.extra.items() if k != "plan"}
+            if "plan" in r.extra:
+                out["plan_seconds"] = r.extra["plan"]["expected_seconds"]
+                out["plan_bytes"] = r.extra["plan"]["memory_bytes"]
+        else:
+            out["value"] = float(lam.max())
+        if dev.type == "cuda":
+            out["gpu_peak_bytes"] = int(torch.cuda.max_memory_allocated(dev))
+    out["peak_rss"] = _rss()
+    out["peak_rss_delta"] = out["peak_rss"] - base
+    return out
+
+
+def spawn(case: dict[str, Any], timeout: float) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_case", json.dumps(case)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"case": case, "error": f"timeout after {timeout:.0f} s"}
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["?"]
+        return {"case": case, "error": f"exit {p.returncode}: {tail[0][:200]}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+
+
+def _fmt_s(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def _mib(v: float | None) -> str:
+    return "-" if v is None else f"{v / 2**20:.0f}"
+
+
+def _have_published() -> bool:
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("dse_dsmi") is not None
+    except Exception:  # pragma: no cover
+        return False
+
+
+def dse_section(grid: list[tuple[int, int]], large: list[tuple[int, int]], exact_large: list[tuple[int, int]],
+                timeout: float, published: bool, device: str = "cpu") -> dict[str, Any]:
+    res: dict[tuple[int, int], dict[str, Any]] = {}
+    kinds = (["published"] if published else []) + ["exact", "exact32", "approx", "bare"]
+    for n, d in grid + exact_large:
+        row: dict[str, Any] = {}
+        for kind in kinds:
+            if (n, d) in exact_large and kind == "published":
+                continue
+            case = {"kind": "exact" if kind == "exact32" else kind, "n": n, "d": d, "device": device}
+            if kind == "exact32":
+                case["dtype"] = "float32"
+            row[kind] = spawn(case, timeout)
+            print(f"  measured {kind:9s} N={n:6d} D={d:4d}: {_fmt_s(row[kind].get('seconds'))} s "
+                  f"{row[kind].get('error', '')}", flush=True)
+        res[(n, d)] = row
+    for n, d in large:
+        if (n, d) in res:
+            continue
+        res[(n, d)] = {"approx": spawn({"kind": "approx", "n": n, "d": d, "device": device}, timeout)}
+        print(f"  measured approx     N={n:6d} D={d:4d}: {_fmt_s(res[(n, d)]['approx'].get('seconds'))} s "
+              f"{res[(n, d)]['approx'].get('error', '')}", flush=True)
+
+    # exact time model t = a N^3 + b N^2 D from measured exact points (N >= 2000)
+    pts = [(n, d, r["exact"]["seconds"]) for (n, d), r in res.items()
+           if "exact" in r and "seconds" in r["exact"] and n >= 2000]
+    fit = None
+    if len(pts) >= 2:
+        a_mat = np.array([[n**3, n * n * d] for n, d, _ in pts], dtype=float)
+        y = np.array([s for _, _, s in pts])
+        scale = a_mat.max(axis=0)
+        coef = np.linalg.lstsq(a_mat / scale, y, rcond=None)[0] / scale
+        fit = (float(coef[0]), float(coef[1]))
+
+    hdr = (f"{'N':>6} {'D':>4} | {'published':>9} | {'exact':>7} {'x pub':>6} {'/bare':>5} | {'exact32':>7} {'x pub':>6} | "
+           f"{'approx':>7} {'x pub':>6} {'x exact':>7} {'err bits':>9} {'est bits':>8} | {'bare eig':>8} | "
+           f"{'MiB pub':>7} {'exact':>6} {'approx':>6}")
+    print("\nDSE, t = 1, sigma = sqrt(D), device " + device + " (x pub = published s / s; x exact = exact s / approx s;"
+          " /bare = exact s / bare eigvalsh s; err = approx - exact; est = approx's own error estimate; "
+          "MiB = peak RSS of the process)")
+    print(hdr)
+    print("-" * len(hdr))
+    table = []
+    for (n, d), r in sorted(res.items()):
+        pub, ex, ex32, ap, bare = (r.get(k, {}).get("seconds") for k in ("published", "exact", "exact32", "approx",
+                                                                          "bare"))
+        ex_note = ""
+        if ex is None and fit is not None:
+            ex = fit[0] * n**3 + fit[1] * n * n * d
+            ex_note = "*"
+        err = None
+        if "value" in r.get("approx", {}) and "value" in r.get("exact", {}):
+            err = r["approx"]["value"] - r["exact"]["value"]
+        est = r.get("approx", {}).get("extra", {}).get("error_estimate_bits")
+
+        def ratio(a: float | None, b: float | None) -> str:
+            return "-" if a is None or b is None or b == 0 else f"{a / b:.1f}"
+
+        line = (f"{n:>6} {d:>4} | {_fmt_s(pub):>9} | {_fmt_s(ex) + ex_note:>7} {ratio(pub, ex):>6} {ratio(ex, bare):>5} | "
+                f"{_fmt_s(ex32):>7} {ratio(pub, ex32):>6} | {_fmt_s(ap):>7} {ratio(pub, ap):>6} {ratio(ex, ap):>7} "
+                f"{'-' if err is None else f'{err:+.5f}':>9} {'-' if est is None else f'{est:.5f}':>8} | "
+                f"{_fmt_s(bare):>8} | {_mib(r.get('published', {}).get('peak_rss')):>7} "
+                f"{_mib(r.get('exact', {}).get('peak_rss')):>6} {_mib(r.get('approx', {}).get('peak_rss')):>6}")
+        print(line)
+        table.append({"n": n, "d": d, "published_s": pub, "exact_s": ex, "exact_extrapolated": bool(ex_note),
+                      "exact32_s": ex32, "approx_s": ap, "bare_eig_s": bare, "approx_err_bits": err,
+                      "approx_est_bits": est, "raw": r})
+    if fit is not None:
+        print(f"* exact extrapolated: t = {fit[0]:.3e} N^3 + {fit[1]:.3e} N^2 D s (least squares on "
+              f"{len(pts)} measured exact points, N >= 2000)")
+    errs = [(n, d, r) for (n, d), r in res.items() if "error" in r.get("approx", {})]
+    for n, d, r in errs:
+        print(f"  approx N={n} D={d}: {r['approx']['error']}")
+    # solver details of the approx runs
+    print("\napprox details: N D | operator storage | deflated k (Krylov dim) | probes x steps | products | "
+          "plan s / measured s | plan MiB / measured delta MiB")
+    for (n, d), r in sorted(res.items()):
+        a = r.get("approx", {})
+        ex = a.get("extra")
+        if not ex:
+            continue
+        print(f"  {n:>6} {d:>4} | {ex['operator']} {ex['operator_storage']} | {ex['deflated_eigenpairs']} "
+              f"({ex['krylov_dim']}) | {ex['probes']} x {ex['lanczos_steps']} | {ex['operator_products']} | "
+              f"{a.get('plan_seconds', float('nan')):.0f} / {a['seconds']:.0f} | "
+              f"{_mib(a.get('plan_bytes'))} / {_mib(a.get('peak_rss_delta'))}")
+    return {"table": table, "exact_fit": fit}
+
+
+def dsmi_section(ns: list[int], d: int, timeout: float, published: bool, device: str = "cpu") -> list[dict[str, Any]]:
+    print(f"\nDSMI, 10 classes, D = {d}, sigma = sqrt(D), t = 1, 5 repetitions (x pub = published s / dsecli s)")
+    print(f"{'N':>6} | {'published':>9} {'dsecli':>7} {'x pub':>6} | {'published MI':>12} {'dsecli MI':>10}")
+    rows = []
+    for n in ns:
+        pub = spawn({"kind": "published-dsmi", "n": n, "d": d}, timeout) if published else {}
+        ours = spawn({"kind": "dsmi", "n": n, "d": d, "device": device}, timeout)
+        ps, os_ = pub.get("seconds"), ours.get("seconds")
+        ratio = "-" if ps is None or os_ is None else f"{ps / os_:.1f}"
+        # dsecli runs with sampler="published" (the same CPython draws), so the MI columns agree to rounding
+        print(f"{n:>6} | {_fmt_s(ps):>9} {_fmt_s(os_):>7} {ratio:>6} | {pub.get('value', float('nan')):>12.4f} "
+              f"{ours.get('value', float('nan')):>10.4f}", flush=True)
+        rows.append({"n": n, "d": d, "published": pub, "dsecli": ours})
+    return rows
+
+
+def knn_section(quick: bool) -> Any:
+    path = HERE / "speed_knn.py"
+    if not path.exists():
+        print("\nkNN/KSG: benchmarks/speed_knn.py not present; skipped")
+        return None
+    print("\nkNN / KSG (benchmarks/speed_knn.py)", flush=True)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("speed_knn", path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod.main(["--n", "2000" if quick else "10000", "--d", "256"])
+
+
+def gpu_section(quick: bool, timeout: float) -> Any:
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("\nGPU: no CUDA device; section skipped")
+            return None
+        name = torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover
+        return None
+    print(f"\nGPU section on {name}", flush=True)
+    grid = [(4000, 512), (10000, 512)] if quick else [(4000, 512), (10000, 512), (20000, 512), (40000, 256)]
+    large = [(50000, 256)] if quick else [(50000, 256), (100000, 256), (200000, 256)]
+    res = dse_section(grid, large, [], timeout, published=False, device="cuda")
+    for row in res["table"]:
+        gp = row["raw"].get("exact", {}).get("gpu_peak_bytes")
+        ga = row["raw"].get("approx", {}).get("gpu_peak_bytes")
+        print(f"  GPU peak memory N={row['n']} D={row['d']}: exact {_mib(gp)} MiB, approx {_mib(ga)} MiB")
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small subset (minutes)")
+    ap.add_argument("--gpu-only", action="store_true", help="only the CUDA section")
+    ap.add_argument("--no-knn", action="store_true", help="skip the kNN/KSG section")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per case")
+    ap.add_argument("--json", default="", help="write all measurements to this file")
+    ap.add_argument("--_case", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._case:
+        print(json.dumps(run_case(json.loads(args._case))))
+        return {}
+    load0 = os.getloadavg()[0]
+    import torch
+
+    print(f"dsecli speed benchmark: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
+          f"threads), load average {load0:.1f}, {'quick' if args.quick else 'full'} set", flush=True)
+    out: dict[str, Any] = {"mode": "quick" if args.quick else "full", "load_start": load0}
+    published = _have_published()
+    if not published:
+        print("published package dse-dsmi not installed (pip install dse-dsmi==1.1): its columns are empty")
+    if not args.gpu_only:
+        if args.quick:
+            grid = [(1000, 64), (2000, 64), (1000, 512), (2000, 512)]
+            large, exact_large = [(10000, 64)], []
+            dsmi_ns = [2000]
+        else:
+            grid = [(n, d) for d in (64, 512) for n in (1000, 2000, 4000, 8000)]
+            exact_large = [(20000, 64), (20000, 512)]
+            large = [(20000, 64), (20000, 512), (50000, 64), (50000, 256), (50000, 512)]
+            dsmi_ns = [2000, 4000, 8000]
+        out["dse"] = dse_section(grid, large, exact_large, args.timeout, published)
+        out["dsmi"] = dsmi_section(dsmi_ns, 64, args.timeout, published)
+        if not args.no_knn:
+            out["knn"] = knn_section(args.quick)
+    out["gpu"] = gpu_section(args.quick, args.timeout)
+    out["load_end"] = os.getloadavg()[0]
+    print(f"\nload average at the end: {out['load_end']:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    return out
+
+
+if __name__ == "__main__":
+    main()
