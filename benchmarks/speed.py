@@ -84,19 +84,21 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
         dse_dsmi.diffusion_spectral_entropy(x[:200], gaussian_kernel_sigma=sigma)  # warm-up
         base = _rss()
-        t0 = time.perf_counter()
-        if kind == "published":
-            v = dse_dsmi.diffusion_spectral_entropy(x, gaussian_kernel_sigma=sigma, t=1, max_N=None)
-        else:
-            v, _ = dse_dsmi.diffusion_spectral_mutual_information(x, labels[:, None], reference_discrete=True,
-                                                                 gaussian_kernel_sigma=sigma, t=1)
-        out.update(seconds=time.perf_counter() - t0, value=float(v))
+        times = []
+        for _ in range(_repeats(n)):
+            t0 = time.perf_counter()
+            if kind == "published":
+                v = dse_dsmi.diffusion_spectral_entropy(x, gaussian_kernel_sigma=sigma, t=1, max_N=None)
+            else:
+                v, _ = dse_dsmi.diffusion_spectral_mutual_information(x, labels[:, None], reference_discrete=True,
+                                                                     gaussian_kernel_sigma=sigma, t=1)
+            times.append(time.perf_counter() - t0)
+        out.update(seconds=min(times), value=float(v))
     else:
         import torch
 
-        from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
-        from dsecli.device import Timer, resolve_device
-        from dsecli.kernels import diffusion_operator
+        from dsecli import diffusion_spectral_entropy
+        from dsecli.device import resolve_device
 
         dev = resolve_device(device)
         diffusion_spectral_entropy(x[:300], sigma=sigma, device=device, max_n=0)  # warm-up (libraries, kernels)
@@ -104,37 +106,57 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         base = _rss()
-        with Timer(dev) as tm:
-            if kind == "exact":
-                r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="exact", device=device,
-                                               dtype=case.get("dtype", "float64"))
-            elif kind == "approx":
-                r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="approx", device=device,
-                                               dtype=case.get("dtype", "float64"))
-            elif kind == "dsmi":
-                r = diffusion_spectral_mutual_information(x, labels, sigma=sigma, t=1, max_n=0, device=device,
-                                                          sampler="published")
-            elif kind == "bare":
-                a = diffusion_operator(torch.as_tensor(x, device=dev), sigma)
-                with Timer(dev) as te:
-                    lam = torch.linalg.eigvalsh(a)
-                r = None
-            else:
-                raise ValueError(kind)
-        out["seconds"] = te.elapsed_s if kind == "bare" else tm.elapsed_s
+        times = []
+        for _ in range(_repeats(n)):
+            r, seconds = _dsecli_once(kind, x, labels, sigma, case, dev)
+            times.append(seconds)
+        out["seconds"] = min(times)
         if r is not None:
             out["value"] = r.value
             out["extra"] = {k: v for k, v in r.extra.items() if k != "plan"}
             if "plan" in r.extra:
                 out["plan_seconds"] = r.extra["plan"]["expected_seconds"]
                 out["plan_bytes"] = r.extra["plan"]["memory_bytes"]
-        else:
-            out["value"] = float(lam.max())
         if dev.type == "cuda":
             out["gpu_peak_bytes"] = int(torch.cuda.max_memory_allocated(dev))
     out["peak_rss"] = _rss()
     out["peak_rss_delta"] = out["peak_rss"] - base
     return out
+
+
+def _repeats(n: int) -> int:
+    # small cases take under a second: the best of three is less at the mercy of other processes
+    return 3 if n <= 4000 else 1
+
+
+def _dsecli_once(kind: str, x: np.ndarray, labels: np.ndarray, sigma: float, case: dict[str, Any],
+                 dev: Any) -> tuple[Any, float]:
+    import torch
+
+    from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
+    from dsecli.device import Timer
+    from dsecli.kernels import diffusion_operator
+
+    device = str(dev)
+    with Timer(dev) as tm:
+        if kind == "exact":
+            r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="exact", device=device,
+                                           dtype=case.get("dtype", "float64"))
+        elif kind == "approx":
+            r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="approx", device=device,
+                                           dtype=case.get("dtype", "float64"))
+        elif kind == "dsmi":
+            r = diffusion_spectral_mutual_information(x, labels, sigma=sigma, t=1, max_n=0, device=device,
+                                                      sampler="published")
+        elif kind == "bare":
+            a = diffusion_operator(torch.as_tensor(x, device=dev), sigma)
+            with Timer(dev) as te:
+                torch.linalg.eigvalsh(a)
+            del a
+            r = None
+        else:
+            raise ValueError(kind)
+    return r, (te.elapsed_s if kind == "bare" else tm.elapsed_s)
 
 
 def spawn(case: dict[str, Any], timeout: float) -> dict[str, Any]:
