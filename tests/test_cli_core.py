@@ -180,3 +180,22 @@ def test_output_may_not_overwrite_the_input(emb) -> None:
     res = runner.invoke(app, ["entropy", str(path), "--output", str(path)])
     assert res.exit_code == 2 and "`--output` names an input file" in res.output
     assert path.read_bytes() == before
+
+
+def test_dry_run_plans_without_computing(tmp_path, monkeypatch) -> None:
+    import dsecli.dse
+
+    big = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(60_000, 8))
+    big.flush()
+    del big
+
+    def fail(*args, **kwargs):  # pragma: no cover - must not be reached
+        raise AssertionError("--dry-run computed something")
+
+    monkeypatch.setattr(dsecli.dse, "symmetric_eigenvalues", fail)
+    out = _json(["entropy", str(tmp_path / "big.npy"), "--max-n", "0", "--solver", "auto", "--dry-run", "--json"])
+    assert out["n_rows"] == 60_000 and out["n_total"] == 60_000
+    assert out["solver"] == "approx" and out["expected_seconds"] > 0
+    exact = _json(["entropy", str(tmp_path / "big.npy"), "--max-n", "0", "--dry-run", "--json"])
+    # two N x N float64 matrices at least: the plan must not understate the exact path
+    assert exact["solver"] == "exact" and exact["memory_bytes"] >= 2 * 60_000**2 * 8

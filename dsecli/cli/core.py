@@ -67,6 +67,38 @@ def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
         )
 
 
+def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t: int, as_json: bool,
+                eigenvalues: bool) -> None:
+    """``--dry-run``: the plan for the rows that would be used, from the file's shape alone."""
+    import math
+
+    from ..output import to_json
+    from ..plan import plan_entropy
+    from ._app import stdout_console
+
+    n_total = int(src.shape[0]) if src.shape else 0
+    n_used = n_total if not max_n else min(n_total, max_n)
+    n_features = int(math.prod(src.shape[1:])) if len(src.shape) > 1 else 1
+    plan = plan_entropy(n_used, n_features, solver=solver, device=device, dtype=dtype, t=t,
+                        return_eigenvalues=eigenvalues)
+    plan = {"input": src.label, "n_total": n_total, **plan}
+    if as_json:
+        typer.echo(to_json(plan, indent=None))
+        return
+    gib = 2.0**30
+    lines = [
+        f"plan for dse on {src.label}: N used {n_used:,} of {n_total:,}, D = {n_features:,}",
+        f"  solver    {plan['solver']} ({plan['reason']})",
+        f"  operator  {plan['operator']}, stored in {plan['storage_dtype']} on {plan['device']}",
+        f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available"
+        + ("" if plan["fits"] else "  (does NOT fit)"),
+        f"  time      ~{plan['expected_seconds']:.3g} s expected"
+        + (f" (exact would take ~{plan['exact_seconds']:.3g} s)" if "exact_seconds" in plan else ""),
+        "nothing was computed (--dry-run)",
+    ]
+    stdout_console().print("\n".join(lines), markup=False)
+
+
 def _solver_param(solver: str) -> dict[str, Any]:
     # the default stays out of the call so methods without a solver option are unaffected
     return {} if solver == "exact" else {"solver": solver}
@@ -91,6 +123,8 @@ def entropy(
     dtype: DtypeOpt = "float64",
     base: BaseOpt = "2",
     eigenvalues: Annotated[bool, typer.Option("--eigenvalues", help="Include the eigenvalues in the JSON report.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan for dse (solver, operator, memory, "
+                                          "expected time) without computing.")] = False,
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
     as_json: JsonOpt = False,
@@ -108,6 +142,10 @@ def entropy(
         from ..render import make_report, report_table
 
         src = open_array(emb)
+        if dry_run:
+            _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=as_json,
+                        eigenvalues=eigenvalues)
+            return
         results = estimate_entropy(
             src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
             sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
