@@ -9,7 +9,6 @@ Using Noise-Resilient Diffusion Spectral Entropy", ICML 2023 TAG-ML workshop / I
 from __future__ import annotations
 
 import time
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,8 +25,8 @@ from .device import (
     to_tensor,
 )
 from .errors import (
+    CollectWarnings,
     ComputationError,
-    DseWarning,
     InputError,
     MemoryLimitError,
     check_choice,
@@ -132,22 +131,7 @@ def _sigma_params(choice: SigmaChoice) -> dict[str, Any]:
     return out
 
 
-class _Collect:
-    """Record dsecli warnings raised during a computation (they still reach the caller)."""
-
-    def __enter__(self) -> list[str]:
-        self._cm = warnings.catch_warnings(record=True)
-        self._log = self._cm.__enter__()
-        warnings.simplefilter("always", DseWarning)
-        self.messages: list[str] = []
-        return self.messages
-
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
-        for w in self._log:
-            if issubclass(w.category, DseWarning):
-                self.messages.append(str(w.message))
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+_Collect = CollectWarnings
 
 
 def _sorted_desc(lam: torch.Tensor) -> np.ndarray:

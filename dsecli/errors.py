@@ -9,6 +9,7 @@ the exit code in :class:`ExitStatus`.
 from __future__ import annotations
 
 import math
+import warnings
 from enum import IntEnum
 from typing import Any
 
@@ -175,3 +176,25 @@ def check_neighbors(k: Any, n: int, *, name: str = "k", where: str | None = None
             f"got {k}"
         )
     return k
+
+
+class CollectWarnings:
+    """Record dsecli warnings raised inside a ``with`` block, so results can carry them.
+
+    The warnings still reach the caller afterwards (re-emitted on exit), so the CLI prints
+    them and library users see them as usual.
+    """
+
+    def __enter__(self) -> list[str]:
+        self._cm = warnings.catch_warnings(record=True)
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always", DseWarning)
+        self.messages: list[str] = []
+        return self.messages
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+        for w in self._log:
+            if issubclass(w.category, DseWarning):
+                self.messages.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataQualityWarning, DseWarning, InputError, check_choice, check_positive, check_positive_int
+from ..errors import (
+    CollectWarnings,
+    DataQualityWarning,
+    InputError,
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
 from ..reference import REF_KINDS, Classes, reference_classes
 
 __all__ = [
@@ -36,22 +43,7 @@ def nats_to(value: float, base: float) -> float:
     return float(value) / math.log(base)
 
 
-class Collect:
-    """Record dsecli warnings raised inside the block; they still reach the caller afterwards."""
-
-    def __enter__(self) -> list[str]:
-        self._cm = warnings.catch_warnings(record=True)
-        self._log = self._cm.__enter__()
-        warnings.simplefilter("always", DseWarning)
-        self.messages: list[str] = []
-        return self.messages
-
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
-        for w in self._log:
-            if issubclass(w.category, DseWarning):
-                self.messages.append(str(w.message))
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+Collect = CollectWarnings  # one implementation, shared with the spectral estimators
 
 
 def as_matrix(a: np.ndarray) -> np.ndarray:
