@@ -150,7 +150,7 @@ def diffusion_spectral_entropy(
     dtype: Any = "float64",
     base: float = 2.0,
     solver: str = "exact",
-    tol_bits: float = 0.005,
+    tol_bits: float = 0.01,
     max_seconds: float | None = None,
     return_eigenvalues: bool = False,
     flatten: bool = False,
@@ -197,8 +197,9 @@ def diffusion_spectral_entropy(
         "auto": exact up to 10,000 rows on CPU (20,000 on CUDA) when it fits, else approx;
         ``params["solver"]`` says which ran. See :func:`dsecli.plan.plan_entropy`.
     tol_bits : float
-        Error target of the approximate solver in bits: probes are added until its error
-        estimate is below it (or 512 probes). Unused by the exact solver.
+        Error target of the approximate solver in bits: probes (or Lanczos steps) are added
+        until its error estimate (3 standard errors plus quadrature and deflation bounds) is
+        below it, or 512 probes / 60 steps. Unused by the exact solver.
     max_seconds : float, optional
         Stop before computing, with the plan in the message, when the plan's expected time
         exceeds this (:class:`~dsecli.errors.ComputationError`).
@@ -243,7 +244,12 @@ def diffusion_spectral_entropy(
             value = spectral_entropy(lam, t=t, base=base)
             extra: dict[str, Any] = {"timings_s": {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}}
         else:
+            with Timer(xt.device) as th:
+                head = _kernel_head(xt, choice.value)
+                warn_if_degenerate(head, choice.value)
+                del head
             value, extra = _approximate_dse(xt, choice.value, plan=plan, t=t, base=base, seed=seed, tol_bits=tol_bits)
+            extra["timings_s"]["kernel"] += th.elapsed_s
     params = {**_sigma_params(choice), "t": t, "solver": plan["solver"],
               **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
     if solver != plan["solver"]:
@@ -291,19 +297,23 @@ def _checked_plan(n: int, xt: torch.Tensor, *, solver: str, t: int, return_eigen
     return plan
 
 
+def _kernel_head(xt: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The first (up to) 1,000 rows of G, for the degeneracy check without an N x N kernel."""
+    from .operators import kernel_row_block
+
+    xc = xt - xt.mean(dim=0, keepdim=True)
+    return kernel_row_block(xc, (xc * xc).sum(dim=1), 0, min(xt.shape[0], 1000), sigma)
+
+
 def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t: int, base: float, seed: int,
                      tol_bits: float) -> tuple[float, dict[str, Any]]:
     """DSE by :func:`dsecli.approx.approximate_spectral_entropy` on the operator the plan chose."""
     import math
 
     from .approx import ApproxSettings, approximate_spectral_entropy
-    from .operators import build_operator, describe, kernel_row_block
+    from .operators import build_operator, describe
 
     with Timer(xt.device) as tk:
-        xc = xt - xt.mean(dim=0, keepdim=True)
-        head = kernel_row_block(xc, (xc * xc).sum(dim=1), 0, min(xt.shape[0], 1000), sigma)
-        warn_if_degenerate(head, sigma)
-        del head, xc
         op = build_operator(xt, sigma, kind=plan["operator"], storage=resolve_dtype(plan["storage_dtype"]))
     with Timer(xt.device) as ts:
         nats, report = approximate_spectral_entropy(op, t=t, seed=seed, settings=ApproxSettings(tol_bits=tol_bits))

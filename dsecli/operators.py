@@ -53,17 +53,18 @@ def _rows_per_block(n: int, elements: int = _BLOCK_ELEMENTS) -> int:
 def kernel_row_block(xc: torch.Tensor, xn: torch.Tensor, start: int, stop: int, sigma: float) -> torch.Tensor:
     """Rows ``start:stop`` of the Gaussian kernel G of centred data ``xc``, shape (stop - start, N).
 
-    ``xn`` holds the squared row norms of ``xc``. Distances by GEMM, clamped at 0, with the
-    diagonal set to exactly 0 (so G_ii = 1 exactly).
+    ``xn`` holds the squared row norms of ``xc``. The exponent -d^2 / (2 sigma^2) =
+    (2 x_i.x_j - |x_i|^2 - |x_j|^2) / (2 sigma^2) comes out of one GEMM (``addmm``), clamped at
+    0 (d^2 >= 0), with the diagonal set to exactly 0 (so G_ii = 1 exactly).
     """
     import torch
 
-    blk = torch.matmul(xc[start:stop], xc.T)
-    blk.mul_(-2.0).add_(xn[start:stop, None]).add_(xn[None, :]).clamp_(min=0.0)
+    scale = 1.0 / (2.0 * sigma * sigma)
+    blk = torch.addmm(xn[None, :], xc[start:stop], xc.T, beta=-scale, alpha=2.0 * scale)
+    blk.sub_((scale * xn[start:stop])[:, None]).clamp_(max=0.0)
     idx = torch.arange(stop - start, device=xc.device)
     blk[idx, idx + start] = 0.0
-    blk.mul_(-1.0 / (2.0 * sigma * sigma)).exp_()
-    return blk
+    return blk.exp_()
 
 
 class _Operator:
@@ -113,11 +114,11 @@ class DenseDiffusionOperator(_Operator):
         r = q.rsqrt()
         rs = r.to(storage)
         frob = 0.0
-        for s in range(0, n, step):
+        for s in range(0, n, step):  # normalise and sum squares in one pass (the rows are in cache)
             e = min(n, s + step)
             rows = a[s:e]
             rows.mul_(rs[s:e, None]).mul_(rs[None, :])
-            frob += float(rows.double().square().sum()) if storage != torch.float64 else float(rows.square().sum())
+            frob += float(torch.linalg.vector_norm(rows, dtype=torch.float64)) ** 2
         self.a = a
         self.inv_sqrt_q = r
         self.trace = float(q.reciprocal().sum())
@@ -184,7 +185,7 @@ class KernelRowsOperator(_Operator):
             out[s:e] = (blk @ w).double()
             if want_frob:
                 blk.mul_(r_s[s:e, None]).mul_(r_s[None, :])
-                frob += float(blk.square().sum(dtype=torch.float64))
+                frob += float(torch.linalg.vector_norm(blk, dtype=torch.float64)) ** 2
             del blk
         if want_frob:
             self.frobenius_sq = frob

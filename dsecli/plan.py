@@ -46,7 +46,7 @@ def solver_settings(n: int, operator: str) -> dict[str, int]:
     """Deflation block/depth, probes and Lanczos steps the approximate solver starts with."""
     from .approx import ApproxSettings
 
-    s = ApproxSettings().resolved(n)
+    s = ApproxSettings().resolved(n, operator)
     return {"block": s.block, "depth": s.depth, "probes": s.probes, "steps": s.steps, "max_probes": s.max_probes}
 
 
@@ -60,7 +60,7 @@ def _rates(device_type: str, dtype: str, threads: int) -> dict[str, float]:
     per = 80e9 if dtype == "float32" else 40e9
     eig2 = 1.25e-11 if dtype == "float32" else 2.0e-11  # seconds per N^3 on 2 threads
     # eigvalsh is half memory-bound (tridiagonalisation): it scales sub-linearly with threads
-    return {"gemm": per * threads, "elem": 7e7 * threads, "bw": 5e9, "eig": eig2 * (2.0 / threads) ** 0.7}
+    return {"gemm": per * threads, "elem": 5e7 * threads, "bw": 5e9, "eig": eig2 * (2.0 / threads) ** 0.7}
 
 
 def _threads() -> int:
@@ -126,31 +126,37 @@ def plan_entropy(
     exact_time = 2.0 * n * n * d / rates["gemm"] + n * n / rates["elem"] + rates["eig"] * n**3
 
     s = solver_settings(n, "dense")
-    kdim = s["block"] * s["depth"]
-    vecs = 8 * n * (2 * kdim + 5 * s["probes"] + 2 * s["block"])
-    build = 2.0 * n * n * d / rates["gemm"] + 2 * n * n / rates["elem"]
+    sr = solver_settings(n, "rows")
     threads = _threads() if dev.type == "cpu" else 1
+    gemm64 = _rates(dev.type, "float64", threads)["gemm"]
+
+    def vecs(st: dict[str, int]) -> int:  # Krylov basis and its image, Lanczos vectors (float64)
+        return 8 * n * (2 * st["block"] * st["depth"] + 5 * st["probes"] + 2 * st["block"])
+
+    def krylov(st: dict[str, int]) -> float:  # block orthogonalisation and Rayleigh-Ritz
+        k = st["block"] * st["depth"]
+        return (4.0 * n * k * st["block"] * st["depth"] + 6.0 * n * k * k) / gemm64
+
+    build = 2.0 * n * n * d / rates["gemm"] + 2 * n * n / rates["elem"]
 
     def product(width: int, store: str) -> float:
         r = rates if store == dt else _rates(dev.type, store, threads)
         return max(2.0 * n * n * width / r["gemm"], n * n * (4 if store == "float32" else 8) / r["bw"])
 
-    # block orthogonalisation and Rayleigh-Ritz on the N x k Krylov basis (float64)
-    krylov = (4.0 * n * kdim * s["block"] * s["depth"] + 6.0 * n * kdim * kdim) / _rates(dev.type, "float64", threads)["gemm"]
-
     def dense_mem(store_item: int) -> int:
-        # one float64 block of kernel rows while building; float32 storage adds its float64 copy
-        # when summing squares for ||A||_F^2
-        return n * n * store_item + vecs + data + (1 if store_item == 8 else 2) * min(n * n, DENSE_BLOCK_ELEMENTS) * 8
+        # one block of kernel rows in the working dtype while building
+        return n * n * store_item + vecs(s) + data + min(n * n, DENSE_BLOCK_ELEMENTS) * 8
 
     def dense_time(store: str) -> float:
-        return build + s["depth"] * product(s["block"], store) + s["steps"] * product(s["probes"], store) + krylov
+        return (build + s["depth"] * product(s["block"], store) + s["steps"] * product(s["probes"], store)
+                + krylov(s))
 
-    rows_mem = vecs + data + 3 * min(n * n, ROWS_BLOCK_ELEMENTS) * item
-    passes = 1 + s["depth"] + s["steps"]
-    columns = kdim + s["probes"] * s["steps"]
+    # kernel-rows operator: every product recomputes the kernel (distance GEMM + exp) block by block
+    rows_mem = vecs(sr) + data + 3 * min(n * n, ROWS_BLOCK_ELEMENTS) * item
+    passes = 1 + sr["depth"] + sr["steps"]
+    columns = sr["block"] * sr["depth"] + sr["probes"] * sr["steps"]
     rows_time = ((passes * 2.0 * n * n * d + 2.0 * n * n * columns) / rates["gemm"] + passes * n * n / rates["elem"]
-                 + krylov)
+                 + krylov(sr))
 
     out: dict[str, Any] = {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
@@ -169,20 +175,23 @@ def plan_entropy(
         raise InputError("`return_eigenvalues` needs solver 'exact' (the approximate solver computes spectral sums, "
                          "not all N eigenvalues); got solver 'approx'")
     why = "requested" if solver == "approx" else f"N = {n} above the exact range or its memory ({exact_mem / 2**30:.1f} GiB)"
-    out.update(exact_seconds=exact_time, exact_memory_bytes=exact_mem, approx_settings=s)
+    out.update(exact_seconds=exact_time, exact_memory_bytes=exact_mem)
     if dense_mem(item) <= (budget if item == 4 else min(budget, int(have * FLOAT64_STORAGE_FRACTION))):
         out.update(solver="approx", operator="dense", storage_dtype=dt, memory_bytes=dense_mem(item), fits=True,
-                   expected_seconds=dense_time(dt), reason=f"{why}; the N x N operator fits in {dt}")
+                   expected_seconds=dense_time(dt), reason=f"{why}; the N x N operator fits in {dt}",
+                   approx_settings=s)
     elif item == 8 and dense_mem(4) <= budget:  # float64 would crowd the memory (or not fit)
         out.update(solver="approx", operator="dense", storage_dtype="float32", memory_bytes=dense_mem(4), fits=True,
                    expected_seconds=dense_time("float32"),
                    reason=f"{why}; the N x N operator is stored in float32 (in float64 it would take more than "
-                          f"{FLOAT64_STORAGE_FRACTION:.0%} of the free memory); kernel computed in float64")
+                          f"{FLOAT64_STORAGE_FRACTION:.0%} of the free memory); kernel computed in float64",
+                   approx_settings=s)
     else:
         out.update(solver="approx", operator="rows", storage_dtype=dt, memory_bytes=rows_mem, fits=rows_mem <= budget,
                    expected_seconds=rows_time,
                    reason=f"{why}; an N x N operator needs {n * n * 4 / 2**30:.0f} GiB even in float32: kernel rows "
-                          f"are recomputed at every product ({passes} passes over the kernel)")
+                          f"are recomputed at every product (about {passes} passes over the kernel)",
+                   approx_settings=sr)
     out["speedup_vs_exact"] = exact_time / out["expected_seconds"]
     return out
 

@@ -65,8 +65,9 @@ def test_approx_within_reported_bound_on_golden(ds: dict, rec: dict) -> None:
     got = diffusion_spectral_entropy(_x(ds), sigma=rec["sigma"], t=rec["t"], solver="approx", device="cpu")
     bound = got.extra["error_estimate"]
     assert got.params["solver"] == "approx"
-    assert abs(got.value - rec["value"]) <= bound
-    assert bound <= 0.01
+    assert abs(got.value - rec["value"]) <= min(bound, 0.01)
+    # the bound meets its target unless the probe budget ran out (then it says so)
+    assert got.extra["converged"] == (bound <= 0.01)
     assert got.extra["error_estimate_bits"] == pytest.approx(bound)  # units are bits here
 
 
@@ -152,7 +153,7 @@ def test_result_reports_solver_details() -> None:
         assert key in ex, key
     assert r.units == "nats"
     assert ex["error_estimate"] == pytest.approx(ex["error_estimate_bits"] * LN2)
-    assert r.params["solver"] == "approx" and r.params["tol_bits"] == 0.005
+    assert r.params["solver"] == "approx" and r.params["tol_bits"] == 0.01
     json.dumps(r.to_dict(), allow_nan=False)
 
 
