@@ -15,7 +15,8 @@ sqrt(D) (the paper's choice for blobs), t = 1. Columns: seconds, speed-up over p
 (published s / s), exact / bare eig, approx error against exact (bits) and the approx's own
 error estimate, peak resident memory (MiB, whole process). Exact time where it is not run
 (N = 50,000) is extrapolated from a fit t = a N^3 + b N^2 D to the measured exact points.
-Then DSMI (10 classes) dsecli vs published, and the kNN/KSG benchmark of
+Then DSMI (10 classes) dsecli vs published; DSMI past N = 10,000 (dsecli alone: exact versus
+approximate per-class DSEs, 2 and 10 classes); and the kNN/KSG benchmark of
 ``benchmarks/speed_knn.py`` when present. A GPU section runs where CUDA exists (exact up to
 N = 40,000, approx beyond, bare eigvalsh), timed with ``torch.cuda.synchronize``.
 
@@ -75,7 +76,7 @@ def _rss() -> int:
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     kind, n, d = case["kind"], case["n"], case["d"]
-    x, labels = make_data(n, d)
+    x, labels = make_data(n, d, classes=case.get("classes", 10))
     sigma = math.sqrt(d)
     device = case.get("device", "cpu")
     out: dict[str, Any] = {"case": case}
@@ -147,7 +148,7 @@ def _dsecli_once(kind: str, x: np.ndarray, labels: np.ndarray, sigma: float, cas
                                            dtype=case.get("dtype", "float64"))
         elif kind == "dsmi":
             r = diffusion_spectral_mutual_information(x, labels, sigma=sigma, t=1, max_n=0, device=device,
-                                                      sampler="published")
+                                                      sampler="published", solver=case.get("solver", "exact"))
         elif kind == "bare":
             a = diffusion_operator(torch.as_tensor(x, device=dev), sigma)
             with Timer(dev) as te:
@@ -298,6 +299,29 @@ def dsmi_section(ns: list[int], d: int, timeout: float, published: bool, device:
     return rows
 
 
+def dsmi_large_section(cases: list[tuple[int, int, int]], timeout: float) -> list[dict[str, Any]]:
+    """DSMI past the published 10,000-row cap (dsecli alone): exact and approximate per-class DSEs."""
+    print("\nDSMI past N = 10,000 (dsecli alone; all rows): every DSE is at a class size, planned per size; "
+          "err = approx - exact, est = approx's own bound")
+    print(f"{'N':>6} {'D':>4} {'classes':>7} | {'exact s':>8} {'approx s':>8} {'x exact':>7} | {'exact MI':>9} "
+          f"{'approx MI':>9} {'err bits':>9} {'est bits':>8} | {'MiB exact':>9} {'approx':>7}")
+    rows = []
+    for n, d, classes in cases:
+        ex = spawn({"kind": "dsmi", "n": n, "d": d, "classes": classes, "solver": "exact"}, timeout)
+        ap = spawn({"kind": "dsmi", "n": n, "d": d, "classes": classes, "solver": "approx"}, timeout)
+        es, as_ = ex.get("seconds"), ap.get("seconds")
+        ratio = "-" if es is None or as_ is None else f"{es / as_:.1f}"
+        ev, av = ex.get("value"), ap.get("value")
+        err = "-" if ev is None or av is None else f"{av - ev:+.5f}"
+        est = (ap.get("extra") or {}).get("error_estimate_bits")
+        print(f"{n:>6} {d:>4} {classes:>7} | {_fmt_s(es):>8} {_fmt_s(as_):>8} {ratio:>7} | "
+              f"{ev if ev is not None else float('nan'):>9.4f} {av if av is not None else float('nan'):>9.4f} "
+              f"{err:>9} {est if est is not None else float('nan'):>8.5f} | {_mib(ex.get('peak_rss'))} "
+              f"{_mib(ap.get('peak_rss'))}", flush=True)
+        rows.append({"n": n, "d": d, "classes": classes, "exact": ex, "approx": ap})
+    return rows
+
+
 def knn_section(quick: bool) -> Any:
     path = HERE / "speed_knn.py"
     if not path.exists():
@@ -360,13 +384,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             grid = [(1000, 64), (2000, 64), (1000, 512), (2000, 512)]
             large, exact_large = [(10000, 64)], []
             dsmi_ns = [2000]
+            dsmi_large = [(12000, 64, 2)]
         else:
             grid = [(n, d) for d in (64, 512) for n in (1000, 2000, 4000, 8000)]
             exact_large = [(20000, 64), (20000, 512)]
             large = [(20000, 64), (20000, 512), (50000, 64), (50000, 256), (50000, 512)]
             dsmi_ns = [2000, 4000, 8000]
+            dsmi_large = [(20000, 64, 2), (50000, 64, 10)]
         out["dse"] = dse_section(grid, large, exact_large, args.timeout, published)
         out["dsmi"] = dsmi_section(dsmi_ns, 64, args.timeout, published)
+        out["dsmi_large"] = dsmi_large_section(dsmi_large, args.timeout)
         if not args.no_knn:
             out["knn"] = knn_section(args.quick)
     out["gpu"] = gpu_section(args.quick, args.timeout)

@@ -8,6 +8,7 @@ Using Noise-Resilient Diffusion Spectral Entropy", ICML 2023 TAG-ML workshop / I
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -327,6 +328,36 @@ def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t:
     return nats / math.log(base), report
 
 
+def _plan_class_sizes(n: int, xt: torch.Tensor, counts: Any, *, solver: str, t: int, repetitions: int,
+                      max_seconds: float | None) -> tuple[dict[int, dict[str, Any]], bool]:
+    """DSMI's plan: one DSE plan per class size, and whether the N x N kernel can be shared.
+
+    Raises like :func:`diffusion_spectral_entropy` when a size does not fit, or when the
+    expected total (1 + repetitions DSEs per class) exceeds ``max_seconds``.
+    """
+    from .plan import format_plan
+
+    sizes = sorted({int(c) for c in counts if int(c) > 1})
+    try:
+        plans = {m: _checked_plan(m, xt, solver=solver, t=t, return_eigenvalues=False, max_seconds=None)
+                 for m in sizes}
+    except MemoryLimitError as exc:
+        raise MemoryLimitError(f"N = {n}: DSMI takes DSEs of classes of up to {sizes[-1]} rows and {exc}") from None
+    total = sum((1 + repetitions) * plans[int(c)]["expected_seconds"] for c in counts if int(c) > 1)
+    if max_seconds is not None and total > max_seconds:
+        largest = plans[sizes[-1]]
+        raise ComputationError(
+            f"N = {n}: about {total:.0f} s expected for {sum(1 for c in counts if int(c) > 1) * (1 + repetitions)} "
+            f"DSEs (largest class of {sizes[-1]} rows: {format_plan(largest)}), more than `max_seconds` = "
+            f"{max_seconds:g}; use --max-n to subsample, --solver approx or auto, or a larger limit"
+        )
+    # cutting subsets out of one N x N kernel saves recomputing distances, when it fits beside the
+    # largest subset's working copy and every subset is solved exactly
+    shared = all(p["solver"] == "exact" for p in plans.values()) and (
+        dense_matrix_bytes(n, xt.dtype, copies=2) <= available_memory_bytes(xt.device))
+    return plans, shared
+
+
 def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:
     """A_ij = 1 if d_ij <= r_i, r_i the k-th smallest distance of row i counting the point itself."""
     import torch
@@ -444,6 +475,9 @@ def diffusion_spectral_mutual_information(
     device: Any = "auto",
     dtype: Any = "float64",
     base: float = 2.0,
+    solver: str = "exact",
+    tol_bits: float = 0.01,
+    max_seconds: float | None = None,
     flatten: bool = False,
     drop_nonfinite: bool = False,
 ) -> MIResult:
@@ -460,41 +494,86 @@ def diffusion_spectral_mutual_information(
     once; every class and subset uses its restriction (G_ij depends only on the pair), then
     its own normalisation and eigenvalues.
 
+    Every DSE here is taken at a class size n_y, so ``solver`` is planned per size (as in
+    :func:`diffusion_spectral_entropy`): "exact" everywhere, "approx" everywhere, or "auto"
+    (exact up to 10,000 rows on CPU). When the N x N kernel does not fit in memory, or some
+    size needs the approximate solver, each subset's kernel is computed from its own rows
+    instead of being cut out of the shared kernel (same values up to rounding). The
+    approximate DSEs run at ``tol_bits / 2`` each, so the reported ``extra["error_estimate"]``,
+    sum_y p_y [mean_r e(X*_r) + e(X_{Y=y})], stays below ``tol_bits`` when they converge.
+
     Returns
     -------
     MIResult
         value (may be slightly negative: estimation noise, reported as computed) and, in
-        ``extra``, ``h_conditional``, ``h_marginal_matched`` and per-class terms.
+        ``extra``, ``h_conditional``, ``h_marginal_matched``, per-class terms and the solver
+        used for each class size (``solvers``).
     """
     t = check_positive_int(t, "t")
     repetitions = check_positive_int(repetitions, "repetitions")
     check_choice(ref_kind, "ref_kind", REF_KINDS)
+    check_choice(solver, "solver", SOLVERS)
+    if solver != "exact":
+        tol_bits = check_positive(tol_bits, "tol_bits")
+    if max_seconds is not None:
+        max_seconds = check_positive(max_seconds, "max_seconds")
     start = time.perf_counter()
     rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
-                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None)
     yv = prepare_reference(y, rows)
     classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed,
                                 where=getattr(y, "label", None))
+    plans, shared = _plan_class_sizes(rows.n_used, xt, classes.counts, solver=solver, t=t, repetitions=repetitions,
+                                      max_seconds=max_seconds)
     import torch
 
+    last_error = 0.0  # error estimate (result units) of the latest DSE: 0 when exact
+    approx_runs = 0
     with _Collect() as notes:
         choice = resolve_sigma(sigma, xt, seed=seed)
-        g = gaussian_kernel(xt, choice.value)
-        warn_if_degenerate(g, choice.value)
+        if shared:
+            g = gaussian_kernel(xt, choice.value)
+            warn_if_degenerate(g, choice.value)
+        else:
+            warn_if_degenerate(_kernel_head(xt, choice.value), choice.value)
 
         def entropy_of_rows(idx: np.ndarray) -> float:
-            ti = torch.as_tensor(idx, device=g.device)
-            sub = g.index_select(0, ti).index_select(1, ti)
+            nonlocal approx_runs, last_error
+            ti = torch.as_tensor(idx, device=xt.device)
+            plan = plans[len(idx)]
+            last_error = 0.0
+            if plan["solver"] == "approx":
+                # each run its own probes (seed + run number): their errors do not line up
+                value, report = _approximate_dse(xt.index_select(0, ti), choice.value, plan=plan, t=t, base=base,
+                                                 seed=seed + approx_runs, tol_bits=tol_bits / 2)
+                approx_runs += 1
+                last_error = report["error_estimate"]
+                return value
+            sub = g.index_select(0, ti).index_select(1, ti) if shared else gaussian_kernel(xt.index_select(0, ti),
+                                                                                           choice.value)
             return spectral_entropy(symmetric_eigenvalues(symmetric_normalize_(sub)), t=t, base=base)
 
+        def error_of_last() -> float:
+            return last_error
+
         value, details = size_matched_mutual_information(
-            entropy_of_rows, classes, repetitions=repetitions, seed=seed, sampler=sampler
+            entropy_of_rows, classes, repetitions=repetitions, seed=seed, sampler=sampler,
+            error_of_last=error_of_last if any(p["solver"] == "approx" for p in plans.values()) else None,
         )
+    details["solvers"] = {str(n): p["solver"] for n, p in sorted(plans.items())}
+    details["shared_kernel"] = shared
+    if "error_estimate" in details:
+        details["error_estimate_bits"] = details["error_estimate"] * math.log(base) / math.log(2.0)
+        details["approx_runs"] = approx_runs
     params = {
         **_sigma_params(choice), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
-        "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions,
+        "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions, "solver": solver,
         **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
     }
+    if solver != "exact":
+        params["tol_bits"] = tol_bits
+    if max_seconds is not None:
+        params["max_seconds"] = max_seconds
     if classes.detail:
         params["reference_detail"] = classes.detail
     return MIResult(

@@ -210,6 +210,59 @@ def test_memory_and_time_guards_raise_with_plan(monkeypatch: pytest.MonkeyPatch)
         diffusion_spectral_entropy(x, solver="lanczos", device="cpu")
 
 
+# ---------------------------------------------------------------------------------------------
+# DSMI: every DSE is taken at a class size, each planned like DSE
+
+
+def _three_classes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n // 3)
+    centers = rng.normal(0, 3, (3, 16))
+    return centers[y] + rng.normal(0, 1, (y.size, 16)), y
+
+
+def test_dsmi_per_subset_kernels_equal_shared_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # without room for the N x N kernel, each subset's kernel comes from its own rows: same value
+    import dsecli.dse as dse_mod
+
+    x, y = _three_classes(600)
+    shared = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu")
+    assert shared.extra["shared_kernel"] is True
+    room = 2 * 600**2 * 8 - 1  # below two 600 x 600 matrices, far above the 200-row subsets
+    monkeypatch.setattr(dse_mod, "available_memory_bytes", lambda device: room)
+    alone = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu")
+    assert alone.extra["shared_kernel"] is False
+    assert alone.extra["solvers"] == {"200": "exact"}
+    assert alone.value == pytest.approx(shared.value, abs=1e-10)
+    assert "error_estimate" not in alone.extra  # exact everywhere: nothing to bound
+
+
+def test_dsmi_approx_within_its_bound_of_exact() -> None:
+    x, y = _three_classes(3000)
+    exact = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu", repetitions=2)
+    approx = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu", repetitions=2,
+                                                   solver="approx", tol_bits=0.01)
+    assert approx.params["solver"] == "approx" and approx.params["tol_bits"] == 0.01
+    assert approx.extra["solvers"] == {"1000": "approx"} and approx.extra["approx_runs"] == 3 * (1 + 2)
+    bound = approx.extra["error_estimate"]
+    assert 0 < bound <= 0.01  # each DSE ran at tol / 2, so the sum of the weighted bounds meets tol
+    assert abs(approx.value - exact.value) <= bound
+    # the class terms themselves are within their share of the bound
+    for ce, ca in zip(exact.extra["classes"], approx.extra["classes"], strict=True):
+        assert abs(ce["h_given_class"] - ca["h_given_class"]) <= 0.005
+
+
+def test_dsmi_auto_is_exact_below_the_threshold_and_guards_time() -> None:
+    x, y = _three_classes(300)
+    auto = diffusion_spectral_mutual_information(x, y, device="cpu", solver="auto")
+    exact = diffusion_spectral_mutual_information(x, y, device="cpu")
+    assert auto.extra["solvers"] == {"100": "exact"} and auto.value == exact.value
+    with pytest.raises(ComputationError, match=r"N = 300: about .* DSEs .*max_seconds"):
+        diffusion_spectral_mutual_information(x, y, device="cpu", max_seconds=1e-9)
+    with pytest.raises(InputError, match="solver"):
+        diffusion_spectral_mutual_information(x, y, device="cpu", solver="lanczos")
+
+
 # VmHWM (peak RSS of this process image): ru_maxrss would carry the parent's peak across fork + exec
 _PEAK_SCRIPT = textwrap.dedent("""
     import json, sys

@@ -199,3 +199,24 @@ def test_dry_run_plans_without_computing(tmp_path, monkeypatch) -> None:
     exact = _json(["entropy", str(tmp_path / "big.npy"), "--max-n", "0", "--dry-run", "--json"])
     # two N x N float64 matrices at least: the plan must not understate the exact path
     assert exact["solver"] == "exact" and exact["memory_bytes"] >= 2 * 60_000**2 * 8
+
+
+def test_solver_and_tol_bits_reach_dse_and_dsmi(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(2), 300)
+    x = rng.normal(size=(600, 8)) + 3.0 * y[:, None]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    ent = _json(["entropy", str(tmp_path / "x.npy"), "--solver", "approx", "--tol-bits", "0.02", "--sigma", "median",
+                 "--device", "cpu", "--json"])["results"][0]
+    assert ent["params"]["solver"] == "approx" and ent["params"]["tol_bits"] == 0.02
+    assert 0 < ent["extra"]["error_estimate_bits"] <= 0.02
+    exact = diffusion_spectral_entropy(x, sigma="median", device="cpu")
+    assert abs(ent["value"] - exact.value) <= ent["extra"]["error_estimate_bits"]
+    mi = _json(["mi", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--solver", "approx", "--sigma", "median",
+                "--device", "cpu", "--json"])["results"][0]
+    assert mi["params"]["solver"] == "approx" and mi["extra"]["solvers"] == {"300": "approx"}
+    assert 0 < mi["extra"]["error_estimate_bits"] <= 0.01
+    table = runner.invoke(app, ["mi", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--solver", "approx",
+                                "--sigma", "median", "--device", "cpu"])
+    assert table.exit_code == 0 and "approx" in table.stdout  # the solver is shown beside the value

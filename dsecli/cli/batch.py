@@ -24,7 +24,7 @@ from ._app import (
     stderr_console,
     stdout_console,
 )
-from .core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TOpt, _solver_param
+from .core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TolOpt, TOpt, _solver_param
 
 
 def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
@@ -129,6 +129,7 @@ def batch(
     k: KOpt = None,
     metric: MetricOpt = None,
     solver: SolverOpt = "exact",
+    tol_bits: TolOpt = None,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
@@ -167,7 +168,7 @@ def batch(
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                 drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
-                on_row=None if output else to_stdout, progress=bar, **_solver_param(solver),
+                on_row=None if output else to_stdout, progress=bar, **_solver_param(solver, tol_bits),
             )
         finally:
             bar.stop()

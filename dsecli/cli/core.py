@@ -37,7 +37,10 @@ MIDtypeOpt = Annotated[
     str | None,
     typer.Option("--dtype", help="Working precision: float64 (default; MINE trains in float32 unless this is given) or float32."),
 ]
-SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse: exact (default), approx or auto.")]
+SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse and dsmi: exact (default), approx "
+                                          "(large N, with an error estimate) or auto (exact up to 10,000 rows).")]
+TolOpt = Annotated[float | None, typer.Option("--tol-bits", help="Error target of the approximate solver in bits "
+                                              "(default 0.01).")]
 
 
 def _refuse_overwriting_inputs(output: str | None, *specs: str) -> None:
@@ -99,9 +102,12 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
     stdout_console().print("\n".join(lines), markup=False)
 
 
-def _solver_param(solver: str) -> dict[str, Any]:
-    # the default stays out of the call so methods without a solver option are unaffected
-    return {} if solver == "exact" else {"solver": solver}
+def _solver_param(solver: str, tol_bits: float | None) -> dict[str, Any]:
+    # the defaults stay out of the call so methods without a solver option are unaffected
+    out: dict[str, Any] = {} if solver == "exact" else {"solver": solver}
+    if tol_bits is not None:
+        out["tol_bits"] = tol_bits
+    return out
 
 
 @app.command()
@@ -116,6 +122,7 @@ def entropy(
     k: KOpt = None,
     metric: MetricOpt = None,
     solver: SolverOpt = "exact",
+    tol_bits: TolOpt = None,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
@@ -149,7 +156,7 @@ def entropy(
         results = estimate_entropy(
             src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
             sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
-            drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, **_solver_param(solver),
+            drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, **_solver_param(solver, tol_bits),
         )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
@@ -181,6 +188,8 @@ def mi(
     patience: Annotated[int | None, typer.Option("--patience", help="MINE: early-stopping patience (epochs).")] = None,
     holdout_fraction: Annotated[float | None, typer.Option("--holdout", help="MINE: held-out fraction for the "
                                                            "reported value.")] = None,
+    solver: SolverOpt = "exact",
+    tol_bits: TolOpt = None,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
@@ -210,7 +219,7 @@ def mi(
             sigma=sigma, t=t, bins=bins, k=k, hidden_units=hidden_units, hidden_layers=hidden_layers, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, patience=patience, holdout_fraction=holdout_fraction,
             max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=parse_base(base),
-            flatten=flatten, drop_nonfinite=drop_nonfinite,
+            flatten=flatten, drop_nonfinite=drop_nonfinite, **_solver_param(solver, tol_bits),
         )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
