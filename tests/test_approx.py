@@ -89,10 +89,12 @@ def test_approx_float32_within_float32_tolerance(name: str) -> None:
 def seeded_spectra() -> dict:
     """Operators and exact DSE of two seeded N = 3,000 sets at two bandwidths."""
     out = {}
-    for kind, sigma in [("blobs", 10.0), ("manifold", 2.0), ("normal", 10.0)]:
+    # "manifold-wide": sigma far above the sheet's scale, so hundreds of eigenpairs are deflated
+    for key, kind, sigma in [("blobs", "blobs", 10.0), ("manifold", "manifold", 2.0), ("normal", "normal", 10.0),
+                             ("manifold-wide", "manifold", 10.0)]:
         x = torch.as_tensor(_seeded(kind, 3000))
         lam = torch.linalg.eigvalsh(diffusion_operator(x, sigma))
-        out[kind] = (x, sigma, lam)
+        out[key] = (x, sigma, lam)
     return out
 
 
@@ -108,12 +110,15 @@ def test_approx_within_bound_seeded_3000(seeded_spectra: dict, kind: str, t: int
     assert rep["deflated_eigenpairs"] >= 1 and rep["probes"] >= 32 and rep["lanczos_steps"] == 20
 
 
-def test_float32_storage_and_rows_operator_agree_with_exact(seeded_spectra: dict) -> None:
-    x, sigma, lam = seeded_spectra["manifold"]
+@pytest.mark.parametrize("key", ["manifold", "manifold-wide"])
+def test_float32_storage_and_rows_operator_within_their_bound(seeded_spectra: dict, key: str) -> None:
+    # float32 storage: the kept Ritz values converge only to ~u; the bound carries that term
+    x, sigma, lam = seeded_spectra[key]
     exact = spectral_entropy(lam, t=1, base=math.e)
     for op in (DenseDiffusionOperator(x, sigma, storage=torch.float32), KernelRowsOperator(x, sigma)):
         nats, rep = approximate_spectral_entropy(op, t=1, seed=1)
-        assert abs(nats - exact) <= rep["error_estimate_nats"] + 1e-4, op.kind
+        assert abs(nats - exact) <= rep["error_estimate_nats"], op.kind
+        assert abs(nats - exact) / LN2 <= 0.01, op.kind
 
 
 def test_rows_operator_products_equal_dense() -> None:
