@@ -330,32 +330,31 @@ def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t:
 
 def _plan_class_sizes(n: int, xt: torch.Tensor, counts: Any, *, solver: str, t: int, repetitions: int,
                       max_seconds: float | None) -> tuple[dict[int, dict[str, Any]], bool]:
-    """DSMI's plan: one DSE plan per class size, and whether the N x N kernel can be shared.
-
-    Raises like :func:`diffusion_spectral_entropy` when a size does not fit, or when the
-    expected total (1 + repetitions DSEs per class) exceeds ``max_seconds``.
+    """DSMI's plan (:func:`dsecli.plan.plan_mutual_information`): one DSE plan per class size, and
+    whether the N x N kernel is shared. Raises like :func:`diffusion_spectral_entropy` when a
+    size does not fit, or when the expected total exceeds ``max_seconds``.
     """
-    from .plan import format_plan
+    from .plan import format_plan, plan_mutual_information
 
-    sizes = sorted({int(c) for c in counts if int(c) > 1})
-    try:
-        plans = {m: _checked_plan(m, xt, solver=solver, t=t, return_eigenvalues=False, max_seconds=None)
-                 for m in sizes}
-    except MemoryLimitError as exc:
-        raise MemoryLimitError(f"N = {n}: DSMI takes DSEs of classes of up to {sizes[-1]} rows and {exc}") from None
-    total = sum((1 + repetitions) * plans[int(c)]["expected_seconds"] for c in counts if int(c) > 1)
-    if max_seconds is not None and total > max_seconds:
-        largest = plans[sizes[-1]]
+    # the rows are already on the device: count them as available again
+    plan = plan_mutual_information(counts, int(xt.shape[1]), solver=solver, repetitions=repetitions,
+                                   device=xt.device, dtype=xt.dtype, t=t,
+                                   memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
+    sizes = {int(m): p for m, p in plan["sizes"].items()}
+    for m, p in sorted(sizes.items(), reverse=True):
+        if not p["fits"]:
+            hint = "--solver approx, " if p["solver"] == "exact" else ""
+            raise MemoryLimitError(
+                f"N = {n}: DSMI takes DSEs of classes of up to {max(sizes)} rows and N = {m} does not fit: "
+                f"{format_plan(p)}; use --max-n to subsample, {hint}--dtype float32, or another device"
+            )
+    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
         raise ComputationError(
-            f"N = {n}: about {total:.0f} s expected for {sum(1 for c in counts if int(c) > 1) * (1 + repetitions)} "
-            f"DSEs (largest class of {sizes[-1]} rows: {format_plan(largest)}), more than `max_seconds` = "
-            f"{max_seconds:g}; use --max-n to subsample, --solver approx or auto, or a larger limit"
+            f"N = {n}: about {plan['expected_seconds']:.0f} s expected for {plan['dse_count']} DSEs (largest class of "
+            f"{max(sizes)} rows: {format_plan(sizes[max(sizes)])}), more than `max_seconds` = {max_seconds:g}; "
+            "use --max-n to subsample, --solver approx or auto, or a larger limit"
         )
-    # cutting subsets out of one N x N kernel saves recomputing distances, when it fits beside the
-    # largest subset's working copy and every subset is solved exactly
-    shared = all(p["solver"] == "exact" for p in plans.values()) and (
-        dense_matrix_bytes(n, xt.dtype, copies=2) <= available_memory_bytes(xt.device))
-    return plans, shared
+    return sizes, plan["shared_kernel"]
 
 
 def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Any
 from .device import available_memory_bytes, dtype_name, resolve_device, resolve_dtype
 from .errors import InputError, check_choice, check_positive_int
 
-__all__ = ["SOLVERS", "AUTO_EXACT_MAX_N", "plan_entropy", "format_plan", "solver_settings"]
+__all__ = ["SOLVERS", "AUTO_EXACT_MAX_N", "plan_entropy", "plan_mutual_information", "format_plan", "solver_settings"]
 
 SOLVERS = ("exact", "approx", "auto")
 # "auto" uses the exact solver up to this many rows (the published cap: default runs reproduce
@@ -194,6 +194,58 @@ def plan_entropy(
                    approx_settings=sr)
     out["speedup_vs_exact"] = exact_time / out["expected_seconds"]
     return out
+
+
+def plan_mutual_information(
+    class_sizes: Any,
+    n_features: int,
+    *,
+    solver: str = "exact",
+    repetitions: int = 5,
+    device: Any = "auto",
+    dtype: Any = "float64",
+    t: int = 1,
+    memory_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Plan DSMI (METHOD.md section 3) from its class sizes, without computing anything.
+
+    Every DSE of DSMI is taken at a class size n_y (the class itself and ``repetitions``
+    size-matched subsets of all rows), so each distinct size gets its own
+    :func:`plan_entropy`. The subsets are cut out of one shared N x N kernel when every size
+    is solved exactly and two N x N matrices fit; otherwise each subset's kernel is computed
+    from its rows.
+
+    Returns
+    -------
+    dict
+        ``n_rows`` (N), ``n_features``, ``solver_requested``, ``sizes`` (size -> DSE plan, keys as
+        strings), ``dse_count``, ``shared_kernel``, ``memory_bytes`` (peak estimate),
+        ``memory_available``, ``fits``, ``expected_seconds`` (all DSEs), ``device``, ``dtype``.
+    """
+    counts = [int(c) for c in class_sizes]
+    n = check_positive_int(sum(counts), "n_rows")
+    d = check_positive_int(n_features, "n_features")
+    repetitions = check_positive_int(repetitions, "repetitions")
+    check_choice(solver, "solver", SOLVERS)
+    dev = resolve_device(device)
+    dt = dtype_name(resolve_dtype(dtype))
+    have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
+    sizes = sorted({c for c in counts if c > 1})
+    plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dt, t=t, memory_bytes=have) for m in sizes}
+    item = 4 if dt == "float32" else 8
+    shared_bytes = 2 * n * n * item + n * d * 8 * 2
+    shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= have * MEMORY_FRACTION
+    largest = max((p["memory_bytes"] for p in plans.values()), default=0)
+    return {
+        "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
+        "repetitions": repetitions, "sizes": {str(m): p for m, p in plans.items()},
+        "dse_count": sum(1 + repetitions for c in counts if c > 1),
+        "shared_kernel": shared,
+        "memory_bytes": shared_bytes if shared else largest,
+        "memory_available": have,
+        "fits": all(p["fits"] for p in plans.values()),
+        "expected_seconds": sum((1 + repetitions) * plans[c]["expected_seconds"] for c in counts if c > 1),
+    }
 
 
 def format_plan(plan: dict[str, Any]) -> str:

@@ -220,3 +220,42 @@ def test_solver_and_tol_bits_reach_dse_and_dsmi(tmp_path) -> None:
     table = runner.invoke(app, ["mi", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--solver", "approx",
                                 "--sigma", "median", "--device", "cpu"])
     assert table.exit_code == 0 and "approx" in table.stdout  # the solver is shown beside the value
+
+
+def test_mi_dry_run_plans_per_class_size_without_computing(tmp_path, monkeypatch) -> None:
+    import dsecli.dse
+
+    big = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(60_000, 8))
+    big.flush()
+    del big
+    np.save(tmp_path / "y.npy", np.repeat(np.arange(4), 15_000))
+
+    def fail(*args, **kwargs):  # pragma: no cover - must not be reached
+        raise AssertionError("--dry-run computed something")
+
+    monkeypatch.setattr(dsecli.dse, "symmetric_eigenvalues", fail)
+    monkeypatch.setattr(dsecli.dse, "gaussian_kernel", fail)
+    args = ["mi", str(tmp_path / "big.npy"), str(tmp_path / "y.npy"), "--max-n", "0", "--dry-run"]
+    auto = _json([*args, "--solver", "auto", "--device", "cpu", "--json"])
+    assert auto["n_rows"] == 60_000 and auto["n_classes"] == 4 and auto["dse_count"] == 4 * (1 + 5)
+    assert list(auto["sizes"]) == ["15000"] and auto["sizes"]["15000"]["solver"] == "approx"  # above 10,000
+    assert auto["shared_kernel"] is False and auto["expected_seconds"] > 0
+    assert auto["expected_seconds"] == pytest.approx(24 * auto["sizes"]["15000"]["expected_seconds"])
+    capped = _json([*args[:3], "--dry-run", "--device", "cpu", "--json"])  # default --max-n 10000
+    assert capped["n_rows"] == 10_000 and all(p["solver"] == "exact" for p in capped["sizes"].values())
+    text = runner.invoke(app, [*args, "--solver", "auto", "--device", "cpu"])
+    assert text.exit_code == 0 and "class size 15,000: solver approx" in text.stdout
+    assert "nothing was computed" in text.stdout
+
+
+def test_mi_plan_is_what_runs() -> None:
+    from dsecli import diffusion_spectral_mutual_information
+    from dsecli.plan import plan_mutual_information
+
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), [150, 100, 50])
+    x = rng.normal(size=(300, 4))
+    plan = plan_mutual_information(np.bincount(y), 4, solver="auto", repetitions=2, device="cpu")
+    got = diffusion_spectral_mutual_information(x, y, solver="auto", repetitions=2, device="cpu")
+    assert got.extra["solvers"] == {m: p["solver"] for m, p in plan["sizes"].items()}
+    assert got.extra["shared_kernel"] == plan["shared_kernel"] and plan["dse_count"] == 3 * 3

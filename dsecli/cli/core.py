@@ -102,6 +102,47 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
     stdout_console().print("\n".join(lines), markup=False)
 
 
+def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: str, ref_kind: str, n_clusters: int,
+                   repetitions: int, solver: str, device: str, dtype: str | None, t: int, as_json: bool) -> None:
+    """``dse mi --dry-run``: DSMI's plan from the file's shape and the reference's classes (read, not X)."""
+    import math
+
+    from ..output import to_json
+    from ..plan import format_plan, plan_mutual_information
+    from ..reference import reference_classes
+    from ..sampling import choose_rows
+    from ..validation import check_same_rows
+    from ._app import stdout_console
+
+    n_total = int(x_src.shape[0]) if x_src.shape else 0
+    check_same_rows(n_total, int(y_src.shape[0]) if y_src.shape else 0, where=y_src.label, embeddings=x_src.label)
+    idx = choose_rows(n_total, max_n or None, seed=seed, sampler=sampler)
+    classes = reference_classes(y_src.read(idx), kind=ref_kind, n_clusters=n_clusters, seed=seed, where=y_src.label)
+    n_features = int(math.prod(x_src.shape[1:])) if len(x_src.shape) > 1 else 1
+    plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
+                                   device=device, dtype=dtype or "float64", t=t)
+    plan = {"input": x_src.label, "reference": y_src.label, "n_total": n_total, "classes_from": classes.kind,
+            "n_classes": len(classes.names), **plan}
+    if as_json:
+        typer.echo(to_json(plan, indent=None))
+        return
+    gib = 2.0**30
+    lines = [f"plan for dsmi on {x_src.label} with {y_src.label}: N used {plan['n_rows']:,} of {n_total:,}, "
+             f"D = {n_features:,}, {plan['n_classes']} classes ({classes.kind}), {plan['dse_count']} DSEs"]
+    by_size = sorted(plan["sizes"].items(), key=lambda kv: -int(kv[0]))
+    for m, p in by_size[:4]:  # the largest sizes cost the most
+        lines.append(f"  class size {int(m):,}: {format_plan(p)}" + ("" if p["fits"] else "  (does NOT fit)"))
+    if len(by_size) > 4:
+        lines.append(f"  ... {len(by_size) - 4} smaller class sizes, down to {int(by_size[-1][0]):,} rows")
+    lines += [
+        f"  kernel    {'one N x N kernel shared by all subsets' if plan['shared_kernel'] else 'computed per subset'}",
+        f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available",
+        f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
+        "nothing was computed (--dry-run)",
+    ]
+    stdout_console().print("\n".join(lines), markup=False)
+
+
 def _solver_param(solver: str, tol_bits: float | None) -> dict[str, Any]:
     # the defaults stay out of the call so methods without a solver option are unaffected
     out: dict[str, Any] = {} if solver == "exact" else {"solver": solver}
@@ -190,6 +231,8 @@ def mi(
                                                            "reported value.")] = None,
     solver: SolverOpt = "exact",
     tol_bits: TolOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan for dsmi (solver per class size, memory, "
+                                          "expected time) without computing.")] = False,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
@@ -214,6 +257,11 @@ def mi(
 
         x_src = open_array(emb)
         y_src = open_array(ref)
+        if dry_run:
+            _print_mi_plan(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
+                           n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
+                           t=t, as_json=as_json)
+            return
         results = estimate_mutual_information(
             x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
             sigma=sigma, t=t, bins=bins, k=k, hidden_units=hidden_units, hidden_layers=hidden_layers, epochs=epochs,
