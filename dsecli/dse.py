@@ -569,7 +569,12 @@ def diffusion_spectral_mutual_information(
         "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions, "solver": solver,
         **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
     }
-    if solver != "exact":
+    # as for DSE: the solver that ran (both when class sizes differ), and what was asked if not that
+    ran = sorted({p["solver"] for p in plans.values()}, key=SOLVERS.index) or ["exact"]
+    params["solver"] = "+".join(ran)
+    if params["solver"] != solver:
+        params["solver_requested"] = solver
+    if "approx" in ran:
         params["tol_bits"] = tol_bits
     if max_seconds is not None:
         params["max_seconds"] = max_seconds

@@ -262,6 +262,7 @@ def test_dsmi_auto_is_exact_below_the_threshold_and_guards_time() -> None:
     auto = diffusion_spectral_mutual_information(x, y, device="cpu", solver="auto")
     exact = diffusion_spectral_mutual_information(x, y, device="cpu")
     assert auto.extra["solvers"] == {"100": "exact"} and auto.value == exact.value
+    assert auto.params["solver"] == "exact" and auto.params["solver_requested"] == "auto"
     with pytest.raises(ComputationError, match=r"N = 300: about .* DSEs .*max_seconds"):
         diffusion_spectral_mutual_information(x, y, device="cpu", max_seconds=1e-9)
     with pytest.raises(InputError, match="solver"):
