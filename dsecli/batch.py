@@ -69,6 +69,7 @@ import numpy as np
 
 from . import __version__
 from ._interface import json_safe
+from .device import cpu_threads
 from .errors import (
     ComputationError,
     DataQualityWarning,
@@ -597,20 +598,10 @@ def _execute_on_dask(job: _Job, ref: _Reference | None, settings: dict[str, Any]
 
 def _run_in_process(jobs: list[_Job], ref: _Reference | None, settings: dict[str, Any],
                     threads: int | None) -> Iterator[tuple[_Job, _Outcome]]:
-    previous = None
-    if threads:
-        import torch
-
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-    try:
+    # the caller's process gets its own thread count back afterwards
+    with cpu_threads(threads or None):
         for job in jobs:
             yield job, _execute(job, ref, settings, False)
-    finally:
-        if previous is not None:
-            import torch
-
-            torch.set_num_threads(previous)  # the caller's process keeps its own setting
 
 
 def _run_in_processes(jobs: list[_Job], ref: _Reference | None, settings: dict[str, Any], workers: int,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import DeviceError, InputError
@@ -25,6 +27,7 @@ __all__ = [
     "synchronize",
     "Timer",
     "available_memory_bytes",
+    "cpu_threads",
 ]
 
 DTYPES = ("float64", "float32")
@@ -102,6 +105,28 @@ def synchronize(device: torch.device) -> None:
         import torch
 
         torch.cuda.synchronize(device)
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads (None: unchanged), restoring the previous count.
+
+    For shared machines: the eigensolver and GEMMs otherwise take every core.
+    """
+    if threads is None:
+        yield
+        return
+    from .errors import check_positive_int
+
+    threads = check_positive_int(threads, "threads")
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class Timer:

@@ -259,3 +259,29 @@ def test_mi_plan_is_what_runs() -> None:
     got = diffusion_spectral_mutual_information(x, y, solver="auto", repetitions=2, device="cpu")
     assert got.extra["solvers"] == {m: p["solver"] for m, p in plan["sizes"].items()}
     assert got.extra["shared_kernel"] == plan["shared_kernel"] and plan["dse_count"] == 3 * 3
+
+
+def test_threads_option_limits_torch_and_restores(emb, monkeypatch) -> None:
+    import torch
+
+    from dsecli.device import cpu_threads
+    from dsecli.errors import InputError
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(InputError, match="threads"), cpu_threads(0):
+        pass  # pragma: no cover - the guard raises on entry
+    seen: list[int] = []
+    import dsecli.estimate
+
+    real = dsecli.estimate.ENTROPY_METHODS["dse"]
+    monkeypatch.setitem(dsecli.estimate.ENTROPY_METHODS, "dse",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    path, x = emb
+    one = _json(["entropy", str(path), "--threads", "1", "--device", "cpu", "--json"])["results"][0]
+    assert seen == [1] and torch.get_num_threads() == before
+    assert one["value"] == pytest.approx(diffusion_spectral_entropy(x, device="cpu").value, abs=1e-12)
+    bad = runner.invoke(app, ["entropy", str(path), "--threads", "0"])
+    assert bad.exit_code == 2 and "threads" in bad.stderr

@@ -39,6 +39,8 @@ MIDtypeOpt = Annotated[
 ]
 SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse and dsmi: exact (default), approx "
                                           "(large N, with an error estimate) or auto (exact up to 10,000 rows).")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: all cores); "
+                                                "for shared machines.")]
 TolOpt = Annotated[float | None, typer.Option("--tol-bits", help="Error target of the approximate solver in bits "
                                               "(default 0.01).")]
 
@@ -169,6 +171,7 @@ def entropy(
     sampler: SamplerOpt = "numpy",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float64",
+    threads: ThreadsOpt = None,
     base: BaseOpt = "2",
     eigenvalues: Annotated[bool, typer.Option("--eigenvalues", help="Include the eigenvalues in the JSON report.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan for dse (solver, operator, memory, "
@@ -185,6 +188,7 @@ def entropy(
     def body() -> None:
         check_output_early(output)
         _refuse_overwriting_inputs(output, emb)
+        from ..device import cpu_threads
         from ..estimate import estimate_entropy
         from ..io import open_array
         from ..render import make_report, report_table
@@ -194,11 +198,13 @@ def entropy(
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=as_json,
                         eigenvalues=eigenvalues)
             return
-        results = estimate_entropy(
-            src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
-            sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
-            drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, **_solver_param(solver, tol_bits),
-        )
+        with cpu_threads(threads):
+            results = estimate_entropy(
+                src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
+                sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
+                drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None,
+                **_solver_param(solver, tol_bits),
+            )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
         emit(report, as_json=as_json, output=output, render=report_table)
@@ -238,6 +244,7 @@ def mi(
     sampler: SamplerOpt = "numpy",
     device: DeviceOpt = "auto",
     dtype: MIDtypeOpt = None,
+    threads: ThreadsOpt = None,
     base: BaseOpt = "2",
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
@@ -251,6 +258,7 @@ def mi(
     def body() -> None:
         check_output_early(output)
         _refuse_overwriting_inputs(output, emb, ref)
+        from ..device import cpu_threads
         from ..estimate import estimate_mutual_information
         from ..io import open_array
         from ..render import make_report, report_table
@@ -262,13 +270,15 @@ def mi(
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
                            t=t, as_json=as_json)
             return
-        results = estimate_mutual_information(
-            x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
-            sigma=sigma, t=t, bins=bins, k=k, hidden_units=hidden_units, hidden_layers=hidden_layers, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, patience=patience, holdout_fraction=holdout_fraction,
-            max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=parse_base(base),
-            flatten=flatten, drop_nonfinite=drop_nonfinite, **_solver_param(solver, tol_bits),
-        )
+        with cpu_threads(threads):
+            results = estimate_mutual_information(
+                x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
+                sigma=sigma, t=t, bins=bins, k=k, hidden_units=hidden_units, hidden_layers=hidden_layers,
+                epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
+                holdout_fraction=holdout_fraction, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype,
+                base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite,
+                **_solver_param(solver, tol_bits),
+            )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
         emit(report, as_json=as_json, output=output, render=report_table)
