@@ -566,7 +566,7 @@ def diffusion_spectral_mutual_information(
         details["approx_runs"] = approx_runs
     params = {
         **_sigma_params(choice), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
-        "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions, "solver": solver,
+        "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions,
         **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
     }
     # as for DSE: the solver that ran (both when class sizes differ), and what was asked if not that
