@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dsecli.errors import DseWarning  # noqa: E402
-from dsecli.estimate import ENTROPY_METHODS, MI_METHODS  # noqa: E402
+from dsecli.methods import ENTROPY_METHODS, MI_METHODS  # noqa: E402
 
 NU = 5.0
 LN2 = math.log(2.0)

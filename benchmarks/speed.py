@@ -7,7 +7,7 @@ resident set, VmHWM, which counts torch's and NumPy's allocations alike; ``trace
   distances, two dense N^3 products with diagonal matrices, an O(N^2) symmetry check, NumPy
   ``eigvalsh``); it is imported only in its own subprocess (it silences warnings globally);
 - **exact**: ``dsecli.diffusion_spectral_entropy(solver="exact")`` (float64; ``exact32``: float32);
-- **approx**: ``solver="approx"`` (deflated stochastic Lanczos quadrature, :mod:`dsecli.approx`);
+- **approx**: ``solver="approx"`` (deflated stochastic Lanczos quadrature, :mod:`dsecli.diffusion.slq`);
 - **bare eig**: ``torch.linalg.eigvalsh`` alone on the same N x N matrix (the floor for exact).
 
 Data: 10 Gaussian clusters (centres N(0, 1.5^2 I), unit noise) in D dimensions, seed 0; sigma =
@@ -136,7 +136,7 @@ def _dsecli_once(kind: str, x: np.ndarray, labels: np.ndarray, sigma: float, cas
 
     from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
     from dsecli.device import Timer
-    from dsecli.kernels import diffusion_operator
+    from dsecli.diffusion.kernels import diffusion_operator
 
     device = str(dev)
     with Timer(dev) as tm:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from dsecli.errors import DseWarning  # noqa: E402
 from dsecli.estimators import kozachenko_leonenko_entropy, ksg_mutual_information  # noqa: E402
-from dsecli.neighbors import knn_distances, ksg_counts  # noqa: E402
+from dsecli.estimators.neighbors import knn_distances, ksg_counts  # noqa: E402
 
 
 def _time(fn: Callable[[], Any]) -> tuple[Any, float]:

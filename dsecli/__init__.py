@@ -13,23 +13,23 @@ import os as _os
 # takes effect if torch has not been imported yet, and a user's own setting always wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ._interface import EntropyResult, MIResult  # noqa: E402
-from .dse import (
-    adjacency_spectral_entropy,
-    diffusion_spectral_entropy,
-    diffusion_spectral_mutual_information,
-    matrix_entry_entropy,
-)
-from .errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError
-from .estimate import ENTROPY_METHODS, MI_METHODS, estimate_entropy, estimate_mutual_information
-from .estimators import (
+from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError
+from dsecli.estimators import (
     binned_shannon_entropy,
     binned_shannon_mutual_information,
     kozachenko_leonenko_entropy,
     ksg_mutual_information,
     mine_mutual_information,
 )
-from .io import open_array
+from dsecli.inputs.readers import open_array
+from dsecli.measures.dse import (
+    adjacency_spectral_entropy,
+    diffusion_spectral_entropy,
+    diffusion_spectral_mutual_information,
+    matrix_entry_entropy,
+)
+from dsecli.methods import ENTROPY_METHODS, MI_METHODS, estimate_entropy, estimate_mutual_information
+from dsecli.results import EntropyResult, MIResult  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import DeviceError, InputError
+from dsecli.errors import DeviceError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -116,7 +116,7 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    from .errors import check_positive_int
+    from dsecli.errors import check_positive_int
 
     threads = check_positive_int(threads, "threads")
     import torch

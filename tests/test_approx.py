@@ -18,12 +18,12 @@ import pytest
 from conftest import CUDA, GOLDEN, golden_datasets
 
 from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
-from dsecli.approx import ApproxSettings, approximate_spectral_entropy
+from dsecli.diffusion.kernels import diffusion_operator
+from dsecli.diffusion.operators import DenseDiffusionOperator, KernelRowsOperator, build_operator
+from dsecli.diffusion.plan import AUTO_EXACT_MAX_N, plan_entropy
+from dsecli.diffusion.slq import ApproxSettings, approximate_spectral_entropy
+from dsecli.diffusion.spectrum import spectral_entropy
 from dsecli.errors import ComputationError, InputError, MemoryLimitError
-from dsecli.kernels import diffusion_operator
-from dsecli.operators import DenseDiffusionOperator, KernelRowsOperator, build_operator
-from dsecli.plan import AUTO_EXACT_MAX_N, plan_entropy
-from dsecli.spectral import spectral_entropy
 
 torch = pytest.importorskip("torch")  # module-level torch imports are banned by the lint rules
 DATASETS = golden_datasets()
@@ -202,7 +202,7 @@ def test_plan_operator_follows_memory() -> None:
 
 
 def test_memory_and_time_guards_raise_with_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dsecli.dse as dse_mod
+    import dsecli.measures.dse as dse_mod
 
     x = _seeded("blobs", 500, 8)
     monkeypatch.setattr(dse_mod, "available_memory_bytes", lambda device: 1_000_000)
@@ -228,7 +228,7 @@ def _three_classes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_dsmi_per_subset_kernels_equal_shared_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     # without room for the N x N kernel, each subset's kernel comes from its own rows: same value
-    import dsecli.dse as dse_mod
+    import dsecli.measures.dse as dse_mod
 
     x, y = _three_classes(600)
     shared = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu")

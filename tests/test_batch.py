@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
-from dsecli.batch import BatchInput, ResultsFile, _digest, expand_inputs, run_batch, split_methods
+from dsecli.batch.run import BatchInput, ResultsFile, _digest, expand_inputs, run_batch, split_methods
 from dsecli.cli import app
 from dsecli.errors import InputError
-from dsecli.sampling import choose_rows
+from dsecli.inputs.sampling import choose_rows
 
 runner = CliRunner()
 N = 90
@@ -186,7 +186,7 @@ def test_inputs_with_the_same_n_use_the_same_rows(npy_dir, tmp_path) -> None:
 
 
 def test_vector_reference_is_clustered_once_and_matches_dsmi(h5file, tmp_path, monkeypatch) -> None:
-    import dsecli.reference as reference
+    import dsecli.inputs.reference as reference
 
     path, embs, _ = h5file
     calls = []
@@ -241,7 +241,7 @@ def test_rerun_skips_finished_rows_and_changed_parameters_add_rows(h5file, tmp_p
 
 
 def test_a_parameter_added_to_a_method_later_keeps_the_keys(npy_dir, tmp_path, monkeypatch) -> None:
-    from dsecli.estimate import ENTROPY_METHODS
+    from dsecli.methods import ENTROPY_METHODS
 
     out = tmp_path / "r.jsonl"
     run_batch(str(npy_dir / "ep*.npy"), output=out, device="cpu", sigma="median")

@@ -130,8 +130,8 @@ def test_readers_give_the_same_value(fmt: str, emb, tmp_path) -> None:
 def test_hdf5_reads_only_subsampled_rows(tmp_path) -> None:
     import h5py
 
-    from dsecli.io import open_array
-    from dsecli.sampling import take_rows
+    from dsecli.inputs.readers import open_array
+    from dsecli.inputs.sampling import take_rows
 
     x = np.arange(2000 * 3, dtype=np.float64).reshape(2000, 3)
     with h5py.File(tmp_path / "big.h5", "w") as fh:
@@ -143,7 +143,7 @@ def test_hdf5_reads_only_subsampled_rows(tmp_path) -> None:
 
 
 def test_npy_is_memory_mapped(tmp_path) -> None:
-    from dsecli.io import open_array
+    from dsecli.inputs.readers import open_array
 
     np.save(tmp_path / "m.npy", np.ones((10, 2)))
     src = open_array(str(tmp_path / "m.npy"))
@@ -183,7 +183,7 @@ def test_output_may_not_overwrite_the_input(emb) -> None:
 
 
 def test_dry_run_plans_without_computing(tmp_path, monkeypatch) -> None:
-    import dsecli.dse
+    import dsecli.measures.dse
 
     big = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(60_000, 8))
     big.flush()
@@ -192,7 +192,7 @@ def test_dry_run_plans_without_computing(tmp_path, monkeypatch) -> None:
     def fail(*args, **kwargs):  # pragma: no cover - must not be reached
         raise AssertionError("--dry-run computed something")
 
-    monkeypatch.setattr(dsecli.dse, "symmetric_eigenvalues", fail)
+    monkeypatch.setattr(dsecli.measures.dse, "symmetric_eigenvalues", fail)
     out = _json(["entropy", str(tmp_path / "big.npy"), "--max-n", "0", "--solver", "auto", "--dry-run", "--json"])
     assert out["n_rows"] == 60_000 and out["n_total"] == 60_000
     assert out["solver"] == "approx" and out["expected_seconds"] > 0
@@ -223,7 +223,7 @@ def test_solver_and_tol_bits_reach_dse_and_dsmi(tmp_path) -> None:
 
 
 def test_mi_dry_run_plans_per_class_size_without_computing(tmp_path, monkeypatch) -> None:
-    import dsecli.dse
+    import dsecli.measures.dse
 
     big = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(60_000, 8))
     big.flush()
@@ -233,8 +233,8 @@ def test_mi_dry_run_plans_per_class_size_without_computing(tmp_path, monkeypatch
     def fail(*args, **kwargs):  # pragma: no cover - must not be reached
         raise AssertionError("--dry-run computed something")
 
-    monkeypatch.setattr(dsecli.dse, "symmetric_eigenvalues", fail)
-    monkeypatch.setattr(dsecli.dse, "gaussian_kernel", fail)
+    monkeypatch.setattr(dsecli.measures.dse, "symmetric_eigenvalues", fail)
+    monkeypatch.setattr(dsecli.measures.dse, "gaussian_kernel", fail)
     args = ["mi", str(tmp_path / "big.npy"), str(tmp_path / "y.npy"), "--max-n", "0", "--dry-run"]
     auto = _json([*args, "--solver", "auto", "--device", "cpu", "--json"])
     assert auto["n_rows"] == 60_000 and auto["n_classes"] == 4 and auto["dse_count"] == 4 * (1 + 5)
@@ -250,7 +250,7 @@ def test_mi_dry_run_plans_per_class_size_without_computing(tmp_path, monkeypatch
 
 def test_mi_plan_is_what_runs() -> None:
     from dsecli import diffusion_spectral_mutual_information
-    from dsecli.plan import plan_mutual_information
+    from dsecli.diffusion.plan import plan_mutual_information
 
     rng = np.random.default_rng(2)
     y = np.repeat(np.arange(3), [150, 100, 50])
@@ -274,10 +274,10 @@ def test_threads_option_limits_torch_and_restores(emb, monkeypatch) -> None:
     with pytest.raises(InputError, match="threads"), cpu_threads(0):
         pass  # pragma: no cover - the guard raises on entry
     seen: list[int] = []
-    import dsecli.estimate
+    import dsecli.methods
 
-    real = dsecli.estimate.ENTROPY_METHODS["dse"]
-    monkeypatch.setitem(dsecli.estimate.ENTROPY_METHODS, "dse",
+    real = dsecli.methods.ENTROPY_METHODS["dse"]
+    monkeypatch.setitem(dsecli.methods.ENTROPY_METHODS, "dse",
                         lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     path, x = emb
     one = _json(["entropy", str(path), "--threads", "1", "--device", "cpu", "--json"])["results"][0]

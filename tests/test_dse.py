@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information, estimate_entropy
-from dsecli.clustering import kmeans
+from dsecli.diffusion.kernels import resolve_sigma
 from dsecli.errors import InputError
-from dsecli.kernels import resolve_sigma
-from dsecli.reference import reference_classes
-from dsecli.sampling import choose_rows
+from dsecli.inputs.clustering import kmeans
+from dsecli.inputs.reference import reference_classes
+from dsecli.inputs.sampling import choose_rows
 
 
 def _clusters(k: int, per: int, d: int = 5, spread: float = 1e-3, gap: float = 1e3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -297,7 +297,7 @@ def test_output_path_errors_come_before_the_computation(kind: str, inputs: Path,
         expected = f"{out}: `--output` must be in a writable directory; cannot create files in {out.parent} ("
     # a computation that would take long if it started: the error must come first
     called = []
-    monkeypatch.setattr("dsecli.estimate.prepare_rows", lambda *a, **k: called.append(1))
+    monkeypatch.setattr("dsecli.methods.prepare_rows", lambda *a, **k: called.append(1))
     res = _run(["entropy", "x.npy", "-o", str(out)])
     assert res.exit_code == E_IN
     assert _error_line(res.stderr).startswith(expected)
@@ -331,7 +331,7 @@ def test_unexpected_exception_is_one_line_exit_1(inputs: Path, monkeypatch: pyte
         raise RuntimeError("something deep failed\nsecond line")
 
     monkeypatch.chdir(inputs)
-    monkeypatch.setattr("dsecli.estimate.prepare_rows", boom)
+    monkeypatch.setattr("dsecli.methods.prepare_rows", boom)
     res = _run(["entropy", "x.npy"])
     assert res.exit_code == int(ExitStatus.COMPUTATION_FAILED)
     assert _error_line(res.stderr) == "RuntimeError: something deep failed (rerun with --traceback for details)"
@@ -351,9 +351,9 @@ MEMORY_PATHS = [
 
 def _small_memory(monkeypatch: pytest.MonkeyPatch, limit: int = 1024) -> None:
     import dsecli.device
-    import dsecli.dse
+    import dsecli.measures.dse
 
-    for module in (dsecli.device, dsecli.dse):
+    for module in (dsecli.device, dsecli.measures.dse):
         if hasattr(module, "available_memory_bytes"):
             monkeypatch.setattr(module, "available_memory_bytes", lambda device: limit)
 
@@ -361,13 +361,13 @@ def _small_memory(monkeypatch: pytest.MonkeyPatch, limit: int = 1024) -> None:
 @pytest.mark.parametrize("args", MEMORY_PATHS, ids=[a[3] + "-" + a[-1] if a[0] == "mi" else a[-1] for a in MEMORY_PATHS])
 def test_memory_guard_stops_every_dense_path(args: list[str], inputs: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import dsecli.dse
-    import dsecli.kernels
+    import dsecli.diffusion.kernels
+    import dsecli.measures.dse
 
     monkeypatch.chdir(inputs)
     _small_memory(monkeypatch)
     allocated: list[str] = []
-    for module in (dsecli.kernels, dsecli.dse):
+    for module in (dsecli.diffusion.kernels, dsecli.measures.dse):
         for name in ("pairwise_sq_dists", "gaussian_kernel"):
             if hasattr(module, name):
                 real = getattr(module, name)
@@ -379,7 +379,7 @@ def test_memory_guard_stops_every_dense_path(args: list[str], inputs: Path, tmp_
     line = _error_line(res.stderr)
     assert line.startswith(("N = 40 ", "N = 40:")), line  # the figures: needed versus available
     assert "GiB" in line and "available" in line and "--max-n" in line and "another device" in line
-    if args[-1] == "dse" and "approx" in dsecli.dse.SOLVERS:
+    if args[-1] == "dse" and "approx" in dsecli.measures.dse.SOLVERS:
         assert "--solver approx" in line
     assert allocated == []  # stopped before any N x N matrix
     assert out.read_bytes() == SENTINEL
@@ -395,8 +395,8 @@ def test_memory_guard_passes_when_memory_suffices(inputs: Path, monkeypatch: pyt
 def test_memory_guard_library_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from dsecli.dse import check_dense_memory, dense_matrix_bytes
     from dsecli.errors import MemoryLimitError
+    from dsecli.measures.dse import check_dense_memory, dense_matrix_bytes
 
     _small_memory(monkeypatch, limit=2**30)
     need = dense_matrix_bytes(20_000, "float64")

@@ -13,7 +13,7 @@ from scipy.stats import entropy as scipy_entropy
 
 from dsecli import binned_shannon_entropy, binned_shannon_mutual_information, estimate_entropy
 from dsecli.errors import InputError
-from dsecli.estimators._binned import bin_indices
+from dsecli.estimators.binned import bin_indices
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
 needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden reference values not found at {GOLDEN}")
@@ -143,7 +143,7 @@ def test_base_converts_units() -> None:
 
 def test_csmi_follows_the_size_matched_definition() -> None:
     # oracle: sum_c p_c [mean_r H(X*_r) - H(X_c)] written out with the same numpy draws
-    from dsecli.sampling import subset_draws
+    from dsecli.inputs.sampling import subset_draws
 
     rng = np.random.default_rng(4)
     labels = np.repeat([0, 1, 2], [50, 70, 80])

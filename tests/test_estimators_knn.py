@@ -1,4 +1,4 @@
-"""kNN search (dsecli.neighbors), Kozachenko-Leonenko entropy and KSG/Ross mutual information.
+"""kNN search (dsecli.estimators.neighbors), Kozachenko-Leonenko entropy and KSG/Ross mutual information.
 
 Truths: brute-force numpy oracles for the neighbour statistics, closed-form Gaussian and uniform
 entropies, Gaussian mutual information (METHOD.md section 5), and scikit-learn's KSG/Ross
@@ -18,7 +18,14 @@ from scipy.special import digamma
 
 from dsecli import estimate_mutual_information, kozachenko_leonenko_entropy, ksg_mutual_information
 from dsecli.errors import DataQualityWarning, InputError
-from dsecli.neighbors import TREE_MAX_DIM, choose_method, count_within, knn_distances, ksg_counts, ross_counts
+from dsecli.estimators.neighbors import (
+    TREE_MAX_DIM,
+    choose_method,
+    count_within,
+    knn_distances,
+    ksg_counts,
+    ross_counts,
+)
 
 
 def _cuda() -> bool:

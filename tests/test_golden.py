@@ -20,7 +20,7 @@ from dsecli import (
     matrix_entry_entropy,
 )
 from dsecli.cli import app
-from dsecli.reference import bin_scalar
+from dsecli.inputs.reference import bin_scalar
 
 DATASETS = golden_datasets()
 pytestmark = pytest.mark.skipif(not DATASETS, reason=f"golden data not found at {GOLDEN}")

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dsecli.errors import DseError, DseWarning
-from dsecli.estimate import estimate_entropy, estimate_mutual_information
-from dsecli.io import open_array
+from dsecli.inputs.readers import open_array
+from dsecli.methods import estimate_entropy, estimate_mutual_information
 
 # DSECLI_HYPOTHESIS_EXAMPLES=2000 for a longer hunt; the suite default stays small
 SETTINGS = settings(max_examples=int(os.environ.get("DSECLI_HYPOTHESIS_EXAMPLES", "40")), deadline=None,

@@ -104,7 +104,7 @@ def test_signal_during_native_call_exits_promptly(sig: int, tmp_path: Path) -> N
 _STUCK_IN_WRITE = textwrap.dedent("""
     import os, sys, torch
     torch.set_num_threads(1)
-    import dsecli.output
+    import dsecli.report.writing
     from dsecli.cli._app import run_command, emit
 
     a = torch.randn(3000, 3000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -117,7 +117,7 @@ _STUCK_IN_WRITE = textwrap.dedent("""
             torch.linalg.eigvalsh(a)
         real_fsync(fd)
 
-    dsecli.output.os.fsync = slow_fsync
+    dsecli.report.writing.os.fsync = slow_fsync
 
     def body():
         emit({"done": True}, as_json=False, output=sys.argv[1], render=None)

@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsecli.checks import (
+from dsecli.diagnostics.sanity import (
     constant_columns,
     data_quality_warnings,
     distinct_row_counts,
     duplicate_rows,
     sanity_report,
 )
-from dsecli.data import prepare_reference, prepare_rows
 from dsecli.errors import DataQualityWarning, DseWarning, InputError, OutputError
-from dsecli.io import list_arrays, load_array, open_array, split_spec
-from dsecli.output import check_output_path, remove_pending_files, write_atomic
-from dsecli.validation import check_embeddings
+from dsecli.inputs.checks import check_embeddings
+from dsecli.inputs.prepare import prepare_reference, prepare_rows
+from dsecli.inputs.readers import list_arrays, load_array, open_array, split_spec
+from dsecli.report.writing import check_output_path, remove_pending_files, write_atomic
 
 # ---- readers -----------------------------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ def test_write_atomic_replaces_and_keeps_permissions(tmp_path: Path) -> None:
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()],
                          ids=["disk-full", "interrupt"])
 def test_failed_write_leaves_old_file(failure: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dsecli.output
+    import dsecli.report.writing
 
     out = tmp_path / "r.json"
     out.write_text("old")
@@ -141,7 +141,7 @@ def test_failed_write_leaves_old_file(failure: BaseException, tmp_path: Path, mo
     def fail(*a, **k):
         raise failure
 
-    monkeypatch.setattr(dsecli.output.os, "replace", fail)
+    monkeypatch.setattr(dsecli.report.writing.os, "replace", fail)
     expected = OutputError if isinstance(failure, OSError) else KeyboardInterrupt
     with pytest.raises(expected) as info:
         write_atomic(out, "new")
@@ -178,7 +178,7 @@ def test_nonfinite_rows_are_numbered_as_in_the_file_after_subsampling() -> None:
     rows = prepare_rows(np.delete(x, [500, 900], axis=0), max_n=100, seed=0)  # no NaN: fine
     assert rows.n_used == 100
     # subsampled: the count is of sampled rows, the row number is the file's
-    from dsecli.sampling import choose_rows
+    from dsecli.inputs.sampling import choose_rows
 
     idx = choose_rows(1000, 800, seed=3)
     hit = [i for i in (500, 900) if i in set(idx.tolist())]

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from dsecli.cli import app
 from dsecli.errors import InputError
-from dsecli.plot import (
+from dsecli.measures.diffusion_time import spectrum_scan
+from dsecli.report.plots import (
     PlotDependencyError,
     batch_series,
     checkpoint_of,
@@ -21,7 +22,6 @@ from dsecli.plot import (
     plot_spectrum,
     read_result_rows,
 )
-from dsecli.tscan import spectrum_scan
 
 pytest.importorskip("matplotlib")
 
@@ -224,7 +224,7 @@ def test_cli_spectrum_plots(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason=f"sample data not found at {SAMPLE}")
 def test_digits_sample_spectrum_plot(tmp_path) -> None:
-    from dsecli.io import open_array
+    from dsecli.inputs.readers import open_array
 
     src = open_array(f"{SAMPLE}:/true/epoch_256/embeddings")
     scan = spectrum_scan(src, t="1,10", sigma=10.0, device="cpu", max_n=200)

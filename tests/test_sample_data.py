@@ -47,7 +47,7 @@ def test_layout_shapes_and_attributes() -> None:
 
 
 def test_dse_batch_shows_dsmi_rising_with_true_labels_and_not_with_shuffled(tmp_path) -> None:
-    from dsecli.batch import run_batch
+    from dsecli.batch.run import run_batch
 
     summary = run_batch(
         [f"{SAMPLE}:/true/epoch_000/embeddings", f"{SAMPLE}:/true/epoch_256/embeddings",

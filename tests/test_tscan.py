@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import dsecli.dse
+import dsecli.measures.dse
 from dsecli import diffusion_spectral_entropy
-from dsecli.cache import CacheWarning, SpectrumCache, default_cache_dir, resolve_cache_dir
 from dsecli.cli import app
+from dsecli.diffusion.cache import CacheWarning, SpectrumCache, default_cache_dir, resolve_cache_dir
 from dsecli.errors import DseWarning, InputError
-from dsecli.tscan import (
+from dsecli.measures.diffusion_time import (
     diffusion_spectrum,
     dse_versus_t,
     knee_t,
@@ -41,13 +41,13 @@ def blobs(k: int = 4, n: int = 50, d: int = 10, radius: float = 60.0, seed: int 
 def count_eigensolves(monkeypatch):
     """Count calls of the eigensolver used by diffusion_spectral_entropy."""
     calls = {"n": 0}
-    real = dsecli.dse.symmetric_eigenvalues
+    real = dsecli.measures.dse.symmetric_eigenvalues
 
     def spy(a):
         calls["n"] += 1
         return real(a)
 
-    monkeypatch.setattr(dsecli.dse, "symmetric_eigenvalues", spy)
+    monkeypatch.setattr(dsecli.measures.dse, "symmetric_eigenvalues", spy)
     return calls
 
 

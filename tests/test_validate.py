@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import dsecli.dse
-import dsecli.validate as validate
+import dsecli.diagnostics.selftest as validate
+import dsecli.measures.dse
 from dsecli.cli import app
+from dsecli.diagnostics.selftest import load_golden, run_validation
 from dsecli.errors import InputError
-from dsecli.validate import load_golden, run_validation
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
 runner = CliRunner()
@@ -59,7 +59,7 @@ def test_known_values_are_the_closed_forms(fast_report):
     assert by_name["dse-sigma-to-0"].expected == 6.0
     for k in (1, 2, 5, 10):
         assert by_name[f"dse-clusters-k{k}"].expected == pytest.approx(math.log2(k), abs=0)
-    golden = json.loads((Path(validate.__file__).parent / "golden" / "golden_b_blobs_500x32.json").read_text())
+    golden = json.loads((Path(validate.__file__).parent / "reference_data" / "golden_b_blobs_500x32.json").read_text())
     rec = {r["id"]: r for r in golden["records"]}
     assert by_name["golden-dse-sigma10-t1"].expected == rec["dse_sigma10_t1"]["value"]
 
@@ -71,7 +71,7 @@ def test_report_is_strict_json(fast_report):
 
 
 def test_wrong_kernel_bandwidth_makes_the_suite_fail(monkeypatch):
-    monkeypatch.setattr(dsecli.dse, "gaussian_kernel", _wrong_bandwidth_kernel)
+    monkeypatch.setattr(dsecli.measures.dse, "gaussian_kernel", _wrong_bandwidth_kernel)
     report = run_validation(mode="fast", device="cpu", methods="dse")
     assert not report.passed
     failed = {c.name for c in report.cases if not c.passed}
@@ -82,8 +82,8 @@ def test_wrong_kernel_bandwidth_makes_the_suite_fail(monkeypatch):
 
 
 def test_ignoring_diffusion_time_makes_the_suite_fail(monkeypatch):
-    real = dsecli.dse.spectral_entropy
-    monkeypatch.setattr(dsecli.dse, "spectral_entropy", lambda lam, *, t=1, base=2.0: real(lam, t=1, base=base))
+    real = dsecli.measures.dse.spectral_entropy
+    monkeypatch.setattr(dsecli.measures.dse, "spectral_entropy", lambda lam, *, t=1, base=2.0: real(lam, t=1, base=base))
     report = run_validation(mode="fast", device="cpu", methods="dse")
     failed = {c.name for c in report.cases if not c.passed}
     assert {"dse-clusters-k2", "golden-dse-sigma10-t2", "golden-dse-sigma10-t5"} <= failed
@@ -93,7 +93,7 @@ def test_a_case_that_raises_is_a_failure_with_its_message(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("solver exploded\nsecond line")
 
-    monkeypatch.setattr(dsecli.dse, "symmetric_eigenvalues", boom)
+    monkeypatch.setattr(dsecli.measures.dse, "symmetric_eigenvalues", boom)
     report = run_validation(mode="fast", device="cpu", methods="dse")
     assert report.n_failed == len(report.cases)
     assert report.cases[0].error == "RuntimeError: solver exploded"
@@ -109,7 +109,7 @@ def test_cli_validate_json_passes():
 
 
 def test_cli_validate_table_and_exit_1_on_failure(monkeypatch):
-    monkeypatch.setattr(dsecli.dse, "gaussian_kernel", _wrong_bandwidth_kernel)
+    monkeypatch.setattr(dsecli.measures.dse, "gaussian_kernel", _wrong_bandwidth_kernel)
     result = runner.invoke(app, ["validate", "--device", "cpu", "-m", "dse"])
     assert result.exit_code == 1
     assert "FAIL" in result.stdout and "golden-dse-sigma10-t1" in result.stdout
@@ -144,7 +144,7 @@ def test_shipped_golden_case_is_the_shared_golden_data():
     if not GOLDEN.is_dir():
         pytest.skip(f"golden reference directory {GOLDEN} not present")
     shared = json.loads((GOLDEN / "b_blobs_500x32_values.json").read_text())
-    data_dir = Path(validate.__file__).parent / "golden"
+    data_dir = Path(validate.__file__).parent / "reference_data"
     shipped = json.loads((data_dir / "golden_b_blobs_500x32.json").read_text())
     g = load_golden()
     for key, name in (("X", "b_blobs_500x32_X.npy"), ("labels", "b_blobs_500x32_labels.npy"),

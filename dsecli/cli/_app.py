@@ -23,8 +23,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import __version__
-from ..errors import DseError, ExitStatus, InputError
+from dsecli import __version__
+from dsecli.errors import DseError, ExitStatus, InputError
 
 app = typer.Typer(
     name="dse",
@@ -193,7 +193,7 @@ class _SignalGuard:
             os.close(self._r)
 
     def _hard_exit(self, signum: int) -> None:
-        from ..output import remove_pending_files
+        from dsecli.report.writing import remove_pending_files
 
         remove_pending_files()
         code, name = _SIGNALS.get(signum, (ExitStatus.INTERRUPTED, str(signum)))
@@ -305,7 +305,7 @@ def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool
 
 def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: Callable[[dict[str, Any]], Any] | None) -> None:
     """Write ``report``: atomically to ``output`` if given; JSON or a table on stdout."""
-    from ..output import to_json, write_atomic
+    from dsecli.report.writing import to_json, write_atomic
 
     text = to_json(report)
     if output:
@@ -321,7 +321,7 @@ def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: C
 def check_output_early(output: str | None) -> None:
     """Fail before computing when ``--output`` cannot be written."""
     if output:
-        from ..output import check_output_path
+        from dsecli.report.writing import check_output_path
 
         check_output_path(output, name="--output")
 

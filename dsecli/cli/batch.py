@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import (
+from dsecli.cli._app import (
     _WRITTEN,
     BaseOpt,
     DeviceOpt,
@@ -24,14 +24,14 @@ from ._app import (
     stderr_console,
     stdout_console,
 )
-from .core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TolOpt, TOpt, _solver_param
+from dsecli.cli.core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TolOpt, TOpt, _solver_param
 
 
 def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     """One line per input, one column per method (values with their units)."""
     from rich.table import Table
 
-    from ..render import format_value
+    from dsecli.report.tables import format_value
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
     units = {m: next(r["units"] for r in rows if r["method"] == m) for m in methods}
@@ -151,9 +151,9 @@ def batch(
     """
 
     def body() -> None:
-        from ..batch import run_batch
-        from ..errors import ComputationError
-        from ..output import to_json
+        from dsecli.batch.run import run_batch
+        from dsecli.errors import ComputationError
+        from dsecli.report.writing import to_json
 
         def to_stdout(row: dict[str, Any]) -> None:
             sys.stdout.write(to_json(row, indent=None) + "\n")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import (
+from dsecli.cli._app import (
     BaseOpt,
     DeviceOpt,
     DropNonfiniteOpt,
@@ -51,8 +51,8 @@ def _refuse_overwriting_inputs(output: str | None, *specs: str) -> None:
         return
     import os
 
-    from ..errors import InputError
-    from ..io import split_spec
+    from dsecli.errors import InputError
+    from dsecli.inputs.readers import split_spec
 
     for spec in specs:
         path, _key = split_spec(spec)
@@ -64,7 +64,7 @@ def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
     # subsampling is never silent: JSON users see it on stderr too
     max_n = (report["results"][0].get("params") or {}).get("max_n") if report.get("results") else None
     if report.get("subsampled") and max_n and report["n_total"] > max_n and not quiet:
-        from ._app import stderr_console
+        from dsecli.cli._app import stderr_console
 
         stderr_console().print(
             f"note: used {report['n_used']:,} of {report['n_total']:,} rows (seeded subsample; --max-n 0 uses all rows)",
@@ -77,9 +77,9 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
     """``--dry-run``: the plan for the rows that would be used, from the file's shape alone."""
     import math
 
-    from ..output import to_json
-    from ..plan import plan_entropy
-    from ._app import stdout_console
+    from dsecli.cli._app import stdout_console
+    from dsecli.diffusion.plan import plan_entropy
+    from dsecli.report.writing import to_json
 
     n_total = int(src.shape[0]) if src.shape else 0
     n_used = n_total if not max_n else min(n_total, max_n)
@@ -109,12 +109,12 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
     """``dse mi --dry-run``: DSMI's plan from the file's shape and the reference's classes (read, not X)."""
     import math
 
-    from ..output import to_json
-    from ..plan import format_plan, plan_mutual_information
-    from ..reference import reference_classes
-    from ..sampling import choose_rows
-    from ..validation import check_same_rows
-    from ._app import stdout_console
+    from dsecli.cli._app import stdout_console
+    from dsecli.diffusion.plan import format_plan, plan_mutual_information
+    from dsecli.inputs.checks import check_same_rows
+    from dsecli.inputs.reference import reference_classes
+    from dsecli.inputs.sampling import choose_rows
+    from dsecli.report.writing import to_json
 
     n_total = int(x_src.shape[0]) if x_src.shape else 0
     check_same_rows(n_total, int(y_src.shape[0]) if y_src.shape else 0, where=y_src.label, embeddings=x_src.label)
@@ -188,10 +188,10 @@ def entropy(
     def body() -> None:
         check_output_early(output)
         _refuse_overwriting_inputs(output, emb)
-        from ..device import cpu_threads
-        from ..estimate import estimate_entropy
-        from ..io import open_array
-        from ..render import make_report, report_table
+        from dsecli.device import cpu_threads
+        from dsecli.inputs.readers import open_array
+        from dsecli.methods import estimate_entropy
+        from dsecli.report.tables import make_report, report_table
 
         src = open_array(emb)
         if dry_run:
@@ -258,10 +258,10 @@ def mi(
     def body() -> None:
         check_output_early(output)
         _refuse_overwriting_inputs(output, emb, ref)
-        from ..device import cpu_threads
-        from ..estimate import estimate_mutual_information
-        from ..io import open_array
-        from ..render import make_report, report_table
+        from dsecli.device import cpu_threads
+        from dsecli.inputs.readers import open_array
+        from dsecli.methods import estimate_mutual_information
+        from dsecli.report.tables import make_report, report_table
 
         x_src = open_array(emb)
         y_src = open_array(ref)
@@ -309,13 +309,13 @@ def info(
     """List the arrays (or HDF5 datasets) in FILE with their shapes and dtypes; --check adds a sanity report."""
 
     def body() -> None:
-        from ..io import list_arrays
-        from ..render import arrays_table
+        from dsecli.inputs.readers import list_arrays
+        from dsecli.report.tables import arrays_table
 
         arrays = list_arrays(file)
         report: dict[str, Any] = {"file": file, "arrays": arrays}
         if check:
-            from .check import check_source
+            from dsecli.cli.check import check_source
 
             checks = []
             for a in arrays:
@@ -332,7 +332,7 @@ def info(
             from rich.console import Group
             from rich.text import Text
 
-            from .check import findings_table
+            from dsecli.cli.check import findings_table
 
             parts: list[Any] = [arrays_table(file, r["arrays"])]
             for c in r.get("checks", []):

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import JsonOpt, QuietOpt, TracebackOpt, app, check_output_early, emit, run_command
+from dsecli.cli._app import JsonOpt, QuietOpt, TracebackOpt, app, check_output_early, emit, run_command
 
 
 def _series_table(summary: dict[str, Any]) -> Any:
@@ -42,7 +42,7 @@ def plot(
 
     def body() -> None:
         check_output_early(out)
-        from ..plot import plot_batch_results, require_matplotlib
+        from dsecli.report.plots import plot_batch_results, require_matplotlib
 
         require_matplotlib()
         methods = [m for m in method.split(",") if m.strip()] if method else None

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import (
+from dsecli.cli._app import (
     BaseOpt,
     DeviceOpt,
     DropNonfiniteOpt,
@@ -25,7 +25,7 @@ from ._app import (
     run_command,
 )
 
-# kept in step with dsecli.tscan.DEFAULT_T / DEFAULT_T_MAX (not imported: the module pulls in numpy)
+# kept in step with dsecli.measures.diffusion_time.DEFAULT_T / DEFAULT_T_MAX (not imported: the module pulls in numpy)
 _DEFAULT_T = "1:10,20,50,100"
 _DEFAULT_T_MAX = 1000
 
@@ -36,7 +36,7 @@ def _write_output(path: str, report: dict[str, Any], scan: Any) -> None:
 
     import numpy as np
 
-    from ..output import to_json, write_atomic
+    from dsecli.report.writing import to_json, write_atomic
 
     low = path.lower()
     if low.endswith(".npy"):
@@ -59,7 +59,7 @@ def spectrum_table(report: dict[str, Any]) -> Any:
     """A rich Table of DSE at each requested t and at the automatic t, then the provenance lines."""
     from rich.table import Table
 
-    from ..render import format_value
+    from dsecli.report.tables import format_value
 
     units = report["units"]
     auto = report.get("auto_t") or {}
@@ -144,14 +144,14 @@ def spectrum(
         for p in (plot, plot_t):
             check_output_early(p)
         if plot or plot_t:
-            from ..plot import require_matplotlib
+            from dsecli.report.plots import require_matplotlib
 
             require_matplotlib()
-        from .. import __version__
-        from ..io import open_array
-        from ..output import to_json
-        from ..tscan import spectrum_scan
-        from ._app import stdout_console
+        from dsecli import __version__
+        from dsecli.cli._app import stdout_console
+        from dsecli.inputs.readers import open_array
+        from dsecli.measures.diffusion_time import spectrum_scan
+        from dsecli.report.writing import to_json
 
         src = open_array(emb)
         cache: bool | str = False if no_cache else (os.path.expanduser(cache_dir) if cache_dir else True)
@@ -162,7 +162,7 @@ def spectrum(
         report = {"dsecli_version": __version__, "command": "spectrum", "inputs": {"embeddings": src.label},
                   **scan.to_dict()}
         if plot or plot_t:
-            from ..plot import plot_dse_versus_t, plot_spectrum
+            from dsecli.report.plots import plot_dse_versus_t, plot_spectrum
 
             key = getattr(src, "key", None)
             label = os.path.basename(getattr(src, "path", src.label)) + (f":{key}" if key else "")

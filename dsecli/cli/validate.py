@@ -1,4 +1,4 @@
-"""``dse validate``: run the known-answer suite (:mod:`dsecli.validate`) with the user's options."""
+"""``dse validate``: run the known-answer suite (:mod:`dsecli.diagnostics.selftest`) with the user's options."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import ExitStatus
-from ._app import (
+from dsecli.cli._app import (
     DeviceOpt,
     DtypeOpt,
     JsonOpt,
@@ -20,10 +19,11 @@ from ._app import (
     run_command,
     stderr_console,
 )
+from dsecli.errors import ExitStatus
 
 
 def _fmt(value: float | None) -> str:
-    from ..render import format_value
+    from dsecli.report.tables import format_value
 
     return format_value(value)
 
@@ -87,7 +87,7 @@ def validate(
 
     def body() -> None:
         check_output_early(output)
-        from ..validate import run_validation
+        from dsecli.diagnostics.selftest import run_validation
 
         progress = None
         if full and not quiet:

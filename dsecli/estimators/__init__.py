@@ -7,15 +7,15 @@
 - :func:`mine_mutual_information` ("mine"), Belghazi et al. 2018.
 
 All take the data first and keyword-only parameters, start from
-:func:`dsecli.data.prepare_rows` (so :func:`dsecli.estimate.estimate_entropy` can give every
+:func:`dsecli.inputs.prepare.prepare_rows` (so :func:`dsecli.methods.estimate_entropy` can give every
 method the same rows), and return :class:`~dsecli.EntropyResult` / :class:`~dsecli.MIResult`
 in bits unless ``base`` says otherwise. torch is imported inside the functions only.
 """
 
-from ._binned import binned_shannon_entropy, binned_shannon_mutual_information
-from ._kl import kozachenko_leonenko_entropy
-from ._ksg import ksg_mutual_information
-from ._mine import mine_mutual_information
+from dsecli.estimators.binned import binned_shannon_entropy, binned_shannon_mutual_information
+from dsecli.estimators.kl import kozachenko_leonenko_entropy
+from dsecli.estimators.ksg import ksg_mutual_information
+from dsecli.estimators.mine import mine_mutual_information
 
 __all__ = [
     "binned_shannon_entropy",

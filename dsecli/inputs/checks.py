@@ -1,0 +1,268 @@
+"""Checks on arrays, applied once where data enter the library (one policy, one place).
+
+Every message has the shape ``<file>[:<key>]: `<param>` must <rule>; got <what>`` and, where
+there is one, says how to fix it. Non-finite values are refused with their count and the
+first bad row (numbered as in the input, even after subsampling), unless the caller asks for
+those rows to be dropped (then the drop is reported as a warning).
+
+Decisions about references Y (see also :mod:`dsecli.inputs.reference`):
+
+- strings are class labels (each distinct string is a class);
+- integers (negative ones included) and booleans are class labels as given;
+- floats are continuous (binned); integral floats stay continuous under ``ref_kind="auto"``
+  with a warning, and are labels with ``ref_kind="discrete"``;
+- a class with a single row is allowed but warned about: its conditional entropy is 0 by
+  definition, so it contributes nothing to the mutual information.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dsecli.errors import DataQualityWarning, InputError, where_prefix
+
+__all__ = [
+    "CheckedMatrix",
+    "check_embeddings",
+    "check_reference_array",
+    "check_same_rows",
+    "nonfinite_rows",
+    "warn_single_row_classes",
+    "source_label",
+    "describe_dtype",
+    "max_safe_magnitude",
+    "as_float_matrix",
+    "check_working_range",
+]
+
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
+def _max_abs(arr: np.ndarray) -> float:
+    # max |x| without an |x| temporary the size of the data
+    return float(max(abs(float(np.max(arr))), abs(float(np.min(arr)))))
+
+
+def max_safe_magnitude(n_features: int, dtype: Any = np.float64) -> float:
+    """Largest |x| for which squared distances ``||x||^2 + ||y||^2 - 2 x.y`` stay finite in ``dtype``."""
+    return math.sqrt(float(np.finfo(np.dtype(dtype)).max) / (4.0 * max(int(n_features), 1)))
+
+
+@dataclass(frozen=True)
+class CheckedMatrix:
+    """A float matrix ready for computation and what was done to get it."""
+
+    data: np.ndarray  # (n, D), float32 or float64
+    dropped_rows: np.ndarray  # positions (in the given rows) dropped as non-finite
+    flattened_from: tuple[int, ...] | None = None
+
+
+def source_label(obj: Any) -> str | None:
+    """The label of an input for messages: ``file:key`` of a lazy source or of :class:`~dsecli.inputs.sampling.Rows`."""
+    return getattr(obj, "label", None) or getattr(obj, "source", None)
+
+
+def describe_dtype(dtype: np.dtype) -> str:
+    """``"<U1"`` -> ``"<U1 (strings)"``; used in dtype messages."""
+    kind = {"U": "strings", "S": "byte strings", "O": "Python objects", "V": "raw/structured records",
+            "M": "datetimes", "m": "timedeltas", "c": "complex numbers"}.get(dtype.kind)
+    return f"{dtype} ({kind})" if kind else str(dtype)
+
+
+def nonfinite_rows(arr: np.ndarray) -> np.ndarray:
+    """Positions of rows holding NaN or +-Inf."""
+    if arr.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    flat = arr.reshape(arr.shape[0], -1)
+    return np.flatnonzero(~np.isfinite(flat).all(axis=1))
+
+
+def _row_note(bad: np.ndarray, n: int, row_numbers: np.ndarray | None, n_total: int | None) -> str:
+    first = int(bad[0]) if row_numbers is None else int(row_numbers[bad[0]])
+    of = f"{bad.size} of {n} rows"
+    if row_numbers is not None and n_total is not None and n_total > n:
+        of = f"{bad.size} of the {n} sampled rows (of {n_total})"
+    return f"{of}, first at row {first}"
+
+
+def as_float_matrix(
+    arr: Any, *, where: str | None = None, name: str = "embeddings", flatten: bool = False, min_rows: int = 2
+) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """The structural checks of :func:`check_embeddings` (dtype, dimensions, N = 0, D = 0).
+
+    Returns ``(matrix as float32/float64, original shape if flattened else None)``; NaN/Inf
+    are left in place (the sanity report counts them).
+    """
+    w = where_prefix(where)
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "c":
+        raise InputError(
+            f"{w}`{name}` must be real numbers; got dtype {describe_dtype(arr.dtype)}: take x.real or abs(x) first"
+        )
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{w}`{name}` must be numeric; got dtype {describe_dtype(arr.dtype)}")
+    flattened_from = None
+    if arr.ndim == 0:
+        raise InputError(f"{w}`{name}` must be a 2-D array (N rows x D features); got a scalar")
+    if arr.ndim == 1:
+        raise InputError(
+            f"{w}`{name}` must be 2-D (N rows x D features); got 1-D shape ({arr.shape[0]},): "
+            f"use x.reshape(-1, 1) for {arr.shape[0]} points of one feature, or x.reshape(1, -1) for one point"
+        )
+    if arr.ndim > 2:
+        if not flatten:
+            rest = int(np.prod(arr.shape[1:]))
+            raise InputError(
+                f"{w}`{name}` must be 2-D (N rows x D features); got shape {tuple(arr.shape)}: "
+                f"pass --flatten (flatten=True) to use {arr.shape[0]} rows x {rest} features"
+            )
+        flattened_from = tuple(arr.shape)
+        arr = arr.reshape(arr.shape[0], -1)
+    n, d = arr.shape
+    if n == 0:
+        raise InputError(f"{w}`{name}` must have at least {min_rows} rows; got N = 0 (shape {tuple(arr.shape)})")
+    if d == 0:
+        raise InputError(f"{w}`{name}` must have at least 1 feature (column); got D = 0 (shape {tuple(arr.shape)})")
+    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
+        arr = arr.astype(np.float64)
+    return arr, flattened_from
+
+
+def check_embeddings(
+    arr: np.ndarray,
+    *,
+    where: str | None = None,
+    name: str = "embeddings",
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+    min_rows: int = 2,
+    row_numbers: np.ndarray | None = None,
+    n_total: int | None = None,
+) -> CheckedMatrix:
+    """Validate an embedding matrix X of shape (N, D) and return it as floats.
+
+    Refuses: non-numeric dtypes (strings, objects, complex), 1-D arrays (with the reshape to
+    use), arrays with more than 2 dimensions unless ``flatten``, N = 0, D = 0, fewer than
+    ``min_rows`` rows, NaN/Inf unless ``drop_nonfinite``, and magnitudes whose squared
+    distances would overflow float64. ``row_numbers`` (the input's row number of each given
+    row, when the rows were subsampled) makes messages point at rows of the input.
+    """
+    w = where_prefix(where)
+    arr, flattened_from = as_float_matrix(arr, where=where, name=name, flatten=flatten, min_rows=min_rows)
+    n, d = arr.shape
+    dropped = np.zeros(0, dtype=np.int64)
+    bad = nonfinite_rows(arr)
+    if bad.size:
+        if not drop_nonfinite:
+            raise InputError(
+                f"{w}`{name}` must be finite; got NaN or Inf in {_row_note(bad, n, row_numbers, n_total)}: "
+                "clean them or pass --drop-nonfinite (drop_nonfinite=True) to drop those rows"
+            )
+        dropped = bad
+        arr = np.delete(arr, bad, axis=0)
+        n = arr.shape[0]
+    if n < min_rows:
+        after = f" after dropping {dropped.size} row(s) with NaN/Inf" if dropped.size else ""
+        raise InputError(f"{w}`{name}` must have at least {min_rows} rows; got N = {n}{after}")
+    big = _max_abs(arr)
+    limit = max_safe_magnitude(d)
+    if big > limit:
+        raise InputError(
+            f"{w}`{name}` must have |values| <= {limit:.3g} for D = {d} (squared distances overflow float64); "
+            f"got {big:.3g}: rescale the data"
+        )
+    return CheckedMatrix(np.ascontiguousarray(arr), dropped, flattened_from)
+
+
+def check_same_rows(n_embeddings: int, n_reference: int, *, where: str | None = None,
+                    embeddings: str | None = None) -> None:
+    """Raise unless X and Y have the same number of rows N."""
+    if n_embeddings != n_reference:
+        emb = f" ({embeddings})" if embeddings else ""
+        raise InputError(
+            f"{where_prefix(where)}`reference` must have one row per embedding row; "
+            f"embeddings{emb} have {n_embeddings} rows but the reference has {n_reference}"
+        )
+
+
+def check_reference_array(arr: np.ndarray, *, where: str | None = None, n_rows: int | None = None,
+                          row_numbers: np.ndarray | None = None) -> np.ndarray:
+    """Validate a reference Y: one row per sample, labels (int/str/bool), scalars or vectors."""
+    w = where_prefix(where)
+    arr = np.asarray(arr)
+    if arr.ndim == 0:
+        raise InputError(f"{w}`reference` must have one entry per row; got a scalar")
+    if arr.dtype.kind == "c":
+        raise InputError(f"{w}`reference` must be real; got dtype {describe_dtype(arr.dtype)}")
+    if arr.dtype.kind not in "biufUS":
+        raise InputError(
+            f"{w}`reference` must hold numbers or strings; got dtype {describe_dtype(arr.dtype)}"
+        )
+    if arr.ndim > 2:
+        raise InputError(
+            f"{w}`reference` must be 1-D (labels or scalars) or 2-D (vectors); got shape {tuple(arr.shape)}"
+        )
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise InputError(f"{w}`reference` must have at least 1 column; got shape {tuple(arr.shape)}")
+    if arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind in "US":
+        raise InputError(
+            f"{w}`reference` with strings must be 1-D (one label per row); got shape {tuple(arr.shape)}"
+        )
+    if n_rows is not None:
+        check_same_rows(n_rows, arr.shape[0], where=where)
+    if arr.dtype.kind == "f":
+        bad = nonfinite_rows(arr)
+        if bad.size:
+            first = int(bad[0]) if row_numbers is None else int(row_numbers[bad[0]])
+            raise InputError(
+                f"{w}`reference` must be finite; got NaN or Inf in {bad.size} of {arr.shape[0]} rows, first at "
+                f"row {first}: clean them (--drop-nonfinite drops rows of the embeddings only)"
+            )
+        if arr.size:
+            d = 1 if arr.ndim == 1 else arr.shape[1]
+            big = _max_abs(arr)
+            if big > max_safe_magnitude(d):
+                raise InputError(
+                    f"{w}`reference` must have |values| <= {max_safe_magnitude(d):.3g} (squared distances overflow "
+                    f"float64); got {big:.3g}: rescale it"
+                )
+    return arr
+
+
+def check_working_range(arr: np.ndarray, dtype: Any, *, where: str | None = None, name: str = "embeddings") -> None:
+    """Refuse values whose squared distances overflow the working dtype (float32 overflows near 1e19)."""
+    arr = np.asarray(arr)
+    if arr.size == 0 or arr.ndim != 2:
+        return
+    dt = np.dtype(str(dtype).replace("torch.", ""))
+    limit = max_safe_magnitude(arr.shape[1], dt)
+    big = _max_abs(arr)
+    if big > limit:
+        raise InputError(
+            f"{where_prefix(where)}`{name}` must have |values| <= {limit:.3g} for D = {arr.shape[1]} in {dt.name} "
+            f"(squared distances overflow); got {big:.3g}: use --dtype float64 or rescale the data"
+        )
+
+
+def warn_single_row_classes(names: list[Any], counts: np.ndarray, *, where: str | None = None) -> list[Any]:
+    """Warn (:class:`DataQualityWarning`) about classes of one row; return their names.
+
+    A class of one row has conditional entropy 0 by definition and its size-matched marginal
+    term is 0 too, so it adds nothing to DSMI/CSMI; many such classes push the estimate to 0.
+    """
+    single = [name for name, c in zip(names, counts) if int(c) == 1]
+    if single:
+        shown = ", ".join(repr(s) for s in single[:10]) + (", ..." if len(single) > 10 else "")
+        what = f"class {shown} has" if len(single) == 1 else f"{len(single)} of {len(names)} classes ({shown}) have"
+        warnings.warn(
+            f"{where_prefix(where)}reference {what} a single row: the entropy of one row is 0 by definition, "
+            "so such a class adds nothing to the mutual information; merge rare classes or collect more rows",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    return single

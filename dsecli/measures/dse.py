@@ -1,0 +1,587 @@
+"""Diffusion spectral entropy and mutual information, and the published spectral variants.
+
+Reference: D. Liao, C. Liu, B. W. Christensen, A. Tong, G. Huguet, G. Wolf, M. Nickel,
+I. Adelstein, S. Krishnaswamy, "Assessing Neural Network Representations During Training
+Using Noise-Resilient Diffusion Spectral Entropy", ICML 2023 TAG-ML workshop / IEEE CISS
+2024, arXiv:2312.04823. Formulas: METHOD.md sections 1-3; conventions: golden README 3.1-3.5.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dsecli.device import (
+    Timer,
+    available_memory_bytes,
+    dtype_name,
+    resolve_device,
+    resolve_dtype,
+    to_tensor,
+)
+from dsecli.diffusion.kernels import (
+    SigmaChoice,
+    gaussian_kernel,
+    pairwise_sq_dists,
+    resolve_sigma,
+    symmetric_normalize_,
+    warn_if_degenerate,
+)
+from dsecli.diffusion.spectrum import (
+    entropy_of_probabilities,
+    general_eigenvalue_moduli,
+    spectral_entropy,
+    symmetric_eigenvalues,
+)
+from dsecli.errors import (
+    CollectWarnings,
+    ComputationError,
+    InputError,
+    MemoryLimitError,
+    check_choice,
+    check_neighbors,
+    check_positive,
+    check_positive_int,
+)
+from dsecli.inputs.checks import check_working_range
+from dsecli.inputs.prepare import prepare_reference, prepare_rows
+from dsecli.inputs.reference import REF_KINDS, reference_classes
+from dsecli.inputs.sampling import DEFAULT_MAX_N, Rows
+from dsecli.measures.conditional import size_matched_mutual_information
+from dsecli.results import EntropyResult, MIResult, units_for_base
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "ASE_KERNELS",
+    "SOLVERS",
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "adjacency_spectral_entropy",
+    "matrix_entry_entropy",
+    "dense_matrix_bytes",
+    "check_dense_memory",
+]
+
+ASE_KERNELS = ("gaussian", "normalized", "knn")
+SOLVERS = ("exact", "approx", "auto")
+
+
+def dense_matrix_bytes(n: int, dtype: Any = "float64", *, copies: int = 2) -> int:
+    """Bytes for ``copies`` N x N matrices (the kernel and the eigensolver's working copy)."""
+    itemsize = 4 if dtype_name(resolve_dtype(dtype)) == "float32" else 8
+    return int(copies) * int(n) * int(n) * itemsize
+
+
+def check_dense_memory(n: int, *, device: torch.device, dtype: torch.dtype, copies: int = 2) -> int:
+    """Raise :class:`MemoryLimitError` when ``copies`` N x N matrices exceed the free memory.
+
+    Returns the bytes needed. Checked before anything N x N is allocated, so a run that cannot
+    fit stops with figures instead of being killed by the operating system.
+    """
+    need = dense_matrix_bytes(n, dtype, copies=copies)
+    have = available_memory_bytes(device)
+    if need > have:
+        raise MemoryLimitError(
+            f"N = {n} needs about {need / 2**30:.1f} GiB for {copies} N x N {dtype_name(dtype)} matrices "
+            f"but {device.type} has {have / 2**30:.1f} GiB available; use --max-n to subsample, "
+            "--dtype float32, or another device"
+        )
+    return need
+
+
+def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: Any, base: Any, min_rows: int = 2,
+           flatten: bool = False, drop_nonfinite: bool = False,
+           dense_copies: int | None = 2) -> tuple[Rows, torch.Tensor, float]:
+    base = check_positive(base, "base")
+    if base == 1:
+        raise InputError("`base` must be > 0 and != 1; got 1")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    if max_n is not None:
+        check_positive_int(max_n, "max_n", minimum=0)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, min_rows=min_rows, flatten=flatten,
+                        drop_nonfinite=drop_nonfinite)
+    check_working_range(rows.data, dt, where=rows.source)
+    if dense_copies:  # None: the caller checks its own memory plan (DSE's solvers)
+        check_dense_memory(rows.n_used, device=dev, dtype=dt, copies=dense_copies)
+    xt = to_tensor(rows.data, device=dev, dtype=dt)
+    return rows, xt, base
+
+
+def _common_params(rows: Rows, xt: torch.Tensor, *, max_n: Any, seed: int, sampler: str) -> dict[str, Any]:
+    return {
+        "max_n": max_n,
+        "seed": seed,
+        "sampler": sampler,
+        "device": str(xt.device),
+        "dtype": dtype_name(xt.dtype),
+        "n_features": int(xt.shape[1]),
+    }
+
+
+def _sigma_params(choice: SigmaChoice) -> dict[str, Any]:
+    out: dict[str, Any] = {"sigma": choice.value, "sigma_rule": choice.rule}
+    if choice.detail:
+        out["sigma_detail"] = choice.detail
+    return out
+
+
+_Collect = CollectWarnings
+
+
+def _sorted_desc(lam: torch.Tensor) -> np.ndarray:
+    return np.sort(lam.detach().double().cpu().numpy())[::-1].copy()
+
+
+def diffusion_spectral_entropy(
+    x: Any,
+    *,
+    sigma: float | str = 10.0,
+    t: int = 1,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    solver: str = "exact",
+    tol_bits: float = 0.01,
+    max_seconds: float | None = None,
+    return_eigenvalues: bool = False,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Diffusion spectral entropy of the rows of ``x``.
+
+    .. math::
+
+        \\mathrm{DSE}(X, t) = -\\sum_i \\alpha_i \\log \\alpha_i, \\qquad
+        \\alpha_i = |\\lambda_i|^t / \\sum_j |\\lambda_j|^t
+
+    with lambda the eigenvalues of the diffusion operator P = Q^-1 G of the Gaussian kernel
+    G_ij = exp(-||x_i - x_j||^2 / (2 sigma^2)) (computed from the symmetric conjugate
+    Q^-1/2 G Q^-1/2 by ``eigvalsh``). 0 <= DSE <= log N.
+
+    Parameters
+    ----------
+    x : array-like, shape (N, D), a tensor, or a lazy file source (:func:`dsecli.inputs.readers.open_array`)
+    sigma : float or {"median", "sqrt-d"}
+        Kernel bandwidth in data units (published default 10).
+    t : int >= 1
+        Diffusion time.
+    max_n : int or None
+        At most this many rows, drawn without replacement with ``seed`` (published default
+        10,000); None or 0 uses all rows.
+    seed : int
+        Seed of the local generator for subsampling.
+    sampler : {"numpy", "published"}
+        "published" reproduces the published package's row draws (CPython ``random``).
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+    dtype : {"float64", "float32"}
+        Working precision of kernel and eigensolver; float32 is faster but small eigenvalues
+        lose accuracy (see README, "Precision").
+    base : float
+        Logarithm base: 2 gives bits, e nats.
+    solver : {"exact", "approx", "auto"}
+        "exact": all N eigenvalues (``torch.linalg.eigvalsh``), peak memory 2 N^2 numbers.
+        "approx": the spectral sums of METHOD.md section 2 from the exact top eigenpairs plus
+        stochastic Lanczos quadrature of the rest (:mod:`dsecli.diffusion.slq`), with its own error
+        estimate in ``extra["error_estimate"]`` (result units; also ``error_estimate_bits``);
+        the operator is held in memory when it fits (float32 storage if float64 does not),
+        else its kernel rows are recomputed in blocks (memory O(N D)).
+        "auto": exact up to 10,000 rows on CPU (20,000 on CUDA) when it fits, else approx;
+        ``params["solver"]`` says which ran. See :func:`dsecli.diffusion.plan.plan_entropy`.
+    tol_bits : float
+        Error target of the approximate solver in bits: probes (or Lanczos steps) are added
+        until its error estimate (3 standard errors plus quadrature and deflation bounds) is
+        below it, or 512 probes / 60 steps. Unused by the exact solver.
+    max_seconds : float, optional
+        Stop before computing, with the plan in the message, when the plan's expected time
+        exceeds this (:class:`~dsecli.errors.ComputationError`).
+    return_eigenvalues : bool
+        Keep the N eigenvalues (descending, float64) in the result.
+
+    Returns
+    -------
+    EntropyResult
+        ``value`` in ``units``; ``params`` records the numeric sigma and everything else used.
+
+    Examples
+    --------
+    Far-apart identical points: the operator is the identity and DSE = log2 N.
+
+    >>> import numpy as np
+    >>> round(diffusion_spectral_entropy(np.arange(8.0)[:, None] * 100, sigma=1.0, device="cpu").value, 6)
+    3.0
+    """
+    t = check_positive_int(t, "t")
+    check_choice(solver, "solver", SOLVERS)
+    if solver != "exact":
+        tol_bits = check_positive(tol_bits, "tol_bits")
+    if max_seconds is not None:
+        max_seconds = check_positive(max_seconds, "max_seconds")
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None)
+    plan = _checked_plan(rows.n_used, xt, solver=solver, t=t, return_eigenvalues=return_eigenvalues,
+                         max_seconds=max_seconds)
+    lam = None
+    with _Collect() as notes:
+        choice = resolve_sigma(sigma, xt, seed=seed)
+        if plan["solver"] == "exact":
+            with Timer(xt.device) as tk:
+                g = gaussian_kernel(xt, choice.value)
+                warn_if_degenerate(g, choice.value)
+                a = symmetric_normalize_(g)
+            with Timer(xt.device) as te:
+                lam = symmetric_eigenvalues(a)
+            del a, g
+            value = spectral_entropy(lam, t=t, base=base)
+            extra: dict[str, Any] = {"timings_s": {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}}
+        else:
+            with Timer(xt.device) as th:
+                head = _kernel_head(xt, choice.value)
+                warn_if_degenerate(head, choice.value)
+                del head
+            value, extra = _approximate_dse(xt, choice.value, plan=plan, t=t, base=base, seed=seed, tol_bits=tol_bits)
+            extra["timings_s"]["kernel"] += th.elapsed_s
+    params = {**_sigma_params(choice), "t": t, "solver": plan["solver"],
+              **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    if solver != plan["solver"]:
+        params["solver_requested"] = solver
+    if plan["solver"] == "approx":
+        params["tol_bits"] = tol_bits
+    if max_seconds is not None:
+        params["max_seconds"] = max_seconds
+    extra["plan"] = plan
+    return EntropyResult(
+        method="dse",
+        value=value,
+        units=units_for_base(base),
+        base=base,
+        n_used=rows.n_used,
+        n_total=rows.n_total,
+        params=params,
+        elapsed_s=time.perf_counter() - start,
+        warnings=tuple(notes),
+        eigenvalues=_sorted_desc(lam) if return_eigenvalues and lam is not None else None,
+        extra=extra,
+    )
+
+
+def _checked_plan(n: int, xt: torch.Tensor, *, solver: str, t: int, return_eigenvalues: bool,
+                  max_seconds: float | None) -> dict[str, Any]:
+    """The solver plan for N rows of ``xt``; raises when it does not fit or exceeds ``max_seconds``."""
+    from dsecli.diffusion.plan import format_plan, plan_entropy
+
+    # the rows are already on the device: count them as available again
+    plan = plan_entropy(n, int(xt.shape[1]), solver=solver, device=xt.device, dtype=xt.dtype, t=t,
+                        return_eigenvalues=return_eigenvalues,
+                        memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
+    if not plan["fits"]:
+        hint = "--solver approx, " if plan["solver"] == "exact" else ""
+        raise MemoryLimitError(
+            f"N = {n} does not fit: {format_plan(plan)}; use --max-n to subsample, {hint}--dtype float32, "
+            "or another device"
+        )
+    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
+        raise ComputationError(
+            f"N = {n}: {format_plan(plan)}, more than `max_seconds` = {max_seconds:g}; use --max-n to subsample, "
+            "another solver or device, or a larger limit"
+        )
+    return plan
+
+
+def _kernel_head(xt: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The first (up to) 1,000 rows of G, for the degeneracy check without an N x N kernel."""
+    from dsecli.diffusion.operators import kernel_row_block
+
+    xc = xt - xt.mean(dim=0, keepdim=True)
+    return kernel_row_block(xc, (xc * xc).sum(dim=1), 0, min(xt.shape[0], 1000), sigma)
+
+
+def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t: int, base: float, seed: int,
+                     tol_bits: float) -> tuple[float, dict[str, Any]]:
+    """DSE by :func:`dsecli.diffusion.slq.approximate_spectral_entropy` on the operator the plan chose."""
+    import math
+
+    from dsecli.diffusion.operators import build_operator, describe
+    from dsecli.diffusion.slq import ApproxSettings, approximate_spectral_entropy
+
+    with Timer(xt.device) as tk:
+        op = build_operator(xt, sigma, kind=plan["operator"], storage=resolve_dtype(plan["storage_dtype"]))
+    with Timer(xt.device) as ts:
+        nats, report = approximate_spectral_entropy(op, t=t, seed=seed, settings=ApproxSettings(tol_bits=tol_bits))
+    err = report.pop("error_estimate_nats")
+    report["error_estimate"] = err / math.log(base)
+    report["error_estimate_bits"] = err / math.log(2.0)
+    for key in ("stderr_nats", "quadrature_error_nats", "deflation_error_nats"):
+        report[key.replace("_nats", "_bits")] = report.pop(key) / math.log(2.0)
+    report.update(describe(op))
+    report["timings_s"] = {"kernel": tk.elapsed_s, "spectral_sums": ts.elapsed_s, **report["timings_s"]}
+    return nats / math.log(base), report
+
+
+def _plan_class_sizes(n: int, xt: torch.Tensor, counts: Any, *, solver: str, t: int, repetitions: int,
+                      max_seconds: float | None) -> tuple[dict[int, dict[str, Any]], bool]:
+    """DSMI's plan (:func:`dsecli.diffusion.plan.plan_mutual_information`): one DSE plan per class size, and
+    whether the N x N kernel is shared. Raises like :func:`diffusion_spectral_entropy` when a
+    size does not fit, or when the expected total exceeds ``max_seconds``.
+    """
+    from dsecli.diffusion.plan import format_plan, plan_mutual_information
+
+    # the rows are already on the device: count them as available again
+    plan = plan_mutual_information(counts, int(xt.shape[1]), solver=solver, repetitions=repetitions,
+                                   device=xt.device, dtype=xt.dtype, t=t,
+                                   memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
+    sizes = {int(m): p for m, p in plan["sizes"].items()}
+    for m, p in sorted(sizes.items(), reverse=True):
+        if not p["fits"]:
+            hint = "--solver approx, " if p["solver"] == "exact" else ""
+            raise MemoryLimitError(
+                f"N = {n}: DSMI takes DSEs of classes of up to {max(sizes)} rows and N = {m} does not fit: "
+                f"{format_plan(p)}; use --max-n to subsample, {hint}--dtype float32, or another device"
+            )
+    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
+        raise ComputationError(
+            f"N = {n}: about {plan['expected_seconds']:.0f} s expected for {plan['dse_count']} DSEs (largest class of "
+            f"{max(sizes)} rows: {format_plan(sizes[max(sizes)])}), more than `max_seconds` = {max_seconds:g}; "
+            "use --max-n to subsample, --solver approx or auto, or a larger limit"
+        )
+    return sizes, plan["shared_kernel"]
+
+
+def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:
+    """A_ij = 1 if d_ij <= r_i, r_i the k-th smallest distance of row i counting the point itself."""
+    import torch
+
+    xc = xt - xt.mean(dim=0, keepdim=True)
+    d2 = pairwise_sq_dists(xc)
+    kth = torch.kthvalue(d2, k, dim=1, keepdim=True).values
+    return (d2 <= kth).to(xt.dtype)
+
+
+def adjacency_spectral_entropy(
+    x: Any,
+    *,
+    kernel: str = "gaussian",
+    sigma: float | str = 10.0,
+    k: int = 10,
+    t: int = 1,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    return_eigenvalues: bool = False,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Spectral entropy of an adjacency matrix (the published variants; golden README 3.2).
+
+    ``kernel="gaussian"``: eigenvalues of G; ``"normalized"``: of Q^-1/2 G Q^-1/2 (equal to
+    DSE); ``"knn"``: of the binary kNN adjacency A_ij = [d_ij <= r_i], r_i the k-th smallest
+    distance of row i including the point itself. The kNN matrix is not symmetric: a general
+    eigensolver is used and |lambda| is the complex modulus. Then alpha = |lambda|^t / sum,
+    H = -sum alpha log alpha.
+    """
+    check_choice(kernel, "kernel", ASE_KERNELS)
+    t = check_positive_int(t, "t")
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+    extra_params: dict[str, Any] = {}
+    with _Collect() as notes:
+        if kernel == "knn":
+            k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True, where=rows.source)
+            lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
+            extra_params["k"] = k
+        else:
+            choice = resolve_sigma(sigma, xt, seed=seed)
+            g = gaussian_kernel(xt, choice.value)
+            warn_if_degenerate(g, choice.value)
+            if kernel == "normalized":
+                symmetric_normalize_(g)
+            lam = symmetric_eigenvalues(g)
+            del g
+            extra_params.update(_sigma_params(choice))
+        value = spectral_entropy(lam, t=t, base=base)
+    params = {"kernel": kernel, **extra_params, "t": t, **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    return EntropyResult(
+        method=f"ase-{kernel}", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
+        eigenvalues=_sorted_desc(lam) if return_eigenvalues else None,
+    )
+
+
+def matrix_entry_entropy(
+    x: Any,
+    *,
+    sigma: float | str = 10.0,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Entropy of the entries of the row-normalised diffusion matrix (golden README 3.3).
+
+    P'_ij = K_ij / sum_l K_il with K = Q^-1/2 G Q^-1/2; p_ij = |P'_ij| / N over all N^2
+    entries; H = -sum (p + eps) log (p + eps). At most log N^2 = 2 log N.
+    """
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite)
+    with _Collect() as notes:
+        choice = resolve_sigma(sigma, xt, seed=seed)
+        g = gaussian_kernel(xt, choice.value)
+        warn_if_degenerate(g, choice.value)
+        k = symmetric_normalize_(g)
+        k.abs_()
+        k.div_(k.sum(dim=1, keepdim=True))
+        k.div_(k.sum())
+        value = entropy_of_probabilities(k.double().cpu().numpy().ravel(), base=base)
+        del k, g
+    params = {**_sigma_params(choice), **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    return EntropyResult(
+        method="matrix-entry", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
+    )
+
+
+def diffusion_spectral_mutual_information(
+    x: Any,
+    y: Any,
+    *,
+    sigma: float | str = 10.0,
+    t: int = 1,
+    ref_kind: str = "auto",
+    n_clusters: int = 10,
+    repetitions: int = 5,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    base: float = 2.0,
+    solver: str = "exact",
+    tol_bits: float = 0.01,
+    max_seconds: float | None = None,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> MIResult:
+    """Diffusion spectral mutual information I_D(X; Y) (METHOD.md section 3).
+
+    .. math::
+
+        I_D = \\sum_y \\frac{n_y}{N}\\Big[\\frac{1}{R}\\sum_r \\mathrm{DSE}(X^*_r) - \\mathrm{DSE}(X_{Y=y})\\Big]
+
+    X* are uniform size-n_y subsets of all rows (R = ``repetitions`` draws per class), which
+    cancels DSE's dependence on sample size. Y may be labels, scalars (binned into
+    ``n_clusters`` equal-width bins) or vectors (k-means into ``n_clusters`` groups); see
+    :func:`dsecli.inputs.reference.reference_classes`. The Gaussian kernel on all rows is computed
+    once; every class and subset uses its restriction (G_ij depends only on the pair), then
+    its own normalisation and eigenvalues.
+
+    Every DSE here is taken at a class size n_y, so ``solver`` is planned per size (as in
+    :func:`diffusion_spectral_entropy`): "exact" everywhere, "approx" everywhere, or "auto"
+    (exact up to 10,000 rows on CPU). When the N x N kernel does not fit in memory, or some
+    size needs the approximate solver, each subset's kernel is computed from its own rows
+    instead of being cut out of the shared kernel (same values up to rounding). The
+    approximate DSEs run at ``tol_bits / 2`` each, so the reported ``extra["error_estimate"]``,
+    sum_y p_y [mean_r e(X*_r) + e(X_{Y=y})], stays below ``tol_bits`` when they converge.
+
+    Returns
+    -------
+    MIResult
+        value (may be slightly negative: estimation noise, reported as computed) and, in
+        ``extra``, ``h_conditional``, ``h_marginal_matched``, per-class terms and the solver
+        used for each class size (``solvers``).
+    """
+    t = check_positive_int(t, "t")
+    repetitions = check_positive_int(repetitions, "repetitions")
+    check_choice(ref_kind, "ref_kind", REF_KINDS)
+    check_choice(solver, "solver", SOLVERS)
+    if solver != "exact":
+        tol_bits = check_positive(tol_bits, "tol_bits")
+    if max_seconds is not None:
+        max_seconds = check_positive(max_seconds, "max_seconds")
+    start = time.perf_counter()
+    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
+                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None)
+    yv = prepare_reference(y, rows)
+    classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed,
+                                where=getattr(y, "label", None))
+    plans, shared = _plan_class_sizes(rows.n_used, xt, classes.counts, solver=solver, t=t, repetitions=repetitions,
+                                      max_seconds=max_seconds)
+    import torch
+
+    last_error = 0.0  # error estimate (result units) of the latest DSE: 0 when exact
+    approx_runs = 0
+    with _Collect() as notes:
+        choice = resolve_sigma(sigma, xt, seed=seed)
+        if shared:
+            g = gaussian_kernel(xt, choice.value)
+            warn_if_degenerate(g, choice.value)
+        else:
+            warn_if_degenerate(_kernel_head(xt, choice.value), choice.value)
+
+        def entropy_of_rows(idx: np.ndarray) -> float:
+            nonlocal approx_runs, last_error
+            ti = torch.as_tensor(idx, device=xt.device)
+            plan = plans[len(idx)]
+            last_error = 0.0
+            if plan["solver"] == "approx":
+                # each run its own probes (seed + run number): their errors do not line up
+                value, report = _approximate_dse(xt.index_select(0, ti), choice.value, plan=plan, t=t, base=base,
+                                                 seed=seed + approx_runs, tol_bits=tol_bits / 2)
+                approx_runs += 1
+                last_error = report["error_estimate"]
+                return value
+            sub = g.index_select(0, ti).index_select(1, ti) if shared else gaussian_kernel(xt.index_select(0, ti),
+                                                                                           choice.value)
+            return spectral_entropy(symmetric_eigenvalues(symmetric_normalize_(sub)), t=t, base=base)
+
+        def error_of_last() -> float:
+            return last_error
+
+        value, details = size_matched_mutual_information(
+            entropy_of_rows, classes, repetitions=repetitions, seed=seed, sampler=sampler,
+            error_of_last=error_of_last if any(p["solver"] == "approx" for p in plans.values()) else None,
+        )
+    details["solvers"] = {str(n): p["solver"] for n, p in sorted(plans.items())}
+    details["shared_kernel"] = shared
+    if "error_estimate" in details:
+        details["error_estimate_bits"] = details["error_estimate"] * math.log(base) / math.log(2.0)
+        details["approx_runs"] = approx_runs
+    params = {
+        **_sigma_params(choice), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
+        "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions,
+        **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
+    }
+    # as for DSE: the solver that ran (both when class sizes differ), and what was asked if not that
+    ran = sorted({p["solver"] for p in plans.values()}, key=SOLVERS.index) or ["exact"]
+    params["solver"] = "+".join(ran)
+    if params["solver"] != solver:
+        params["solver_requested"] = solver
+    if "approx" in ran:
+        params["tol_bits"] = tol_bits
+    if max_seconds is not None:
+        params["max_seconds"] = max_seconds
+    if classes.detail:
+        params["reference_detail"] = classes.detail
+    return MIResult(
+        method="dsmi", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
+        extra=details,
+    )

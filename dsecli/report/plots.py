@@ -1,0 +1,415 @@
+"""PNG figures: a diffusion spectrum, DSE versus t, and batch results versus checkpoint.
+
+matplotlib is an optional dependency (``pip install 'dsecli[plot]'``), imported only inside
+the plotting functions. Figures are drawn with matplotlib's object-oriented API on an Agg
+canvas (``matplotlib.figure.Figure`` + ``backend_agg.FigureCanvasAgg``): no display is needed,
+and the global pyplot backend and state of a host program (a notebook) are left alone.
+Every PNG is rendered in memory and written atomically (:func:`dsecli.report.writing.write_atomic`).
+
+Batch results (``dse batch`` JSON Lines: one object per line with ``file``, ``dataset``,
+``method``, ``quantity``, ``value``, ``units``, ``params``, optional ``index``, ``checkpoint``,
+``series``, ``reference``) become one line per series: the method, the row's ``series`` (else the
+file name and dataset path with the checkpoint number replaced by ``*``), the reference and the
+settings (sigma, t, bins, k). ``/true/epoch_003/embeddings`` belongs to series
+``/true/epoch_*/embeddings`` at x = 3. Paths without a checkpoint number use the row's
+``checkpoint`` or ``index`` field, else their order in the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dsecli.errors import DseError, ExitStatus, InputError, check_choice
+
+__all__ = [
+    "PlotDependencyError",
+    "require_matplotlib",
+    "Series",
+    "read_result_rows",
+    "checkpoint_of",
+    "batch_series",
+    "plot_spectrum",
+    "plot_dse_versus_t",
+    "plot_batch_results",
+]
+
+
+class PlotDependencyError(DseError):
+    """matplotlib is not installed."""
+
+    exit_status = ExitStatus.USAGE_OR_INPUT
+
+
+def _matplotlib() -> tuple[Any, Any]:
+    """(Figure class, FigureCanvasAgg class), or a one-line error when matplotlib is missing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotDependencyError(
+            "plotting needs matplotlib, which is not installed; install it with: pip install 'dsecli[plot]'"
+        ) from None
+    return Figure, FigureCanvasAgg
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`PlotDependencyError` now if matplotlib is missing (before a long computation)."""
+    _matplotlib()
+
+
+def _new_figure(width: float, height: float) -> Any:
+    figure_cls, canvas_cls = _matplotlib()
+    fig = figure_cls(figsize=(width, height), dpi=110, layout="constrained")
+    canvas_cls(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> str:
+    from dsecli.report.writing import check_output_path, write_atomic
+
+    path = check_output_path(path, name="plot")
+    if not str(path).lower().endswith(".png"):
+        raise InputError(f"{path}: plots are written as PNG; give a file name ending in .png")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_atomic(path, buf.getvalue())
+    return str(path)
+
+
+# --------------------------------------------------------------------------------- spectrum and DSE(t)
+
+_RULE_STYLE = {"knee": ("tab:red", "--"), "rule_of_thumb": ("tab:green", ":")}
+_RULE_LABEL = {"knee": "knee", "rule_of_thumb": "rule of thumb"}
+
+
+def _scan_dict(scan: Any) -> dict[str, Any]:
+    return scan if isinstance(scan, dict) else scan.to_dict(include_eigenvalues=True, include_curve=True)
+
+
+def _title(report: dict[str, Any], label: str | None) -> str:
+    p = report.get("params") or {}
+    parts = [label] if label else []
+    n = f"N = {report['n_used']:,}" + (f" of {report['n_total']:,}" if report.get("subsampled") else "")
+    parts.append(n)
+    if p.get("sigma") is not None:
+        rule = p.get("sigma_rule")
+        parts.append(f"σ = {p['sigma']:.4g}" + (f" ({rule})" if rule and rule != "given" else ""))
+    return ", ".join(parts)
+
+
+def _draw_spectrum(ax: Any, report: dict[str, Any]) -> None:
+    lam = np.asarray(report["eigenvalues"], dtype=np.float64)
+    mod = np.sort(np.abs(lam))[::-1]
+    rank = np.arange(1, mod.size + 1)
+    positive = mod > 0
+    ax.plot(rank[positive], mod[positive], color="tab:blue", lw=1.8, label=r"$|\lambda_i|$ (t = 1)")
+    auto = report.get("auto_t") or {}
+    floor = 1e-12
+    for key, (color, style) in _RULE_STYLE.items():
+        t = (auto.get(key) or {}).get("t")
+        if t and t > 1:
+            with np.errstate(divide="ignore", under="ignore"):
+                powered = np.exp(t * np.log(np.where(positive, mod, 1.0)))
+            keep = positive & (powered > floor)
+            ax.plot(rank[keep], powered[keep], color=color, ls=style, lw=1.5,
+                    label=rf"$|\lambda_i|^t$, t = {t} ({_RULE_LABEL[key]})")
+    ax.axhline(0.01, color="0.4", lw=0.8, ls="-.", label="0.01")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=max(floor, float(mod[positive].min()) * 0.5) if positive.any() else floor, top=1.5)
+    ax.set_xlabel(r"eigenvalue rank $i$ (by decreasing $|\lambda|$)")
+    ax.set_ylabel(r"$|\lambda_i|$ of the diffusion operator (dimensionless)")
+    ax.set_title("Diffusion spectrum")
+    ax.grid(True, which="major", alpha=0.35)
+    ax.legend(fontsize=8, loc="upper right")
+
+
+def _draw_dse_t(ax: Any, report: dict[str, Any]) -> None:
+    curve = report.get("curve") or {}
+    ts = np.asarray(curve.get("t") or [d["t"] for d in report["dse"]], dtype=np.float64)
+    h = np.asarray(curve.get("value") or [d["value"] for d in report["dse"]], dtype=np.float64)
+    units = report.get("units", "bits")
+    ax.plot(ts, h, color="tab:blue", lw=1.8, label="DSE(t)")
+    shown = report.get("dse") or []
+    if shown:
+        ax.plot([d["t"] for d in shown], [d["value"] for d in shown], "o", color="tab:blue", ms=4,
+                label="requested t")
+    for key, (color, style) in _RULE_STYLE.items():
+        choice = (report.get("auto_t") or {}).get(key) or {}
+        if choice.get("t") is not None:
+            ax.axvline(choice["t"], color=color, ls=style, lw=1.5,
+                       label=f"{_RULE_LABEL[key]}: t = {choice['t']}, DSE = {choice['value']:.3f} {units}")
+    n = report.get("n_used")
+    if n and report.get("base") == 2:
+        ax.axhline(math.log2(n), color="0.6", lw=0.8, ls="-.", label=f"log2 N = {math.log2(n):.2f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("diffusion time t (steps, log scale)")
+    ax.set_ylabel(f"DSE ({units})")
+    ax.set_title("DSE versus diffusion time")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+
+
+def plot_spectrum(scan: Any, path: str | os.PathLike[str], *, label: str | None = None) -> str:
+    """Two panels: the sorted |eigenvalues| on a log scale (with |λ|^t at the automatic t) and DSE(t).
+
+    ``scan`` is a :class:`dsecli.measures.diffusion_time.SpectrumScan` or its ``to_dict()``. Returns the path written.
+    """
+    report = _scan_dict(scan)
+    fig = _new_figure(12.0, 4.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    _draw_spectrum(ax1, report)
+    _draw_dse_t(ax2, report)
+    fig.suptitle(_title(report, label))
+    return _save(fig, path)
+
+
+def plot_dse_versus_t(scan: Any, path: str | os.PathLike[str], *, label: str | None = None) -> str:
+    """DSE(t) with the automatic t marked. Returns the path written."""
+    report = _scan_dict(scan)
+    fig = _new_figure(6.4, 4.6)
+    ax = fig.subplots()
+    _draw_dse_t(ax, report)
+    ax.set_title(f"DSE versus diffusion time — {_title(report, label)}", fontsize=10)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------ batch results
+
+
+def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines results file (``dse batch``); a JSON array or ``{"results": [...]}`` also works."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: results file not found")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read results ({exc})") from exc
+    stripped = text.lstrip()
+    rows: list[Any]
+    if stripped.startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    else:
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
+            if isinstance(obj, dict) and isinstance(obj.get("results"), list) and "value" not in obj:
+                rows.extend(obj["results"])  # a single `dse entropy --json` report
+            else:
+                rows.append(obj)
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise InputError(f"{path}: row {bad + 1} is not a JSON object")
+    if not rows:
+        raise InputError(f"{path}: no result rows")
+    return rows
+
+
+_CKPT = re.compile(r"(?i)(?<![a-z])(epoch|epochs|ep|step|steps|iteration|iter|it|checkpoint|ckpt)([_\-=]?)(\d+)(?!\d)")
+
+
+def checkpoint_of(text: str) -> tuple[str, int | None, str | None]:
+    """Split a path into (pattern, number, kind): ``"/true/epoch_012/emb"`` -> ``("/true/epoch_*/emb", 12, "epoch")``.
+
+    The last epoch/step/iteration/checkpoint number in the text is used; without one the
+    text is returned unchanged with ``(None, None)``.
+    """
+    matches = list(_CKPT.finditer(text))
+    if not matches:
+        return text, None, None
+    m = matches[-1]
+    kind = m.group(1).lower()
+    kind = {"epochs": "epoch", "ep": "epoch", "steps": "step", "iter": "iteration", "it": "iteration",
+            "ckpt": "checkpoint"}.get(kind, kind)
+    pattern = text[: m.start(3)] + "*" + text[m.end(3):]
+    return pattern, int(m.group(3)), kind
+
+
+@dataclass
+class Series:
+    """One line of a batch plot: points (x, value) of one method on one dataset pattern."""
+
+    quantity: str
+    method: str
+    pattern: str
+    settings: str
+    units: str
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    x_kind: str = "order"
+    label: str = ""
+    variant: str = ""  # the settings, when this method was run with several
+
+
+def _settings(row: dict[str, Any]) -> str:
+    p = row.get("params") or {}
+    parts = []
+    ref = row.get("reference")
+    if isinstance(ref, str) and ref:
+        parts.append(f"ref={os.path.basename(ref)}")
+    if "sigma" in p:
+        rule = p.get("sigma_rule")
+        parts.append(f"σ={rule}" if rule and rule != "given" else f"σ={p['sigma']:g}" if isinstance(
+            p["sigma"], (int, float)) else f"σ={p['sigma']}")
+    for key in ("t", "bins", "k"):
+        if key in p and p[key] is not None:
+            parts.append(f"{key}={p[key]}")
+    return " ".join(parts)
+
+
+def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
+    """Group result rows into series (see the module docstring); x sorted, rows without a value skipped."""
+    groups: dict[tuple[str, str, str, str], Series] = {}
+    order: dict[tuple[str, str, str, str], int] = {}
+    for row in rows:
+        value = row.get("value")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            continue
+        dataset = str(row.get("dataset") or "")
+        file = os.path.basename(str(row.get("file") or ""))
+        d_pat, d_num, d_kind = checkpoint_of(dataset)
+        f_pat, f_num, f_kind = checkpoint_of(file)
+        number, kind = (d_num, d_kind) if d_num is not None else (f_num, f_kind)
+        pattern = f"{f_pat}:{d_pat}" if dataset else f_pat
+        if isinstance(row.get("series"), str) and row["series"]:
+            pattern = row["series"]  # as dse batch named it
+        quantity = str(row.get("quantity") or "value")
+        method = str(row.get("method") or "?")
+        settings = _settings(row)
+        key = (quantity, method, pattern, settings)
+        s = groups.get(key)
+        if s is None:
+            s = groups[key] = Series(quantity, method, pattern, settings, str(row.get("units") or ""))
+            order[key] = 0
+        if number is None:
+            for name in ("checkpoint", "index"):
+                v = row.get(name)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    number, kind = v, name
+                    break
+        if number is None:
+            number, kind = order[key], "order"
+        order[key] += 1
+        s.x.append(float(number))
+        s.y.append(float(value))
+        s.x_kind = kind or "order"
+    series = list(groups.values())
+    for s in series:
+        idx = np.argsort(s.x, kind="stable")
+        s.x = [s.x[i] for i in idx]
+        s.y = [s.y[i] for i in idx]
+    _label(series)
+    return series
+
+
+def _split(pattern: str) -> list[str]:
+    return [p for p in re.split(r"[/:]", pattern) if p]
+
+
+def _label(series: Sequence[Series]) -> None:
+    """Label = method, the path parts that differ between series, and the settings of a method run
+    with several (e.g. two sigmas or two references)."""
+    parts = [_split(s.pattern) for s in series]
+    common = set.intersection(*(set(p) for p in parts)) if parts else set()
+    methods = {s.method for s in series}
+    per_method: dict[str, set[str]] = {}
+    for s in series:
+        per_method.setdefault(s.method, set()).add(s.settings)
+    for s, p in zip(series, parts):
+        s.variant = s.settings if len(per_method[s.method]) > 1 else ""
+        distinct = [c for c in p if c not in common and "*" not in c] or [c for c in p if c not in common]
+        bits = [s.method] if len(methods) > 1 or not distinct else []
+        bits += ["/".join(distinct)] if distinct else []
+        if s.variant:
+            bits.append(f"({s.variant})")
+        s.label = " · ".join(b for b in bits if b) or s.method
+
+
+def _geometric(xs: Sequence[float]) -> bool:
+    """True when the positive checkpoints span > 30x and consecutive ones grow by >= 1.5x (median)."""
+    pos = np.unique(np.asarray([x for x in xs if x > 0], dtype=np.float64))
+    if pos.size < 4 or np.any(np.asarray(xs) < 0) or pos[-1] / pos[0] < 30:
+        return False
+    return bool(np.median(pos[1:] / pos[:-1]) >= 1.5)
+
+
+_QUANTITY_TITLE = {"entropy": "Entropy", "mutual_information": "Mutual information"}
+
+
+def plot_batch_results(
+    rows: Iterable[dict[str, Any]] | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    methods: Sequence[str] | None = None,
+    xscale: str = "auto",
+) -> dict[str, Any]:
+    """One panel per quantity (entropy, mutual information), one line per series, value versus checkpoint.
+
+    ``rows``: result dicts or a JSON Lines file. ``methods`` keeps only those methods.
+    ``xscale``: "linear", "log" (symmetric log, linear below 1 so that epoch 0 shows) or "auto"
+    (log when the checkpoints grow geometrically, e.g. 0, 1, 2, 4, ..., 256). Returns a summary:
+    the path written and the series drawn (label, points).
+    """
+    source = None
+    if isinstance(rows, (str, os.PathLike)):
+        source = os.fspath(rows)
+        rows = read_result_rows(source)
+    rows = list(rows)
+    if methods:
+        wanted = {m.strip().lower() for m in methods}
+        rows = [r for r in rows if str(r.get("method", "")).lower() in wanted]
+    series = batch_series(rows)
+    if not series:
+        raise InputError("no result rows with a finite value to plot" + (f" in {source}" if source else "")
+                         + (f" for methods {', '.join(methods)}" if methods else ""))
+    check_choice(xscale, "xscale", ("auto", "linear", "log"))
+    quantities = list(dict.fromkeys(s.quantity for s in series))
+    fig = _new_figure(7.0 * len(quantities) if len(quantities) > 1 else 8.0, 4.8)
+    axes = np.atleast_1d(fig.subplots(1, len(quantities)))
+    # one colour per dataset pattern (the same regime has the same colour in every panel), one
+    # marker and line style per method
+    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys((s.pattern, s.variant) for s in series))}
+    method_ids = {m: i for i, m in enumerate(dict.fromkeys(s.method for s in series))}
+    markers, styles = "osD^v<>ph*", ["-", "--", "-.", ":"]
+    log_x = xscale == "log" or (xscale == "auto" and _geometric([x for s in series for x in s.x]))
+    for ax, quantity in zip(axes, quantities):
+        members = [s for s in series if s.quantity == quantity]
+        for s in members:
+            i = method_ids[s.method]
+            ax.plot(s.x, s.y, marker=markers[i % len(markers)], ls=styles[i % len(styles)], ms=4, lw=1.6,
+                    color=colours[(s.pattern, s.variant)], label=s.label)
+        units = sorted({s.units for s in members if s.units}) or ["value"]
+        kinds = {s.x_kind for s in members}
+        kind = kinds.pop() if len(kinds) == 1 else "checkpoint"
+        if log_x:
+            ax.set_xscale("symlog", linthresh=1.0)
+            kind += " (log scale above 1)"
+        ax.set_xlabel(kind)
+        ax.set_ylabel(f"{_QUANTITY_TITLE.get(quantity, quantity).lower()} ({', '.join(units)})")
+        ax.set_title(_QUANTITY_TITLE.get(quantity, quantity))
+        ax.grid(True, alpha=0.35)
+        ax.legend(fontsize=8, loc="best")
+    if title or source:
+        fig.suptitle(title or os.path.basename(source or ""))
+    written = _save(fig, path)
+    return {"plot": written, "series": [{"label": s.label, "quantity": s.quantity, "method": s.method,
+                                         "pattern": s.pattern, "points": len(s.x)} for s in series]}
