@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
-from dsecli.batch.run import BatchInput, ResultsFile, _digest, expand_inputs, run_batch, split_methods
+from dsecli.batch import BatchInput, ResultsFile, expand_inputs, run_batch, split_methods
+from dsecli.batch.runners import _digest
 from dsecli.cli import app
 from dsecli.errors import InputError
 from dsecli.inputs.sampling import choose_rows
@@ -285,10 +287,13 @@ def test_complete_last_row_without_newline_is_kept(npy_dir, tmp_path) -> None:
 
 def test_a_damaged_line_in_the_middle_is_reported_and_the_file_left_alone(npy_dir, tmp_path) -> None:
     out = tmp_path / "r.jsonl"
-    out.write_text('{"key": "a"}\nnot json at all\n{"key": "b"}\n')
+    run_batch(str(npy_dir / "ep*.npy"), output=out, device="cpu")
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text(lines[0] + "not json at all\n" + "".join(lines[2:]))
     before = out.read_bytes()
-    with pytest.raises(InputError, match="line 2 is not JSON"):
-        run_batch(str(npy_dir / "ep0.npy"), output=out)
+    with pytest.raises(InputError, match=re.escape(f"{out}: not a dse batch results file (line 2 is not JSON); it "
+                                                   "was left unchanged")):
+        run_batch(str(npy_dir / "ep*.npy"), output=out, device="cpu")
     assert out.read_bytes() == before
 
 

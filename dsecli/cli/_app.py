@@ -5,8 +5,9 @@
   re-raises instead. SIGINT exits 130 and SIGTERM 143, and neither leaves a partial output
   (outputs are written atomically, only after the computation).
 - Warnings from the library are printed on stderr as ``warning: ...`` lines.
-- ``--json`` prints exactly one strict JSON object on stdout; ``--output FILE`` writes it
-  atomically; otherwise a table is printed.
+- ``--json`` prints exactly one strict JSON object on stdout; ``--output FILE`` writes it by the
+  output policy of :mod:`dsecli.report.writing` (atomically, never over an input, directly to a
+  device or FIFO); otherwise a table is printed.
 """
 
 from __future__ import annotations
@@ -303,13 +304,15 @@ def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool
         warnings.showwarning = old_show
 
 
-def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: Callable[[dict[str, Any]], Any] | None) -> None:
-    """Write ``report``: atomically to ``output`` if given; JSON or a table on stdout."""
+def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: Callable[[dict[str, Any]], Any] | None,
+         inputs: tuple[str | None, ...] = ()) -> None:
+    """Write ``report``: to ``output`` if given (by the output policy, never over one of ``inputs``); JSON or a
+    table on stdout."""
     from dsecli.report.writing import to_json, write_atomic
 
     text = to_json(report)
-    if output:
-        write_atomic(output, text + "\n", name="--output")
+    if output is not None:
+        write_atomic(output, text + "\n", name="--output", inputs=inputs)
         _WRITTEN.append(output)
     if as_json:
         sys.stdout.write(to_json(report, indent=None) + "\n")
@@ -318,12 +321,13 @@ def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: C
         stdout_console().print(render(report))
 
 
-def check_output_early(output: str | None) -> None:
-    """Fail before computing when ``--output`` cannot be written."""
-    if output:
+def check_output_early(output: str | None, *, inputs: tuple[str | None, ...] = (), name: str = "--output") -> None:
+    """Fail before computing when ``output`` breaks the output policy (:mod:`dsecli.report.writing`): empty,
+    a directory, one of ``inputs`` (by any path or link), or not writable. ``None`` means not given."""
+    if output is not None:
         from dsecli.report.writing import check_output_path
 
-        check_output_path(output, name="--output")
+        check_output_path(output, name=name, inputs=inputs)
 
 
 def env_flag(name: str) -> bool:

@@ -51,8 +51,9 @@ def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     for name in sorted(by_input, key=lambda n: order[n]):
         vals = by_input[name]
         table.add_row(str(order[name]), name, *(format_value(vals.get(m)) if m in vals else "" for m in methods))
+    replaced = f", {summary['rows_replaced']} recomputed as their data changed" if summary.get("rows_replaced") else ""
     caption = (f"{summary['rows']} rows in {summary['output']} ({summary['rows_computed']} new, "
-               f"{summary['rows_skipped']} already there), {summary['elapsed_s']:.1f} s")
+               f"{summary['rows_skipped']} already there{replaced}), {summary['elapsed_s']:.1f} s")
     if summary["failures"]:
         caption += f"; {len(summary['failures'])} input(s) failed"
     table.caption = caption
@@ -106,17 +107,19 @@ def batch(
                                                "(dse, cse, knn, ase-*, matrix-entry) and, with --ref, mutual "
                                                "information (dsmi, csmi, ksg, mine). Default: dse, plus dsmi "
                                                "with --ref.")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="JSON Lines results file. Rows already there "
-                                               "are skipped (resume); new rows are appended as they finish. "
-                                               "Without it rows go to standard output.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="JSON Lines results file (new, or one written "
+                                               "by dse batch; anything else is refused untouched). Rows already "
+                                               "there are reused when their input and reference are unchanged "
+                                               "(resume); new rows are appended as they finish. Without it rows go "
+                                               "to standard output.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Local worker processes; 0 computes in this process.",
                                          min=0)] = 0,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of a running Dask scheduler "
                                                   "(tcp://host:8786); needs dsecli[dask].")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="torch threads per worker (default: cores / "
                                                 "workers).", min=1)] = None,
-    keep_going: Annotated[bool, typer.Option("--keep-going", help="Go on after an input fails (no row is written "
-                                             "for it; exit 1 at the end).")] = False,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Go on after an input fails to open or to compute "
+                                             "(a warning names it; no row is written for it; exit 1 at the end).")] = False,
     ref_kind: Annotated[str, typer.Option("--ref-kind", help="auto, discrete or continuous (scalars binned, vectors "
                                           "clustered once for all inputs).")] = "auto",
     n_clusters: Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
@@ -151,7 +154,7 @@ def batch(
     """
 
     def body() -> None:
-        from dsecli.batch.run import run_batch
+        from dsecli.batch import run_batch
         from dsecli.errors import ComputationError
         from dsecli.report.writing import to_json
 
@@ -159,7 +162,7 @@ def batch(
             sys.stdout.write(to_json(row, indent=None) + "\n")
             sys.stdout.flush()
 
-        if output:
+        if output is not None:
             _WRITTEN.append(f"{output} (finished rows are kept; rerun the same command to resume)")
         bar = _Bar(quiet)
         try:
@@ -168,12 +171,12 @@ def batch(
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                 drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
-                on_row=None if output else to_stdout, progress=bar, **_solver_param(solver, tol_bits),
+                on_row=None if output is not None else to_stdout, progress=bar, **_solver_param(solver, tol_bits),
             )
         finally:
             bar.stop()
         report = summary.to_dict()
-        if output:
+        if output is not None:
             if as_json:
                 sys.stdout.write(to_json(report, indent=None) + "\n")
                 sys.stdout.flush()
@@ -181,7 +184,7 @@ def batch(
                 stdout_console().print(_values_table(report, summary.rows))
         if summary.failures:
             first = summary.failures[0]
-            raise ComputationError(f"{len(summary.failures)} of {summary.inputs} inputs failed; first: "
-                                   f"{first['error']}")
+            total = summary.inputs + sum(1 for f in summary.failures if f.get("stage") == "open")
+            raise ComputationError(f"{len(summary.failures)} of {total} inputs failed; first: {first['error']}")
 
     run_command(body, traceback=traceback, quiet=quiet)

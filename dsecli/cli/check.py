@@ -89,8 +89,8 @@ def check(
     """
 
     def body() -> None:
-        check_output_early(output)
+        check_output_early(output, inputs=(emb,))
         report = check_source(emb, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins, sigma=sigma)
-        emit(report, as_json=as_json, output=output, render=findings_table)
+        emit(report, as_json=as_json, output=output, render=findings_table, inputs=(emb,))
 
     run_command(body, traceback=traceback, quiet=quiet)

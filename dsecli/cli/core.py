@@ -45,21 +45,6 @@ TolOpt = Annotated[float | None, typer.Option("--tol-bits", help="Error target o
                                               "(default 0.01).")]
 
 
-def _refuse_overwriting_inputs(output: str | None, *specs: str) -> None:
-    """``--output`` must not name an input file: the report would replace the data."""
-    if not output:
-        return
-    import os
-
-    from dsecli.errors import InputError
-    from dsecli.inputs.readers import split_spec
-
-    for spec in specs:
-        path, _key = split_spec(spec)
-        if path != "-" and os.path.exists(path) and os.path.exists(output) and os.path.samefile(path, output):
-            raise InputError(f"{output}: `--output` names an input file ({spec}); choose another file name")
-
-
 def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
     # subsampling is never silent: JSON users see it on stderr too
     max_n = (report["results"][0].get("params") or {}).get("max_n") if report.get("results") else None
@@ -186,8 +171,7 @@ def entropy(
     """Entropy of the rows of EMB (one row per sample): DSE by default, other methods with --method."""
 
     def body() -> None:
-        check_output_early(output)
-        _refuse_overwriting_inputs(output, emb)
+        check_output_early(output, inputs=(emb,))
         from dsecli.device import cpu_threads
         from dsecli.inputs.readers import open_array
         from dsecli.methods import estimate_entropy
@@ -207,7 +191,7 @@ def entropy(
             )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
-        emit(report, as_json=as_json, output=output, render=report_table)
+        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb,))
 
     run_command(body, traceback=traceback, quiet=quiet)
 
@@ -256,8 +240,7 @@ def mi(
     """Mutual information between the rows of EMB and the reference REF: DSMI by default."""
 
     def body() -> None:
-        check_output_early(output)
-        _refuse_overwriting_inputs(output, emb, ref)
+        check_output_early(output, inputs=(emb, ref))
         from dsecli.device import cpu_threads
         from dsecli.inputs.readers import open_array
         from dsecli.methods import estimate_mutual_information
@@ -281,7 +264,7 @@ def mi(
             )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
-        emit(report, as_json=as_json, output=output, render=report_table)
+        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb, ref))
 
     run_command(body, traceback=traceback, quiet=quiet)
 
@@ -303,12 +286,14 @@ def info(
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
+    output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
 ) -> None:
     """List the arrays (or HDF5 datasets) in FILE with their shapes and dtypes; --check adds a sanity report."""
 
     def body() -> None:
+        check_output_early(output, inputs=(file,))
         from dsecli.inputs.readers import list_arrays
         from dsecli.report.tables import arrays_table
 
@@ -342,6 +327,6 @@ def info(
                     parts.append(Text(f"{c['key']}: skipped ({c['skipped']})"))
             return Group(*parts)
 
-        emit(report, as_json=as_json, output=None, render=render)
+        emit(report, as_json=as_json, output=output, render=render, inputs=(file,))
 
     run_command(body, traceback=traceback, quiet=quiet)

@@ -41,7 +41,7 @@ def plot(
     """
 
     def body() -> None:
-        check_output_early(out)
+        check_output_early(out, inputs=(results,))
         from dsecli.report.plots import plot_batch_results, require_matplotlib
 
         require_matplotlib()

@@ -30,8 +30,8 @@ _DEFAULT_T = "1:10,20,50,100"
 _DEFAULT_T_MAX = 1000
 
 
-def _write_output(path: str, report: dict[str, Any], scan: Any) -> None:
-    """JSON report, or the eigenvalues as .npy, or eigenvalues + DSE(t) + report as .npz; always atomic."""
+def _write_output(path: str, report: dict[str, Any], scan: Any, *, inputs: tuple[str, ...]) -> None:
+    """JSON report, or the eigenvalues as .npy, or eigenvalues + DSE(t) + report as .npz; by the output policy."""
     import io
 
     import numpy as np
@@ -42,7 +42,7 @@ def _write_output(path: str, report: dict[str, Any], scan: Any) -> None:
     if low.endswith(".npy"):
         buf = io.BytesIO()
         np.save(buf, np.asarray(scan.eigenvalues, dtype=np.float64))
-        write_atomic(path, buf.getvalue())
+        data: str | bytes = buf.getvalue()
     elif low.endswith(".npz"):
         buf = io.BytesIO()
         slim = {k: v for k, v in report.items() if k not in ("eigenvalues", "curve")}
@@ -50,9 +50,10 @@ def _write_output(path: str, report: dict[str, Any], scan: Any) -> None:
                  t=np.asarray(scan.t_values, dtype=np.int64), dse=np.asarray(scan.dse_values),
                  curve_t=np.asarray(scan.curve_t, dtype=np.int64), curve_dse=np.asarray(scan.curve_dse),
                  report=np.array(to_json(slim, indent=None)))
-        write_atomic(path, buf.getvalue())
+        data = buf.getvalue()
     else:
-        write_atomic(path, to_json(report) + "\n")
+        data = to_json(report) + "\n"
+    write_atomic(path, data, name="--output", inputs=inputs)
 
 
 def spectrum_table(report: dict[str, Any]) -> Any:
@@ -140,10 +141,13 @@ def spectrum(
     """
 
     def body() -> None:
-        check_output_early(output)
-        for p in (plot, plot_t):
-            check_output_early(p)
-        if plot or plot_t:
+        from dsecli.report.writing import check_distinct_outputs
+
+        inputs = (emb,)
+        for name, path in (("--output", output), ("--plot", plot), ("--plot-t", plot_t)):
+            check_output_early(path, inputs=inputs, name=name)
+        check_distinct_outputs({"--output": output, "--plot": plot, "--plot-t": plot_t})
+        if plot is not None or plot_t is not None:
             from dsecli.report.plots import require_matplotlib
 
             require_matplotlib()
@@ -161,17 +165,17 @@ def spectrum(
         )
         report = {"dsecli_version": __version__, "command": "spectrum", "inputs": {"embeddings": src.label},
                   **scan.to_dict()}
-        if plot or plot_t:
+        if plot is not None or plot_t is not None:
             from dsecli.report.plots import plot_dse_versus_t, plot_spectrum
 
             key = getattr(src, "key", None)
             label = os.path.basename(getattr(src, "path", src.label)) + (f":{key}" if key else "")
-            if plot:
-                plot_spectrum(report, plot, label=label)
-            if plot_t:
-                plot_dse_versus_t(report, plot_t, label=label)
-        if output:
-            _write_output(output, report, scan)
+            if plot is not None:
+                plot_spectrum(report, plot, label=label, inputs=inputs)
+            if plot_t is not None:
+                plot_dse_versus_t(report, plot_t, label=label, inputs=inputs)
+        if output is not None:
+            _write_output(output, report, scan, inputs=inputs)
         if as_json:
             import sys
 

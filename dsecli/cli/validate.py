@@ -65,6 +65,18 @@ def validation_table(report: dict[str, Any]) -> Any:
     return Group(table, *notes) if notes else table
 
 
+def _reference_files() -> tuple[str, ...]:
+    """The files of the self-test's reference data (installed with the package)."""
+    import os
+    from importlib import resources
+
+    base = resources.files("dsecli.diagnostics").joinpath("reference_data")
+    try:
+        return tuple(os.fspath(p) for p in base.iterdir() if p.is_file())  # type: ignore[call-overload]
+    except (OSError, TypeError):  # a zipped install: nothing on disk to protect
+        return ()
+
+
 @app.command()
 def validate(
     full: Annotated[bool, typer.Option("--full/--fast", help="--fast (default): core cases in seconds; --full: "
@@ -86,7 +98,9 @@ def validate(
     """
 
     def body() -> None:
-        check_output_early(output)
+        # the suite's own reference data are its inputs: never written over
+        inputs = _reference_files()
+        check_output_early(output, inputs=inputs)
         from dsecli.diagnostics.selftest import run_validation
 
         progress = None
@@ -99,7 +113,7 @@ def validate(
 
         report = run_validation(mode="full" if full else "fast", device=device, dtype=dtype, solver=solver,
                                 methods=method, on_case=progress).to_dict()
-        emit(report, as_json=as_json, output=output, render=validation_table)
+        emit(report, as_json=as_json, output=output, render=validation_table, inputs=inputs)
         if not report["passed"]:
             raise typer.Exit(int(ExitStatus.COMPUTATION_FAILED))
 

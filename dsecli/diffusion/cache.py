@@ -9,8 +9,9 @@ Rules:
 
 - Location: the ``cache`` argument, else ``$DSECLI_CACHE_DIR``, else
   ``$XDG_CACHE_HOME/dsecli``, else ``~/.cache/dsecli``. Spectra live in ``<dir>/spectra/``.
-- Writes are atomic (temporary file in the same directory, then rename): a reader sees the
-  old entry, the complete new one, or none; concurrent writers of one entry write the same bytes.
+- Writes follow the output policy (:func:`dsecli.report.writing.write_atomic`): atomic
+  (temporary file in the same directory, then rename), so a reader sees the old entry, the
+  complete new one, or none; concurrent writers of one entry write the same bytes.
 - A missing entry is a miss. An unreadable, truncated or inconsistent entry is a miss with a
   :class:`~dsecli.errors.DseWarning` (the caller recomputes and overwrites it). A cache
   directory that cannot be created or written is reported with a warning; the computation
@@ -140,7 +141,7 @@ class SpectrumCache:
         path = self.path_for(cache_key(fields))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, buf.getvalue())
+            write_atomic(path, buf.getvalue(), name="cache entry")
         except Exception as exc:  # noqa: BLE001 - a cache must never make the computation fail
             self._warn(f"could not write the cache entry {path} ({type(exc).__name__}: {_first_line(exc)}); "
                        "continuing without caching (set --cache-dir or DSECLI_CACHE_DIR, or use --no-cache)")

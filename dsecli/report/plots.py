@@ -4,7 +4,8 @@ matplotlib is an optional dependency (``pip install 'dsecli[plot]'``), imported 
 the plotting functions. Figures are drawn with matplotlib's object-oriented API on an Agg
 canvas (``matplotlib.figure.Figure`` + ``backend_agg.FigureCanvasAgg``): no display is needed,
 and the global pyplot backend and state of a host program (a notebook) are left alone.
-Every PNG is rendered in memory and written atomically (:func:`dsecli.report.writing.write_atomic`).
+Every PNG is rendered in memory and written by the output policy (:func:`dsecli.report.writing.write_atomic`:
+atomically, never over an input, directly to a device or FIFO).
 
 Batch results (``dse batch`` JSON Lines: one object per line with ``file``, ``dataset``,
 ``method``, ``quantity``, ``value``, ``units``, ``params``, optional ``index``, ``checkpoint``,
@@ -29,13 +30,13 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import DseError, ExitStatus, InputError, check_choice
+from dsecli.inputs.specs import checkpoint_of
 
 __all__ = [
     "PlotDependencyError",
     "require_matplotlib",
     "Series",
     "read_result_rows",
-    "checkpoint_of",
     "batch_series",
     "plot_spectrum",
     "plot_dse_versus_t",
@@ -73,16 +74,16 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> str:
-    from dsecli.report.writing import check_output_path, write_atomic
+def _save(fig: Any, path: str | os.PathLike[str], *, inputs: Sequence[str | None] = ()) -> str:
+    from dsecli.report.writing import output_target, write_atomic
 
-    path = check_output_path(path, name="plot")
-    if not str(path).lower().endswith(".png"):
-        raise InputError(f"{path}: plots are written as PNG; give a file name ending in .png")
+    target = output_target(path, name="plot", inputs=inputs)
+    if not target.direct and not target.path.lower().endswith(".png"):
+        raise InputError(f"{target.path}: plots are written as PNG; give a file name ending in .png")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    write_atomic(path, buf.getvalue())
-    return str(path)
+    write_atomic(target.path, buf.getvalue(), name="plot", inputs=inputs)
+    return target.path
 
 
 # --------------------------------------------------------------------------------- spectrum and DSE(t)
@@ -158,10 +159,12 @@ def _draw_dse_t(ax: Any, report: dict[str, Any]) -> None:
     ax.legend(fontsize=8, loc="best")
 
 
-def plot_spectrum(scan: Any, path: str | os.PathLike[str], *, label: str | None = None) -> str:
+def plot_spectrum(scan: Any, path: str | os.PathLike[str], *, label: str | None = None,
+                  inputs: Sequence[str | None] = ()) -> str:
     """Two panels: the sorted |eigenvalues| on a log scale (with |λ|^t at the automatic t) and DSE(t).
 
-    ``scan`` is a :class:`dsecli.measures.diffusion_time.SpectrumScan` or its ``to_dict()``. Returns the path written.
+    ``scan`` is a :class:`dsecli.measures.diffusion_time.SpectrumScan` or its ``to_dict()``; ``inputs``
+    are files ``path`` must not be. Returns the path written.
     """
     report = _scan_dict(scan)
     fig = _new_figure(12.0, 4.6)
@@ -169,24 +172,28 @@ def plot_spectrum(scan: Any, path: str | os.PathLike[str], *, label: str | None 
     _draw_spectrum(ax1, report)
     _draw_dse_t(ax2, report)
     fig.suptitle(_title(report, label))
-    return _save(fig, path)
+    return _save(fig, path, inputs=inputs)
 
 
-def plot_dse_versus_t(scan: Any, path: str | os.PathLike[str], *, label: str | None = None) -> str:
-    """DSE(t) with the automatic t marked. Returns the path written."""
+def plot_dse_versus_t(scan: Any, path: str | os.PathLike[str], *, label: str | None = None,
+                      inputs: Sequence[str | None] = ()) -> str:
+    """DSE(t) with the automatic t marked; ``inputs`` are files ``path`` must not be. Returns the path written."""
     report = _scan_dict(scan)
     fig = _new_figure(6.4, 4.6)
     ax = fig.subplots()
     _draw_dse_t(ax, report)
     ax.set_title(f"DSE versus diffusion time — {_title(report, label)}", fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, inputs=inputs)
 
 
 # ------------------------------------------------------------------------------------------ batch results
 
 
 def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a JSON Lines results file (``dse batch``); a JSON array or ``{"results": [...]}`` also works."""
+    """Rows of a JSON Lines results file (``dse batch``); a JSON array or ``{"results": [...]}`` also works.
+
+    Of rows with the same ``key``, only the last is kept (the batch recomputed it: its data changed).
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: results file not found")
@@ -220,27 +227,9 @@ def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise InputError(f"{path}: row {bad + 1} is not a JSON object")
     if not rows:
         raise InputError(f"{path}: no result rows")
-    return rows
+    from dsecli.batch.store import latest_rows
 
-
-_CKPT = re.compile(r"(?i)(?<![a-z])(epoch|epochs|ep|step|steps|iteration|iter|it|checkpoint|ckpt)([_\-=]?)(\d+)(?!\d)")
-
-
-def checkpoint_of(text: str) -> tuple[str, int | None, str | None]:
-    """Split a path into (pattern, number, kind): ``"/true/epoch_012/emb"`` -> ``("/true/epoch_*/emb", 12, "epoch")``.
-
-    The last epoch/step/iteration/checkpoint number in the text is used; without one the
-    text is returned unchanged with ``(None, None)``.
-    """
-    matches = list(_CKPT.finditer(text))
-    if not matches:
-        return text, None, None
-    m = matches[-1]
-    kind = m.group(1).lower()
-    kind = {"epochs": "epoch", "ep": "epoch", "steps": "step", "iter": "iteration", "it": "iteration",
-            "ckpt": "checkpoint"}.get(kind, kind)
-    pattern = text[: m.start(3)] + "*" + text[m.end(3):]
-    return pattern, int(m.group(3)), kind
+    return latest_rows(rows)  # a row recomputed on resume supersedes the earlier one with its key
 
 
 @dataclass
@@ -410,6 +399,6 @@ def plot_batch_results(
         ax.legend(fontsize=8, loc="best")
     if title or source:
         fig.suptitle(title or os.path.basename(source or ""))
-    written = _save(fig, path)
+    written = _save(fig, path, inputs=(source,))
     return {"plot": written, "series": [{"label": s.label, "quantity": s.quantity, "method": s.method,
                                          "pattern": s.pattern, "points": len(s.x)} for s in series]}
