@@ -439,7 +439,7 @@ def _plan_jobs(planned: list[tuple[BatchInput, list[tuple[str, str, str]]]], exi
             pending.append((kind, method, key, {"reason": reason, "value": old.get("value"),
                                                 "dsecli_version": old.get("dsecli_version")}))
         if pending:
-            notes = tuple(f"{inp.label}: {r} since its stored rows were written; recomputing them" for r in reasons)
+            notes = tuple(f"{inp.label}: {r}; recomputing its stored rows" for r in reasons)
             for note in notes:
                 warnings.warn(note, DseWarning, stacklevel=3)
             jobs.append(Job(inp, tuple(pending), notes))

@@ -56,7 +56,8 @@ def _main(
 # Options shared by commands (Annotated aliases keep the command signatures short).
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 OutputOpt = Annotated[
-    str | None, typer.Option("--output", "-o", help="Also write the JSON report to this file (atomically).")
+    str | None, typer.Option("--output", "-o", help="Also write the JSON report to this file (atomically; never over "
+                             "an input; a device or FIFO is written to, not replaced).")
 ]
 TracebackOpt = Annotated[bool, typer.Option("--traceback", help="Show the Python traceback on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress on stderr.")]
