@@ -93,7 +93,8 @@ class OutputTarget:
         return self.kind == "direct"
 
 
-def _input_paths(inputs: Iterable[str | os.PathLike[str] | None]) -> list[str]:
+def _input_paths(inputs: Iterable[str | os.PathLike[str] | None]) -> list[tuple[str, str]]:
+    """(how the input is named in messages, a path to stat) for each input spec."""
     from dsecli.inputs.readers import split_spec
 
     out = []
@@ -101,8 +102,12 @@ def _input_paths(inputs: Iterable[str | os.PathLike[str] | None]) -> list[str]:
         if spec is None:
             continue
         path, _key = split_spec(os.fspath(spec))
-        if path != "-" and path:
-            out.append(path)
+        if path == "-":
+            # standard input redirected from a file (dse check - -o emb.npy < emb.npy) is that file
+            if os.path.exists("/dev/stdin"):
+                out.append(("standard input", "/dev/stdin"))
+        elif path:
+            out.append((path, path))
     return out
 
 
@@ -118,17 +123,17 @@ def _names_an_fd(path: str) -> bool:
     return False
 
 
-def _refuse_inputs(path: str, st: os.stat_result, name: str, inputs: list[str]) -> None:
+def _refuse_inputs(path: str, st: os.stat_result, name: str, inputs: list[tuple[str, str]]) -> None:
     if stat.S_ISCHR(st.st_mode):
         return  # a terminal or /dev/null holds no data to lose
-    for inp in inputs:
+    for label, inp in inputs:
         try:
             ist = os.stat(inp)
         except OSError:
             continue
         if (ist.st_dev, ist.st_ino) == (st.st_dev, st.st_ino):
             how = "" if os.path.abspath(inp) == os.path.abspath(path) else ", the same file by another path or link"
-            raise InputError(f"{path}: `{name}` names an input file ({inp}{how}); writing there would destroy it; "
+            raise InputError(f"{path}: `{name}` names an input file ({label}{how}); writing there would destroy it; "
                              "choose another file name")
 
 
