@@ -536,3 +536,53 @@ def test_every_warning_the_batch_prints_is_in_the_row(work: Path) -> None:
     about_the_input = [w for w in printed if "duplicate" in w or "constant" in w]
     for row in rows:  # raised while reading the input: they belong to every row of it
         assert set(about_the_input) <= set(row["warnings"]), (about_the_input, row["warnings"])
+
+
+def test_rows_are_reread_only_when_the_file_changed_and_mtime_alone_does_not_hide_a_change(
+        work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dsecli.batch.run
+
+    out = work / "t.jsonl"
+    run_batch("x.npy", methods="cse,knn", output=out)
+    reads: list[str] = []
+    real = dsecli.batch.run._rows_hash_now
+
+    def counting(inp, selection):
+        reads.append(inp.label)
+        return real(inp, selection)
+
+    monkeypatch.setattr(dsecli.batch.run, "_rows_hash_now", counting)
+    assert run_batch("x.npy", methods="cse,knn", output=out).computed == 0
+    assert reads == []  # size, mtime and ctime as recorded: the file was not read again
+    # other numbers of the same size, then the old mtime put back: only the ctime and the rows tell
+    st = os.stat(work / "x.npy")
+    np.save(work / "x.npy", np.random.default_rng(11).normal(size=(N, 3)))
+    os.utime(work / "x.npy", ns=(st.st_atime_ns, st.st_mtime_ns))
+    summary = run_batch("x.npy", methods="cse,knn", output=out)
+    assert reads == ["x.npy"]  # once per input, not once per method
+    assert summary.computed == 2
+    assert {r["replaces"]["reason"] for r in summary.rows} == {"input changed: rows hash differ"}
+
+
+BATCH_INPUTS = [
+    ("list-file", ["@list.txt"], "list.txt", "list.txt"),
+    ("reference", ["x.npy", "--ref", "y.npy", "--method", "csmi"], "y.npy", "y.npy"),
+    ("glob-match", ["*.npy"], "x.npy", "x.npy"),
+    ("hdf5-pattern", ["run.h5:/epoch_*/emb"], "run.h5", "run.h5"),
+]
+
+
+@pytest.mark.parametrize(("kind", "args", "out", "named"), BATCH_INPUTS, ids=[b[0] for b in BATCH_INPUTS])
+def test_batch_never_writes_over_any_file_it_reads(kind, args, out, named, work: Path) -> None:
+    import h5py
+
+    (work / "list.txt").write_text("x.npy\n")
+    with h5py.File(work / "run.h5", "w") as f:
+        f["epoch_0/emb"] = np.load(work / "x.npy")
+    files = [work / "x.npy", work / "y.npy", work / "list.txt", work / "run.h5"]
+    before, tree = _digests(files), _tree(work)
+    res = _run(["batch", *args, "-o", out])
+    assert res.exit_code == 2, res.stderr
+    assert _error_line(res.stderr) == (f"{out}: `--output` names an input file ({named}); writing there would "
+                                       "destroy it; choose another file name")
+    assert _digests(files) == before and _tree(work) == tree
