@@ -120,7 +120,14 @@ BAD = [
         ["mi", "x.npy", "l.csv"],
         "l.csv: `reference` must have one row per embedding row; embeddings (x.npy) have 3 rows but the reference has 4"),
     Bad("csv-no-header-keeps-strings", lambda d: (d / "h.csv").write_text("a,b\n1,2\n3,4\n"),
-        ["entropy", "h.csv", "--no-header"], "h.csv: `embeddings` must be numeric; got dtype <U1 (strings)"),
+        ["entropy", "h.csv", "--no-header"],
+        "h.csv: line 1, field 1 is not a number ('a') (--no-header: the first line is data); a table of several "
+        "columns must hold numbers only (a file of labels has one column)"),
+    Bad("csv-na-cell", lambda d: (d / "na.csv").write_text("1,2\n3,NA\n4,5\n"), ["entropy", "na.csv"],
+        "na.csv: line 2, field 2 is not a number ('NA'); a table of several columns must hold numbers only (a file "
+        "of labels has one column)"),
+    Bad("pt-int-keys", _torch("ik.pt", lambda torch: {0: torch.ones(3, 2), 1: torch.ones(3, 2)}), ["entropy", "ik.pt"],
+        "ik.pt: holds several tensors (0, 1); choose one with ik.pt:KEY"),
 ]
 
 

@@ -166,8 +166,10 @@ def list_hdf5(path: str, data: bytes | None = None) -> list[dict[str, Any]]:
     with h5_open(path, data) as fh:
         def visit(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Dataset):
-                shape = list(obj.shape) if obj.shape is not None else []
-                out.append({"key": "/" + name, "shape": shape, "dtype": str(obj.dtype)})
+                if obj.shape is None:  # the null dataspace: no shape at all
+                    out.append({"key": "/" + name, "shape": [], "dtype": f"{obj.dtype} (null dataspace, no values)"})
+                else:
+                    out.append({"key": "/" + name, "shape": list(obj.shape), "dtype": str(obj.dtype)})
 
         fh.visititems(visit)
     return out

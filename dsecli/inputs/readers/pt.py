@@ -148,7 +148,8 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
 
     obj = torch_load(path, data)
     if isinstance(obj, dict):
-        names = [str(k) for k, v in obj.items() if isinstance(v, torch.Tensor)]
+        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        names = list(tensors)
         if key is None:
             if len(names) != 1:
                 raise InputError(
@@ -158,7 +159,7 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
             key = names[0]
         if key not in names:
             raise InputError(f"{path}: key {key!r} not found; tensors: {', '.join(names) or '(none)'}")
-        obj = obj[key]
+        obj = tensors[key]
     elif key is not None:
         raise InputError(f"{path}: holds a single tensor; remove the key {key!r}")
     if not isinstance(obj, torch.Tensor):

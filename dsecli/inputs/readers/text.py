@@ -21,7 +21,8 @@ The rules, in order:
   ``nan``/``inf``/``infinity`` (any case). When every field is an integer (digits only) that fits
   in int64 the table is int64 (so a column of class ids is read as labels), else when every field
   is a number it is float64, else it is a table of strings.
-- Shape: numbers are always N x D (one column is N x 1); strings in one column are N labels.
+- Shape: numbers are always N x D (one column is N x 1); strings in one column are N labels;
+  text in a table of several columns is an error naming the first such field.
 
 The file is read in one go (so FIFOs and pipes are read once).
 """
@@ -107,6 +108,14 @@ def _values(rows: list[list[str]]) -> np.ndarray:
     return arr[:, 0] if arr.shape[1] == 1 else arr
 
 
+def _first_text(rows: list[tuple[int, list[str]]]) -> tuple[int, int, str]:
+    for n, fields in rows:
+        for j, f in enumerate(fields):
+            if not _NUMBER.fullmatch(f):
+                return n, j + 1, f
+    raise AssertionError("no text field")  # pragma: no cover - called only for a table with text
+
+
 def parse_table(path: str, raw: bytes, *, header: bool | None = None) -> np.ndarray:
     """The array a text table holds, by the rules of this module's docstring."""
     rows = _split(path, _decode(path, raw))
@@ -118,7 +127,14 @@ def parse_table(path: str, raw: bytes, *, header: bool | None = None) -> np.ndar
         rows = rows[1:]
     if not rows:
         raise InputError(f"{path}: holds only a header line, no data")
-    return _values([fields for _n, fields in rows])
+    values = _values([fields for _n, fields in rows])
+    if values.dtype.kind == "U" and values.ndim == 2:
+        # strings are labels, one per row: a table of several columns must be all numbers
+        n, j, text = _first_text(rows)
+        said = " (--no-header: the first line is data)" if header is False and n == rows[0][0] else ""
+        raise InputError(f"{path}: line {n}, field {j} is not a number ({text!r}){said}; a table of several columns "
+                         "must hold numbers only (a file of labels has one column)")
+    return values
 
 
 def open_text(path: str, key: str | None, data: bytes | None = None, *, header: bool | None = None) -> ArraySource:
