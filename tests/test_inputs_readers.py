@@ -370,16 +370,24 @@ def test_torch_refusal_is_found_whatever_torch_says(text: str, tmp_path: Path, m
         open_array(str(tmp_path / "m.pt"))
 
 
-def test_torch_corrupt_pickle_is_corrupt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("torch_list", [True, False], ids=["torch-allowlist", "own-pattern"])
+def test_torch_corrupt_pickle_is_corrupt(torch_list: bool, tmp_path: Path) -> None:
     import torch
 
-    torch.save({"x": torch.ones(2, 2)}, tmp_path / "ok.pt")
+    import dsecli.inputs.readers.pt
+
+    torch.save({"x": torch.ones(2, 2), "p": torch.nn.Parameter(torch.ones(2))}, tmp_path / "ok.pt")
+    torch.save({"m": torch.nn.Linear(2, 2)}, tmp_path / "m.pt")
 
     def broken(*args, **kwargs):
         raise pickle.UnpicklingError("Weights only load failed. WeightsUnpickler error: Unsupported operand 118")
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch, "load", broken)
+        if not torch_list:  # torch's private allowlist gone: the tensor globals still pass our own pattern
+            mp.setattr(dsecli.inputs.readers.pt, "_allowed_globals", lambda: set())
+        with pytest.raises(InputError, match=re.escape(REFUSED.format("torch.nn.modules.linear.Linear"))):
+            open_array(str(tmp_path / "m.pt"))
         with pytest.raises(InputError, match=re.escape(
                 f"{tmp_path}/ok.pt: corrupt or truncated .pt file (Weights only load failed.")):
             open_array(str(tmp_path / "ok.pt"))

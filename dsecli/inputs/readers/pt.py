@@ -71,14 +71,14 @@ def _globals(stream: bytes) -> list[str]:
     return found
 
 
-def _allowed(name: str) -> bool:
+def _allowed_globals() -> set[str]:
+    """What torch's weights-only loader allows (its private list where it has one; else our pattern alone)."""
     try:
         from torch._weights_only_unpickler import _get_allowed_globals
 
-        allowed = _get_allowed_globals()
-    except Exception:  # noqa: BLE001 - private API: fall back to the documented kinds
-        return bool(_SAFE_FALLBACK.match(name))
-    return name in allowed or bool(_SAFE_FALLBACK.match(name))
+        return set(_get_allowed_globals())
+    except Exception:  # noqa: BLE001 - a private API that may move
+        return set()
 
 
 def refused_global(path: str, data: bytes | None, exc: BaseException) -> str | None:
@@ -91,7 +91,8 @@ def refused_global(path: str, data: bytes | None, exc: BaseException) -> str | N
         names = [g for s in _pickles(path, data) for g in _globals(s)]
     except OSError:
         names = []
-    bad = [g for g in names if not _allowed(g)]
+    allowed = _allowed_globals()
+    bad = [g for g in names if g not in allowed and not _SAFE_FALLBACK.match(g)]
     if bad:
         return bad[0]
     text = str(exc)

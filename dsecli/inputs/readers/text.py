@@ -37,8 +37,13 @@ import numpy as np
 from dsecli.errors import InputError
 from dsecli.inputs.readers._common import ArraySource, from_memory
 
-_INT = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE)
+_INT_TEXT = r"[+-]?\d+"
+_NUMBER_TEXT = r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|inf|infinity)"
+_NUMBER = re.compile(_NUMBER_TEXT + r"[ \t]*", re.IGNORECASE)
+# one match per line, over its fields joined by a unit separator: far faster than one match per field
+_SEP = "\x1f"
+_INT_ROW = re.compile(rf"{_INT_TEXT}[ \t]*(?:{_SEP}{_INT_TEXT}[ \t]*)*")
+_NUMBER_ROW = re.compile(rf"{_NUMBER_TEXT}[ \t]*(?:{_SEP}{_NUMBER_TEXT}[ \t]*)*", re.IGNORECASE)
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -52,9 +57,9 @@ def _decode(path: str, raw: bytes) -> str:
 
 
 def _split(path: str, text: str) -> list[tuple[int, list[str]]]:
-    """``(line number, fields)`` of every data line."""
-    lines = [(i + 1, line) for i, line in enumerate(text.splitlines())
-             if line.strip() and not line.lstrip().startswith("#")]
+    """``(line number, fields)`` of every data line (fields may keep trailing blanks; see :func:`_strip`)."""
+    lines = [(i + 1, line.strip()) for i, line in enumerate(text.splitlines())]
+    lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
     if not lines:
         return []
     low = path.lower()
@@ -63,13 +68,17 @@ def _split(path: str, text: str) -> list[tuple[int, list[str]]]:
         return [(n, [f.strip('"') for f in line.split()]) for n, line in lines]
     rows = csv.reader((line for _n, line in lines), delimiter=delimiter, quotechar='"', skipinitialspace=True)
     try:
-        return [(n, [f.strip() for f in fields]) for (n, _line), fields in zip(lines, rows)]
+        return [(n, fields) for (n, _line), fields in zip(lines, rows)]
     except csv.Error as exc:
         raise InputError(f"{path}: cannot parse as a table ({exc})") from exc
 
 
+def _strip(rows: list[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
+    return [(n, [f.strip() for f in fields]) for n, fields in rows]
+
+
 def _drop_trailing_delimiter(rows: list[tuple[int, list[str]]]) -> None:
-    if all(len(f) > 1 and f[-1] == "" for _n, f in rows):
+    if all(len(f) > 1 and not f[-1].strip() for _n, f in rows):
         for _n, f in rows:
             f.pop()
 
@@ -80,13 +89,13 @@ def _check_table(path: str, rows: list[tuple[int, list[str]]]) -> None:
         if len(fields) != width:
             raise InputError(f"{path}: line {n} has {len(fields)} field(s) but line {rows[0][0]} has {width}; "
                              "every line must have the same number of fields")
-        if "" in fields:
+        if "" in fields:  # a blank-only field is not a number either: found once the strings are stripped
             raise InputError(f"{path}: line {n}, field {fields.index('') + 1} is empty (a missing value?); fill it "
                              "in or remove the line")
 
 
-def _numeric(fields: list[str]) -> bool:
-    return all(_NUMBER.fullmatch(f) for f in fields)
+def _all_rows(pattern: re.Pattern[str], rows: list[tuple[int, list[str]]]) -> bool:
+    return all(pattern.fullmatch(_SEP.join(fields)) for _n, fields in rows)
 
 
 def _takes_header(rows: list[tuple[int, list[str]]]) -> bool:
@@ -94,17 +103,25 @@ def _takes_header(rows: list[tuple[int, list[str]]]) -> bool:
     text_cols = [j for j, f in enumerate(first) if not _NUMBER.fullmatch(f)]
     if not text_cols or len(rows) < 2:
         return False
+    if _all_rows(_NUMBER_ROW, rows[1:]):
+        return True
     return all(_NUMBER.fullmatch(fields[j]) for _n, fields in rows[1:] for j in text_cols)
 
 
-def _values(rows: list[list[str]]) -> np.ndarray:
-    if all(_INT.fullmatch(f) for fields in rows for f in fields):
-        ints = [[int(f) for f in fields] for fields in rows]
-        if all(_INT64[0] <= v <= _INT64[1] for fields in ints for v in fields):
-            return np.array(ints, dtype=np.int64).reshape(len(rows), -1)
-    if all(_numeric(fields) for fields in rows):
-        return np.array([[float(f) for f in fields] for fields in rows], dtype=np.float64).reshape(len(rows), -1)
-    arr = np.array(rows, dtype=str)
+def _values(path: str, rows: list[tuple[int, list[str]]]) -> np.ndarray:
+    try:
+        if _all_rows(_INT_ROW, rows):
+            ints = [[int(f) for f in fields] for _n, fields in rows]
+            if all(_INT64[0] <= v <= _INT64[1] for fields in ints for v in fields):
+                return np.array(ints, dtype=np.int64).reshape(len(rows), -1)
+        if _all_rows(_NUMBER_ROW, rows):
+            return np.array([[float(f) for f in fields] for _n, fields in rows],
+                            dtype=np.float64).reshape(len(rows), -1)
+    except ValueError:  # a field holding the separator itself: not a number after all
+        pass
+    rows = _strip(rows)
+    _check_table(path, rows)
+    arr = np.array([fields for _n, fields in rows], dtype=str)
     return arr[:, 0] if arr.shape[1] == 1 else arr
 
 
@@ -112,7 +129,7 @@ def _first_text(rows: list[tuple[int, list[str]]]) -> tuple[int, int, str]:
     for n, fields in rows:
         for j, f in enumerate(fields):
             if not _NUMBER.fullmatch(f):
-                return n, j + 1, f
+                return n, j + 1, f.strip()
     raise AssertionError("no text field")  # pragma: no cover - called only for a table with text
 
 
@@ -127,7 +144,7 @@ def parse_table(path: str, raw: bytes, *, header: bool | None = None) -> np.ndar
         rows = rows[1:]
     if not rows:
         raise InputError(f"{path}: holds only a header line, no data")
-    values = _values([fields for _n, fields in rows])
+    values = _values(path, rows)
     if values.dtype.kind == "U" and values.ndim == 2:
         # strings are labels, one per row: a table of several columns must be all numbers
         n, j, text = _first_text(rows)
