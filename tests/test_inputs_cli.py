@@ -50,6 +50,19 @@ def _virtual(d: Path) -> None:
     os.remove(d / "src.h5")
 
 
+def _external(d: Path) -> None:
+    import h5py
+
+    here = os.getcwd()
+    os.chdir(d)  # a relative external name, as a tool working in that folder writes it
+    try:
+        with h5py.File("ext.h5", "w") as f:
+            f.create_dataset("x", data=X, external=[("ext.bin", 0, X.nbytes)])
+        os.remove("ext.bin")
+    finally:
+        os.chdir(here)
+
+
 class _CallsAFunction:
     def __reduce__(self):
         return (os.getcwd, ())
@@ -126,6 +139,15 @@ BAD = [
     Bad("csv-na-cell", lambda d: (d / "na.csv").write_text("1,2\n3,NA\n4,5\n"), ["entropy", "na.csv"],
         "na.csv: line 2, field 2 is not a number ('NA'); a table of several columns must hold numbers only (a file "
         "of labels has one column)"),
+    Bad("pt-meta", _torch("meta.pt", lambda torch: torch.empty(3, 2, device="meta")), ["entropy", "meta.pt"],
+        "meta.pt: holds a meta tensor (a shape without values); save a tensor that holds data"),
+    Bad("pt-nested-dict", _torch("n.pt", lambda torch: {"a": {"b": torch.ones(2, 2)}}), ["entropy", "n.pt"],
+        "n.pt: holds a dict with no tensors at its top level (keys: a); save a tensor or a dict of tensors"),
+    Bad("hdf5-external-missing", _external, ["entropy", "ext.h5"],
+        "ext.h5:/x: keeps its values in the external file ext.bin, which is missing; put it next to the HDF5 file or "
+        "in the working directory"),
+    Bad("broken-symlink", lambda d: os.symlink("gone.npy", d / "l.npy"), ["entropy", "l.npy"],
+        "l.npy: is a symbolic link to gone.npy, which does not exist"),
     Bad("pt-int-keys", _torch("ik.pt", lambda torch: {0: torch.ones(3, 2), 1: torch.ones(3, 2)}), ["entropy", "ik.pt"],
         "ik.pt: holds several tensors (0, 1); choose one with ik.pt:KEY"),
 ]

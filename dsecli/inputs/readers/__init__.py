@@ -74,6 +74,8 @@ def _check_file(path: str) -> None:
     if path == "-":
         return
     if not os.path.exists(path):
+        if os.path.islink(path):
+            raise InputError(f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist")
         raise InputError(f"{path}: file not found")
     if os.path.isdir(path):
         pattern = os.path.join(path, "*.npy")

@@ -85,7 +85,15 @@ def _invented(path: str, ds: Any) -> str | None:
                 return (f"is a virtual dataset whose source {vs.file_name}:{vs.dset_name} is missing, so HDF5 would "
                         "read those rows as the fill value; put the source file next to it")
         return None
-    if layout == h5py.h5d.COMPACT or dcpl.get_external_count() > 0 or math.prod(ds.shape) == 0:
+    if dcpl.get_external_count() > 0:
+        base = os.path.dirname(os.path.abspath(path))
+        for i in range(dcpl.get_external_count()):
+            name = os.fsdecode(dcpl.get_external(i)[0])
+            if not (os.path.isfile(name) or os.path.isfile(os.path.join(base, name))):
+                return (f"keeps its values in the external file {name}, which is missing; put it next to the HDF5 "
+                        "file or in the working directory")
+        return None
+    if layout == h5py.h5d.COMPACT or math.prod(ds.shape) == 0:
         return None
     fill = ds.fillvalue.item() if hasattr(ds.fillvalue, "item") else ds.fillvalue
     if ds.id.get_storage_size() == 0:

@@ -134,12 +134,14 @@ def tensor_to_numpy(label: str, t: Any) -> Any:
                          "(t.to_dense()) with torch.save")
     if t.is_quantized:
         raise InputError(f"{label}: holds a quantized tensor ({t.dtype}); save t.dequantize() with torch.save")
+    if t.device.type == "meta":
+        raise InputError(f"{label}: holds a meta tensor (a shape without values); save a tensor that holds data")
     t = t.detach().cpu().resolve_conj().resolve_neg()
     if t.dtype.is_floating_point and t.dtype not in (torch.float16, torch.float32, torch.float64):
         t = t.float()  # bfloat16 and float8 values are all exact in float32
     try:
         return t.numpy()
-    except (TypeError, RuntimeError) as exc:
+    except (TypeError, RuntimeError, NotImplementedError) as exc:
         raise InputError(f"{label}: holds a tensor of dtype {str(t.dtype).replace('torch.', '')}, which has no "
                          "NumPy equivalent; save it as float32 or float64") from exc
 
@@ -151,6 +153,10 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
     if isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         names = list(tensors)
+        if not names:
+            keys = ", ".join(str(k) for k in list(obj)[:20]) or "none"
+            raise InputError(f"{path}: holds a dict with no tensors at its top level (keys: {keys}); save a tensor or "
+                             "a dict of tensors")
         if key is None:
             if len(names) != 1:
                 raise InputError(
