@@ -297,6 +297,16 @@ def test_hdf5_locked_by_a_writer_is_not_corrupt(tmp_path: Path) -> None:
             holder.stdout.close()
 
 
+def test_hdf5_left_open_by_a_crashed_writer(tmp_path: Path) -> None:
+    path = tmp_path / "crash.h5"
+    subprocess.run([sys.executable, "-c", "import h5py, os, sys; f = h5py.File(sys.argv[1], 'w', libver='latest'); "
+                    "f['x'] = [[1.0, 2.0], [3.0, 4.0]]; f.flush(); os._exit(0)", str(path)], check=True)
+    with pytest.raises(InputError, match=re.escape(
+            f"{path}: the file is marked as open for writing, by a program still writing it or one that stopped "
+            "without closing it; when no program has it open, h5clear -s clears the mark")):
+        open_array(str(path))
+
+
 # ---- torch ----------------------------------------------------------------------------------------------------
 
 

@@ -41,6 +41,10 @@ def h5_open(path: str, data: bytes | None = None) -> Any:
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError for bad signatures, truncation and locks alike
         if is_locked(exc):
             raise locked_error(path) from exc
+        if "already open for write" in str(exc):  # the superblock's "open for writing" mark (HDF5 1.10+ format)
+            raise InputError(f"{path}: the file is marked as open for writing, by a program still writing it or one "
+                             "that stopped without closing it; when no program has it open, h5clear -s clears the "
+                             "mark") from exc
         raise corrupt(path, "HDF5", exc) from exc
 
 
