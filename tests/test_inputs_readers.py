@@ -479,3 +479,46 @@ def test_header_rule_never_swallows_a_numeric_row(table: np.ndarray, fmt: str, b
     got = parse_table(f"t.{fmt}", ("\n".join(lines) + "\n").encode("utf-8-sig" if bom else "utf-8"))
     assert got.shape == table.shape  # no row lost, no header kept
     np.testing.assert_array_equal(got, table)
+
+
+# ---- any other array: the one error its class gets -------------------------------------------------------------
+
+
+def _expected_error(arr: np.ndarray, label: str) -> str:
+    """The message each class of invalid array gets, written from the rules (not from our output)."""
+    kind = {"c": "complex numbers", "U": "strings", "M": "datetimes"}.get(arr.dtype.kind)
+    if arr.ndim == 0:
+        return f"{label}: holds a 0-d array (a single value, shape ()); expected one row per sample"
+    if arr.dtype.kind == "c":
+        return (f"{label}: `embeddings` must be real numbers; got dtype {arr.dtype.newbyteorder('=')} ({kind}): take "
+                "x.real or abs(x) first")
+    if kind:
+        return f"{label}: `embeddings` must be numeric; got dtype {arr.dtype.newbyteorder('=')} ({kind})"
+    if arr.ndim == 1:
+        n = arr.shape[0]
+        return (f"{label}: `embeddings` must be 2-D (N rows x D features); got 1-D shape ({n},): use x.reshape(-1, 1) "
+                f"for {n} points of one feature, or x.reshape(1, -1) for one point")
+    if arr.shape[0] == 0:
+        return f"{label}: `embeddings` must have at least 2 rows; got N = 0 (shape {arr.shape})"
+    if arr.shape[1] == 0:
+        return f"{label}: `embeddings` must have at least 1 feature (column); got D = 0 (shape {arr.shape})"
+    return f"{label}: `embeddings` must have at least 2 rows; got N = {arr.shape[0]}"
+
+
+_invalid = st.one_of(
+    hnp.arrays(st.sampled_from([np.dtype("<c16"), np.dtype(">c8"), np.dtype("<U3"), np.dtype("M8[s]")]),
+               st.tuples(st.integers(2, 5), st.integers(1, 3))),
+    hnp.arrays(st.sampled_from([np.dtype("<f8"), np.dtype(">f4"), np.dtype("i2")]),
+               st.sampled_from([(), (0,), (1,), (5,), (0, 3), (4, 0), (1, 3)])),
+)
+
+
+@SETTINGS
+@given(arr=_invalid, fmt=st.sampled_from(["npy", "h5"]))
+def test_invalid_arrays_get_their_class_message(arr: np.ndarray, fmt: str, tmp_path: Path) -> None:
+    if fmt == "h5" and (arr.dtype.kind in "UM" or arr.ndim == 0):
+        return  # HDF5 stores no datetimes, strings are decoded labels, scalars have their own test
+    spec = _write(tmp_path / f"a.{fmt}", arr, fmt)  # the label in messages is the spec: file, or file:/dataset
+    with pytest.raises(InputError) as info:
+        dsecli.diffusion_spectral_entropy(open_array(spec), device="cpu", max_n=0)
+    assert str(info.value) == _expected_error(arr, spec)
