@@ -105,7 +105,8 @@ D = ["--device", "cpu"]
 CASES = [
     # files
     Case("missing-file", ["entropy", "missing.npy"], E_IN, "missing.npy: file not found"),
-    Case("directory", ["entropy", "folder.npy"], E_IN, "folder.npy: is a directory, not a file"),
+    Case("directory", ["entropy", "folder.npy"], E_IN,
+         "folder.npy: is a directory, not a file; to measure every file in it use dse batch 'folder.npy/*.npy'"),
     Case("unknown-extension", ["entropy", "data.xyz"], E_IN,
          f"data.xyz: unknown extension '.xyz'; expected one of {EXT} (or - for .npy on stdin)"),
     Case("empty-file", ["entropy", "empty.npy"], E_IN, "empty.npy: file is empty"),
@@ -118,9 +119,10 @@ CASES = [
     Case("truncated-pt", ["entropy", "trunc.pt"], E_IN, "trunc.pt: corrupt or truncated .pt file ("),
     Case("corrupt-pt", ["entropy", "junk.pt"], E_IN, "junk.pt: not a torch file (no zip or pickle header); is it another format?"),
     Case("pickled-module-pt", ["entropy", "module.pt"], E_IN,
-         "module.pt: holds Python objects (torch.nn.modules.linear.Linear) that torch.load(weights_only=True) refuses "
-         "to run; save plain tensors (or a dict of tensors) with torch.save"),
-    Case("ragged-csv", ["entropy", "ragged.csv"], E_IN, "ragged.csv: cannot parse as a numeric table ("),
+         "module.pt: contains pickled Python code/objects (torch.nn.modules.linear.Linear) that weights_only loading "
+         "refuses, so it was not loaded; save plain tensors (or a dict of tensors) with torch.save"),
+    Case("ragged-csv", ["entropy", "ragged.csv"], E_IN,
+         "ragged.csv: line 2 has 1 field(s) but line 1 has 2; every line must have the same number of fields"),
     # keys
     Case("npz-several-arrays", ["entropy", "two.npz"], E_IN, "two.npz: holds several arrays (a, b); choose one with two.npz:KEY"),
     Case("hdf5-several-datasets", ["entropy", "two.h5"], E_IN,

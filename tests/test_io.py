@@ -62,7 +62,10 @@ def test_text_tables(tmp_path: Path) -> None:
     (tmp_path / "labels.csv").write_text("label\ncat\n\"dog\"\ncat\n")
     for name in ("h.csv", "t.tsv", "w.txt"):
         np.testing.assert_array_equal(load_array(str(tmp_path / name)), np.array(x))
-    np.testing.assert_array_equal(load_array(str(tmp_path / "labels.csv")), np.array(["cat", "dog", "cat"]))
+    # one column of strings: the first line is data unless header=True (--header) says otherwise
+    np.testing.assert_array_equal(load_array(str(tmp_path / "labels.csv"), header=True),
+                                  np.array(["cat", "dog", "cat"]))
+    np.testing.assert_array_equal(load_array(str(tmp_path / "labels.csv")), np.array(["label", "cat", "dog", "cat"]))
 
 
 def test_split_spec() -> None:

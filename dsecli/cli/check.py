@@ -20,6 +20,7 @@ from dsecli.cli._app import (
     emit,
     run_command,
 )
+from dsecli.cli.core import HeaderOpt
 
 _LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
 
@@ -56,12 +57,12 @@ def findings_table(report: dict[str, Any]) -> Any:
 
 
 def check_source(spec: str, *, max_n: int, seed: int, sampler: str, flatten: bool, bins: int,
-                 sigma: float) -> dict[str, Any]:
+                 sigma: float, header: bool | None = None) -> dict[str, Any]:
     """Open ``spec`` (``file[:key]``) and return its sanity report as a dict."""
     from dsecli.diagnostics.sanity import sanity_report
     from dsecli.inputs.readers import open_array
 
-    src = open_array(spec)
+    src = open_array(spec, header=header)
     return sanity_report(src, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins,
                          sigma=sigma).to_dict()
 
@@ -75,6 +76,7 @@ def check(
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
     flatten: FlattenOpt = False,
+    header: HeaderOpt = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -90,7 +92,8 @@ def check(
 
     def body() -> None:
         check_output_early(output, inputs=(emb,))
-        report = check_source(emb, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins, sigma=sigma)
+        report = check_source(emb, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins, sigma=sigma,
+                              header=header)
         emit(report, as_json=as_json, output=output, render=findings_table, inputs=(emb,))
 
     run_command(body, traceback=traceback, quiet=quiet)

@@ -41,6 +41,9 @@ SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse a
                                           "(large N, with an error estimate) or auto (exact up to 10,000 rows).")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: all cores); "
                                                 "for shared machines.")]
+HeaderOpt = Annotated[bool | None, typer.Option(
+    "--header/--no-header", help="Text tables: the first line is a header / is data (default: a header only when it "
+    "is not numbers and every later line is, in those columns).")]
 TolOpt = Annotated[float | None, typer.Option("--tol-bits", help="Error target of the approximate solver in bits "
                                               "(default 0.01).")]
 
@@ -163,6 +166,7 @@ def entropy(
                                           "expected time) without computing.")] = False,
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
+    header: HeaderOpt = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -177,7 +181,7 @@ def entropy(
         from dsecli.methods import estimate_entropy
         from dsecli.report.tables import make_report, report_table
 
-        src = open_array(emb)
+        src = open_array(emb, header=header)
         if dry_run:
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=as_json,
                         eigenvalues=eigenvalues)
@@ -232,6 +236,7 @@ def mi(
     base: BaseOpt = "2",
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
+    header: HeaderOpt = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -246,8 +251,8 @@ def mi(
         from dsecli.methods import estimate_mutual_information
         from dsecli.report.tables import make_report, report_table
 
-        x_src = open_array(emb)
-        y_src = open_array(ref)
+        x_src = open_array(emb, header=header)
+        y_src = open_array(ref, header=header)
         if dry_run:
             _print_mi_plan(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
@@ -285,6 +290,7 @@ def info(
                                         "array of 2 or more dimensions.")] = False,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
+    header: HeaderOpt = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -297,7 +303,7 @@ def info(
         from dsecli.inputs.readers import list_arrays
         from dsecli.report.tables import arrays_table
 
-        arrays = list_arrays(file)
+        arrays = list_arrays(file, header=header)
         report: dict[str, Any] = {"file": file, "arrays": arrays}
         if check:
             from dsecli.cli.check import check_source
@@ -310,7 +316,7 @@ def info(
                     continue
                 spec = file if a["key"] is None else f"{file}:{a['key']}"
                 checks.append({"key": a["key"], "report": check_source(
-                    spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0)})
+                    spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0, header=header)})
             report["checks"] = checks
 
         def render(r: dict[str, Any]) -> Any:

@@ -37,6 +37,7 @@ __all__ = [
     "describe_dtype",
     "max_safe_magnitude",
     "as_float_matrix",
+    "native_numbers",
     "check_working_range",
 ]
 
@@ -90,16 +91,43 @@ def _row_note(bad: np.ndarray, n: int, row_numbers: np.ndarray | None, n_total: 
     return f"{of}, first at row {first}"
 
 
+def native_numbers(arr: np.ndarray, *, where: str | None = None, name: str = "embeddings") -> np.ndarray:
+    """``arr`` in the machine's byte order, with floats wider than float64 narrowed to float64.
+
+    float128/longdouble: converted to float64 when every finite value is within float64's
+    range (|x| <= 1.8e308); each value is then rounded to float64's 53-bit significand (about
+    16 significant digits), which is the precision every computation here uses anyway. A value
+    beyond that range is refused: it would become Inf. NaN/Inf stay as they are (the finiteness
+    check reports them).
+    """
+    if arr.dtype.fields is None and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        finite = arr[np.isfinite(arr)]
+        big = np.max(np.abs(finite)) if finite.size else 0
+        if big > _FLOAT64_MAX:
+            shown = np.format_float_scientific(big, precision=2, trim="-")
+            raise InputError(
+                f"{where_prefix(where)}`{name}` must fit in float64 (|x| <= {_FLOAT64_MAX:.3g}); got dtype "
+                f"{arr.dtype} with |values| up to {shown}: rescale the data"
+            )
+        arr = arr.astype(np.float64)
+    return arr
+
+
 def as_float_matrix(
     arr: Any, *, where: str | None = None, name: str = "embeddings", flatten: bool = False, min_rows: int = 2
 ) -> tuple[np.ndarray, tuple[int, ...] | None]:
     """The structural checks of :func:`check_embeddings` (dtype, dimensions, N = 0, D = 0).
 
     Returns ``(matrix as float32/float64, original shape if flattened else None)``; NaN/Inf
-    are left in place (the sanity report counts them).
+    are left in place (the sanity report counts them). dtype rules: float32 and float64 are
+    kept; float16, integers and booleans become float64 (exactly, up to 2^53 for integers);
+    wider floats follow :func:`native_numbers`. The values are those of the same numbers in a
+    plain float64 C-order array, whatever the byte order or memory layout.
     """
     w = where_prefix(where)
-    arr = np.asarray(arr)
+    arr = native_numbers(np.asarray(arr), where=where, name=name)
     if arr.dtype.kind == "c":
         raise InputError(
             f"{w}`{name}` must be real numbers; got dtype {describe_dtype(arr.dtype)}: take x.real or abs(x) first"
@@ -195,6 +223,8 @@ def check_reference_array(arr: np.ndarray, *, where: str | None = None, n_rows: 
     """Validate a reference Y: one row per sample, labels (int/str/bool), scalars or vectors."""
     w = where_prefix(where)
     arr = np.asarray(arr)
+    if arr.dtype.kind in "biufc":
+        arr = native_numbers(arr, where=where, name="reference")
     if arr.ndim == 0:
         raise InputError(f"{w}`reference` must have one entry per row; got a scalar")
     if arr.dtype.kind == "c":

@@ -1,0 +1,141 @@
+"""Reading embeddings and references from files, lazily.
+
+Supported inputs (``SPEC`` is a path, optionally followed by ``:key``):
+
+========================  ===============================================================
+``emb.npy``               memory-mapped: only the rows used are read
+``emb.npz[:key]``         the only array, or ``key``
+``emb.h5[:/grp/ds]``      HDF5 (also .hdf5, .hdf, .he5); the only dataset, or the given path;
+                          only the rows used are read (:mod:`.hdf5`)
+``emb.pt[:key]``          a tensor, or a dict of tensors (``key``), loaded with
+                          ``torch.load(weights_only=True)``: no pickle code runs (:mod:`.pt`)
+``emb.csv|.tsv|.txt``     numeric text, or one column of string labels; the header rule is
+                          in :mod:`.text` (``header=True/False`` says it)
+``-``                     ``.npy`` (or ``.npz``) bytes on standard input
+========================  ===============================================================
+
+Whatever the format, :meth:`ArraySource.read` returns the values in the machine's byte order,
+so a big-endian or Fortran-order file gives the same numbers as a plain C-order ``.npy``.
+A FIFO or pipe (``mkfifo``, ``<(...)``, ``/dev/stdin``) is read once, into memory, and then
+parsed by its extension: it is never opened twice. A 0-d array (a single value) is refused
+when opened: no command takes one.
+
+One module per format family: :mod:`.npy` (``.npy``, ``.npz``, stdin), :mod:`.hdf5`,
+:mod:`.pt` and :mod:`.text`. h5py and torch are imported only when such a file is read.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from dsecli.errors import InputError
+from dsecli.inputs.readers import hdf5, npy, pt, text
+from dsecli.inputs.readers._common import ArraySource, is_stream, read_stream
+
+__all__ = [
+    "EXTENSIONS",
+    "ArraySource",
+    "open_array",
+    "load_array",
+    "list_arrays",
+    "split_spec",
+]
+
+_NPY = (".npy",)
+_NPZ = (".npz",)
+_HDF5 = (".h5", ".hdf5", ".hdf", ".he5")
+_TORCH = (".pt", ".pth")
+_TEXT = (".csv", ".tsv", ".txt")
+EXTENSIONS = _NPY + _NPZ + _HDF5 + _TORCH + _TEXT
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``"file.ext:key"`` into ``("file.ext", "key")``; a path that exists is never split."""
+    spec = os.fspath(spec)
+    if spec == "-" or os.path.exists(spec):
+        return spec, None
+    low = spec.lower()
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        pos = low.find(ext + ":")
+        if pos >= 0:
+            cut = pos + len(ext)
+            return spec[:cut], spec[cut + 1 :] or None
+    return spec, None
+
+
+def _ext(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def _check_file(path: str) -> None:
+    if path == "-":
+        return
+    if not os.path.exists(path):
+        if os.path.islink(path):
+            raise InputError(f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist")
+        raise InputError(f"{path}: file not found")
+    if os.path.isdir(path):
+        pattern = os.path.join(path, "*.npy")
+        raise InputError(f"{path}: is a directory, not a file; to measure every file in it use dse batch '{pattern}'")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: file is not readable (permission denied)")
+    ext = _ext(path)
+    if ext not in EXTENSIONS:
+        raise InputError(
+            f"{path}: unknown extension {ext or '(none)'!r}; expected one of {', '.join(EXTENSIONS)} "
+            "(or - for .npy on stdin)"
+        )
+
+
+def _open(path: str, key: str | None, header: bool | None) -> ArraySource:
+    if path == "-":
+        return npy.open_stdin(key)
+    data = read_stream(path) if is_stream(path) else None
+    ext = _ext(path)
+    if ext in _NPY:
+        return npy.open_npy(path, key, data)
+    if ext in _NPZ:
+        return npy.open_npz(path, key, data)
+    if ext in _HDF5:
+        return hdf5.open_hdf5(path, key, data)
+    if ext in _TORCH:
+        return pt.open_torch(path, key, data)
+    return text.open_text(path, key, data, header=header)
+
+
+def open_array(spec: str, *, header: bool | None = None) -> ArraySource:
+    """Open ``SPEC`` (``path[:key]`` or ``-``) lazily; raise :class:`InputError` with the file named.
+
+    ``header`` applies to text tables only: True, the first line is a header; False, it is
+    data; None, the rule of :mod:`dsecli.inputs.readers.text` decides.
+    """
+    path, key = split_spec(str(spec))
+    _check_file(path)
+    src = _open(path, key, header)
+    if len(src.shape) == 0:
+        raise InputError(f"{src.label}: holds a 0-d array (a single value, shape ()); expected one row per sample")
+    return src
+
+
+def load_array(spec: str, rows: np.ndarray | None = None, *, header: bool | None = None) -> np.ndarray:
+    """Read ``SPEC`` (all rows, or the given sorted row indices) into memory."""
+    return open_array(spec, header=header).read(rows)
+
+
+def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]]:
+    """Every array in a file: ``[{"key": ..., "shape": [...], "dtype": "..."}]`` (for ``dse info``)."""
+    path = os.fspath(path)
+    _check_file(path)
+    ext = _ext(path)
+    data = read_stream(path) if path != "-" and is_stream(path) else None
+    if ext in _HDF5:
+        return hdf5.list_hdf5(path, data)
+    if ext in _NPZ:
+        return npy.list_npz(path, data)
+    if ext in _TORCH:
+        return pt.list_torch(path, data)
+    src = _open(path, None, header)
+    return [{"key": None, "shape": list(src.shape), "dtype": str(src.dtype)}]

@@ -1,0 +1,140 @@
+"""What every reader shares: the lazy :class:`ArraySource`, the input's bytes, and error wording."""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dsecli.errors import InputError
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def native(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in the machine's byte order (same values): torch and the kernels refuse big-endian data."""
+    if arr.dtype.fields is None and arr.dtype.byteorder not in ("=", "|") and not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def native_dtype(dtype: np.dtype) -> np.dtype:
+    return dtype.newbyteorder("=") if dtype.fields is None and not dtype.isnative else dtype
+
+
+@dataclass
+class ArraySource:
+    """An array in a file, opened lazily.
+
+    ``shape`` and ``dtype`` are known without reading the data; ``read(rows)`` returns the
+    given rows (sorted indices, or None for all) as a NumPy array in the machine's byte order
+    (``dtype`` is that native dtype: a big-endian ``>f8`` file reads as ``float64``).
+    """
+
+    path: str
+    key: str | None
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    _reader: Callable[[np.ndarray | None], np.ndarray] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        self.dtype = native_dtype(np.dtype(self.dtype))
+
+    @property
+    def label(self) -> str:
+        return f"{self.path}:{self.key}" if self.key else self.path
+
+    def read(self, rows: np.ndarray | None = None) -> np.ndarray:
+        try:
+            out = self._reader(rows)
+        except InputError:
+            raise
+        except PermissionError as exc:
+            raise InputError(f"{self.label}: file is not readable (permission denied)") from exc
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            if is_locked(exc):
+                raise locked_error(self.label) from exc
+            raise InputError(f"{self.label}: cannot read the data, the file may be corrupt or truncated "
+                             f"({first_line(exc)})") from exc
+        return native(np.asarray(out))
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's text, cut at its first sentence when long (torch's run on)."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    if len(text) > limit and ". " in text[:limit]:
+        text = text[: text.index(". ", 0, limit) + 1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_locked(exc: BaseException) -> bool:
+    """HDF5's file lock held by a writer: errno EAGAIN/EWOULDBLOCK, or the library's own words."""
+    import errno
+
+    text = str(exc).lower()
+    return "unable to lock file" in text or (
+        isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+        and "lock" in text)
+
+
+def locked_error(label: str) -> InputError:
+    return InputError(
+        f"{label}: the file is locked by a program that has it open for writing (HDF5 file locking); "
+        "wait until that program closes it"
+    )
+
+
+def corrupt(path: str, kind: str, exc: BaseException) -> InputError:
+    if isinstance(exc, PermissionError):
+        return InputError(f"{path}: file is not readable (permission denied)")
+    if "allow_pickle" in str(exc):
+        return InputError(f"{path}: holds Python objects (dtype object); expected a numeric array")
+    return InputError(f"{path}: corrupt or truncated {kind} file ({first_line(exc)})")
+
+
+def is_stream(path: str) -> bool:
+    """A FIFO, pipe or character device (``/dev/stdin``, ``<(...)``): readable once, so read into memory once."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def read_stream(path: str) -> bytes:
+    """All bytes of a FIFO or pipe, read with a single open (a second open would wait for a writer forever)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except PermissionError as exc:
+        raise InputError(f"{path}: file is not readable (permission denied)") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({first_line(exc)})") from exc
+
+
+def head(path: str, data: bytes | None, size: int = 8) -> bytes:
+    """The first ``size`` bytes: from memory for streams, else from the file."""
+    if data is not None:
+        return data[:size]
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except PermissionError as exc:
+        raise InputError(f"{path}: file is not readable (permission denied)") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({first_line(exc)})") from exc
+
+
+def rows_of(arr: Any, rows: np.ndarray | None) -> np.ndarray:
+    return np.asarray(arr if rows is None else arr[rows])
+
+
+def from_memory(path: str, key: str | None, arr: np.ndarray) -> ArraySource:
+    return ArraySource(path, key, tuple(arr.shape), arr.dtype, lambda rows: rows_of(arr, rows))
