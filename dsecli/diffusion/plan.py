@@ -228,10 +228,11 @@ def plan_mutual_information(
     repetitions = check_positive_int(repetitions, "repetitions")
     check_choice(solver, "solver", SOLVERS)
     dev = as_device(device)
-    dt = dtype_name(resolve_dtype(dtype))
+    dtype = resolve_dtype(dtype)
+    dt = dtype_name(dtype)
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
     sizes = sorted({c for c in counts if c > 1})
-    plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dt, t=t, memory_bytes=have) for m in sizes}
+    plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dtype, t=t, memory_bytes=have) for m in sizes}
     item = 4 if dt == "float32" else 8
     shared_bytes = 2 * n * n * item + n * d * 8 * 2
     shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= have * MEMORY_FRACTION
