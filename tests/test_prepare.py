@@ -151,6 +151,21 @@ def test_cli_json_lists_and_stderr_shows_each_warning_once(tmp_path) -> None:
         assert sum(text in line for line in res.stderr.splitlines() if line.startswith("warning:")) == 1
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_spectrum_lists_the_preparation_warnings_once(cached: bool, tmp_path) -> None:
+    from dsecli.measures.diffusion_time import diffusion_spectrum
+
+    x, _ = _data()
+    cache = str(tmp_path / "cache") if cached else False
+    if cached:  # the second call reads the spectrum from the cache
+        _emitted(lambda: diffusion_spectrum(x, max_n=0, drop_nonfinite=True, device="cpu", cache=cache))
+    spec, shown = _emitted(lambda: diffusion_spectrum(x, max_n=0, drop_nonfinite=True, device="cpu", cache=cache))
+    assert spec.cache["hit"] is cached
+    for text in (CONSTANT, DUPLICATE, DROPPED):
+        assert _one(spec.warnings, text) and _one(shown, text)
+    assert Counter(shown) == Counter(spec.warnings)
+
+
 def test_collector_keeps_carried_messages_without_showing_them_again() -> None:
     with warnings.catch_warnings(record=True) as log:
         warnings.simplefilter("always")
