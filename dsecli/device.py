@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DTYPES",
     "resolve_device",
+    "as_device",
     "resolve_dtype",
     "to_tensor",
     "synchronize",
@@ -64,6 +65,18 @@ def resolve_device(device: Any = "auto") -> torch.device:
             )
         return dev
     raise InputError(f"`device` must be auto, cpu, cuda or cuda:N; got {device!r}")
+
+
+def as_device(device: Any) -> torch.device:
+    """A torch.device as it is, anything else through :func:`resolve_device`.
+
+    For the layers below the public functions: those resolve the user's device once
+    (:attr:`dsecli.inputs.prepare.Prepared.device`) and hand the torch.device down, so it is not
+    resolved again at every step.
+    """
+    import torch
+
+    return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 def resolve_dtype(dtype: Any = "float64") -> torch.dtype:

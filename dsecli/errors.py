@@ -182,14 +182,20 @@ class CollectWarnings:
     """Record dsecli warnings raised inside a ``with`` block, so results can carry them.
 
     The warnings still reach the caller afterwards (re-emitted on exit), so the CLI prints
-    them and library users see them as usual.
+    them and library users see them as usual. ``carried`` are messages raised (and shown)
+    earlier for the same result, e.g. while its rows were prepared
+    (:attr:`dsecli.inputs.prepare.Prepared.warnings`): they head the list and are not shown
+    again.
     """
+
+    def __init__(self, carried: tuple[str, ...] | list[str] = ()) -> None:
+        self.carried = tuple(carried)
 
     def __enter__(self) -> list[str]:
         self._cm = warnings.catch_warnings(record=True)
         self._log = self._cm.__enter__()
         warnings.simplefilter("always", DseWarning)
-        self.messages: list[str] = []
+        self.messages: list[str] = list(self.carried)
         return self.messages
 
     def __exit__(self, *exc: object) -> None:

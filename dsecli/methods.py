@@ -2,8 +2,10 @@
 
 ``ENTROPY_METHODS`` and ``MI_METHODS`` map a method name (as on the command line) to its
 function. :func:`estimate_entropy` and :func:`estimate_mutual_information` subsample and
-validate once, then hand every method the same :class:`~dsecli.inputs.sampling.Rows` and pass each
-only the keyword parameters its signature accepts (as SciPy's ``methods`` dictionaries do).
+validate once (:func:`dsecli.inputs.prepare.prepare_rows`), then hand every method the same
+:class:`~dsecli.inputs.prepare.Prepared` (rows, reference, device and dtype, and the warnings
+raised while preparing) and pass each only the keyword parameters its signature accepts (as
+SciPy's ``methods`` dictionaries do).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from dsecli.estimators import (
     ksg_mutual_information,
     mine_mutual_information,
 )
-from dsecli.inputs.prepare import prepare_reference, prepare_rows
-from dsecli.inputs.sampling import DEFAULT_MAX_N, Rows
+from dsecli.inputs.prepare import prepare_rows
+from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.dse import (
     adjacency_spectral_entropy,
     diffusion_spectral_entropy,
@@ -91,17 +93,22 @@ def estimate_entropy(
 ) -> list[EntropyResult]:
     """Run each entropy method in ``methods`` on the same subsample of ``x``.
 
-    ``params`` (sigma, t, k, bins, base, device, dtype, ...) go to the methods that take them.
+    ``x`` is prepared once (:func:`dsecli.inputs.prepare.prepare_rows`; a
+    :class:`~dsecli.inputs.prepare.Prepared` is used as it is), with ``device`` and ``dtype``
+    from ``params`` resolved once for all methods. The other ``params`` (sigma, t, k, bins,
+    base, ...) go to the methods that take them. Every result lists the warnings raised while
+    preparing as well as its own.
     """
     names = parse_methods(methods, ENTROPY_METHODS, ENTROPY_ALL)
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
+    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
+                        device=params.pop("device", None), dtype=params.pop("dtype", None))
     common = {"max_n": max_n, "seed": seed, "sampler": sampler, **params}
     return [ENTROPY_METHODS[n](rows, **_accepted(ENTROPY_METHODS[n], common)) for n in names]
 
 
 def estimate_mutual_information(
     x: Any,
-    y: Any,
+    y: Any = None,
     *,
     methods: str | Sequence[str] = ("dsmi",),
     max_n: int | None = DEFAULT_MAX_N,
@@ -111,10 +118,13 @@ def estimate_mutual_information(
     drop_nonfinite: bool = False,
     **params: Any,
 ) -> list[MIResult]:
-    """Run each mutual-information method in ``methods`` on the same rows of ``x`` and ``y``."""
+    """Run each mutual-information method in ``methods`` on the same rows of ``x`` and ``y``.
+
+    Prepared once as in :func:`estimate_entropy`, reference included: ``y`` may be None when
+    ``x`` is a :class:`~dsecli.inputs.prepare.Prepared` that holds its reference.
+    """
     names = parse_methods(methods, MI_METHODS, MI_ALL)
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
-    yv = prepare_reference(y, rows, where=getattr(y, "label", None))
-    y_rows = Rows(yv, rows.n_total, rows.indices, getattr(y, "label", None))
+    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
+                        device=params.pop("device", None), dtype=params.pop("dtype", None), reference=y)
     common = {"max_n": max_n, "seed": seed, "sampler": sampler, **params}
-    return [MI_METHODS[n](rows, y_rows, **_accepted(MI_METHODS[n], common)) for n in names]
+    return [MI_METHODS[n](rows, **_accepted(MI_METHODS[n], common)) for n in names]

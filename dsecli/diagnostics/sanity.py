@@ -2,9 +2,10 @@
 
 Two levels:
 
-- :func:`data_quality_warnings` (duplicate rows, constant columns) costs O(N D) (rows are
-  hashed, not sorted) and runs on every call: :func:`dsecli.inputs.prepare.prepare_rows` turns its
-  messages into :class:`~dsecli.errors.DataQualityWarning`, so every estimator reports them.
+- :func:`~dsecli.inputs.quality.data_quality_warnings` (duplicate rows, constant columns; in
+  :mod:`dsecli.inputs.quality`, re-exported here) costs O(N D) and runs on every call:
+  :func:`dsecli.inputs.prepare.prepare_rows` turns its messages into
+  :class:`~dsecli.errors.DataQualityWarning`, so every estimator reports them.
 - :func:`sanity_report` (``dse check FILE``, ``dse info FILE --check``) adds NaN/Inf counts,
   N versus D, precision notes for float16/float32 input, column scales, the bandwidth scale
   and whether binned Shannon entropy would saturate at log2 N.
@@ -23,8 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import where_prefix
 from dsecli.inputs.checks import as_float_matrix, max_safe_magnitude, nonfinite_rows, source_label
+from dsecli.inputs.quality import (
+    are,
+    columns_phrase,
+    constant_columns,
+    data_quality_warnings,
+    distinct_row_counts,
+    duplicate_rows,
+    input_row,
+)
 from dsecli.inputs.sampling import DEFAULT_MAX_N, take_rows
 from dsecli.results import json_safe
 
@@ -42,7 +51,6 @@ __all__ = [
 SATURATION_SHARE = 0.9
 # rows used for the bandwidth (kernel scale) diagnostics
 SCALE_ROWS = 2000
-_HASH_SEED = 0x5EED_D5E
 
 
 @dataclass(frozen=True)
@@ -85,111 +93,6 @@ class SanityReport:
                          for f in self.findings],
             "stats": self.stats,
         })
-
-
-def _row_hashes(x: np.ndarray) -> np.ndarray:
-    """64-bit hash of each row's bytes: sum of (bits * odd random multiplier), wrapping.
-
-    Integer arithmetic is exact and order-independent, so equal rows always get equal hashes
-    (unlike a floating-point projection); unequal rows collide with probability ~2^-63, and
-    callers verify candidates byte by byte anyway.
-    """
-    x = np.ascontiguousarray(x)
-    if x.dtype.itemsize == 8:
-        bits = x.view(np.uint64)
-    else:
-        bits = x.view(np.dtype(f"u{x.dtype.itemsize}")).astype(np.uint64)
-    mult = np.random.default_rng(_HASH_SEED).integers(1, 2**62, size=x.shape[1], dtype=np.uint64) * 2 + 1
-    return bits @ mult
-
-
-def distinct_row_counts(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """Multiplicities of the distinct rows of a 2-D array (exact), and one repeated pair.
-
-    Returns ``(counts, pair)``: ``counts`` has one entry per distinct row (any order);
-    ``pair`` is ``(i, j)`` with row j an exact repeat of the earlier row i, or None. O(N D).
-    """
-    n = x.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), None
-    x = np.ascontiguousarray(x)
-    if x.dtype.kind == "f":
-        x = x + x.dtype.type(0)  # -0.0 -> 0.0: the same point, different bytes
-    h = _row_hashes(x)
-    _, inverse, hcounts = np.unique(h, return_inverse=True, return_counts=True)
-    shared = np.flatnonzero(hcounts[inverse] > 1)
-    singles = np.ones(int((hcounts == 1).sum()), dtype=np.int64)
-    if shared.size == 0:
-        return singles, None
-    groups: dict[bytes, list[int]] = {}
-    for i in shared:
-        groups.setdefault(x[i].tobytes(), []).append(int(i))
-    pair = None
-    for rows in groups.values():
-        if len(rows) > 1 and (pair is None or rows[1] < pair[1]):
-            pair = (rows[0], rows[1])
-    counts = np.concatenate([singles, np.array([len(r) for r in groups.values()], dtype=np.int64)])
-    return counts, pair
-
-
-def duplicate_rows(x: np.ndarray) -> tuple[int, int, tuple[int, int] | None]:
-    """``(rows that repeat an earlier row, distinct rows, an example pair (i, j))``; exact, O(N D)."""
-    counts, pair = distinct_row_counts(x)
-    return int(x.shape[0] - counts.size), int(counts.size), pair
-
-
-def constant_columns(x: np.ndarray) -> np.ndarray:
-    """Indices of the columns holding a single value (over the given rows)."""
-    if x.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.max(x, axis=0) == np.min(x, axis=0))
-
-
-def _shown(idx: np.ndarray, limit: int = 8) -> str:
-    out = ", ".join(str(int(i)) for i in idx[:limit])
-    return out + (", ..." if idx.size > limit else "")
-
-
-def _columns(idx: np.ndarray) -> str:
-    return f"column {int(idx[0])}" if idx.size == 1 else f"columns {_shown(idx)}"
-
-
-def _are(count: int) -> str:
-    return "is" if count == 1 else "are"
-
-
-def _input_row(i: int, row_numbers: np.ndarray | None) -> int:
-    return int(i) if row_numbers is None else int(row_numbers[i])
-
-
-def data_quality_warnings(x: np.ndarray, *, where: str | None = None,
-                          row_numbers: np.ndarray | None = None) -> list[str]:
-    """Messages about duplicate rows and constant columns of a finite float matrix (N, D); O(N D).
-
-    ``row_numbers`` maps positions to the input's row numbers (after subsampling).
-    """
-    w = where_prefix(where)
-    n, d = x.shape
-    out: list[str] = []
-    if n < 2:
-        return out
-    const = constant_columns(x)
-    if const.size == d:
-        return [f"{w}all {d} columns are constant: every row is the same point, so every entropy of these "
-                "rows is 0 and every mutual information is 0"]
-    if const.size:
-        out.append(
-            f"{w}{const.size} of {d} columns {_are(const.size)} constant ({_columns(const)}): "
-            "constant columns add nothing to distances or bins (dead units?)"
-        )
-    n_dup, n_distinct, pair = duplicate_rows(x)
-    if n_dup:
-        eg = f"; e.g. row {_input_row(pair[1], row_numbers)} repeats row {_input_row(pair[0], row_numbers)}" if pair else ""
-        out.append(
-            f"{w}{n_dup} of {n} rows {'repeats' if n_dup == 1 else 'repeat'} an earlier row ({n_distinct} distinct{eg}): duplicates are points at "
-            "distance 0, which lower DSE and make kNN/KSG distances 0; `dse check` reports more"
-        )
-    return out
 
 
 def _binned_cells(x: np.ndarray, bins: int) -> tuple[int, float]:
@@ -283,7 +186,7 @@ def sanity_report(
     n_inf = int(np.isinf(arr).sum())
     stats.update({"nonfinite_rows": int(bad.size), "nan_values": n_nan, "inf_values": n_inf})
     if bad.size:
-        first = _input_row(bad[0], numbers)
+        first = input_row(bad[0], numbers)
         findings.append(Finding(
             "nonfinite", "error",
             f"{bad.size} of {n} rows {'holds' if bad.size == 1 else 'hold'} NaN or Inf ({n_nan} NaN, {n_inf} Inf values), first at row {first}: "
@@ -305,14 +208,14 @@ def sanity_report(
                                 f"all {d} columns are constant: every row is the same point; every entropy is 0"))
     elif const.size:
         findings.append(Finding("constant_columns", "note",
-                                f"{const.size} of {d} columns {_are(const.size)} constant ({_columns(const)}): "
+                                f"{const.size} of {d} columns {are(const.size)} constant ({columns_phrase(const)}): "
                                 "constant columns add nothing to distances or bins (dead units?)",
                                 {"columns": const[:100].tolist()}))
 
     n_dup, n_distinct, pair = duplicate_rows(arr)
     stats.update({"duplicate_rows": n_dup, "distinct_rows": n_distinct})
     if n_dup:
-        eg = {"example": [_input_row(pair[0], numbers), _input_row(pair[1], numbers)]} if pair else {}
+        eg = {"example": [input_row(pair[0], numbers), input_row(pair[1], numbers)]} if pair else {}
         findings.append(Finding(
             "duplicates", "warning",
             f"{n_dup} of {n} rows {'repeats' if n_dup == 1 else 'repeat'} an earlier row ({n_distinct} distinct"

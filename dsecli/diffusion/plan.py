@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsecli.device import available_memory_bytes, dtype_name, resolve_device, resolve_dtype
+from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype
 from dsecli.errors import InputError, check_choice, check_positive_int
 
 __all__ = ["SOLVERS", "AUTO_EXACT_MAX_N", "plan_entropy", "plan_mutual_information", "format_plan", "solver_settings"]
@@ -114,7 +114,7 @@ def plan_entropy(
     d = check_positive_int(n_features, "n_features")
     t = check_positive_int(t, "t")
     check_choice(solver, "solver", SOLVERS)
-    dev = resolve_device(device)
+    dev = as_device(device)
     dt = dtype_name(resolve_dtype(dtype))
     item = 4 if dt == "float32" else 8
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
@@ -227,11 +227,12 @@ def plan_mutual_information(
     d = check_positive_int(n_features, "n_features")
     repetitions = check_positive_int(repetitions, "repetitions")
     check_choice(solver, "solver", SOLVERS)
-    dev = resolve_device(device)
-    dt = dtype_name(resolve_dtype(dtype))
+    dev = as_device(device)
+    dtype = resolve_dtype(dtype)
+    dt = dtype_name(dtype)
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
     sizes = sorted({c for c in counts if c > 1})
-    plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dt, t=t, memory_bytes=have) for m in sizes}
+    plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dtype, t=t, memory_bytes=have) for m in sizes}
     item = 4 if dt == "float32" else 8
     shared_bytes = 2 * n * n * item + n * d * 8 * 2
     shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= have * MEMORY_FRACTION

@@ -7,8 +7,9 @@
 - :func:`mine_mutual_information` ("mine"), Belghazi et al. 2018.
 
 All take the data first and keyword-only parameters, start from
-:func:`dsecli.inputs.prepare.prepare_rows` (so :func:`dsecli.methods.estimate_entropy` can give every
-method the same rows), and return :class:`~dsecli.EntropyResult` / :class:`~dsecli.MIResult`
+:func:`dsecli.inputs.prepare.prepare_rows` (raw data are validated there once; a
+:class:`~dsecli.inputs.prepare.Prepared` is trusted, so :func:`dsecli.methods.estimate_entropy` can
+give every method the same rows), and return :class:`~dsecli.EntropyResult` / :class:`~dsecli.MIResult`
 in bits unless ``base`` says otherwise. torch is imported inside the functions only.
 """
 

@@ -16,7 +16,7 @@ import numpy as np
 from dsecli.diffusion.spectrum import entropy_of_probabilities
 from dsecli.errors import check_at_most, check_choice, check_positive_int
 from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed
-from dsecli.inputs.prepare import prepare_reference, prepare_rows
+from dsecli.inputs.prepare import prepare_pair, prepare_rows
 from dsecli.inputs.reference import REF_KINDS, reference_classes
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
@@ -77,7 +77,8 @@ def binned_shannon_entropy(
 
     Parameters
     ----------
-    x : array-like, shape (N, D), a tensor, a lazy file source, or :class:`~dsecli.inputs.sampling.Rows`
+    x : array-like, shape (N, D), a tensor, a lazy file source, or :class:`~dsecli.inputs.prepare.Prepared`
+        (trusted as it is; see :func:`dsecli.inputs.prepare.prepare_rows`)
     bins : int >= 1
         Bins per dimension (published default 2).
     max_n, seed, sampler, flatten, drop_nonfinite
@@ -114,18 +115,19 @@ def binned_shannon_entropy(
     check_max_n(max_n)
     start = time.perf_counter()
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
-    data = np.asarray(rows.data, dtype=np.float64)
-    value, cells = binned_entropy_of_array(data, bins, base=base)
+    with Collect(rows.warnings) as notes:
+        data = np.asarray(rows.data, dtype=np.float64)
+        value, cells = binned_entropy_of_array(data, bins, base=base)
     params = {"bins": bins, "max_n": max_n, "seed": seed, "sampler": sampler, "n_features": int(data.shape[1])}
     return EntropyResult(
         method="cse", value=value, units=units_for_base(base), base=base, n_used=rows.n_used, n_total=rows.n_total,
-        params=params, elapsed_s=time.perf_counter() - start, extra={"occupied_cells": cells},
+        params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes), extra={"occupied_cells": cells},
     )
 
 
 def binned_shannon_mutual_information(
     x: Any,
-    y: Any,
+    y: Any = None,
     *,
     bins: int = 2,
     ref_kind: str = "auto",
@@ -150,8 +152,9 @@ def binned_shannon_mutual_information(
 
     Parameters
     ----------
-    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.sampling.Rows`
-    y : array-like, shape (N,) or (N, D'), a lazy source or :class:`~dsecli.inputs.sampling.Rows`
+    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.prepare.Prepared`
+    y : array-like, shape (N,) or (N, D'), a lazy source, or None when ``x`` is a Prepared holding
+        its reference
         Labels, scalars (binned into ``n_clusters`` bins) or vectors (k-means); see
         :func:`dsecli.inputs.reference.reference_classes`.
     bins : int >= 1
@@ -178,12 +181,11 @@ def binned_shannon_mutual_information(
     check_max_n(max_n)
     check_choice(ref_kind, "ref_kind", REF_KINDS)
     start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
-    yv = prepare_reference(y, rows)
+    rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
     data = np.asarray(rows.data, dtype=np.float64)
-    with Collect() as notes:
-        classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed,
-                                    where=getattr(y, "label", None))
+    with Collect(rows.warnings) as notes:
+        classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
+                                    where=rows.reference_source)
 
         def entropy_of_rows(idx: np.ndarray) -> float:
             return binned_entropy_of_array(data[idx], bins, base=base)[0]

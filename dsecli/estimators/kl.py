@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.device import dtype_name, resolve_dtype
+from dsecli.device import dtype_name
 from dsecli.errors import (
     ComputationError,
     DataQualityWarning,
@@ -45,8 +45,8 @@ def kozachenko_leonenko_entropy(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     base: float = 2.0,
     flatten: bool = False,
     drop_nonfinite: bool = False,
@@ -64,7 +64,8 @@ def kozachenko_leonenko_entropy(
 
     Parameters
     ----------
-    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.sampling.Rows`
+    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.prepare.Prepared`
+        (trusted as it is; see :func:`dsecli.inputs.prepare.prepare_rows`)
     k : int >= 1
         Neighbour order (typical 3); needs k <= N' - 1 with N' the number of distinct rows.
     metric : {"euclidean", "max"}
@@ -73,10 +74,11 @@ def kozachenko_leonenko_entropy(
         D <= 15, blocked brute force in torch otherwise. Reported in ``params``.
     max_n, seed, sampler, flatten, drop_nonfinite
         Row selection and validation as for :func:`dsecli.diffusion_spectral_entropy`.
-    device : {"auto", "cpu", "cuda", "cuda:N"}
-        Where the brute-force search runs.
-    dtype : {"float64", "float32"}
-        Precision of the brute-force search (the tree works in float64).
+    device : {"auto", "cpu", "cuda", "cuda:N"} or None
+        Where the brute-force search runs (None: "auto", or a Prepared ``x``'s device).
+    dtype : {"float64", "float32"} or None
+        Precision of the brute-force search (the tree works in float64); None: float64, or a
+        Prepared ``x``'s dtype.
     base : float
         Logarithm base (2: bits).
 
@@ -114,14 +116,15 @@ def kozachenko_leonenko_entropy(
     base = check_base(base)
     seed = check_seed(seed)
     check_max_n(max_n)
-    dt = resolve_dtype(dtype)
     start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
+    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
+                        device=device, dtype=dtype)
+    device, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
     data = np.asarray(rows.data, dtype=np.float64)
     if dtype_name(dt) == "float32":
         data = data.astype(np.float32)
     n_in, d = data.shape
-    with Collect() as notes:
+    with Collect(rows.warnings) as notes:
         distinct = np.unique(data, axis=0)
         n_dup = n_in - distinct.shape[0]
         if n_dup:

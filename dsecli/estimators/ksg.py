@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.device import dtype_name, resolve_dtype
+from dsecli.device import dtype_name
 from dsecli.errors import (
     DataQualityWarning,
     InputError,
@@ -28,7 +28,7 @@ from dsecli.estimators.common import (
     split_reference,
 )
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, ksg_counts, ross_counts
-from dsecli.inputs.prepare import prepare_reference, prepare_rows
+from dsecli.inputs.prepare import prepare_pair
 from dsecli.inputs.reference import REF_KINDS
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import MIResult, units_for_base
@@ -55,7 +55,7 @@ def add_jitter(a: np.ndarray, amount: float, rng: np.random.Generator) -> np.nda
 
 def ksg_mutual_information(
     x: Any,
-    y: Any,
+    y: Any = None,
     *,
     k: int = 3,
     metric: str = "max",
@@ -65,8 +65,8 @@ def ksg_mutual_information(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     base: float = 2.0,
     flatten: bool = False,
     drop_nonfinite: bool = False,
@@ -99,8 +99,10 @@ def ksg_mutual_information(
 
     Parameters
     ----------
-    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.sampling.Rows`
-    y : array-like, shape (N,) or (N, D'), a lazy source or :class:`~dsecli.inputs.sampling.Rows`
+    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.prepare.Prepared`
+        (trusted as it is; see :func:`dsecli.inputs.prepare.prepare_rows`)
+    y : array-like, shape (N,) or (N, D'), a lazy source, or None when ``x`` is a Prepared holding
+        its reference
     k : int >= 1
         Neighbour order (3 as NPEET and scikit-learn).
     metric : {"max", "euclidean"}
@@ -116,7 +118,8 @@ def ksg_mutual_information(
         Row selection/validation as for :func:`dsecli.diffusion_spectral_mutual_information`;
         ``seed`` also seeds the jitter.
     device, dtype
-        Where and in what precision the brute-force search runs.
+        Where and in what precision the brute-force search runs (None: "auto" and float64, or a
+        Prepared ``x``'s).
     base : float
         Logarithm base (2: bits).
 
@@ -163,22 +166,24 @@ def ksg_mutual_information(
     base = check_base(base)
     seed = check_seed(seed)
     check_max_n(max_n)
-    dt = resolve_dtype(dtype)
+    if jitter is not None:  # checked before the data are read; the default depends on the dtype
+        jitter = check_finite_number(jitter, "jitter")
+        if jitter < 0:
+            raise InputError(f"`jitter` must be >= 0; got {jitter!r}")
+    start = time.perf_counter()
+    rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                        drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
+    device, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
     if jitter is None:
         jitter = DEFAULT_JITTER[dtype_name(dt)]
-    jitter = check_finite_number(jitter, "jitter")
-    if jitter < 0:
-        raise InputError(f"`jitter` must be >= 0; got {jitter!r}")
-    start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
-    yv = prepare_reference(y, rows)
+    yv = rows.reference
     xa = as_matrix(rows.data)
     rng = np.random.default_rng(seed)
     from scipy.special import digamma
 
     extra: dict[str, Any] = {}
-    with Collect() as notes:
-        classes, ya = split_reference(yv, ref_kind=ref_kind, n_clusters=10, seed=seed, where=getattr(y, "label", None))
+    with Collect(rows.warnings) as notes:
+        classes, ya = split_reference(yv, ref_kind=ref_kind, n_clusters=10, seed=seed, where=rows.reference_source)
         if classes is None:
             assert ya is not None
             estimator = "ksg1"

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsecli.device import Timer, dtype_name, resolve_device, resolve_dtype
+from dsecli.device import Timer, dtype_name
 from dsecli.errors import InputError, check_choice, check_finite_number, check_positive_int
 from dsecli.estimators.common import Collect, as_matrix, check_base, check_max_n, check_seed, nats_to, split_reference
-from dsecli.inputs.prepare import prepare_reference, prepare_rows
+from dsecli.inputs.prepare import prepare_pair
 from dsecli.inputs.reference import REF_KINDS
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import MIResult, units_for_base
@@ -90,7 +90,7 @@ class _StatisticsNetwork:
 
 def mine_mutual_information(
     x: Any,
-    y: Any,
+    y: Any = None,
     *,
     hidden_units: int = 100,
     hidden_layers: int = 2,
@@ -107,8 +107,8 @@ def mine_mutual_information(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float32",
+    device: Any = None,
+    dtype: Any = None,
     base: float = 2.0,
     flatten: bool = False,
     drop_nonfinite: bool = False,
@@ -135,8 +135,10 @@ def mine_mutual_information(
 
     Parameters
     ----------
-    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.sampling.Rows`
-    y : array-like, shape (N,) or (N, D'), a lazy source or :class:`~dsecli.inputs.sampling.Rows`
+    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.prepare.Prepared`
+        (trusted as it is; see :func:`dsecli.inputs.prepare.prepare_rows`)
+    y : array-like, shape (N,) or (N, D'), a lazy source, or None when ``x`` is a Prepared holding
+        its reference
         Continuous values, or labels (integer/boolean/string column, or ``ref_kind="discrete"``)
         which are one-hot encoded.
     hidden_units, hidden_layers : int
@@ -166,9 +168,11 @@ def mine_mutual_information(
     max_n, seed, sampler, flatten, drop_nonfinite
         Row selection as for :func:`dsecli.diffusion_spectral_mutual_information`; ``seed`` also
         seeds the split, the initial weights and every shuffle.
-    device : {"auto", "cpu", "cuda", "cuda:N"}
-    dtype : {"float32", "float64"}
-        Training precision (float32 by default: the bound's noise is far above its rounding).
+    device : {"auto", "cpu", "cuda", "cuda:N"} or None
+        None: "auto", or a Prepared ``x``'s device.
+    dtype : {"float32", "float64"} or None
+        Training precision; None: float32 (the bound's noise is far above its rounding), or a
+        Prepared ``x``'s dtype.
     base : float
         Logarithm base (2: bits).
 
@@ -211,16 +215,15 @@ def mine_mutual_information(
     base = check_base(base)
     seed = check_seed(seed)
     check_max_n(max_n)
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype)
     start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, min_rows=4, flatten=flatten,
-                        drop_nonfinite=drop_nonfinite)
-    yv = prepare_reference(y, rows)
+    rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, min_rows=4, flatten=flatten,
+                        drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
+    dev, dt = rows.device, rows.working_dtype("float32")  # resolved once, for every step below
+    yv = rows.reference
     import torch
 
-    with Collect() as notes:
-        classes, ya = split_reference(yv, ref_kind=ref_kind, n_clusters=10, seed=seed, where=getattr(y, "label", None))
+    with Collect(rows.warnings) as notes:
+        classes, ya = split_reference(yv, ref_kind=ref_kind, n_clusters=10, seed=seed, where=rows.reference_source)
         if classes is not None:
             ym = np.eye(len(classes.names))[classes.codes]
             ref_info: dict[str, Any] = {"reference": "labels (one-hot)", "n_classes": len(classes.names)}

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsecli.device import available_memory_bytes, dtype_name, resolve_device, resolve_dtype, to_tensor
+from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype, to_tensor
 from dsecli.errors import InputError, check_choice, check_positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,7 +89,7 @@ def choose_method(method: str, *, dim: int, device: Any, metric: str, tree_ok: b
     """Resolve ``"auto"``: tree on CPU for ``dim <= TREE_MAX_DIM`` (when allowed), brute otherwise."""
     check_choice(method, "method", NEIGHBOR_METHODS)
     check_choice(metric, "metric", METRICS)
-    dev = resolve_device(device)
+    dev = as_device(device)
     if method == "tree" and not tree_ok:
         raise InputError(f"`method` 'tree' is not available with metric {metric!r} here; use brute or auto")
     if method != "auto":
@@ -104,7 +104,7 @@ def _block_rows(n: int, per_row_bytes: int, budget: int | None, dev: torch.devic
 
 
 def _prepare(x: Any, device: Any, dtype: Any, *, centre: bool) -> torch.Tensor:
-    dev = resolve_device(device)
+    dev = as_device(device)
     xt = to_tensor(np.asarray(x) if not hasattr(x, "detach") else x, device=dev, dtype=resolve_dtype(dtype))
     if xt.ndim == 1:
         xt = xt[:, None]

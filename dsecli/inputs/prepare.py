@@ -1,22 +1,115 @@
-"""Getting rows into the estimators: one subsample per call, validated once.
+"""Getting rows into the estimators: validated once, at the public edge, into a :class:`Prepared`.
 
-Every estimator (DSE, DSMI and the baselines) starts with :func:`prepare_rows` (and, for
-mutual information, :func:`prepare_reference`), so all methods of one call see the same rows
-and the same validation messages.
+Every public estimator (DSE, DSMI, the published spectral variants, the baselines) accepts raw
+data or a :class:`Prepared`. Raw data go through :func:`prepare_rows`: one seeded subsample, the
+checks of :func:`dsecli.inputs.checks.check_embeddings`, and the data-quality findings of
+:func:`dsecli.inputs.quality.data_quality_warnings`. A :class:`Prepared` is trusted as it is (only
+its row count is compared with what the method needs). :func:`dsecli.methods.estimate_entropy` and
+:func:`dsecli.methods.estimate_mutual_information` prepare once and hand the same value to every
+method, so all methods of one call see the same rows, the same messages and one device resolution.
+
+The warnings raised while preparing travel in :attr:`Prepared.warnings`: they are shown once, when
+the rows are prepared, and every result computed from the rows lists them in its ``warnings``.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsecli.errors import DataQualityWarning, DseWarning, check_choice
+from dsecli.errors import CollectWarnings, DataQualityWarning, DseWarning, InputError, check_choice, where_prefix
 from dsecli.inputs.checks import check_embeddings, check_reference_array, check_same_rows
+from dsecli.inputs.quality import data_quality_warnings
 from dsecli.inputs.sampling import SAMPLERS, Rows, take_rows
 
-__all__ = ["prepare_rows", "prepare_reference"]
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["Prepared", "prepare_rows", "prepare_pair", "prepare_reference", "with_reference"]
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared(Rows):
+    """Rows validated once, ready for every estimator (made by :func:`prepare_rows`).
+
+    A :class:`~dsecli.inputs.sampling.Rows` (``n_used``, ``label``, ``subsampled`` as there) whose
+    data have passed every check.
+
+    Attributes
+    ----------
+    data : numpy.ndarray, shape (n_used, D)
+        float32 or float64, C-contiguous, finite, |values| within float64's safe range for
+        squared distances: the matrix the estimators compute on.
+    n_total : int
+        Rows in the input.
+    indices : numpy.ndarray or None
+        The input's row number of each row (sorted); None when every input row is used in order.
+    source : str or None
+        The input's label for messages (``file:key``).
+    warnings : tuple of str
+        Messages raised while preparing (duplicate rows, constant columns, dropped rows). Shown
+        once, when the rows were prepared; every result computed from these rows lists them.
+    reference : numpy.ndarray or None
+        Reference rows aligned with ``data`` (validated by
+        :func:`dsecli.inputs.checks.check_reference_array`), for mutual information.
+    reference_source : str or None
+        The reference's label for messages.
+    device_request, dtype_request
+        The device and dtype asked for (None: "auto", and each method's own dtype default).
+        :attr:`device` and :meth:`working_dtype` resolve them once and keep the result.
+    """
+
+    data: np.ndarray
+    warnings: tuple[str, ...] = ()
+    reference: np.ndarray | None = None
+    reference_source: str | None = None
+    device_request: Any = None
+    dtype_request: Any = None
+    # resolved device/dtype, filled on first use (mutable on purpose: resolution is lazy, so a
+    # method that needs no device, e.g. binned entropy, never imports torch)
+    _resolved: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        """The requested device (None or "auto": CUDA when available) as a torch.device; resolved once.
+
+        Raises :class:`~dsecli.errors.DeviceError` when CUDA is asked for and absent.
+        """
+        if "device" not in self._resolved:
+            from dsecli.device import resolve_device
+
+            self._resolved["device"] = resolve_device("auto" if self.device_request is None else self.device_request)
+        return self._resolved["device"]
+
+    def working_dtype(self, default: Any = "float64") -> torch.dtype:
+        """The requested dtype, else ``default`` (the method's own), as a torch dtype; each resolved once."""
+        request = self.dtype_request if self.dtype_request is not None else default
+        key = f"dtype {request}"
+        if key not in self._resolved:
+            from dsecli.device import resolve_dtype
+
+            self._resolved[key] = resolve_dtype(request)
+        return self._resolved[key]
+
+    def placed(self, *, device: Any = None, dtype: Any = None) -> Prepared:
+        """The same rows with another device and/or dtype request (None keeps the current one)."""
+        same_device = device is None or str(device) == str(self.device_request)
+        same_dtype = dtype is None or str(dtype) == str(self.dtype_request)
+        if same_device and same_dtype:
+            return self
+        kept = {k: v for k, v in self._resolved.items() if k != "device" or same_device}
+        return replace(self, device_request=self.device_request if same_device else device,
+                       dtype_request=self.dtype_request if same_dtype else dtype, _resolved=kept)
+
+
+def _check_row_count(rows: Prepared, min_rows: int) -> None:
+    # the one property of a Prepared that depends on the method (MINE needs 4 rows, others 2)
+    if rows.n_used < min_rows:
+        raise InputError(f"{where_prefix(rows.source)}`embeddings` must have at least {min_rows} rows; "
+                         f"got N = {rows.n_used}")
 
 
 def prepare_rows(
@@ -28,15 +121,71 @@ def prepare_rows(
     min_rows: int = 2,
     flatten: bool = False,
     drop_nonfinite: bool = False,
-) -> Rows:
-    """Subsample (once) and validate embeddings; returns :class:`Rows` with float data.
+    device: Any = None,
+    dtype: Any = None,
+    reference: Any = None,
+) -> Prepared:
+    """Subsample (once) and validate embeddings, and the reference rows that match them.
 
-    Raw input (anything but :class:`Rows`, which came from an earlier call) is also checked
-    for duplicate rows and constant columns (:func:`dsecli.diagnostics.sanity.data_quality_warnings`,
-    O(N D)); each finding is a :class:`~dsecli.errors.DataQualityWarning`.
+    Parameters
+    ----------
+    x : array-like (N, D), tensor, lazy file source (:func:`dsecli.inputs.readers.open_array`),
+        :class:`~dsecli.inputs.sampling.Rows`, or a :class:`Prepared`
+        A :class:`Prepared` is returned as it is (trusted: ``max_n``, ``seed``, ``sampler``,
+        ``flatten`` and ``drop_nonfinite`` do not apply to it); only its row count is checked
+        against ``min_rows``, and a ``device``/``dtype`` given here replaces its request.
+    max_n, seed, sampler
+        At most ``max_n`` rows (None or 0: all), drawn by :func:`dsecli.inputs.sampling.take_rows`.
+    min_rows : int
+        Fewest rows the caller's method accepts.
+    flatten, drop_nonfinite
+        As in :func:`dsecli.inputs.checks.check_embeddings`; each dropped row is reported.
+    device, dtype
+        Recorded in the result (resolved on first use); None keeps the default ("auto", and each
+        method's own dtype).
+    reference : optional
+        Y for mutual information (array, lazy source, or :class:`~dsecli.inputs.sampling.Rows`
+        already aligned): its rows matching the prepared ones are read, validated and kept in
+        :attr:`Prepared.reference` (see :func:`with_reference`).
+
+    Returns
+    -------
+    Prepared
+        Raw input is also checked for duplicate rows and constant columns (O(N D)); each finding
+        is a :class:`~dsecli.errors.DataQualityWarning`, shown once here and kept in
+        :attr:`Prepared.warnings`.
     """
-    check_choice(sampler, "sampler", SAMPLERS)
-    fresh = not isinstance(x, Rows)
+    if isinstance(x, Prepared):
+        _check_row_count(x, min_rows)
+        prepared = x.placed(device=device, dtype=dtype)
+    else:
+        check_choice(sampler, "sampler", SAMPLERS)
+        with CollectWarnings() as notes:
+            data, n_total, indices, source = _validated_rows(
+                x, max_n=max_n, seed=seed, sampler=sampler, min_rows=min_rows, flatten=flatten,
+                drop_nonfinite=drop_nonfinite,
+            )
+        prepared = Prepared(data, n_total, indices, source, tuple(notes), device_request=device, dtype_request=dtype)
+    if reference is not None:
+        prepared = with_reference(prepared, reference)
+    return prepared
+
+
+def prepare_pair(x: Any, y: Any, **selection: Any) -> Prepared:
+    """:func:`prepare_rows` for mutual information: ``y`` is required unless ``x`` holds its reference.
+
+    ``y`` given replaces a reference that ``x`` (a :class:`Prepared`) holds.
+    """
+    rows = prepare_rows(x, reference=y, **selection)
+    if rows.reference is None:
+        raise InputError("`y` (the reference) is missing: pass it, or rows prepared with one "
+                         "(prepare_rows(..., reference=y))")
+    return rows
+
+
+def _validated_rows(x: Any, *, max_n: int | None, seed: int, sampler: str, min_rows: int, flatten: bool,
+                    drop_nonfinite: bool) -> tuple[np.ndarray, int, np.ndarray | None, str | None]:
+    """(data, n_total, indices, source) of the checked rows; warns about data quality and dropped rows."""
     rows = take_rows(x, max_n=max_n, seed=seed, sampler=sampler)
     data = rows.data
     if hasattr(data, "detach"):
@@ -45,36 +194,36 @@ def prepare_rows(
         data, where=rows.source, flatten=flatten, drop_nonfinite=drop_nonfinite, min_rows=min_rows,
         row_numbers=rows.indices, n_total=rows.n_total,
     )
-    if fresh:
-        from dsecli.diagnostics.sanity import data_quality_warnings
-
-        numbers = rows.indices
-        if checked.dropped_rows.size:
-            numbers = np.delete(numbers if numbers is not None else np.arange(rows.n_used), checked.dropped_rows)
-        for message in data_quality_warnings(checked.data, where=rows.source, row_numbers=numbers):
-            warnings.warn(message, DataQualityWarning, stacklevel=2)
+    indices = rows.indices
+    gone = np.zeros(0, dtype=np.int64)
     if checked.dropped_rows.size:
-        idx = rows.indices if rows.indices is not None else np.arange(rows.n_total)
+        idx = indices if indices is not None else np.arange(rows.n_total)
         gone = idx[checked.dropped_rows]
+        indices = np.delete(idx, checked.dropped_rows)
+    for message in data_quality_warnings(checked.data, where=rows.source, row_numbers=indices):
+        warnings.warn(message, DataQualityWarning, stacklevel=3)
+    if gone.size:
         shown = ", ".join(str(int(i)) for i in gone[:8]) + (", ..." if gone.size > 8 else "")
         warnings.warn(
-            f"{rows.source + ': ' if rows.source else ''}dropped {gone.size} row(s) holding NaN or Inf "
-            f"(--drop-nonfinite): rows {shown}; {checked.data.shape[0]} rows remain",
+            f"{where_prefix(rows.source)}dropped {gone.size} row(s) holding NaN or Inf (--drop-nonfinite): rows "
+            f"{shown}; {checked.data.shape[0]} rows remain",
             DseWarning,
             stacklevel=3,
         )
-        keep = np.delete(idx, checked.dropped_rows)
-        return Rows(checked.data, rows.n_total, keep, rows.source)
-    if checked.data is data:
-        return rows
-    return Rows(checked.data, rows.n_total, rows.indices, rows.source)
+    return checked.data, rows.n_total, indices, rows.source
+
+
+def with_reference(rows: Prepared, y: Any, *, where: str | None = None) -> Prepared:
+    """``rows`` with the reference rows of ``y`` that match them (:func:`prepare_reference`)."""
+    where = where or getattr(y, "label", None)
+    return replace(rows, reference=prepare_reference(y, rows, where=where), reference_source=where)
 
 
 def prepare_reference(y: Any, rows: Rows, *, where: str | None = None) -> np.ndarray:
     """Read the reference rows matching ``rows`` (same subsample, same dropped rows).
 
-    ``y`` may be an array (N_total rows), a lazy file source, or :class:`Rows` already aligned
-    with ``rows`` (as :func:`dsecli.methods.estimate_mutual_information` passes it).
+    ``y`` may be an array (N_total rows), a lazy file source, or :class:`~dsecli.inputs.sampling.Rows`
+    already aligned with ``rows``.
     """
     if isinstance(y, Rows):
         return check_reference_array(np.asarray(y.data), where=where or y.source, n_rows=rows.n_used)

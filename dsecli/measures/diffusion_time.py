@@ -53,7 +53,7 @@ import numpy as np
 
 from dsecli.diffusion.spectrum import spectral_entropy
 from dsecli.errors import DseWarning, InputError, check_positive, check_positive_int
-from dsecli.inputs.sampling import DEFAULT_MAX_N, Rows
+from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import json_safe, units_for_base
 
 __all__ = [
@@ -205,8 +205,8 @@ def diffusion_spectrum(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     solver: str = "exact",
     flatten: bool = False,
     drop_nonfinite: bool = False,
@@ -220,7 +220,7 @@ def diffusion_spectrum(
 
     Parameters
     ----------
-    x : array-like (N, D), tensor, or lazy file source
+    x : array-like (N, D), tensor, lazy file source, or :class:`~dsecli.inputs.prepare.Prepared`
     sigma, max_n, seed, sampler, device, dtype, solver, flatten, drop_nonfinite
         As for :func:`~dsecli.measures.dse.diffusion_spectral_entropy`. A rule for sigma ("median",
         "sqrt-d") is resolved to a number first; the number is part of the cache key.
@@ -233,7 +233,7 @@ def diffusion_spectrum(
     -------
     Spectrum
     """
-    from dsecli.device import dtype_name, resolve_device, resolve_dtype, to_tensor
+    from dsecli.device import dtype_name, to_tensor
     from dsecli.diffusion.cache import SpectrumCache, cache_key, resolve_cache_dir
     from dsecli.diffusion.kernels import resolve_sigma
     from dsecli.inputs.prepare import prepare_rows
@@ -243,13 +243,11 @@ def diffusion_spectrum(
     seed = check_positive_int(seed, "seed", minimum=0)
     if max_n is not None:
         check_positive_int(max_n, "max_n", minimum=0)
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype)
-    with _Collect() as notes:
-        with _Collect() as data_notes:
-            rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                                drop_nonfinite=drop_nonfinite)
-        data = rows.data.detach().cpu().numpy() if hasattr(rows.data, "detach") else np.asarray(rows.data)
+    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
+                        device=device, dtype=dtype)
+    dev, dt = rows.device, rows.working_dtype("float64")
+    with _Collect(rows.warnings) as notes:
+        data = rows.data
         digest = rows_sha256(data)
         choice = resolve_sigma(sigma, to_tensor(data, device=dev, dtype=dt), seed=seed)
         fields = _key_fields(digest, data.shape, choice.value, dtype=dtype_name(dt), solver=solver)
@@ -268,17 +266,15 @@ def diffusion_spectrum(
             for msg in hit.meta.get("kernel_warnings") or []:
                 warnings.warn(f"{msg} (recorded when the cached spectrum was computed)", DseWarning, stacklevel=2)
         else:
-            res = diffusion_spectral_entropy(
-                Rows(data, rows.n_total, rows.indices, rows.source), sigma=choice.value, t=1, max_n=None,
-                seed=seed, sampler=sampler, device=dev, dtype=dt, solver=solver, return_eigenvalues=True,
-            )
+            res = diffusion_spectral_entropy(rows, sigma=choice.value, t=1, max_n=None, seed=seed, sampler=sampler,
+                                             solver=solver, return_eigenvalues=True)
             eig = np.asarray(res.eigenvalues, dtype=np.float64)
             params = {k: v for k, v in res.params.items() if k not in ("t", "sigma", "sigma_rule", "sigma_detail")}
             params = {**sigma_params, **params, "max_n": max_n,
                       "eigen_elapsed_s": float(sum(res.extra.get("timings_s", {}).values()))}
             path = None
             if store is not None:
-                kernel_notes = [m for m in res.warnings if m not in data_notes]
+                kernel_notes = [m for m in res.warnings if m not in rows.warnings]
                 path = store.store(fields, eig, {"params": params, "n_used": rows.n_used, "n_total": rows.n_total,
                                                  "kernel_warnings": kernel_notes, "created_unix": time.time()})
     cache_info = {
@@ -569,8 +565,8 @@ def spectrum_scan(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     solver: str = "exact",
     base: float = 2.0,
     flatten: bool = False,

@@ -18,7 +18,6 @@ from dsecli.device import (
     Timer,
     available_memory_bytes,
     dtype_name,
-    resolve_device,
     resolve_dtype,
     to_tensor,
 )
@@ -47,9 +46,9 @@ from dsecli.errors import (
     check_positive_int,
 )
 from dsecli.inputs.checks import check_working_range
-from dsecli.inputs.prepare import prepare_reference, prepare_rows
+from dsecli.inputs.prepare import Prepared, prepare_pair, prepare_rows
 from dsecli.inputs.reference import REF_KINDS, reference_classes
-from dsecli.inputs.sampling import DEFAULT_MAX_N, Rows
+from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
 from dsecli.results import EntropyResult, MIResult, units_for_base
 
@@ -95,18 +94,22 @@ def check_dense_memory(n: int, *, device: torch.device, dtype: torch.dtype, copi
 
 
 def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: Any, base: Any, min_rows: int = 2,
-           flatten: bool = False, drop_nonfinite: bool = False,
-           dense_copies: int | None = 2) -> tuple[Rows, torch.Tensor, float]:
+           flatten: bool = False, drop_nonfinite: bool = False, dense_copies: int | None = 2,
+           y: Any = None, with_reference: bool = False) -> tuple[Prepared, torch.Tensor, float]:
+    """The public edge of every function here: check the shared parameters, prepare the rows once
+    (a :class:`~dsecli.inputs.prepare.Prepared` ``x`` is trusted), resolve device and dtype, and
+    put the rows on the device."""
     base = check_positive(base, "base")
     if base == 1:
         raise InputError("`base` must be > 0 and != 1; got 1")
     seed = check_positive_int(seed, "seed", minimum=0)
     if max_n is not None:
         check_positive_int(max_n, "max_n", minimum=0)
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype)
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, min_rows=min_rows, flatten=flatten,
-                        drop_nonfinite=drop_nonfinite)
+    selection = {"max_n": max_n, "seed": seed, "sampler": sampler, "min_rows": min_rows, "flatten": flatten,
+                 "drop_nonfinite": drop_nonfinite, "device": device, "dtype": dtype}
+    rows = prepare_pair(x, y, **selection) if with_reference else prepare_rows(x, **selection)
+    dev = rows.device
+    dt = rows.working_dtype("float64")
     check_working_range(rows.data, dt, where=rows.source)
     if dense_copies:  # None: the caller checks its own memory plan (DSE's solvers)
         check_dense_memory(rows.n_used, device=dev, dtype=dt, copies=dense_copies)
@@ -114,7 +117,7 @@ def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: A
     return rows, xt, base
 
 
-def _common_params(rows: Rows, xt: torch.Tensor, *, max_n: Any, seed: int, sampler: str) -> dict[str, Any]:
+def _common_params(rows: Prepared, xt: torch.Tensor, *, max_n: Any, seed: int, sampler: str) -> dict[str, Any]:
     return {
         "max_n": max_n,
         "seed": seed,
@@ -147,8 +150,8 @@ def diffusion_spectral_entropy(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     base: float = 2.0,
     solver: str = "exact",
     tol_bits: float = 0.01,
@@ -170,7 +173,10 @@ def diffusion_spectral_entropy(
 
     Parameters
     ----------
-    x : array-like, shape (N, D), a tensor, or a lazy file source (:func:`dsecli.inputs.readers.open_array`)
+    x : array-like, shape (N, D), a tensor, a lazy file source (:func:`dsecli.inputs.readers.open_array`), or
+        a :class:`~dsecli.inputs.prepare.Prepared` (used as it is: validated once by
+        :func:`~dsecli.inputs.prepare.prepare_rows`; ``max_n``, ``sampler``, ``flatten`` and
+        ``drop_nonfinite`` then do not apply)
     sigma : float or {"median", "sqrt-d"}
         Kernel bandwidth in data units (published default 10).
     t : int >= 1
@@ -182,10 +188,11 @@ def diffusion_spectral_entropy(
         Seed of the local generator for subsampling.
     sampler : {"numpy", "published"}
         "published" reproduces the published package's row draws (CPython ``random``).
-    device : {"auto", "cpu", "cuda", "cuda:N"}
-    dtype : {"float64", "float32"}
+    device : {"auto", "cpu", "cuda", "cuda:N"} or None
+        None: "auto", or the device a Prepared ``x`` was prepared for.
+    dtype : {"float64", "float32"} or None
         Working precision of kernel and eigensolver; float32 is faster but small eigenvalues
-        lose accuracy (see README, "Precision").
+        lose accuracy (see README, "Precision"). None: float64, or a Prepared ``x``'s dtype.
     base : float
         Logarithm base: 2 gives bits, e nats.
     solver : {"exact", "approx", "auto"}
@@ -229,10 +236,10 @@ def diffusion_spectral_entropy(
     start = time.perf_counter()
     rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
                             flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None)
-    plan = _checked_plan(rows.n_used, xt, solver=solver, t=t, return_eigenvalues=return_eigenvalues,
-                         max_seconds=max_seconds)
     lam = None
-    with _Collect() as notes:
+    with _Collect(rows.warnings) as notes:
+        plan = _checked_plan(rows.n_used, xt, solver=solver, t=t, return_eigenvalues=return_eigenvalues,
+                             max_seconds=max_seconds)
         choice = resolve_sigma(sigma, xt, seed=seed)
         if plan["solver"] == "exact":
             with Timer(xt.device) as tk:
@@ -377,8 +384,8 @@ def adjacency_spectral_entropy(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     base: float = 2.0,
     return_eigenvalues: bool = False,
     flatten: bool = False,
@@ -398,7 +405,7 @@ def adjacency_spectral_entropy(
     rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
                             flatten=flatten, drop_nonfinite=drop_nonfinite)
     extra_params: dict[str, Any] = {}
-    with _Collect() as notes:
+    with _Collect(rows.warnings) as notes:
         if kernel == "knn":
             k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True, where=rows.source)
             lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
@@ -428,8 +435,8 @@ def matrix_entry_entropy(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     base: float = 2.0,
     flatten: bool = False,
     drop_nonfinite: bool = False,
@@ -442,7 +449,7 @@ def matrix_entry_entropy(
     start = time.perf_counter()
     rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
                             flatten=flatten, drop_nonfinite=drop_nonfinite)
-    with _Collect() as notes:
+    with _Collect(rows.warnings) as notes:
         choice = resolve_sigma(sigma, xt, seed=seed)
         g = gaussian_kernel(xt, choice.value)
         warn_if_degenerate(g, choice.value)
@@ -461,7 +468,7 @@ def matrix_entry_entropy(
 
 def diffusion_spectral_mutual_information(
     x: Any,
-    y: Any,
+    y: Any = None,
     *,
     sigma: float | str = 10.0,
     t: int = 1,
@@ -471,8 +478,8 @@ def diffusion_spectral_mutual_information(
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
-    device: Any = "auto",
-    dtype: Any = "float64",
+    device: Any = None,
+    dtype: Any = None,
     base: float = 2.0,
     solver: str = "exact",
     tol_bits: float = 0.01,
@@ -486,6 +493,8 @@ def diffusion_spectral_mutual_information(
 
         I_D = \\sum_y \\frac{n_y}{N}\\Big[\\frac{1}{R}\\sum_r \\mathrm{DSE}(X^*_r) - \\mathrm{DSE}(X_{Y=y})\\Big]
 
+    ``x`` as for :func:`diffusion_spectral_entropy`; ``y`` (N rows, or None when ``x`` is a
+    :class:`~dsecli.inputs.prepare.Prepared` holding its reference) is the reference.
     X* are uniform size-n_y subsets of all rows (R = ``repetitions`` draws per class), which
     cancels DSE's dependence on sample size. Y may be labels, scalars (binned into
     ``n_clusters`` equal-width bins) or vectors (k-means into ``n_clusters`` groups); see
@@ -518,17 +527,17 @@ def diffusion_spectral_mutual_information(
         max_seconds = check_positive(max_seconds, "max_seconds")
     start = time.perf_counter()
     rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
-                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None)
-    yv = prepare_reference(y, rows)
-    classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed,
-                                where=getattr(y, "label", None))
-    plans, shared = _plan_class_sizes(rows.n_used, xt, classes.counts, solver=solver, t=t, repetitions=repetitions,
-                                      max_seconds=max_seconds)
+                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None, y=y,
+                            with_reference=True)
     import torch
 
     last_error = 0.0  # error estimate (result units) of the latest DSE: 0 when exact
     approx_runs = 0
-    with _Collect() as notes:
+    with _Collect(rows.warnings) as notes:
+        classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
+                                    where=rows.reference_source)
+        plans, shared = _plan_class_sizes(rows.n_used, xt, classes.counts, solver=solver, t=t,
+                                          repetitions=repetitions, max_seconds=max_seconds)
         choice = resolve_sigma(sigma, xt, seed=seed)
         if shared:
             g = gaussian_kernel(xt, choice.value)
