@@ -603,3 +603,18 @@ def test_batch_never_writes_over_any_file_it_reads(kind, args, out, named, work:
     assert _error_line(res.stderr) == (f"{out}: `--output` names an input file ({named}); writing there would "
                                        "destroy it; choose another file name")
     assert _digests(files) == before and _tree(work) == tree
+
+
+def test_a_glob_over_the_folder_of_the_results_file_leaves_the_results_file_out(work: Path) -> None:
+    runs = work / "runs"
+    runs.mkdir()
+    np.save(runs / "ep1.npy", np.load(work / "x.npy"))
+    args = ["batch", "runs/*", "--method", "cse", "-o", "runs/r.jsonl"]
+    assert _run(args).exit_code == 0
+    before = (runs / "r.jsonl").read_bytes()
+    again = _run([*args, "--json"])  # the glob now matches r.jsonl too
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["rows_skipped"] == 1 and (runs / "r.jsonl").read_bytes() == before
+    only = _run(["batch", "runs/r*", "-o", "runs/r.jsonl"])
+    assert only.exit_code == 2
+    assert _error_line(only.stderr) == "`inputs`: 'runs/r*' matches only the results file runs/r.jsonl"
