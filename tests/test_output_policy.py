@@ -181,6 +181,23 @@ def test_empty_and_directory_outputs_are_usage_errors_before_computing(cmd: Comm
     assert _digests(files) == before and _tree(work) == tree
 
 
+@pytest.mark.parametrize("cmd", [c for c in COMMANDS if c.png], ids=[c.id for c in COMMANDS if c.png])
+def test_a_plot_file_must_be_named_png_before_anything_is_computed(cmd: Command, work: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import dsecli.measures.diffusion_time
+    import dsecli.report.plots
+
+    started: list[int] = []
+    monkeypatch.setattr(dsecli.measures.diffusion_time, "spectrum_scan", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(dsecli.report.plots, "read_result_rows", lambda *a, **k: started.append(1))
+    before, tree = _digests(_protected(work, cmd)), _tree(work)
+    res = _run(cmd.args("figure.txt"))
+    assert res.exit_code == 2
+    assert _error_line(res.stderr) == "figure.txt: plots are written as PNG; give a file name ending in .png"
+    assert started == [] and res.stdout == ""
+    assert _digests(_protected(work, cmd)) == before and _tree(work) == tree
+
+
 def _check_written(cmd: Command, data: bytes) -> None:
     if cmd.png:
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
@@ -586,3 +603,18 @@ def test_batch_never_writes_over_any_file_it_reads(kind, args, out, named, work:
     assert _error_line(res.stderr) == (f"{out}: `--output` names an input file ({named}); writing there would "
                                        "destroy it; choose another file name")
     assert _digests(files) == before and _tree(work) == tree
+
+
+def test_a_glob_over_the_folder_of_the_results_file_leaves_the_results_file_out(work: Path) -> None:
+    runs = work / "runs"
+    runs.mkdir()
+    np.save(runs / "ep1.npy", np.load(work / "x.npy"))
+    args = ["batch", "runs/*", "--method", "cse", "-o", "runs/r.jsonl"]
+    assert _run(args).exit_code == 0
+    before = (runs / "r.jsonl").read_bytes()
+    again = _run([*args, "--json"])  # the glob now matches r.jsonl too
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["rows_skipped"] == 1 and (runs / "r.jsonl").read_bytes() == before
+    only = _run(["batch", "runs/r*", "-o", "runs/r.jsonl"])
+    assert only.exit_code == 2
+    assert _error_line(only.stderr) == "`inputs`: 'runs/r*' matches only the results file runs/r.jsonl"

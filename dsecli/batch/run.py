@@ -297,7 +297,8 @@ def run_batch(
     if scheduler is not None:
         dask_client_class()  # fail now, before reading anything, when dask is missing
     open_failures: list[InputFailure] = []
-    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None)
+    # a glob over the folder of the results file ('runs/*' -o runs/r.jsonl) does not take the results file
+    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=output)
     failures = [_failure(f.input, str(f.error), "open", keep_going) for f in open_failures]
     if max_n is None:
         max_n = 0  # both mean every row; one spelling keeps resume keys equal

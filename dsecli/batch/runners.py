@@ -36,8 +36,9 @@ __all__ = ["Reference", "Job", "Outcome", "run_in_process", "run_in_processes", 
 class Reference:
     """The reference, read once: values for every row, and k-means classes computed once for vectors.
 
-    fingerprint : :func:`dsecli.batch.store.fingerprint` of the values read; warnings : those
-    raised while reading and classing it (copied into every mutual-information row).
+    fingerprint : its file's :func:`dsecli.batch.store.file_stat` and the
+    :func:`~dsecli.batch.store.data_sha256` of the values read; warnings : those raised while
+    reading and classing it (copied into every mutual-information row).
     """
 
     label: str

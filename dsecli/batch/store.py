@@ -37,7 +37,9 @@ actually used). Deciding:
 - otherwise the rows are read and hashed: the same hash means the same data (the file was
   touched, copied, or another dataset was added to it) and the row is reused; a different hash,
   or a row without a fingerprint (older dsecli), is recomputed, and the new row's ``replaces``
-  says why (``{"reason": "input changed: size, mtime, rows hash differ", ...}``).
+  says why (``{"reason": "input changed: size, mtime, rows hash differ", ...}``). A row reused
+  after hashing keeps the times it recorded (the file only grows), so later runs hash that input
+  again: reading rows costs far less than computing on them.
 
 The reference is read whole by every batch that uses it, so its hash is always compared.
 Later rows supersede earlier rows with the same key (:func:`latest_rows`).
@@ -65,7 +67,6 @@ __all__ = [
     "request_params",
     "file_stat",
     "data_sha256",
-    "fingerprint",
     "stale_reason",
     "latest_rows",
 ]
@@ -144,11 +145,6 @@ def data_sha256(values: Any) -> str:
     for v in arr.reshape(-1):
         h.update(str(v).encode("utf-8", "surrogatepass") + b"\0")
     return h.hexdigest()
-
-
-def fingerprint(path: str | os.PathLike[str], values: Any) -> dict[str, Any]:
-    """The fingerprint of an input or reference: :func:`file_stat` of its file and :func:`data_sha256` of the rows."""
-    return {**file_stat(path), "rows_sha256": data_sha256(values)}
 
 
 def _differences(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -333,10 +329,6 @@ class ResultsFile:
             os.write(fd, b"\n")
             os.fsync(fd)
             self.repaired = "added the missing newline after the last row"
-
-    @property
-    def keys(self) -> set[str]:
-        return {r["key"] for r in self.rows if isinstance(r.get("key"), str)}
 
     def append(self, row: dict[str, Any]) -> None:
         if self._fd is None:

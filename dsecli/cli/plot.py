@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dsecli.cli._app import JsonOpt, QuietOpt, TracebackOpt, app, check_output_early, emit, run_command
+from dsecli.cli._app import JsonOpt, QuietOpt, TracebackOpt, app, emit, run_command
 
 
 def _series_table(summary: dict[str, Any]) -> Any:
@@ -41,8 +41,9 @@ def plot(
     """
 
     def body() -> None:
-        check_output_early(out, inputs=(results,))
-        from dsecli.report.plots import plot_batch_results, require_matplotlib
+        from dsecli.report.plots import check_plot_path, plot_batch_results, require_matplotlib
+
+        check_plot_path(out, name="--output", inputs=(results,))
 
         require_matplotlib()
         methods = [m for m in method.split(",") if m.strip()] if method else None

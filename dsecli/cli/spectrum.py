@@ -144,13 +144,15 @@ def spectrum(
         from dsecli.report.writing import check_distinct_outputs
 
         inputs = (emb,)
-        for name, path in (("--output", output), ("--plot", plot), ("--plot-t", plot_t)):
-            check_output_early(path, inputs=inputs, name=name)
-        check_distinct_outputs({"--output": output, "--plot": plot, "--plot-t": plot_t})
+        check_output_early(output, inputs=inputs)
         if plot is not None or plot_t is not None:
-            from dsecli.report.plots import require_matplotlib
+            from dsecli.report.plots import check_plot_path, require_matplotlib
 
+            for name, path in (("--plot", plot), ("--plot-t", plot_t)):
+                if path is not None:
+                    check_plot_path(path, name=name, inputs=inputs)
             require_matplotlib()
+        check_distinct_outputs({"--output": output, "--plot": plot, "--plot-t": plot_t})
         from dsecli import __version__
         from dsecli.cli._app import stdout_console
         from dsecli.inputs.readers import open_array

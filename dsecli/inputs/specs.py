@@ -130,11 +130,21 @@ def _keys_of(path: str) -> list[str]:
     return [str(a["key"]) for a in list_arrays(path) if a.get("key") is not None]
 
 
-def _files_of(path_part: str) -> list[str]:
+def _same_file(a: str, b: str | None) -> bool:
+    try:
+        return b is not None and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _files_of(path_part: str, exclude: str | None) -> list[str]:
     if _GLOB_CHARS.search(path_part) and not os.path.exists(path_part):
-        files = sorted((p for p in glob.glob(path_part) if os.path.isfile(p)), key=_natural_key)
-        if not files:
+        matched = [p for p in glob.glob(path_part) if os.path.isfile(p)]
+        if not matched:
             raise InputError(f"`inputs`: no file matches {path_part!r}")
+        files = sorted((p for p in matched if not _same_file(p, exclude)), key=_natural_key)
+        if not files:
+            raise InputError(f"`inputs`: {path_part!r} matches only the results file {exclude}")
         return files
     return [path_part]
 
@@ -177,13 +187,16 @@ def _flatten_specs(specs: str | os.PathLike[str] | Sequence[str]) -> list[str]:
 
 
 def expand_inputs(specs: str | os.PathLike[str] | Sequence[str], *,
-                  failures: list[InputFailure] | None = None) -> list[BatchInput]:
+                  failures: list[InputFailure] | None = None,
+                  exclude: str | os.PathLike[str] | None = None) -> list[BatchInput]:
     """Expand globs, key patterns and ``@list`` files into inputs, each opened once to check it.
 
     Raises :class:`~dsecli.errors.InputError` when a pattern matches nothing or a list file is
     missing or empty (the specs themselves are wrong). An input that cannot be opened (missing,
     unreadable, not an array) raises too, unless ``failures`` is a list: then it is appended
-    there as an :class:`InputFailure` and skipped, so a batch can go on past it.
+    there as an :class:`InputFailure` and skipped, so a batch can go on past it. A file a glob
+    matches that is ``exclude`` (the batch's results file, by any path) is left out; named
+    explicitly, it stays an input.
     """
     from dsecli.inputs.readers import open_array
 
@@ -193,7 +206,7 @@ def expand_inputs(specs: str | os.PathLike[str] | Sequence[str], *,
         if spec == "-":
             raise InputError("`inputs`: standard input (-) cannot be a batch input; save it to a file")
         path_part, key_part = split_spec(spec)
-        for file in _files_of(path_part):
+        for file in _files_of(path_part, os.fspath(exclude) if exclude is not None else None):
             try:
                 keys: list[str | None] = (
                     list(_keys_matching(file, key_part)) if key_part is not None and _GLOB_CHARS.search(key_part)

@@ -35,6 +35,7 @@ from dsecli.inputs.specs import checkpoint_of
 __all__ = [
     "PlotDependencyError",
     "require_matplotlib",
+    "check_plot_path",
     "Series",
     "read_result_rows",
     "batch_series",
@@ -74,16 +75,25 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save(fig: Any, path: str | os.PathLike[str], *, inputs: Sequence[str | None] = ()) -> str:
-    from dsecli.report.writing import output_target, write_atomic
+def check_plot_path(path: str | os.PathLike[str], *, name: str = "plot", inputs: Sequence[str | None] = ()) -> str:
+    """Validate a PNG output before drawing: the output policy (:func:`dsecli.report.writing.output_target`),
+    and a ``.png`` name for a file (a device or FIFO takes any name). Returns the path."""
+    from dsecli.report.writing import output_target
 
-    target = output_target(path, name="plot", inputs=inputs)
+    target = output_target(path, name=name, inputs=inputs)
     if not target.direct and not target.path.lower().endswith(".png"):
         raise InputError(f"{target.path}: plots are written as PNG; give a file name ending in .png")
+    return target.path
+
+
+def _save(fig: Any, path: str | os.PathLike[str], *, inputs: Sequence[str | None] = ()) -> str:
+    from dsecli.report.writing import write_atomic
+
+    path = check_plot_path(path, inputs=inputs)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    write_atomic(target.path, buf.getvalue(), name="plot", inputs=inputs)
-    return target.path
+    write_atomic(path, buf.getvalue(), name="plot", inputs=inputs)
+    return path
 
 
 # --------------------------------------------------------------------------------- spectrum and DSE(t)
