@@ -99,21 +99,22 @@ def corrupt(path: str, kind: str, exc: BaseException) -> InputError:
     return InputError(f"{path}: corrupt or truncated {kind} file ({first_line(exc)})")
 
 
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0
+
+
 def is_stream(path: str) -> bool:
     """A FIFO or socket (``mkfifo``, ``<(...)``, ``/dev/stdin`` from a pipe): readable once, so read once into memory."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
+    mode = _mode(path)
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def is_device(path: str) -> bool:
     """A character or block device (``/dev/zero``, a disk, a terminal): never read as data."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
+    mode = _mode(path)
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
