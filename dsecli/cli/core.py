@@ -316,7 +316,8 @@ def info(
                     continue
                 spec = file if a["key"] is None else f"{file}:{a['key']}"
                 checks.append({"key": a["key"], "report": check_source(
-                    spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0, header=header)})
+                    spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0,
+                    header=header)})
             report["checks"] = checks
 
         def render(r: dict[str, Any]) -> Any:

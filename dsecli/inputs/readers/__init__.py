@@ -17,7 +17,8 @@ Supported inputs (``SPEC`` is a path, optionally followed by ``:key``):
 Whatever the format, :meth:`ArraySource.read` returns the values in the machine's byte order,
 so a big-endian or Fortran-order file gives the same numbers as a plain C-order ``.npy``.
 A FIFO or pipe (``mkfifo``, ``<(...)``, ``/dev/stdin``) is read once, into memory, and then
-parsed by its extension: it is never opened twice. A 0-d array (a single value) is refused
+parsed by its extension: it is never opened twice. A character or block device is refused.
+A 0-d array (a single value) is refused
 when opened: no command takes one.
 
 One module per format family: :mod:`.npy` (``.npy``, ``.npz``, stdin), :mod:`.hdf5`,
@@ -33,7 +34,7 @@ import numpy as np
 
 from dsecli.errors import InputError
 from dsecli.inputs.readers import hdf5, npy, pt, text
-from dsecli.inputs.readers._common import ArraySource, is_stream, read_stream
+from dsecli.inputs.readers._common import ArraySource, is_device, is_stream, read_stream
 
 __all__ = [
     "EXTENSIONS",
@@ -80,6 +81,8 @@ def _check_file(path: str) -> None:
     if os.path.isdir(path):
         pattern = os.path.join(path, "*.npy")
         raise InputError(f"{path}: is a directory, not a file; to measure every file in it use dse batch '{pattern}'")
+    if is_device(path):
+        raise InputError(f"{path}: is a device, not a file; save the data to a file, or pipe it to - (standard input)")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: file is not readable (permission denied)")
     ext = _ext(path)

@@ -99,13 +99,23 @@ def corrupt(path: str, kind: str, exc: BaseException) -> InputError:
     return InputError(f"{path}: corrupt or truncated {kind} file ({first_line(exc)})")
 
 
-def is_stream(path: str) -> bool:
-    """A FIFO, pipe or character device (``/dev/stdin``, ``<(...)``): readable once, so read into memory once."""
+def _mode(path: str) -> int:
     try:
-        mode = os.stat(path).st_mode
+        return os.stat(path).st_mode
     except OSError:
-        return False
-    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+        return 0
+
+
+def is_stream(path: str) -> bool:
+    """A FIFO or socket (``mkfifo``, ``<(...)``, ``/dev/stdin`` from a pipe): readable once, so read once into memory."""
+    mode = _mode(path)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def is_device(path: str) -> bool:
+    """A character or block device (``/dev/zero``, a disk, a terminal): never read as data."""
+    mode = _mode(path)
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
 def read_stream(path: str) -> bytes:
