@@ -56,7 +56,16 @@ from dsecli.batch.runners import (
     run_in_processes,
     run_on_dask,
 )
-from dsecli.batch.store import ResultsFile, data_sha256, file_stat, latest_rows, request_params, row_key, stale_reason
+from dsecli.batch.store import (
+    ResultsFile,
+    data_sha256,
+    file_stat,
+    latest_rows,
+    looks_like_results_file,
+    request_params,
+    row_key,
+    stale_reason,
+)
 from dsecli.errors import (
     ComputationError,
     DataQualityWarning,
@@ -297,8 +306,10 @@ def run_batch(
     if scheduler is not None:
         dask_client_class()  # fail now, before reading anything, when dask is missing
     open_failures: list[InputFailure] = []
-    # a glob over the folder of the results file ('runs/*' -o runs/r.jsonl) does not take the results file
-    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=output)
+    # a glob over the folder of the results file ('runs/*' -o runs/r.jsonl) does not take the results file;
+    # any other file a glob matches stays an input, so naming it as the output is refused as such
+    exclude = output if output is not None and looks_like_results_file(output) else None
+    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=exclude)
     failures = [_failure(f.input, str(f.error), "open", keep_going) for f in open_failures]
     if max_n is None:
         max_n = 0  # both mean every row; one spelling keeps resume keys equal

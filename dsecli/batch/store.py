@@ -205,6 +205,18 @@ def _row_problem(line: bytes) -> tuple[dict[str, Any] | None, str]:
     return obj, ""
 
 
+def looks_like_results_file(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a regular file whose first line is a results row (only that line is read)."""
+    if not os.path.isfile(path):  # opening a FIFO to look would block until a writer comes
+        return False
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 20)
+    except OSError:
+        return False
+    return bool(first.strip()) and _row_problem(first.rstrip(b"\n"))[0] is not None
+
+
 def recognise(data: bytes, path: str) -> tuple[list[dict[str, Any]], str | None]:
     """Parse a results file's bytes: (rows, repair) where repair is None, ``"trim"`` or ``"newline"``.
 
