@@ -54,7 +54,13 @@ MI_ALL: list[str] = ["dsmi", "csmi", "ksg", "mine"]
 
 
 def parse_methods(spec: str | Sequence[str], table: dict[str, Any], all_names: list[str], *, what: str = "method") -> list[str]:
-    """``"dse,cse"`` or ``["dse", "cse"]`` or ``"all"`` -> validated list of names, order kept, no repeats."""
+    """``"dse,cse"`` or ``["dse", "cse"]`` or ``"all"`` -> validated list of names, order kept, no repeats.
+
+    Returns
+    -------
+    list of str
+        The method names, lower case, in the order given, each once.
+    """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[str] = []
     for raw in items:
@@ -92,6 +98,11 @@ def estimate_entropy(
     """Run each entropy method in ``methods`` on the same subsample of ``x``.
 
     ``params`` (sigma, t, k, bins, base, device, dtype, ...) go to the methods that take them.
+
+    Returns
+    -------
+    list of EntropyResult
+        One per method, in the order of ``methods``.
     """
     names = parse_methods(methods, ENTROPY_METHODS, ENTROPY_ALL)
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
@@ -111,7 +122,13 @@ def estimate_mutual_information(
     drop_nonfinite: bool = False,
     **params: Any,
 ) -> list[MIResult]:
-    """Run each mutual-information method in ``methods`` on the same rows of ``x`` and ``y``."""
+    """Run each mutual-information method in ``methods`` on the same rows of ``x`` and ``y``.
+
+    Returns
+    -------
+    list of MIResult
+        One per method, in the order of ``methods``.
+    """
     names = parse_methods(methods, MI_METHODS, MI_ALL)
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
     yv = prepare_reference(y, rows, where=getattr(y, "label", None))

@@ -67,8 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli import __version__
-from dsecli.device import cpu_threads
+from dsecli.device import MAX_THREADS, cpu_threads
 from dsecli.errors import (
     ComputationError,
     DataQualityWarning,
@@ -81,6 +80,7 @@ from dsecli.errors import (
 from dsecli.inputs.sampling import DEFAULT_MAX_N, SAMPLERS, choose_rows
 from dsecli.methods import ENTROPY_ALL, ENTROPY_METHODS, MI_ALL, MI_METHODS, _accepted
 from dsecli.results import json_safe
+from dsecli.version import __version__
 
 __all__ = [
     "BatchInput",
@@ -213,6 +213,12 @@ def expand_inputs(specs: str | Sequence[str]) -> list[BatchInput]:
 
     Raises :class:`~dsecli.errors.InputError` when a pattern matches nothing, a list file is
     missing or empty, or an input cannot be opened (the message names it).
+
+    Returns
+    -------
+    list of BatchInput
+        One per array, in the order given (globs sorted), each with its file, dataset key,
+        index, number of rows and checkpoint number.
     """
     from dsecli.inputs.readers import open_array
 
@@ -791,7 +797,7 @@ def run_batch(
     start = time.perf_counter()
     workers = check_positive_int(workers, "workers", minimum=0)
     if threads is not None:
-        threads = check_positive_int(threads, "threads")
+        threads = check_positive_int(threads, "threads", maximum=MAX_THREADS)
     if workers and scheduler is not None:
         raise InputError("`workers` and `scheduler` cannot be combined: local processes or a Dask cluster, not both")
     if sampler not in SAMPLERS:

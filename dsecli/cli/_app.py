@@ -180,6 +180,11 @@ _SIGNALS = {
 _WRITTEN: list[str] = []
 
 
+def note_written(text: str) -> None:
+    """Record an output the running command has written, for the message if it is interrupted."""
+    _WRITTEN.append(text)
+
+
 def _interrupted_message(name: str) -> str:
     if _WRITTEN:
         return f"error: interrupted ({name}) after writing {', '.join(_WRITTEN)}"
@@ -362,7 +367,7 @@ def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: C
     text = to_json(report)
     if output:
         write_atomic(output, text + "\n", name="--output")
-        _WRITTEN.append(output)
+        note_written(output)
     if as_json:
         sys.stdout.write(to_json(report, indent=None) + "\n")
         sys.stdout.flush()

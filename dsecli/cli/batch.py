@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from dsecli.cli._app import (
-    _WRITTEN,
     BaseOpt,
     DeviceOpt,
     DropNonfiniteOpt,
@@ -19,12 +18,13 @@ from dsecli.cli._app import (
     SeedOpt,
     TracebackOpt,
     app,
+    note_written,
     parse_base,
     run_command,
     stderr_console,
     stdout_console,
 )
-from dsecli.cli.core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TolOpt, TOpt, _solver_param
+from dsecli.cli.core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TolOpt, TOpt, solver_params
 
 
 def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
@@ -151,7 +151,7 @@ def batch(
     """
 
     def body() -> None:
-        from dsecli.batch.run import run_batch
+        from dsecli import run_batch
         from dsecli.errors import ComputationError
         from dsecli.report.writing import to_json
 
@@ -160,7 +160,7 @@ def batch(
             sys.stdout.flush()
 
         if output:
-            _WRITTEN.append(f"{output} (finished rows are kept; rerun the same command to resume)")
+            note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
         bar = _Bar(quiet)
         try:
             summary = run_batch(
@@ -168,7 +168,7 @@ def batch(
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                 drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
-                on_row=None if output else to_stdout, progress=bar, **_solver_param(solver, tol_bits),
+                on_row=None if output else to_stdout, progress=bar, **solver_params(solver, tol_bits),
             )
         finally:
             bar.stop()

@@ -147,10 +147,8 @@ def spectrum(
             from dsecli.report.plots import require_matplotlib
 
             require_matplotlib()
-        from dsecli import __version__
+        from dsecli import __version__, open_array, spectrum_scan
         from dsecli.cli._app import stdout_console
-        from dsecli.inputs.readers import open_array
-        from dsecli.measures.diffusion_time import spectrum_scan
         from dsecli.report.writing import to_json
 
         src = open_array(emb)

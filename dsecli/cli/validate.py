@@ -87,7 +87,7 @@ def validate(
 
     def body() -> None:
         check_output_early(output)
-        from dsecli.diagnostics.selftest import run_validation
+        from dsecli import run_validation
 
         progress = None
         if full and not quiet:

@@ -25,7 +25,16 @@ from typing import Any
 from dsecli.device import available_memory_bytes, dtype_name, resolve_device, resolve_dtype
 from dsecli.errors import InputError, check_choice, check_positive_int
 
-__all__ = ["SOLVERS", "AUTO_EXACT_MAX_N", "plan_entropy", "plan_mutual_information", "format_plan", "solver_settings"]
+__all__ = [
+    "SOLVERS",
+    "AUTO_EXACT_MAX_N",
+    "plan_entropy",
+    "plan_mutual_information",
+    "dry_run_entropy",
+    "dry_run_mutual_information",
+    "format_plan",
+    "solver_settings",
+]
 
 SOLVERS = ("exact", "approx", "auto")
 # "auto" uses the exact solver up to this many rows (the published cap: default runs reproduce
@@ -249,9 +258,129 @@ def plan_mutual_information(
 
 
 def format_plan(plan: dict[str, Any]) -> str:
-    """One line for messages: solver, operator, memory and time."""
+    """One line for messages: solver, operator, memory and time.
+
+    Returns
+    -------
+    str
+        E.g. ``"solver exact (eigvalsh, float64), ~0.01 GiB of 12.0 GiB available, ~0 s expected on cpu"``.
+    """
     secs = float(plan["expected_seconds"])
     when = f"{secs:.0f} s" if secs < 120 else (f"{secs / 60:.0f} min" if secs < 7200 else f"{secs / 3600:.1f} h")
     return (f"solver {plan['solver']} ({plan['operator']}, {plan['storage_dtype']}), "
             f"~{plan['memory_bytes'] / 2**30:.2f} GiB of {plan['memory_available'] / 2**30:.1f} GiB available, "
             f"~{when} expected on {plan['device']}")
+
+
+def _rows_and_features(x: Any, *, name: str) -> tuple[int, int]:
+    """N and D (the product of the trailing dimensions) from ``x.shape``, without reading data."""
+    import math
+
+    import numpy as np
+
+    from dsecli.errors import where_prefix
+
+    shape = tuple(int(s) for s in (x.shape if hasattr(x, "shape") else np.shape(x)))
+    n, d = (shape[0] if shape else 0), (int(math.prod(shape[1:])) if len(shape) > 1 else 1)
+    w = where_prefix(getattr(x, "label", None))
+    if name == "embeddings" and n < 2:
+        raise InputError(f"{w}`{name}` must have at least 2 rows; got N = {n} (shape {shape})")
+    if d < 1:
+        raise InputError(f"{w}`{name}` must have at least 1 feature (column); got D = 0 (shape {shape})")
+    return n, d
+
+
+def _rows_used(n_total: int, max_n: Any) -> int:
+    if max_n is None:
+        return n_total
+    max_n = check_positive_int(max_n, "max_n", minimum=0)
+    return n_total if max_n == 0 else min(n_total, max_n)
+
+
+def dry_run_entropy(
+    x: Any,
+    *,
+    max_n: int | None = 10_000,
+    solver: str = "exact",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    t: int = 1,
+    return_eigenvalues: bool = False,
+) -> dict[str, Any]:
+    """The plan :func:`dsecli.diffusion_spectral_entropy` would follow on ``x``, from its shape alone.
+
+    Behind ``dse entropy --dry-run``: nothing is read but the shape (a lazy source from
+    :func:`dsecli.open_array` reads no rows), nothing is computed.
+
+    Parameters
+    ----------
+    x : array-like, tensor or lazy file source
+        Anything with a ``shape`` (N, ...); trailing dimensions count as flattened features.
+    max_n : int or None
+        Rows that would be used: ``min(N, max_n)``; None or 0 means all N.
+    solver, device, dtype, t, return_eigenvalues :
+        As for :func:`plan_entropy`.
+
+    Returns
+    -------
+    dict
+        :func:`plan_entropy`'s plan for the rows that would be used, plus ``input`` (the
+        source's label, or None) and ``n_total`` (N before subsampling).
+    """
+    n_total, n_features = _rows_and_features(x, name="embeddings")
+    n_used = _rows_used(n_total, max_n)
+    plan = plan_entropy(n_used, n_features, solver=solver, device=device, dtype=dtype, t=t,
+                        return_eigenvalues=return_eigenvalues)
+    return {"input": getattr(x, "label", None), "n_total": n_total, **plan}
+
+
+def dry_run_mutual_information(
+    x: Any,
+    y: Any,
+    *,
+    max_n: int | None = 10_000,
+    seed: int = 0,
+    sampler: str = "numpy",
+    ref_kind: str = "auto",
+    n_clusters: int = 10,
+    repetitions: int = 5,
+    solver: str = "exact",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    t: int = 1,
+) -> dict[str, Any]:
+    """The plan :func:`dsecli.diffusion_spectral_mutual_information` would follow on ``x`` and ``y``.
+
+    Behind ``dse mi --dry-run``. Only the shape of ``x`` is used; the reference ``y`` is read
+    (the rows that would be used, with the same seeded subsample) because DSMI's cost depends
+    on its class sizes.
+
+    Returns
+    -------
+    dict
+        :func:`plan_mutual_information`'s plan, plus ``input`` and ``reference`` (labels, or
+        None), ``n_total``, ``classes_from`` (how classes were formed: labels, binned or
+        clustered) and ``n_classes``.
+    """
+    import numpy as np
+
+    from dsecli.inputs.checks import check_same_rows
+    from dsecli.inputs.reference import reference_classes
+    from dsecli.inputs.sampling import choose_rows
+
+    n_total, n_features = _rows_and_features(x, name="embeddings")
+    n_ref, _ = _rows_and_features(y, name="reference")
+    x_label, y_label = getattr(x, "label", None), getattr(y, "label", None)
+    check_same_rows(n_total, n_ref, where=y_label, embeddings=x_label)
+    seed = check_positive_int(seed, "seed", minimum=0)
+    _rows_used(n_total, max_n)  # validates max_n
+    idx = choose_rows(n_total, max_n or None, seed=seed, sampler=sampler)
+    if hasattr(y, "read"):
+        yv = y.read(idx)
+    else:
+        yv = np.asarray(y) if idx is None else np.asarray(y)[idx]
+    classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed, where=y_label)
+    plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
+                                   device=device, dtype=dtype or "float64", t=t)
+    return {"input": x_label, "reference": y_label, "n_total": n_total, "classes_from": classes.kind,
+            "n_classes": len(classes.names), **plan}

@@ -50,7 +50,13 @@ EXTENSIONS = _NPY + _NPZ + _HDF5 + _TORCH + _TEXT
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """Split ``"file.ext:key"`` into ``("file.ext", "key")``; a path that exists is never split."""
+    """Split ``"file.ext:key"`` into ``("file.ext", "key")``; a path that exists is never split.
+
+    Returns
+    -------
+    tuple of (str, str or None)
+        The path and the key (None when the spec names no key).
+    """
     spec = os.fspath(spec)
     if spec == "-" or os.path.exists(spec):
         return spec, None
@@ -400,7 +406,14 @@ def _open_text(path: str, key: str | None) -> ArraySource:
 
 
 def open_array(spec: str) -> ArraySource:
-    """Open ``SPEC`` (``path[:key]`` or ``-``) lazily; raise :class:`InputError` with the file named."""
+    """Open ``SPEC`` (``path[:key]`` or ``-``) lazily; raise :class:`InputError` with the file named.
+
+    Returns
+    -------
+    ArraySource
+        ``label`` (the spec as given), ``shape`` and ``dtype`` known without reading the data,
+        and ``read(rows=None)`` returning all rows, or the given sorted row indices, as an ndarray.
+    """
     path, key = split_spec(str(spec))
     _check_file(path)
     if path == "-":
@@ -423,7 +436,14 @@ def load_array(spec: str, rows: np.ndarray | None = None) -> np.ndarray:
 
 
 def list_arrays(path: str) -> list[dict[str, Any]]:
-    """Every array in a file: ``[{"key": ..., "shape": [...], "dtype": "..."}]`` (for ``dse info``)."""
+    """Every array in a file (behind ``dse info``).
+
+    Returns
+    -------
+    list of dict
+        One ``{"key": ..., "shape": [...], "dtype": "..."}`` per array or HDF5 dataset; ``key``
+        is None for a file that holds a single array (.npy, text).
+    """
     path = os.fspath(path)
     _check_file(path)
     ext = _ext(path)

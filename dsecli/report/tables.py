@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dsecli import __version__
 from dsecli.results import json_safe
+from dsecli.version import __version__
 
 __all__ = ["make_report", "format_value", "format_params", "report_table", "print_report", "arrays_table"]
 
