@@ -9,7 +9,8 @@ eigenvector; two operators provide them:
   the memory (relative rounding 6e-8 per entry, far below the solver's error); products are
   returned in float64.
 - :class:`KernelRowsOperator` stores only the centred data (N x D) and the degrees; every product
-  recomputes the kernel rows block by block (distance GEMM + exp), so memory is O(N (D + b))
+  recomputes the kernel rows block by block
+  (:func:`~dsecli.diffusion.kernels.gaussian_kernel_rows`: distance GEMM + exp), so memory is O(N (D + b))
   plus one block of rows, whatever N. Each product costs about 2 N^2 (D + b) flops.
 
 Both give the same operator up to rounding: the approximation lies only in the trace estimation.
@@ -27,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dsecli.device import dtype_name
+from dsecli.diffusion.kernels import BLOCK_ELEMENTS, gaussian_kernel_rows, rows_per_block
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -36,35 +38,18 @@ __all__ = [
     "DenseDiffusionOperator",
     "KernelRowsOperator",
     "build_operator",
-    "kernel_row_block",
+    "DENSE_BLOCK_ELEMENTS",
+    "ROWS_BLOCK_ELEMENTS",
 ]
 
 OPERATOR_KINDS = ("dense", "rows")
 
-# Rows of the kernel computed at once: the (rows x N) block in the working precision stays near
-# this many elements (64 MiB in float64), so temporaries are small next to N x N.
-_BLOCK_ELEMENTS = 8 * 1024 * 1024
-
-
-def _rows_per_block(n: int, elements: int = _BLOCK_ELEMENTS) -> int:
-    return max(1, min(n, elements // max(n, 1)))
-
-
-def kernel_row_block(xc: torch.Tensor, xn: torch.Tensor, start: int, stop: int, sigma: float) -> torch.Tensor:
-    """Rows ``start:stop`` of the Gaussian kernel G of centred data ``xc``, shape (stop - start, N).
-
-    ``xn`` holds the squared row norms of ``xc``. The exponent -d^2 / (2 sigma^2) =
-    (2 x_i.x_j - |x_i|^2 - |x_j|^2) / (2 sigma^2) comes out of one GEMM (``addmm``), clamped at
-    0 (d^2 >= 0), with the diagonal set to exactly 0 (so G_ii = 1 exactly).
-    """
-    import torch
-
-    scale = 1.0 / (2.0 * sigma * sigma)
-    blk = torch.addmm(xn[None, :], xc[start:stop], xc.T, beta=-scale, alpha=2.0 * scale)
-    blk.sub_((scale * xn[start:stop])[:, None]).clamp_(max=0.0)
-    idx = torch.arange(stop - start, device=xc.device)
-    blk[idx, idx + start] = 0.0
-    return blk.exp_()
+# Kernel rows computed at once, in numbers: the dense builder's (rows x N) block in the working
+# precision stays near 64 MiB in float64; the matrix-free operator, which recomputes blocks at
+# every product, takes blocks four times larger (fewer, larger GEMMs). The memory model of
+# :mod:`dsecli.diffusion.plan` counts these same blocks.
+DENSE_BLOCK_ELEMENTS = BLOCK_ELEMENTS
+ROWS_BLOCK_ELEMENTS = 4 * BLOCK_ELEMENTS
 
 
 class _Operator:
@@ -104,10 +89,10 @@ class DenseDiffusionOperator(_Operator):
         xn = (xc * xc).sum(dim=1)
         a = torch.empty((n, n), dtype=storage, device=xt.device)
         q = torch.empty(n, dtype=torch.float64, device=xt.device)
-        step = _rows_per_block(n)
+        step = rows_per_block(n, DENSE_BLOCK_ELEMENTS)
         for s in range(0, n, step):
             e = min(n, s + step)
-            blk = kernel_row_block(xc, xn, s, e, sigma)
+            blk = gaussian_kernel_rows(xc, xn, s, e, sigma)
             q[s:e] = blk.sum(dim=1, dtype=torch.float64)
             a[s:e].copy_(blk)
             del blk
@@ -150,18 +135,18 @@ class KernelRowsOperator(_Operator):
 
     kind = "rows"
 
-    def __init__(self, xt: torch.Tensor, sigma: float, *, block_elements: int = 4 * _BLOCK_ELEMENTS) -> None:
+    def __init__(self, xt: torch.Tensor, sigma: float, *, block_elements: int = ROWS_BLOCK_ELEMENTS) -> None:
         import torch
 
         self.n, self.device, self.storage = xt.shape[0], xt.device, xt.dtype
         self.sigma = float(sigma)
         self.xc = xt - xt.mean(dim=0, keepdim=True)
         self.xn = (self.xc * self.xc).sum(dim=1)
-        self.step = _rows_per_block(self.n, block_elements)
+        self.step = rows_per_block(self.n, block_elements)
         q = torch.empty(self.n, dtype=torch.float64, device=xt.device)
         for s in range(0, self.n, self.step):
             e = min(self.n, s + self.step)
-            q[s:e] = kernel_row_block(self.xc, self.xn, s, e, self.sigma).sum(dim=1, dtype=torch.float64)
+            q[s:e] = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma).sum(dim=1, dtype=torch.float64)
         self.inv_sqrt_q = q.rsqrt()
         self.trace = float(q.reciprocal().sum())
         self.frobenius_sq = None
@@ -181,7 +166,7 @@ class KernelRowsOperator(_Operator):
         want_frob = self.frobenius_sq is None
         for s in range(0, self.n, self.step):
             e = min(self.n, s + self.step)
-            blk = kernel_row_block(self.xc, self.xn, s, e, self.sigma)
+            blk = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma)
             out[s:e] = (blk @ w).double()
             if want_frob:
                 blk.mul_(r_s[s:e, None]).mul_(r_s[None, :])

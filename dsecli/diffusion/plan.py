@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsecli.device import available_memory_bytes, dtype_name, resolve_device, resolve_dtype
+from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, ROWS_BLOCK_ELEMENTS
 from dsecli.errors import InputError, check_choice, check_positive_int
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "dry_run_mutual_information",
     "format_plan",
     "solver_settings",
+    "dense_matrix_bytes",
+    "memory_budget",
+    "check_dense_memory",
 ]
 
 SOLVERS = ("exact", "approx", "auto")
@@ -46,9 +50,49 @@ MEMORY_FRACTION = 0.85
 # fraction of the free memory; above it, float32 storage (half the memory, twice the GEMM speed,
 # rounding 6e-8 per entry) leaves room for the rest of the process and the machine.
 FLOAT64_STORAGE_FRACTION = 0.5
-# Kernel rows per block of the matrix-free operator (numbers), and of the dense builder.
-ROWS_BLOCK_ELEMENTS = 32 * 1024 * 1024
-DENSE_BLOCK_ELEMENTS = 8 * 1024 * 1024
+
+
+def dense_matrix_bytes(n: int, dtype: Any = "float64", *, copies: int = 2) -> int:
+    """Bytes of ``copies`` N x N matrices in ``dtype`` (the kernel and the eigensolver's working copy)."""
+    itemsize = 4 if dtype_name(resolve_dtype(dtype)) == "float32" else 8
+    return int(copies) * int(n) * int(n) * itemsize
+
+
+def _data_bytes(n: int, d: int) -> int:
+    # the float64 rows handed over plus the tensor / centred copy
+    return n * d * 8 * 2
+
+
+def memory_budget(available: int) -> int:
+    """The bytes a computation may plan to use out of ``available``: :data:`MEMORY_FRACTION` of it."""
+    return int(available * MEMORY_FRACTION)
+
+
+def check_dense_memory(n: int, *, device: Any, dtype: Any, copies: int = 2, memory_bytes: int | None = None) -> int:
+    """Raise :class:`~dsecli.errors.MemoryLimitError` unless ``copies`` N x N matrices fit the budget.
+
+    The rule of every plan here: the bytes needed must be at most :func:`memory_budget` of the
+    memory available (``memory_bytes``, default what the device has free now). Checked before
+    anything N x N is allocated, so a run that cannot fit stops with figures instead of being
+    killed by the operating system.
+
+    Returns
+    -------
+    int
+        The bytes needed (:func:`dense_matrix_bytes`).
+    """
+    from dsecli.errors import MemoryLimitError
+
+    dev = resolve_device(device)
+    need = dense_matrix_bytes(n, dtype, copies=copies)
+    have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
+    if need > memory_budget(have):
+        raise MemoryLimitError(
+            f"N = {n} needs about {need / 2**30:.1f} GiB for {copies} N x N {dtype_name(resolve_dtype(dtype))} "
+            f"matrices but {dev.type} has {have / 2**30:.1f} GiB available (at most {MEMORY_FRACTION:.0%} of it "
+            "is used); use --max-n to subsample, --dtype float32, or another device"
+        )
+    return need
 
 
 def solver_settings(n: int, operator: str) -> dict[str, int]:
@@ -127,11 +171,11 @@ def plan_entropy(
     dt = dtype_name(resolve_dtype(dtype))
     item = 4 if dt == "float32" else 8
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
-    budget = int(have * MEMORY_FRACTION)
+    budget = memory_budget(have)
     rates = _rates(dev.type, dt, _threads() if dev.type == "cpu" else 1)
-    data = n * d * 8 * 2  # the float64 rows handed over plus the tensor / centred copy
+    data = _data_bytes(n, d)
 
-    exact_mem = 2 * n * n * item + data + 8 * n * 4
+    exact_mem = dense_matrix_bytes(n, dt, copies=2) + data + 8 * n * 4
     exact_time = 2.0 * n * n * d / rates["gemm"] + n * n / rates["elem"] + rates["eig"] * n**3
 
     s = solver_settings(n, "dense")
@@ -241,9 +285,8 @@ def plan_mutual_information(
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
     sizes = sorted({c for c in counts if c > 1})
     plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dt, t=t, memory_bytes=have) for m in sizes}
-    item = 4 if dt == "float32" else 8
-    shared_bytes = 2 * n * n * item + n * d * 8 * 2
-    shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= have * MEMORY_FRACTION
+    shared_bytes = dense_matrix_bytes(n, dt, copies=2) + _data_bytes(n, d)
+    shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= memory_budget(have)
     largest = max((p["memory_bytes"] for p in plans.values()), default=0)
     return {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
