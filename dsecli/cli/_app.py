@@ -381,7 +381,3 @@ def check_output_early(output: str | None) -> None:
         from dsecli.report.writing import check_output_path
 
         check_output_path(output, name="--output")
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

@@ -24,7 +24,20 @@ from dsecli.cli._app import (
     stderr_console,
     stdout_console,
 )
-from dsecli.cli.core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TolOpt, TOpt, solver_params
+from dsecli.cli.core import (
+    BinsOpt,
+    KOpt,
+    MetricOpt,
+    MIDtypeOpt,
+    NClustersOpt,
+    RefKindOpt,
+    RepetitionsOpt,
+    SigmaOpt,
+    SolverOpt,
+    TolOpt,
+    TOpt,
+    solver_params,
+)
 
 
 def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
@@ -117,12 +130,9 @@ def batch(
                                                 "workers).", min=1)] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Go on after an input fails (no row is written "
                                              "for it; exit 1 at the end).")] = False,
-    ref_kind: Annotated[str, typer.Option("--ref-kind", help="auto, discrete or continuous (scalars binned, vectors "
-                                          "clustered once for all inputs).")] = "auto",
-    n_clusters: Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
-                                            "references.")] = 10,
-    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class "
-                                             "(DSMI/CSMI).")] = 5,
+    ref_kind: RefKindOpt = "auto",
+    n_clusters: NClustersOpt = 10,
+    repetitions: RepetitionsOpt = 5,
     sigma: SigmaOpt = "10",
     t: TOpt = 1,
     bins: BinsOpt = None,
@@ -134,7 +144,7 @@ def batch(
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
     device: DeviceOpt = "auto",
-    dtype: Annotated[str | None, typer.Option("--dtype", help="Working precision: float64 (default; MINE trains in float32 unless this is given) or float32.")] = None,
+    dtype: MIDtypeOpt = None,
     base: BaseOpt = "2",
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,

@@ -37,6 +37,12 @@ MIDtypeOpt = Annotated[
     str | None,
     typer.Option("--dtype", help="Working precision: float64 (default; MINE trains in float32 unless this is given) or float32."),
 ]
+RefKindOpt = Annotated[str, typer.Option("--ref-kind", help="auto (by dtype), discrete (labels) or continuous "
+                                          "(scalars binned, vectors clustered).")]
+NClustersOpt = Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
+                                           "references.")]
+RepetitionsOpt = Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class "
+                                             "(DSMI/CSMI).")]
 SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse and dsmi: exact (default), approx "
                                           "(large N, with an error estimate) or auto (exact up to 10,000 rows).")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: all cores); "
@@ -200,11 +206,9 @@ def mi(
     ref: Annotated[str, typer.Argument(help="Reference Y (N rows): integer or string labels, float scalars, or vectors.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all: dsmi (default), "
                                         "csmi, ksg, mine.")] = "dsmi",
-    ref_kind: Annotated[str, typer.Option("--ref-kind", help="auto (by dtype), discrete (labels) or continuous "
-                                          "(scalars binned, vectors clustered).")] = "auto",
-    n_clusters: Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
-                                            "references.")] = 10,
-    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class (DSMI/CSMI).")] = 5,
+    ref_kind: RefKindOpt = "auto",
+    n_clusters: NClustersOpt = 10,
+    repetitions: RepetitionsOpt = 5,
     sigma: SigmaOpt = "10",
     t: TOpt = 1,
     bins: BinsOpt = None,

@@ -45,7 +45,6 @@ __all__ = [
     "CaseResult",
     "ValidationReport",
     "run_validation",
-    "case_names",
     "case_methods",
     "load_golden",
 ]
@@ -621,12 +620,6 @@ def _selected(mode: str, methods: list[str] | None) -> tuple[list[_Case], list[s
             continue
         chosen.append(c)
     return chosen, skipped
-
-
-def case_names(mode: str = "fast", methods: str | Sequence[str] | None = None) -> list[str]:
-    """Names of the cases ``run_validation`` would run with these arguments."""
-    check_choice(mode, "mode", MODES)
-    return [c.name for c in _selected(mode, _parse_methods(methods))[0]]
 
 
 def _run_case(case: _Case, opts: _Options) -> CaseResult:

@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
-    "SIGMA_RULES",
     "pairwise_sq_dists",
     "gaussian_kernel",
     "gaussian_kernel_rows",
@@ -40,7 +39,6 @@ __all__ = [
     "kernel_degeneracy",
 ]
 
-SIGMA_RULES = ("median", "sqrt-d")
 # Row blocks of this many elements (block x N) keep GEMM temporaries near 64 MiB in float64.
 BLOCK_ELEMENTS = 8 * 1024 * 1024
 # Beyond this many rows the median heuristic is computed on a seeded subsample of rows.

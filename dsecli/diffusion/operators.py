@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from dsecli.device import dtype_name
 from dsecli.diffusion.kernels import BLOCK_ELEMENTS, gaussian_kernel_rows, rows_per_block
+from dsecli.errors import check_choice
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -67,8 +68,28 @@ class _Operator:
         v = self.inv_sqrt_q.reciprocal()
         return v / v.norm()
 
-    def matmat(self, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+    def _set_degrees(self, q: torch.Tensor) -> None:
+        # from the degrees q (float64): q^-1/2 for the products, tr A = sum 1/q (G_ii = 1)
+        self.inv_sqrt_q = q.rsqrt()
+        self.trace = float(q.reciprocal().sum())
+        self.passes = 0
+
+    def matmat(self, v: torch.Tensor) -> torch.Tensor:
+        """``A @ v`` for v of shape (N, b); float64 in and out. Counts the products and columns."""
+        self.passes += 1
+        self.columns += v.shape[1]
+        return self._product(v)
+
+    def _product(self, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+def _normalised_sq_norm_(rows: torch.Tensor, r: torch.Tensor, start: int, stop: int) -> float:
+    """Scale kernel rows ``start:stop`` in place to rows of A = diag(r) G diag(r); return their squared norm."""
+    import torch
+
+    rows.mul_(r[start:stop, None]).mul_(r[None, :])
+    return float(torch.linalg.vector_norm(rows, dtype=torch.float64)) ** 2
 
 
 class DenseDiffusionOperator(_Operator):
@@ -96,26 +117,16 @@ class DenseDiffusionOperator(_Operator):
             q[s:e] = blk.sum(dim=1, dtype=torch.float64)
             a[s:e].copy_(blk)
             del blk
-        r = q.rsqrt()
-        rs = r.to(storage)
-        frob = 0.0
-        for s in range(0, n, step):  # normalise and sum squares in one pass (the rows are in cache)
-            e = min(n, s + step)
-            rows = a[s:e]
-            rows.mul_(rs[s:e, None]).mul_(rs[None, :])
-            frob += float(torch.linalg.vector_norm(rows, dtype=torch.float64)) ** 2
+        self._set_degrees(q)
+        rs = self.inv_sqrt_q.to(storage)
+        # normalise and sum squares in one pass (the rows are in cache)
+        self.frobenius_sq = sum(_normalised_sq_norm_(a[s:e], rs, s, e)
+                                for s, e in ((s, min(n, s + step)) for s in range(0, n, step)))
         self.a = a
-        self.inv_sqrt_q = r
-        self.trace = float(q.reciprocal().sum())
-        self.frobenius_sq = frob
-        self.passes = 0
 
-    def matmat(self, v: torch.Tensor) -> torch.Tensor:
-        """``A @ v`` for v of shape (N, b); float64 in and out."""
+    def _product(self, v: torch.Tensor) -> torch.Tensor:
         import torch
 
-        self.passes += 1
-        self.columns += v.shape[1]
         if self.storage == torch.float64:
             return self.a @ v
         return (self.a @ v.to(self.storage)).double()
@@ -147,17 +158,13 @@ class KernelRowsOperator(_Operator):
         for s in range(0, self.n, self.step):
             e = min(self.n, s + self.step)
             q[s:e] = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma).sum(dim=1, dtype=torch.float64)
-        self.inv_sqrt_q = q.rsqrt()
-        self.trace = float(q.reciprocal().sum())
+        self._set_degrees(q)
         self.frobenius_sq = None
-        self.passes = 0
 
-    def matmat(self, v: torch.Tensor) -> torch.Tensor:
-        """``A @ v`` for v of shape (N, b); float64 in and out; O(N^2 (D + b)) flops."""
+    def _product(self, v: torch.Tensor) -> torch.Tensor:
+        # O(N^2 (D + b)) flops: every block of kernel rows is recomputed
         import torch
 
-        self.passes += 1
-        self.columns += v.shape[1]
         r = self.inv_sqrt_q
         w = (v * r[:, None]).to(self.storage)
         out = torch.empty_like(v)
@@ -169,8 +176,7 @@ class KernelRowsOperator(_Operator):
             blk = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma)
             out[s:e] = (blk @ w).double()
             if want_frob:
-                blk.mul_(r_s[s:e, None]).mul_(r_s[None, :])
-                frob += float(torch.linalg.vector_norm(blk, dtype=torch.float64)) ** 2
+                frob += _normalised_sq_norm_(blk, r_s, s, e)
             del blk
         if want_frob:
             self.frobenius_sq = frob
@@ -183,6 +189,7 @@ class KernelRowsOperator(_Operator):
 
 def build_operator(xt: torch.Tensor, sigma: float, *, kind: str, storage: torch.dtype | None = None) -> _Operator:
     """The diffusion operator of the rows of ``xt`` as ``kind`` ("dense" or "rows")."""
+    check_choice(kind, "operator", OPERATOR_KINDS)
     if kind == "dense":
         return DenseDiffusionOperator(xt, sigma, storage=storage)
     return KernelRowsOperator(xt, sigma)
