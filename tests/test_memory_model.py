@@ -86,3 +86,22 @@ def test_full_kernel_and_kernel_rows_are_the_one_gaussian(sigma: float) -> None:
     rows = torch.cat([gaussian_kernel_rows(xc, xn, s, min(70, s + 16), sigma) for s in range(0, 70, 16)]).numpy()
     np.testing.assert_allclose(rows, expected, rtol=1e-12, atol=1e-15)
     assert np.all(np.diag(rows) == 1.0)
+
+
+def test_mine_network_that_cannot_fit_stops_before_it_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2**40 hidden layers used to loop for ever building the network; now the one rule stops it
+    import dsecli.diffusion.plan
+    from dsecli import mine_mutual_information
+
+    monkeypatch.setattr(dsecli.diffusion.plan, "available_memory_bytes", lambda device: 2**30)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 2)), np.arange(40) % 2
+    layers = 2**40
+    # 2 + 2 inputs (x and the one-hot y), 100 units: (4 + 1) * 100 + (L - 1) * 101 * 100 + 101 parameters
+    params = 5 * 100 + (layers - 1) * 101 * 100 + 101
+    need = (4 * params + 2 * 3 * 32 * 100 * layers) * 4
+    message = (f"MINE's network needs about {need / 2**30:.1f} GiB ({params:,} parameters: hidden_units = 100, "
+               f"hidden_layers = {layers}) but cpu has 1.0 GiB available (at most 85% of it is used); use a smaller "
+               "--hidden-units or --hidden-layers")
+    with pytest.raises(MemoryLimitError, match=re.escape(message)):
+        mine_mutual_information(x, y, hidden_layers=layers, batch_size=32, device="cpu")

@@ -37,6 +37,7 @@ __all__ = [
     "solver_settings",
     "dense_matrix_bytes",
     "memory_budget",
+    "check_memory",
     "check_dense_memory",
 ]
 
@@ -68,31 +69,45 @@ def memory_budget(available: int) -> int:
     return int(available * MEMORY_FRACTION)
 
 
-def check_dense_memory(n: int, *, device: Any, dtype: Any, copies: int = 2, memory_bytes: int | None = None) -> int:
-    """Raise :class:`~dsecli.errors.MemoryLimitError` unless ``copies`` N x N matrices fit the budget.
+def check_memory(need: int, *, what: str, device: Any, hint: str, detail: str = "",
+                 memory_bytes: int | None = None) -> int:
+    """Raise :class:`~dsecli.errors.MemoryLimitError` unless ``need`` bytes fit the budget of ``device``.
 
     The rule of every plan here: the bytes needed must be at most :func:`memory_budget` of the
     memory available (``memory_bytes``, default what the device has free now). Checked before
-    anything N x N is allocated, so a run that cannot fit stops with figures instead of being
-    killed by the operating system.
+    the allocation, so a run that cannot fit stops with figures instead of being killed by the
+    operating system. The message: "<what> needs about X GiB<detail> but <device> has Y GiB
+    available ...; <hint>".
+
+    Returns
+    -------
+    int
+        ``need``.
+    """
+    from dsecli.errors import MemoryLimitError
+
+    dev = resolve_device(device)
+    have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
+    if need > memory_budget(have):
+        raise MemoryLimitError(
+            f"{what} needs about {need / 2**30:.1f} GiB{detail} but {dev.type} has {have / 2**30:.1f} GiB available (at most "
+            f"{MEMORY_FRACTION:.0%} of it is used); {hint}"
+        )
+    return int(need)
+
+
+def check_dense_memory(n: int, *, device: Any, dtype: Any, copies: int = 2, memory_bytes: int | None = None) -> int:
+    """:func:`check_memory` for ``copies`` N x N matrices in ``dtype``, before any is allocated.
 
     Returns
     -------
     int
         The bytes needed (:func:`dense_matrix_bytes`).
     """
-    from dsecli.errors import MemoryLimitError
-
-    dev = resolve_device(device)
-    need = dense_matrix_bytes(n, dtype, copies=copies)
-    have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
-    if need > memory_budget(have):
-        raise MemoryLimitError(
-            f"N = {n} needs about {need / 2**30:.1f} GiB for {copies} N x N {dtype_name(resolve_dtype(dtype))} "
-            f"matrices but {dev.type} has {have / 2**30:.1f} GiB available (at most {MEMORY_FRACTION:.0%} of it "
-            "is used); use --max-n to subsample, --dtype float32, or another device"
-        )
-    return need
+    return check_memory(dense_matrix_bytes(n, dtype, copies=copies),
+                        what=f"N = {n}", detail=f" for {copies} N x N {dtype_name(resolve_dtype(dtype))} matrices",
+                        device=device,
+                        hint="use --max-n to subsample, --dtype float32, or another device", memory_bytes=memory_bytes)
 
 
 def solver_settings(n: int, operator: str) -> dict[str, int]:
