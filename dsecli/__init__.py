@@ -21,8 +21,8 @@ says otherwise.
 - Results and errors: :class:`EntropyResult`, :class:`MIResult`, :class:`DseError` and its
   subclasses. ``__version__`` is the package version.
 
-The functions of the last groups are imported on first use (module ``__getattr__``), so
-``import dsecli`` stays light.
+Every name but the errors and ``__version__`` is imported on first use (module
+``__getattr__``), so ``import dsecli`` stays light.
 """
 
 import os as _os
@@ -34,42 +34,25 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError  # noqa: E402
-from dsecli.estimators import (  # noqa: E402
-    binned_shannon_entropy,
-    binned_shannon_mutual_information,
-    kozachenko_leonenko_entropy,
-    ksg_mutual_information,
-    mine_mutual_information,
-)
-from dsecli.inputs.readers import list_arrays, open_array, split_spec  # noqa: E402
-from dsecli.measures.dse import (  # noqa: E402
-    adjacency_spectral_entropy,
-    diffusion_spectral_entropy,
-    diffusion_spectral_mutual_information,
-    matrix_entry_entropy,
-)
-from dsecli.methods import (  # noqa: E402
-    ENTROPY_METHODS,
-    MI_METHODS,
-    estimate_entropy,
-    estimate_mutual_information,
-    parse_methods,
-)
-from dsecli.results import EntropyResult, MIResult  # noqa: E402
 from dsecli.version import __version__  # noqa: E402
 
-# name -> module, imported when the name is first used
+# Everything else: name -> module, imported when the name is first used (``import dsecli`` and
+# ``dse --help`` stay light; numpy, torch and the estimators load with the first call).
 _LAZY = {
+    **dict.fromkeys(("EntropyResult", "MIResult"), "dsecli.results"),
+    **dict.fromkeys(("diffusion_spectral_entropy", "diffusion_spectral_mutual_information",
+                     "adjacency_spectral_entropy", "matrix_entry_entropy"), "dsecli.measures.dse"),
+    **dict.fromkeys(("binned_shannon_entropy", "binned_shannon_mutual_information", "kozachenko_leonenko_entropy",
+                     "ksg_mutual_information", "mine_mutual_information"), "dsecli.estimators"),
+    **dict.fromkeys(("ENTROPY_METHODS", "MI_METHODS", "estimate_entropy", "estimate_mutual_information",
+                     "parse_methods"), "dsecli.methods"),
+    **dict.fromkeys(("open_array", "list_arrays", "split_spec"), "dsecli.inputs.readers"),
     "spectrum_scan": "dsecli.measures.diffusion_time",
-    "run_batch": "dsecli.batch.run",
-    "expand_inputs": "dsecli.batch.run",
+    **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
     "sanity_report": "dsecli.diagnostics.sanity",
     "run_validation": "dsecli.diagnostics.selftest",
-    "plan_entropy": "dsecli.diffusion.plan",
-    "plan_mutual_information": "dsecli.diffusion.plan",
-    "dry_run_entropy": "dsecli.diffusion.plan",
-    "dry_run_mutual_information": "dsecli.diffusion.plan",
-    "format_plan": "dsecli.diffusion.plan",
+    **dict.fromkeys(("plan_entropy", "plan_mutual_information", "dry_run_entropy", "dry_run_mutual_information",
+                     "format_plan"), "dsecli.diffusion.plan"),
     "cpu_threads": "dsecli.device",
 }
 
