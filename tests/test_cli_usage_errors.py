@@ -39,13 +39,13 @@ class Case:
     args: list[str]
     exact: str | None = None  # the whole stderr line
     start: str | None = None  # or: its start, a fragment inside it and its end
-    fragment: str = ""
+    fragments: tuple[str, ...] = ()
     end: str = ""
     output: bool = True  # the command takes --output (a sentinel file must stay unchanged)
 
 
-def usage(cmd: str, start: str, fragment: str = "") -> dict[str, str]:
-    return {"start": f"error: {cmd}: {start}", "fragment": fragment, "end": f" (see '{cmd} --help')"}
+def usage(cmd: str, start: str, *fragments: str) -> dict[str, object]:
+    return {"start": f"error: {cmd}: {start}", "fragments": fragments, "end": f" (see '{cmd} --help')"}
 
 
 def too_big(name: str, minimum: int = 1) -> str:
@@ -55,9 +55,9 @@ def too_big(name: str, minimum: int = 1) -> str:
 CASES = [
     # ---- Click / Typer usage errors
     Case("float-for-int-t", ["entropy", "x.npy", "--t", "1.5"], **usage("dse entropy", "invalid value for '--t' / '-t': ",
-                                                                          "integer")),
+                                                                          "integer", "'1.5'")),
     Case("text-for-int-max-n", ["entropy", "x.npy", "--max-n", "all"],
-         **usage("dse entropy", "invalid value for '--max-n': ", "integer")),
+         **usage("dse entropy", "invalid value for '--max-n': ", "integer", "'all'")),
     Case("unknown-option", ["entropy", "x.npy", "--no-such-option"],
          **usage("dse entropy", "no such option: --no-such-option")),
     Case("unknown-option-near-a-real-one", ["entropy", "x.npy", "--flatte"],
@@ -66,9 +66,9 @@ CASES = [
     Case("missing-second-argument", ["mi", "x.npy"], **usage("dse mi", "missing argument", "ref")),
     Case("unknown-command", ["entropie", "x.npy"], output=False, **usage("dse", "no such command 'entropie'")),
     Case("option-without-value", ["entropy", "x.npy", "--output", "out.json", "--method"], output=False,
-         start="error: ", fragment="'--method' requires an argument"),
+         start="error: ", fragments=("'--method' requires an argument",)),
     Case("below-declared-range", ["batch", "x.npy", "--workers", "-1"], output=False,
-         **usage("dse batch", "invalid value for '--workers': ")),
+         **usage("dse batch", "invalid value for '--workers': ", "-1")),
     # ---- integers the library rejects: huge
     Case("seed-huge-ksg", ["mi", "x.npy", "y.npy", "-m", "ksg", "--seed", HUGE], too_big("seed", 0)),
     Case("seed-huge-mine", ["mi", "x.npy", "y.npy", "-m", "mine", "--epochs", "1", "--seed", HUGE], too_big("seed", 0)),
@@ -132,7 +132,7 @@ def test_one_error_line_exit_2_nothing_written(case: Case, inputs: Path, tmp_pat
     else:
         assert case.start is not None
         assert line.startswith(case.start), line
-        assert case.fragment in line, line
+        assert all(f in line for f in case.fragments), line
         assert line.endswith(case.end), line
     assert out.read_bytes() == SENTINEL
     assert sorted(p.name for p in out_dir.iterdir()) == ["result.json"]

@@ -40,10 +40,22 @@ def usage_error_line(exc: Any) -> str:
     line, so the command path and the help hint go on that line.
     """
     text = " ".join(exc.format_message().split()).rstrip(".")
+    got = _rejected_value(exc)
+    if got is not None and repr(got) not in text:
+        text += f"; got {got!r}"
     ctx = getattr(exc, "ctx", None)
     where = f"{ctx.command_path}: " if ctx is not None else ""
     hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     return f"error: {where}{text[:1].lower()}{text[1:]}{hint}"
+
+
+def _rejected_value(exc: BaseException) -> Any:
+    """The value a Typer parameter conversion refused, when its cause records it (pydantic's errors)."""
+    errors = getattr(exc.__cause__, "errors", None)
+    try:
+        return errors()[0].get("input") if callable(errors) else None
+    except Exception:  # noqa: BLE001 - only a detail of the message
+        return None
 
 
 # Click >= 8.2 raises this for a group called without arguments (``no_args_is_help``)
