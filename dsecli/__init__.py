@@ -1,8 +1,28 @@
 """dsecli: diffusion spectral entropy and mutual information of embeddings, with baselines.
 
-Library first; the ``dse`` command is a thin layer over these functions. Every function takes
-the data first and keyword-only parameters, and returns a frozen result whose ``to_dict()`` is
-JSON-safe. Units are bits unless ``base`` says otherwise.
+Library first; the ``dse`` command is a thin layer over these functions (each command makes
+its public call from here). Every function takes the data first and keyword-only parameters,
+and returns a frozen result whose ``to_dict()`` is JSON-safe. Units are bits unless ``base``
+says otherwise.
+
+- Measures: :func:`diffusion_spectral_entropy`, :func:`diffusion_spectral_mutual_information`,
+  the published variants :func:`adjacency_spectral_entropy` and :func:`matrix_entry_entropy`,
+  and the baselines :func:`binned_shannon_entropy`, :func:`binned_shannon_mutual_information`,
+  :func:`kozachenko_leonenko_entropy`, :func:`ksg_mutual_information`, :func:`mine_mutual_information`.
+- Several methods on the same rows (``dse entropy``/``dse mi``): :func:`estimate_entropy`,
+  :func:`estimate_mutual_information`, :func:`parse_methods`; ``ENTROPY_METHODS`` and
+  ``MI_METHODS`` map each method name to its function.
+- Inputs (``dse info``): :func:`open_array`, :func:`list_arrays`, :func:`split_spec`.
+- Plans without computing (``--dry-run``): :func:`dry_run_entropy`, :func:`dry_run_mutual_information`,
+  :func:`plan_entropy`, :func:`plan_mutual_information`, :func:`format_plan`.
+- ``dse spectrum``: :func:`spectrum_scan`; ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
+  ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
+- CPU threads for a block of work: :func:`cpu_threads`.
+- Results and errors: :class:`EntropyResult`, :class:`MIResult`, :class:`DseError` and its
+  subclasses. ``__version__`` is the package version.
+
+Every name but the errors and ``__version__`` is imported on first use (module
+``__getattr__``), so ``import dsecli`` stays light.
 """
 
 import os as _os
@@ -13,25 +33,44 @@ import os as _os
 # takes effect if torch has not been imported yet, and a user's own setting always wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError
-from dsecli.estimators import (
-    binned_shannon_entropy,
-    binned_shannon_mutual_information,
-    kozachenko_leonenko_entropy,
-    ksg_mutual_information,
-    mine_mutual_information,
-)
-from dsecli.inputs.readers import open_array
-from dsecli.measures.dse import (
-    adjacency_spectral_entropy,
-    diffusion_spectral_entropy,
-    diffusion_spectral_mutual_information,
-    matrix_entry_entropy,
-)
-from dsecli.methods import ENTROPY_METHODS, MI_METHODS, estimate_entropy, estimate_mutual_information
-from dsecli.results import EntropyResult, MIResult  # noqa: E402
+from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError  # noqa: E402
+from dsecli.version import __version__  # noqa: E402
 
-__version__ = "0.1.0"
+# Everything else: name -> module, imported when the name is first used (``import dsecli`` and
+# ``dse --help`` stay light; numpy, torch and the estimators load with the first call).
+_LAZY = {
+    **dict.fromkeys(("EntropyResult", "MIResult"), "dsecli.results"),
+    **dict.fromkeys(("diffusion_spectral_entropy", "diffusion_spectral_mutual_information",
+                     "adjacency_spectral_entropy", "matrix_entry_entropy"), "dsecli.measures.dse"),
+    **dict.fromkeys(("binned_shannon_entropy", "binned_shannon_mutual_information", "kozachenko_leonenko_entropy",
+                     "ksg_mutual_information", "mine_mutual_information"), "dsecli.estimators"),
+    **dict.fromkeys(("ENTROPY_METHODS", "MI_METHODS", "estimate_entropy", "estimate_mutual_information",
+                     "parse_methods"), "dsecli.methods"),
+    **dict.fromkeys(("open_array", "list_arrays", "split_spec"), "dsecli.inputs.readers"),
+    "spectrum_scan": "dsecli.measures.diffusion_time",
+    **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
+    "sanity_report": "dsecli.diagnostics.sanity",
+    "run_validation": "dsecli.diagnostics.selftest",
+    **dict.fromkeys(("plan_entropy", "plan_mutual_information", "dry_run_entropy", "dry_run_mutual_information",
+                     "format_plan"), "dsecli.diffusion.plan"),
+    "cpu_threads": "dsecli.device",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dsecli' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",
@@ -48,9 +87,23 @@ __all__ = [
     "mine_mutual_information",
     "estimate_entropy",
     "estimate_mutual_information",
+    "parse_methods",
     "ENTROPY_METHODS",
     "MI_METHODS",
     "open_array",
+    "list_arrays",
+    "split_spec",
+    "spectrum_scan",
+    "run_batch",
+    "expand_inputs",
+    "sanity_report",
+    "run_validation",
+    "plan_entropy",
+    "plan_mutual_information",
+    "dry_run_entropy",
+    "dry_run_mutual_information",
+    "format_plan",
+    "cpu_threads",
     "DseError",
     "InputError",
     "ComputationError",

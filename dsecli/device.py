@@ -120,18 +120,28 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# OpenMP allocates every thread's state up front (2**31 threads asked libgomp for 460 GB), so a
+# thread count is capped well above any machine's cores instead of at the integer limit.
+MAX_THREADS = max(1024, os.cpu_count() or 1)
+
+
 @contextmanager
 def cpu_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``threads`` torch CPU threads (None: unchanged), restoring the previous count.
 
     For shared machines: the eigensolver and GEMMs otherwise take every core.
+
+    Yields
+    ------
+    None
+        A context manager: ``with cpu_threads(2): ...``.
     """
     if threads is None:
         yield
         return
     from dsecli.errors import check_positive_int
 
-    threads = check_positive_int(threads, "threads")
+    threads = check_positive_int(threads, "threads", maximum=MAX_THREADS)
     import torch
 
     previous = torch.get_num_threads()

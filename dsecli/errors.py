@@ -25,6 +25,7 @@ __all__ = [
     "DataQualityWarning",
     "check_positive",
     "check_positive_int",
+    "MAX_INT",
     "check_choice",
     "check_finite_number",
     "check_at_most",
@@ -119,22 +120,32 @@ def check_positive(value: Any, name: str, *, where: str | None = None) -> float:
     return number
 
 
+# Integers go on to numpy and torch (seeds, sizes, counts), which hold them in 64 bits; a larger
+# Python int would fail there with an OverflowError, far from the parameter that caused it.
+MAX_INT = 2**63 - 1
+
+
 def check_positive_int(
-    value: Any, name: str, *, minimum: int = 1, where: str | None = None
+    value: Any, name: str, *, minimum: int = 1, maximum: int = MAX_INT, where: str | None = None
 ) -> int:
-    """Return ``value`` as an int, or raise :class:`InputError` unless it is an integer >= minimum."""
+    """Return ``value`` as an int, or raise :class:`InputError` unless it is an integer in ``minimum..maximum``.
+
+    ``maximum`` defaults to :data:`MAX_INT` (2**63 - 1), the largest value numpy and torch
+    accept for seeds, sizes and counts.
+    """
+    bad = f"{_where(where)}`{name}` must be an integer >= {minimum}; got {value!r}"
     if isinstance(value, bool):
-        raise InputError(f"{_where(where)}`{name}` must be an integer >= {minimum}; got {value!r}")
+        raise InputError(bad)
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(
-            f"{_where(where)}`{name}` must be an integer >= {minimum}; got {value!r}"
-        ) from None
+        raise InputError(bad) from None
     if number != value and not (isinstance(value, float) and value.is_integer()):
-        raise InputError(f"{_where(where)}`{name}` must be an integer >= {minimum}; got {value!r}")
+        raise InputError(bad)
     if number < minimum:
-        raise InputError(f"{_where(where)}`{name}` must be an integer >= {minimum}; got {value!r}")
+        raise InputError(bad)
+    if number > maximum:
+        raise InputError(f"{_where(where)}`{name}` must be an integer in {minimum}..{maximum}; got {value!r}")
     return number
 
 

@@ -11,7 +11,7 @@ SciPy's ``methods`` dictionaries do).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -55,22 +55,53 @@ ENTROPY_ALL: list[str] = ["dse", "cse", "knn"]
 MI_ALL: list[str] = ["dsmi", "csmi", "ksg", "mine"]
 
 
-def parse_methods(spec: str | Sequence[str], table: dict[str, Any], all_names: list[str], *, what: str = "method") -> list[str]:
-    """``"dse,cse"`` or ``["dse", "cse"]`` or ``"all"`` -> validated list of names, order kept, no repeats."""
+def parse_methods(
+    spec: str | Sequence[str],
+    table: Mapping[str, Any] | Sequence[str] | None = None,
+    all_names: Sequence[str] | None = None,
+    *,
+    what: str = "method",
+    unknown: str = "is unknown",
+) -> list[str]:
+    """``"dse,cse"`` or ``["dse", "cse"]`` or ``"all"`` -> validated list of names, order kept, no repeats.
+
+    The one method-list parser: ``--method`` of every command (entropy, mi, batch, plot,
+    validate) goes through it. Names are stripped and lower-cased; empty items are skipped.
+
+    Parameters
+    ----------
+    spec : str or sequence of str
+        Comma-separated names, or a list of names; ``all`` stands for ``all_names``.
+    table : mapping or sequence of str, optional
+        The names allowed; default every entropy and mutual-information method.
+    all_names : sequence of str, optional
+        What ``all`` expands to; default :data:`ENTROPY_ALL` + :data:`MI_ALL` when ``table`` is
+        not given, else every name of ``table``.
+    what, unknown :
+        The parameter name and the phrase for an unknown name, in messages.
+
+    Returns
+    -------
+    list of str
+        The method names, lower case, in the order given, each once.
+    """
+    if table is None:
+        table, all_names = [*ENTROPY_METHODS, *MI_METHODS], all_names or [*ENTROPY_ALL, *MI_ALL]
+    known = list(table)
+    everything = list(all_names) if all_names is not None else known
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[str] = []
     for raw in items:
-        name = raw.strip().lower()
+        name = str(raw).strip().lower()
         if not name:
             continue
-        names = all_names if name == "all" else [name]
-        for n in names:
-            if n not in table:
-                raise InputError(f"`{what}` {n!r} is unknown; choose from {', '.join(table)} or all")
+        for n in everything if name == "all" else [name]:
+            if n not in known:
+                raise InputError(f"`{what}` {n!r} {unknown}; choose from {', '.join(known)} or all")
             if n not in out:
                 out.append(n)
     if not out:
-        raise InputError(f"`{what}` is empty; choose from {', '.join(table)} or all")
+        raise InputError(f"`{what}` is empty; choose from {', '.join(known)} or all")
     return out
 
 
@@ -98,6 +129,11 @@ def estimate_entropy(
     from ``params`` resolved once for all methods. The other ``params`` (sigma, t, k, bins,
     base, ...) go to the methods that take them. Every result lists the warnings raised while
     preparing as well as its own.
+
+    Returns
+    -------
+    list of EntropyResult
+        One per method, in the order of ``methods``.
     """
     names = parse_methods(methods, ENTROPY_METHODS, ENTROPY_ALL)
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
@@ -122,6 +158,11 @@ def estimate_mutual_information(
 
     Prepared once as in :func:`estimate_entropy`, reference included: ``y`` may be None when
     ``x`` is a :class:`~dsecli.inputs.prepare.Prepared` that holds its reference.
+
+    Returns
+    -------
+    list of MIResult
+        One per method, in the order of ``methods``.
     """
     names = parse_methods(methods, MI_METHODS, MI_ALL)
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,

@@ -353,9 +353,10 @@ MEMORY_PATHS = [
 
 def _small_memory(monkeypatch: pytest.MonkeyPatch, limit: int = 1024) -> None:
     import dsecli.device
+    import dsecli.diffusion.plan
     import dsecli.measures.dse
 
-    for module in (dsecli.device, dsecli.measures.dse):
+    for module in (dsecli.device, dsecli.diffusion.plan, dsecli.measures.dse):
         if hasattr(module, "available_memory_bytes"):
             monkeypatch.setattr(module, "available_memory_bytes", lambda device: limit)
 
@@ -397,8 +398,8 @@ def test_memory_guard_passes_when_memory_suffices(inputs: Path, monkeypatch: pyt
 def test_memory_guard_library_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
+    from dsecli.diffusion.plan import check_dense_memory, dense_matrix_bytes
     from dsecli.errors import MemoryLimitError
-    from dsecli.measures.dse import check_dense_memory, dense_matrix_bytes
 
     _small_memory(monkeypatch, limit=2**30)
     need = dense_matrix_bytes(20_000, "float64")

@@ -13,7 +13,7 @@ from scipy.stats import entropy as scipy_entropy
 
 from dsecli import binned_shannon_entropy, binned_shannon_mutual_information, estimate_entropy
 from dsecli.errors import InputError
-from dsecli.estimators.binned import bin_indices
+from dsecli.inputs.binning import bin_indices
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
 needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden reference values not found at {GOLDEN}")

@@ -20,7 +20,7 @@ from dsecli import (
     matrix_entry_entropy,
 )
 from dsecli.cli import app
-from dsecli.inputs.reference import bin_scalar
+from dsecli.inputs.binning import bin_scalars
 
 DATASETS = golden_datasets()
 pytestmark = pytest.mark.skipif(not DATASETS, reason=f"golden data not found at {GOLDEN}")
@@ -137,7 +137,7 @@ def test_scalar_reference_bins_match_golden() -> None:
             if name in ds["arrays"]:
                 r = np.load(GOLDEN / ds["arrays"][name])
                 expected = np.load(GOLDEN / ds["arrays"][f"{name}_bins"])
-                np.testing.assert_array_equal(bin_scalar(r, 10), expected)
+                np.testing.assert_array_equal(bin_scalars(r, 10), expected)
 
 
 def _cli_json(args: list[str]) -> dict:

@@ -66,6 +66,7 @@ from dsecli.batch.store import (
     row_key,
     stale_reason,
 )
+from dsecli.device import MAX_THREADS
 from dsecli.errors import (
     ComputationError,
     DataQualityWarning,
@@ -77,7 +78,7 @@ from dsecli.errors import (
 )
 from dsecli.inputs.sampling import DEFAULT_MAX_N, SAMPLERS, choose_rows
 from dsecli.inputs.specs import BatchInput, InputFailure, expand_inputs
-from dsecli.methods import ENTROPY_ALL, ENTROPY_METHODS, MI_ALL, MI_METHODS
+from dsecli.methods import ENTROPY_ALL, ENTROPY_METHODS, MI_ALL, MI_METHODS, parse_methods
 from dsecli.results import json_safe
 
 __all__ = ["BatchSummary", "split_methods", "run_batch"]
@@ -94,29 +95,11 @@ def split_methods(spec: str | Sequence[str] | None, *, has_reference: bool) -> t
     """
     if spec is None:
         return ["dse"], (["dsmi"] if has_reference else [])
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    entropy: list[str] = []
-    mi: list[str] = []
-    known = ", ".join([*ENTROPY_METHODS, *MI_METHODS])
-    for raw in items:
-        name = raw.strip().lower()
-        if not name:
-            continue
-        names = [*ENTROPY_ALL, *(MI_ALL if has_reference else [])] if name == "all" else [name]
-        for n in names:
-            if n in ENTROPY_METHODS:
-                if n not in entropy:
-                    entropy.append(n)
-            elif n in MI_METHODS:
-                if not has_reference:
-                    raise InputError(f"`method` {n!r} is a mutual-information method and needs a reference (--ref FILE)")
-                if n not in mi:
-                    mi.append(n)
-            else:
-                raise InputError(f"`method` {n!r} is unknown; choose from {known} or all")
-    if not entropy and not mi:
-        raise InputError(f"`method` is empty; choose from {known} or all")
-    return entropy, mi
+    names = parse_methods(spec, [*ENTROPY_METHODS, *MI_METHODS], [*ENTROPY_ALL, *(MI_ALL if has_reference else [])])
+    mi = [n for n in names if n in MI_METHODS]
+    if mi and not has_reference:
+        raise InputError(f"`method` {mi[0]!r} is a mutual-information method and needs a reference (--ref FILE)")
+    return [n for n in names if n in ENTROPY_METHODS], mi
 
 
 # ------------------------------------------------------------------------------------------ run_batch
@@ -290,7 +273,7 @@ def run_batch(
     start = time.perf_counter()
     workers = check_positive_int(workers, "workers", minimum=0)
     if threads is not None:
-        threads = check_positive_int(threads, "threads")
+        threads = check_positive_int(threads, "threads", maximum=MAX_THREADS)
     if workers and scheduler is not None:
         raise InputError("`workers` and `scheduler` cannot be combined: local processes or a Dask cluster, not both")
     if sampler not in SAMPLERS:

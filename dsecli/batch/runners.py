@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from dsecli import __version__
 from dsecli.device import cpu_threads
 from dsecli.errors import ComputationError, DseError, InputError
 from dsecli.inputs.specs import BatchInput
 from dsecli.methods import MI_METHODS
 from dsecli.results import json_safe
+from dsecli.version import __version__
 
 __all__ = ["Reference", "Job", "Outcome", "run_in_process", "run_in_processes", "run_on_dask", "dask_client_class",
            "is_class_based"]

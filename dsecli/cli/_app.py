@@ -23,12 +23,76 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 ships its own copy of Click; its exceptions are not the click package's
+    from typer import _click as _clicklib
+except ImportError:  # pragma: no cover - older typer runs on the click package
+    import click as _clicklib
 
 from dsecli import __version__
 from dsecli.errors import DseError, ExitStatus, InputError
 
+
+def usage_error_line(exc: Any) -> str:
+    """A Click/Typer usage error (bad option value, unknown option, missing argument) as one ``error:`` line.
+
+    Click's own rendering is a usage block plus a hint over three lines; dsecli errors are one
+    line, so the command path and the help hint go on that line.
+    """
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    got = _rejected_value(exc)
+    if got is not None and repr(got) not in text:
+        text += f"; got {got!r}"
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"error: {where}{text[:1].lower()}{text[1:]}{hint}"
+
+
+def _rejected_value(exc: BaseException) -> Any:
+    """The value a Typer parameter conversion refused, when its cause records it (pydantic's errors)."""
+    errors = getattr(exc.__cause__, "errors", None)
+    try:
+        return errors()[0].get("input") if callable(errors) else None
+    except Exception:  # noqa: BLE001 - only a detail of the message
+        return None
+
+
+# Click >= 8.2 raises this for a group called without arguments (``no_args_is_help``)
+_NO_ARGS_IS_HELP = getattr(_clicklib.exceptions, "NoArgsIsHelpError", ())
+
+
+class _OneLineErrorsGroup(TyperGroup):
+    """The ``dse`` group: Click's usage errors become one ``error:`` line on stderr and exit 2.
+
+    Everything else keeps Click's standalone behaviour (``--help``, ``typer.Exit`` codes, no
+    arguments printing the help).
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as exc:
+            exc.show()  # plain `dse`: the help text, as Click prints it
+            sys.exit(exc.exit_code)
+        except _clicklib.exceptions.ClickException as exc:
+            sys.stderr.write(usage_error_line(exc) + "\n")
+            usage = isinstance(exc, _clicklib.exceptions.UsageError)
+            sys.exit(int(ExitStatus.USAGE_OR_INPUT) if usage else exc.exit_code)
+        except typer.Abort:
+            sys.stderr.write("error: aborted\n")
+            sys.exit(int(ExitStatus.INTERRUPTED))
+        # standalone_mode=False returns the exit code of typer.Exit, or the command's return value
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
     name="dse",
+    cls=_OneLineErrorsGroup,
     help="Diffusion spectral entropy (DSE) and mutual information (DSMI) of embeddings, with classic baselines.\n\n"
     "Values are in bits unless --base says otherwise. Exit codes: 0 success, 1 computation failed, "
     "2 usage or input error, 130/143 interrupted.",
@@ -128,6 +192,11 @@ _SIGNALS = {
 }
 # outputs written by the command now running (for an honest message on interruption)
 _WRITTEN: list[str] = []
+
+
+def note_written(text: str) -> None:
+    """Record an output the running command has written, for the message if it is interrupted."""
+    _WRITTEN.append(text)
 
 
 def _interrupted_message(name: str) -> str:
@@ -314,7 +383,7 @@ def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: C
     text = to_json(report)
     if output is not None:
         write_atomic(output, text + "\n", name="--output", inputs=inputs)
-        _WRITTEN.append(output)
+        note_written(output)
     if as_json:
         sys.stdout.write(to_json(report, indent=None) + "\n")
         sys.stdout.flush()
@@ -329,7 +398,3 @@ def check_output_early(output: str | None, *, inputs: tuple[str | None, ...] = (
         from dsecli.report.writing import check_output_path
 
         check_output_path(output, name=name, inputs=inputs)
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

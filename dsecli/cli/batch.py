@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from dsecli.cli._app import (
-    _WRITTEN,
     BaseOpt,
     DeviceOpt,
     DropNonfiniteOpt,
@@ -19,12 +18,26 @@ from dsecli.cli._app import (
     SeedOpt,
     TracebackOpt,
     app,
+    note_written,
     parse_base,
     run_command,
     stderr_console,
     stdout_console,
 )
-from dsecli.cli.core import BinsOpt, KOpt, MetricOpt, SigmaOpt, SolverOpt, TolOpt, TOpt, _solver_param
+from dsecli.cli.core import (
+    BinsOpt,
+    KOpt,
+    MetricOpt,
+    MIDtypeOpt,
+    NClustersOpt,
+    RefKindOpt,
+    RepetitionsOpt,
+    SigmaOpt,
+    SolverOpt,
+    TolOpt,
+    TOpt,
+    solver_params,
+)
 
 
 def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
@@ -120,12 +133,9 @@ def batch(
                                                 "workers).", min=1)] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Go on after an input fails to open or to compute "
                                              "(a warning names it; no row is written for it; exit 1 at the end).")] = False,
-    ref_kind: Annotated[str, typer.Option("--ref-kind", help="auto, discrete or continuous (scalars binned, vectors "
-                                          "clustered once for all inputs).")] = "auto",
-    n_clusters: Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
-                                            "references.")] = 10,
-    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class "
-                                             "(DSMI/CSMI).")] = 5,
+    ref_kind: RefKindOpt = "auto",
+    n_clusters: NClustersOpt = 10,
+    repetitions: RepetitionsOpt = 5,
     sigma: SigmaOpt = "10",
     t: TOpt = 1,
     bins: BinsOpt = None,
@@ -137,7 +147,7 @@ def batch(
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
     device: DeviceOpt = "auto",
-    dtype: Annotated[str | None, typer.Option("--dtype", help="Working precision: float64 (default; MINE trains in float32 unless this is given) or float32.")] = None,
+    dtype: MIDtypeOpt = None,
     base: BaseOpt = "2",
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
@@ -154,7 +164,7 @@ def batch(
     """
 
     def body() -> None:
-        from dsecli.batch import run_batch
+        from dsecli import run_batch
         from dsecli.errors import ComputationError
         from dsecli.report.writing import to_json
 
@@ -163,7 +173,7 @@ def batch(
             sys.stdout.flush()
 
         if output is not None:
-            _WRITTEN.append(f"{output} (finished rows are kept; rerun the same command to resume)")
+            note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
         bar = _Bar(quiet)
         try:
             summary = run_batch(
@@ -171,7 +181,7 @@ def batch(
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                 drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
-                on_row=None if output is not None else to_stdout, progress=bar, **_solver_param(solver, tol_bits),
+                on_row=None if output is not None else to_stdout, progress=bar, **solver_params(solver, tol_bits),
             )
         finally:
             bar.stop()

@@ -59,8 +59,7 @@ def findings_table(report: dict[str, Any]) -> Any:
 def check_source(spec: str, *, max_n: int, seed: int, sampler: str, flatten: bool, bins: int,
                  sigma: float, header: bool | None = None) -> dict[str, Any]:
     """Open ``spec`` (``file[:key]``) and return its sanity report as a dict."""
-    from dsecli.diagnostics.sanity import sanity_report
-    from dsecli.inputs.readers import open_array
+    from dsecli import open_array, sanity_report
 
     src = open_array(spec, header=header)
     return sanity_report(src, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins,

@@ -37,6 +37,12 @@ MIDtypeOpt = Annotated[
     str | None,
     typer.Option("--dtype", help="Working precision: float64 (default; MINE trains in float32 unless this is given) or float32."),
 ]
+RefKindOpt = Annotated[str, typer.Option("--ref-kind", help="auto (by dtype), discrete (labels) or continuous "
+                                          "(scalars binned, vectors clustered).")]
+NClustersOpt = Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
+                                           "references.")]
+RepetitionsOpt = Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class "
+                                             "(DSMI/CSMI).")]
 SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse and dsmi: exact (default), approx "
                                           "(large N, with an error estimate) or auto (exact up to 10,000 rows).")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: all cores); "
@@ -63,24 +69,18 @@ def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
 def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t: int, as_json: bool,
                 eigenvalues: bool) -> None:
     """``--dry-run``: the plan for the rows that would be used, from the file's shape alone."""
-    import math
-
+    from dsecli import dry_run_entropy
     from dsecli.cli._app import stdout_console
-    from dsecli.diffusion.plan import plan_entropy
     from dsecli.report.writing import to_json
 
-    n_total = int(src.shape[0]) if src.shape else 0
-    n_used = n_total if not max_n else min(n_total, max_n)
-    n_features = int(math.prod(src.shape[1:])) if len(src.shape) > 1 else 1
-    plan = plan_entropy(n_used, n_features, solver=solver, device=device, dtype=dtype, t=t,
-                        return_eigenvalues=eigenvalues)
-    plan = {"input": src.label, "n_total": n_total, **plan}
+    plan = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t,
+                           return_eigenvalues=eigenvalues)
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
     gib = 2.0**30
     lines = [
-        f"plan for dse on {src.label}: N used {n_used:,} of {n_total:,}, D = {n_features:,}",
+        f"plan for dse on {src.label}: N used {plan['n_rows']:,} of {plan['n_total']:,}, D = {plan['n_features']:,}",
         f"  solver    {plan['solver']} ({plan['reason']})",
         f"  operator  {plan['operator']}, stored in {plan['storage_dtype']} on {plan['device']}",
         f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available"
@@ -95,30 +95,20 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
 def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: str, ref_kind: str, n_clusters: int,
                    repetitions: int, solver: str, device: str, dtype: str | None, t: int, as_json: bool) -> None:
     """``dse mi --dry-run``: DSMI's plan from the file's shape and the reference's classes (read, not X)."""
-    import math
-
+    from dsecli import dry_run_mutual_information, format_plan
     from dsecli.cli._app import stdout_console
-    from dsecli.diffusion.plan import format_plan, plan_mutual_information
-    from dsecli.inputs.checks import check_same_rows
-    from dsecli.inputs.reference import reference_classes
-    from dsecli.inputs.sampling import choose_rows
     from dsecli.report.writing import to_json
 
-    n_total = int(x_src.shape[0]) if x_src.shape else 0
-    check_same_rows(n_total, int(y_src.shape[0]) if y_src.shape else 0, where=y_src.label, embeddings=x_src.label)
-    idx = choose_rows(n_total, max_n or None, seed=seed, sampler=sampler)
-    classes = reference_classes(y_src.read(idx), kind=ref_kind, n_clusters=n_clusters, seed=seed, where=y_src.label)
-    n_features = int(math.prod(x_src.shape[1:])) if len(x_src.shape) > 1 else 1
-    plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
-                                   device=device, dtype=dtype or "float64", t=t)
-    plan = {"input": x_src.label, "reference": y_src.label, "n_total": n_total, "classes_from": classes.kind,
-            "n_classes": len(classes.names), **plan}
+    plan = dry_run_mutual_information(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
+                                      n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device,
+                                      dtype=dtype or "float64", t=t)
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
     gib = 2.0**30
-    lines = [f"plan for dsmi on {x_src.label} with {y_src.label}: N used {plan['n_rows']:,} of {n_total:,}, "
-             f"D = {n_features:,}, {plan['n_classes']} classes ({classes.kind}), {plan['dse_count']} DSEs"]
+    lines = [f"plan for dsmi on {x_src.label} with {y_src.label}: N used {plan['n_rows']:,} of {plan['n_total']:,}, "
+             f"D = {plan['n_features']:,}, {plan['n_classes']} classes ({plan['classes_from']}), "
+             f"{plan['dse_count']} DSEs"]
     by_size = sorted(plan["sizes"].items(), key=lambda kv: -int(kv[0]))
     for m, p in by_size[:4]:  # the largest sizes cost the most
         lines.append(f"  class size {int(m):,}: {format_plan(p)}" + ("" if p["fits"] else "  (does NOT fit)"))
@@ -133,7 +123,7 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
     stdout_console().print("\n".join(lines), markup=False)
 
 
-def _solver_param(solver: str, tol_bits: float | None) -> dict[str, Any]:
+def solver_params(solver: str, tol_bits: float | None) -> dict[str, Any]:
     # the defaults stay out of the call so methods without a solver option are unaffected
     out: dict[str, Any] = {} if solver == "exact" else {"solver": solver}
     if tol_bits is not None:
@@ -176,9 +166,7 @@ def entropy(
 
     def body() -> None:
         check_output_early(output, inputs=(emb,))
-        from dsecli.device import cpu_threads
-        from dsecli.inputs.readers import open_array
-        from dsecli.methods import estimate_entropy
+        from dsecli import cpu_threads, estimate_entropy, open_array
         from dsecli.report.tables import make_report, report_table
 
         src = open_array(emb, header=header)
@@ -191,7 +179,7 @@ def entropy(
                 src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
                 sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
                 drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None,
-                **_solver_param(solver, tol_bits),
+                **solver_params(solver, tol_bits),
             )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
@@ -206,11 +194,9 @@ def mi(
     ref: Annotated[str, typer.Argument(help="Reference Y (N rows): integer or string labels, float scalars, or vectors.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all: dsmi (default), "
                                         "csmi, ksg, mine.")] = "dsmi",
-    ref_kind: Annotated[str, typer.Option("--ref-kind", help="auto (by dtype), discrete (labels) or continuous "
-                                          "(scalars binned, vectors clustered).")] = "auto",
-    n_clusters: Annotated[int, typer.Option("--n-clusters", help="Bins for scalar references, clusters for vector "
-                                            "references.")] = 10,
-    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Size-matched subset draws per class (DSMI/CSMI).")] = 5,
+    ref_kind: RefKindOpt = "auto",
+    n_clusters: NClustersOpt = 10,
+    repetitions: RepetitionsOpt = 5,
     sigma: SigmaOpt = "10",
     t: TOpt = 1,
     bins: BinsOpt = None,
@@ -246,9 +232,7 @@ def mi(
 
     def body() -> None:
         check_output_early(output, inputs=(emb, ref))
-        from dsecli.device import cpu_threads
-        from dsecli.inputs.readers import open_array
-        from dsecli.methods import estimate_mutual_information
+        from dsecli import cpu_threads, estimate_mutual_information, open_array
         from dsecli.report.tables import make_report, report_table
 
         x_src = open_array(emb, header=header)
@@ -265,7 +249,7 @@ def mi(
                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                 holdout_fraction=holdout_fraction, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype,
                 base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite,
-                **_solver_param(solver, tol_bits),
+                **solver_params(solver, tol_bits),
             )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
@@ -300,7 +284,7 @@ def info(
 
     def body() -> None:
         check_output_early(output, inputs=(file,))
-        from dsecli.inputs.readers import list_arrays
+        from dsecli import list_arrays
         from dsecli.report.tables import arrays_table
 
         arrays = list_arrays(file, header=header)

@@ -41,12 +41,14 @@ def plot(
     """
 
     def body() -> None:
+        from dsecli import ENTROPY_METHODS, MI_METHODS, parse_methods
         from dsecli.report.plots import check_plot_path, plot_batch_results, require_matplotlib
 
         check_plot_path(out, name="--output", inputs=(results,))
 
         require_matplotlib()
-        methods = [m for m in method.split(",") if m.strip()] if method else None
+        # "all" here is every method there is: plot filters rows, it runs nothing
+        methods = parse_methods(method, [*ENTROPY_METHODS, *MI_METHODS]) if method else None
         summary = plot_batch_results(results, out, title=title, methods=methods, xscale=xscale)
         emit(summary, as_json=as_json, output=None, render=_series_table)
 

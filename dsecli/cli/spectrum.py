@@ -153,10 +153,8 @@ def spectrum(
                     check_plot_path(path, name=name, inputs=inputs)
             require_matplotlib()
         check_distinct_outputs({"--output": output, "--plot": plot, "--plot-t": plot_t})
-        from dsecli import __version__
+        from dsecli import __version__, open_array, spectrum_scan
         from dsecli.cli._app import stdout_console
-        from dsecli.inputs.readers import open_array
-        from dsecli.measures.diffusion_time import spectrum_scan
         from dsecli.report.writing import to_json
 
         src = open_array(emb)

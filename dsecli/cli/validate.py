@@ -101,7 +101,7 @@ def validate(
         # the suite's own reference data are its inputs: never written over
         inputs = _reference_files()
         check_output_early(output, inputs=inputs)
-        from dsecli.diagnostics.selftest import run_validation
+        from dsecli import run_validation
 
         progress = None
         if full and not quiet:

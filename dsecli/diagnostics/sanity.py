@@ -96,11 +96,11 @@ class SanityReport:
 
 
 def _binned_cells(x: np.ndarray, bins: int) -> tuple[int, float]:
-    """(occupied cells, binned entropy in bits) with the CSE binning (golden README 3.4)."""
+    """(occupied cells, binned entropy in bits) with the CSE binning (:mod:`dsecli.inputs.binning`)."""
     from dsecli.diffusion.spectrum import entropy_of_probabilities
-    from dsecli.estimators.binned import bin_indices
+    from dsecli.inputs.binning import cell_counts
 
-    counts, _ = distinct_row_counts(bin_indices(x, bins))
+    counts = cell_counts(x, bins)
     return int(counts.size), entropy_of_probabilities(counts / x.shape[0], base=2.0)
 
 
@@ -157,6 +157,13 @@ def sanity_report(
     ``binned_saturation``/``kernel_degenerate``/``float32_overflow`` (warnings),
     ``constant_columns``, ``n_vs_d``, ``precision``, ``column_scales``, ``binned_cells``,
     ``subsampled`` (notes). Non-finite rows are left out of every other check.
+
+    Returns
+    -------
+    SanityReport
+        ``findings`` (level, code, message, detail), ``stats``, the rows checked (``n_used`` of
+        ``n_total``) and ``ok`` (False when an error or warning was found); ``to_dict()`` is
+        strict-JSON safe.
     """
     from dsecli.errors import check_positive, check_positive_int
 

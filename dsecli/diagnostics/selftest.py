@@ -45,7 +45,6 @@ __all__ = [
     "CaseResult",
     "ValidationReport",
     "run_validation",
-    "case_names",
     "case_methods",
     "load_golden",
 ]
@@ -596,17 +595,14 @@ def case_methods() -> list[str]:
 
 
 def _parse_methods(methods: str | Sequence[str] | None) -> list[str] | None:
+    """The methods asked for (:func:`dsecli.methods.parse_methods`), or None for all of them."""
+    from dsecli.methods import parse_methods
+
     if methods is None:
         return None
-    items = methods.split(",") if isinstance(methods, str) else list(methods)
-    names = [m.strip().lower() for m in items if m and m.strip()]
-    if not names or names == ["all"]:
-        return None
     known = case_methods()
-    for n in names:
-        if n not in known:
-            raise InputError(f"`method` {n!r} has no validation cases; choose from {', '.join(known)} or all")
-    return names
+    names = parse_methods(methods, known, unknown="has no validation cases")
+    return None if names == known else names
 
 
 def _selected(mode: str, methods: list[str] | None) -> tuple[list[_Case], list[str]]:
@@ -624,12 +620,6 @@ def _selected(mode: str, methods: list[str] | None) -> tuple[list[_Case], list[s
             continue
         chosen.append(c)
     return chosen, skipped
-
-
-def case_names(mode: str = "fast", methods: str | Sequence[str] | None = None) -> list[str]:
-    """Names of the cases ``run_validation`` would run with these arguments."""
-    check_choice(mode, "mode", MODES)
-    return [c.name for c in _selected(mode, _parse_methods(methods))[0]]
 
 
 def _run_case(case: _Case, opts: _Options) -> CaseResult:

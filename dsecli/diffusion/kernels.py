@@ -28,9 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
-    "SIGMA_RULES",
     "pairwise_sq_dists",
     "gaussian_kernel",
+    "gaussian_kernel_rows",
+    "rows_per_block",
     "symmetric_normalize_",
     "diffusion_operator",
     "resolve_sigma",
@@ -38,15 +39,29 @@ __all__ = [
     "kernel_degeneracy",
 ]
 
-SIGMA_RULES = ("median", "sqrt-d")
 # Row blocks of this many elements (block x N) keep GEMM temporaries near 64 MiB in float64.
-_BLOCK_ELEMENTS = 8 * 1024 * 1024
+BLOCK_ELEMENTS = 8 * 1024 * 1024
 # Beyond this many rows the median heuristic is computed on a seeded subsample of rows.
 MEDIAN_MAX_ROWS = 4096
 
 
-def _block_rows(n: int) -> int:
-    return max(1, min(n, _BLOCK_ELEMENTS // max(n, 1)))
+def rows_per_block(n: int, elements: int = BLOCK_ELEMENTS) -> int:
+    """Rows of an (rows x n) block of about ``elements`` numbers: at least 1, at most n."""
+    return max(1, min(n, elements // max(n, 1)))
+
+
+def _sq_dists_block(out: torch.Tensor, a: torch.Tensor, an: torch.Tensor, b: torch.Tensor,
+                    bn: torch.Tensor) -> torch.Tensor:
+    """``out = max(0, |a_i|^2 + |b_j|^2 - 2 a_i.b_j)`` for rows a (r, D), b (m, D) with squared norms an, bn."""
+    import torch
+
+    torch.matmul(a, b.T, out=out)
+    return out.mul_(-2.0).add_(an[:, None]).add_(bn[None, :]).clamp_(min=0.0)
+
+
+def _gaussian_of_sq_dists(d2: torch.Tensor, sigma: float) -> torch.Tensor:
+    """In place ``exp(-d^2 / (2 sigma^2))``: the one place the Gaussian kernel is formed."""
+    return d2.mul_(-1.0 / (2.0 * sigma * sigma)).exp_()
 
 
 def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor | None = None, *, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -79,7 +94,7 @@ def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor | None = None, *, out: to
         out = torch.empty((n, m), dtype=x.dtype, device=x.device)
     xn = (x * x).sum(dim=1)
     yn = xn if same else (y * y).sum(dim=1)
-    step = _block_rows(m)
+    step = rows_per_block(m)
     if same:
         # Symmetric: GEMM only the lower block triangle (rows start:stop against columns :stop),
         # then mirror it; smaller row blocks get closer to half the flops (N = 4000, D = 512:
@@ -87,9 +102,7 @@ def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor | None = None, *, out: to
         step = max(1, min(step, max(256, n // 8)))
         for start in range(0, n, step):
             stop = min(n, start + step)
-            blk = out[start:stop, :stop]
-            torch.matmul(x[start:stop], x[:stop].T, out=blk)
-            blk.mul_(-2.0).add_(xn[start:stop, None]).add_(xn[None, :stop]).clamp_(min=0.0)
+            _sq_dists_block(out[start:stop, :stop], x[start:stop], xn[start:stop], x[:stop], xn[:stop])
         for start in range(0, n, step):
             stop = min(n, start + step)
             out[start:stop, stop:].copy_(out[stop:, start:stop].T)
@@ -99,9 +112,7 @@ def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor | None = None, *, out: to
         return out
     for start in range(0, n, step):
         stop = min(n, start + step)
-        blk = out[start:stop]
-        torch.matmul(x[start:stop], y.T, out=blk)
-        blk.mul_(-2.0).add_(xn[start:stop, None]).add_(yn[None, :]).clamp_(min=0.0)
+        _sq_dists_block(out[start:stop], x[start:stop], xn[start:stop], y, yn)
     return out
 
 
@@ -111,9 +122,23 @@ def gaussian_kernel(x: torch.Tensor, sigma: float) -> torch.Tensor:
     ``x`` is centred before the distances (translation invariance, better rounding).
     """
     xc = x - x.mean(dim=0, keepdim=True)
-    g = pairwise_sq_dists(xc)
-    g.mul_(-1.0 / (2.0 * sigma * sigma)).exp_()
-    return g
+    return _gaussian_of_sq_dists(pairwise_sq_dists(xc), sigma)
+
+
+def gaussian_kernel_rows(xc: torch.Tensor, xn: torch.Tensor, start: int, stop: int, sigma: float) -> torch.Tensor:
+    """Rows ``start:stop`` of the Gaussian kernel G of centred data ``xc``, shape (stop - start, N).
+
+    ``xn`` holds the squared row norms of ``xc`` (computed once by the caller, which builds G
+    block by block without an N x N distance matrix). Same distances and exponential as
+    :func:`gaussian_kernel`, with the diagonal distance set to exactly 0, so G_ii = 1 exactly.
+    """
+    import torch
+
+    blk = torch.empty((stop - start, xc.shape[0]), dtype=xc.dtype, device=xc.device)
+    _sq_dists_block(blk, xc[start:stop], xn[start:stop], xc, xn)
+    idx = torch.arange(stop - start, device=xc.device)
+    blk[idx, idx + start] = 0.0
+    return _gaussian_of_sq_dists(blk, sigma)
 
 
 def symmetric_normalize_(g: torch.Tensor) -> torch.Tensor:

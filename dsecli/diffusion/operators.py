@@ -9,7 +9,8 @@ eigenvector; two operators provide them:
   the memory (relative rounding 6e-8 per entry, far below the solver's error); products are
   returned in float64.
 - :class:`KernelRowsOperator` stores only the centred data (N x D) and the degrees; every product
-  recomputes the kernel rows block by block (distance GEMM + exp), so memory is O(N (D + b))
+  recomputes the kernel rows block by block
+  (:func:`~dsecli.diffusion.kernels.gaussian_kernel_rows`: distance GEMM + exp), so memory is O(N (D + b))
   plus one block of rows, whatever N. Each product costs about 2 N^2 (D + b) flops.
 
 Both give the same operator up to rounding: the approximation lies only in the trace estimation.
@@ -27,6 +28,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dsecli.device import dtype_name
+from dsecli.diffusion.kernels import BLOCK_ELEMENTS, gaussian_kernel_rows, rows_per_block
+from dsecli.errors import check_choice
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -36,35 +39,18 @@ __all__ = [
     "DenseDiffusionOperator",
     "KernelRowsOperator",
     "build_operator",
-    "kernel_row_block",
+    "DENSE_BLOCK_ELEMENTS",
+    "ROWS_BLOCK_ELEMENTS",
 ]
 
 OPERATOR_KINDS = ("dense", "rows")
 
-# Rows of the kernel computed at once: the (rows x N) block in the working precision stays near
-# this many elements (64 MiB in float64), so temporaries are small next to N x N.
-_BLOCK_ELEMENTS = 8 * 1024 * 1024
-
-
-def _rows_per_block(n: int, elements: int = _BLOCK_ELEMENTS) -> int:
-    return max(1, min(n, elements // max(n, 1)))
-
-
-def kernel_row_block(xc: torch.Tensor, xn: torch.Tensor, start: int, stop: int, sigma: float) -> torch.Tensor:
-    """Rows ``start:stop`` of the Gaussian kernel G of centred data ``xc``, shape (stop - start, N).
-
-    ``xn`` holds the squared row norms of ``xc``. The exponent -d^2 / (2 sigma^2) =
-    (2 x_i.x_j - |x_i|^2 - |x_j|^2) / (2 sigma^2) comes out of one GEMM (``addmm``), clamped at
-    0 (d^2 >= 0), with the diagonal set to exactly 0 (so G_ii = 1 exactly).
-    """
-    import torch
-
-    scale = 1.0 / (2.0 * sigma * sigma)
-    blk = torch.addmm(xn[None, :], xc[start:stop], xc.T, beta=-scale, alpha=2.0 * scale)
-    blk.sub_((scale * xn[start:stop])[:, None]).clamp_(max=0.0)
-    idx = torch.arange(stop - start, device=xc.device)
-    blk[idx, idx + start] = 0.0
-    return blk.exp_()
+# Kernel rows computed at once, in numbers: the dense builder's (rows x N) block in the working
+# precision stays near 64 MiB in float64; the matrix-free operator, which recomputes blocks at
+# every product, takes blocks four times larger (fewer, larger GEMMs). The memory model of
+# :mod:`dsecli.diffusion.plan` counts these same blocks.
+DENSE_BLOCK_ELEMENTS = BLOCK_ELEMENTS
+ROWS_BLOCK_ELEMENTS = 4 * BLOCK_ELEMENTS
 
 
 class _Operator:
@@ -82,8 +68,28 @@ class _Operator:
         v = self.inv_sqrt_q.reciprocal()
         return v / v.norm()
 
-    def matmat(self, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+    def _set_degrees(self, q: torch.Tensor) -> None:
+        # from the degrees q (float64): q^-1/2 for the products, tr A = sum 1/q (G_ii = 1)
+        self.inv_sqrt_q = q.rsqrt()
+        self.trace = float(q.reciprocal().sum())
+        self.passes = 0
+
+    def matmat(self, v: torch.Tensor) -> torch.Tensor:
+        """``A @ v`` for v of shape (N, b); float64 in and out. Counts the products and columns."""
+        self.passes += 1
+        self.columns += v.shape[1]
+        return self._product(v)
+
+    def _product(self, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+def _normalised_sq_norm_(rows: torch.Tensor, r: torch.Tensor, start: int, stop: int) -> float:
+    """Scale kernel rows ``start:stop`` in place to rows of A = diag(r) G diag(r); return their squared norm."""
+    import torch
+
+    rows.mul_(r[start:stop, None]).mul_(r[None, :])
+    return float(torch.linalg.vector_norm(rows, dtype=torch.float64)) ** 2
 
 
 class DenseDiffusionOperator(_Operator):
@@ -104,33 +110,23 @@ class DenseDiffusionOperator(_Operator):
         xn = (xc * xc).sum(dim=1)
         a = torch.empty((n, n), dtype=storage, device=xt.device)
         q = torch.empty(n, dtype=torch.float64, device=xt.device)
-        step = _rows_per_block(n)
+        step = rows_per_block(n, DENSE_BLOCK_ELEMENTS)
         for s in range(0, n, step):
             e = min(n, s + step)
-            blk = kernel_row_block(xc, xn, s, e, sigma)
+            blk = gaussian_kernel_rows(xc, xn, s, e, sigma)
             q[s:e] = blk.sum(dim=1, dtype=torch.float64)
             a[s:e].copy_(blk)
             del blk
-        r = q.rsqrt()
-        rs = r.to(storage)
-        frob = 0.0
-        for s in range(0, n, step):  # normalise and sum squares in one pass (the rows are in cache)
-            e = min(n, s + step)
-            rows = a[s:e]
-            rows.mul_(rs[s:e, None]).mul_(rs[None, :])
-            frob += float(torch.linalg.vector_norm(rows, dtype=torch.float64)) ** 2
+        self._set_degrees(q)
+        rs = self.inv_sqrt_q.to(storage)
+        # normalise and sum squares in one pass (the rows are in cache)
+        self.frobenius_sq = sum(_normalised_sq_norm_(a[s:e], rs, s, e)
+                                for s, e in ((s, min(n, s + step)) for s in range(0, n, step)))
         self.a = a
-        self.inv_sqrt_q = r
-        self.trace = float(q.reciprocal().sum())
-        self.frobenius_sq = frob
-        self.passes = 0
 
-    def matmat(self, v: torch.Tensor) -> torch.Tensor:
-        """``A @ v`` for v of shape (N, b); float64 in and out."""
+    def _product(self, v: torch.Tensor) -> torch.Tensor:
         import torch
 
-        self.passes += 1
-        self.columns += v.shape[1]
         if self.storage == torch.float64:
             return self.a @ v
         return (self.a @ v.to(self.storage)).double()
@@ -150,29 +146,25 @@ class KernelRowsOperator(_Operator):
 
     kind = "rows"
 
-    def __init__(self, xt: torch.Tensor, sigma: float, *, block_elements: int = 4 * _BLOCK_ELEMENTS) -> None:
+    def __init__(self, xt: torch.Tensor, sigma: float, *, block_elements: int = ROWS_BLOCK_ELEMENTS) -> None:
         import torch
 
         self.n, self.device, self.storage = xt.shape[0], xt.device, xt.dtype
         self.sigma = float(sigma)
         self.xc = xt - xt.mean(dim=0, keepdim=True)
         self.xn = (self.xc * self.xc).sum(dim=1)
-        self.step = _rows_per_block(self.n, block_elements)
+        self.step = rows_per_block(self.n, block_elements)
         q = torch.empty(self.n, dtype=torch.float64, device=xt.device)
         for s in range(0, self.n, self.step):
             e = min(self.n, s + self.step)
-            q[s:e] = kernel_row_block(self.xc, self.xn, s, e, self.sigma).sum(dim=1, dtype=torch.float64)
-        self.inv_sqrt_q = q.rsqrt()
-        self.trace = float(q.reciprocal().sum())
+            q[s:e] = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma).sum(dim=1, dtype=torch.float64)
+        self._set_degrees(q)
         self.frobenius_sq = None
-        self.passes = 0
 
-    def matmat(self, v: torch.Tensor) -> torch.Tensor:
-        """``A @ v`` for v of shape (N, b); float64 in and out; O(N^2 (D + b)) flops."""
+    def _product(self, v: torch.Tensor) -> torch.Tensor:
+        # O(N^2 (D + b)) flops: every block of kernel rows is recomputed
         import torch
 
-        self.passes += 1
-        self.columns += v.shape[1]
         r = self.inv_sqrt_q
         w = (v * r[:, None]).to(self.storage)
         out = torch.empty_like(v)
@@ -181,11 +173,10 @@ class KernelRowsOperator(_Operator):
         want_frob = self.frobenius_sq is None
         for s in range(0, self.n, self.step):
             e = min(self.n, s + self.step)
-            blk = kernel_row_block(self.xc, self.xn, s, e, self.sigma)
+            blk = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma)
             out[s:e] = (blk @ w).double()
             if want_frob:
-                blk.mul_(r_s[s:e, None]).mul_(r_s[None, :])
-                frob += float(torch.linalg.vector_norm(blk, dtype=torch.float64)) ** 2
+                frob += _normalised_sq_norm_(blk, r_s, s, e)
             del blk
         if want_frob:
             self.frobenius_sq = frob
@@ -198,6 +189,7 @@ class KernelRowsOperator(_Operator):
 
 def build_operator(xt: torch.Tensor, sigma: float, *, kind: str, storage: torch.dtype | None = None) -> _Operator:
     """The diffusion operator of the rows of ``xt`` as ``kind`` ("dense" or "rows")."""
+    check_choice(kind, "operator", OPERATOR_KINDS)
     if kind == "dense":
         return DenseDiffusionOperator(xt, sigma, storage=storage)
     return KernelRowsOperator(xt, sigma)

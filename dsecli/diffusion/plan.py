@@ -23,9 +23,23 @@ from __future__ import annotations
 from typing import Any
 
 from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype
+from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, ROWS_BLOCK_ELEMENTS
 from dsecli.errors import InputError, check_choice, check_positive_int
 
-__all__ = ["SOLVERS", "AUTO_EXACT_MAX_N", "plan_entropy", "plan_mutual_information", "format_plan", "solver_settings"]
+__all__ = [
+    "SOLVERS",
+    "AUTO_EXACT_MAX_N",
+    "plan_entropy",
+    "plan_mutual_information",
+    "dry_run_entropy",
+    "dry_run_mutual_information",
+    "format_plan",
+    "solver_settings",
+    "dense_matrix_bytes",
+    "memory_budget",
+    "check_memory",
+    "check_dense_memory",
+]
 
 SOLVERS = ("exact", "approx", "auto")
 # "auto" uses the exact solver up to this many rows (the published cap: default runs reproduce
@@ -37,9 +51,63 @@ MEMORY_FRACTION = 0.85
 # fraction of the free memory; above it, float32 storage (half the memory, twice the GEMM speed,
 # rounding 6e-8 per entry) leaves room for the rest of the process and the machine.
 FLOAT64_STORAGE_FRACTION = 0.5
-# Kernel rows per block of the matrix-free operator (numbers), and of the dense builder.
-ROWS_BLOCK_ELEMENTS = 32 * 1024 * 1024
-DENSE_BLOCK_ELEMENTS = 8 * 1024 * 1024
+
+
+def dense_matrix_bytes(n: int, dtype: Any = "float64", *, copies: int = 2) -> int:
+    """Bytes of ``copies`` N x N matrices in ``dtype`` (the kernel and the eigensolver's working copy)."""
+    itemsize = 4 if dtype_name(resolve_dtype(dtype)) == "float32" else 8
+    return int(copies) * int(n) * int(n) * itemsize
+
+
+def _data_bytes(n: int, d: int) -> int:
+    # the float64 rows handed over plus the tensor / centred copy
+    return n * d * 8 * 2
+
+
+def memory_budget(available: int) -> int:
+    """The bytes a computation may plan to use out of ``available``: :data:`MEMORY_FRACTION` of it."""
+    return int(available * MEMORY_FRACTION)
+
+
+def check_memory(need: int, *, what: str, device: Any, hint: str, detail: str = "",
+                 memory_bytes: int | None = None) -> int:
+    """Raise :class:`~dsecli.errors.MemoryLimitError` unless ``need`` bytes fit the budget of ``device``.
+
+    The rule of every plan here: the bytes needed must be at most :func:`memory_budget` of the
+    memory available (``memory_bytes``, default what the device has free now). Checked before
+    the allocation, so a run that cannot fit stops with figures instead of being killed by the
+    operating system. The message: "<what> needs about X GiB<detail> but <device> has Y GiB
+    available ...; <hint>".
+
+    Returns
+    -------
+    int
+        ``need``.
+    """
+    from dsecli.errors import MemoryLimitError
+
+    dev = as_device(device)
+    have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
+    if need > memory_budget(have):
+        raise MemoryLimitError(
+            f"{what} needs about {need / 2**30:.1f} GiB{detail} but {dev.type} has {have / 2**30:.1f} GiB available (at most "
+            f"{MEMORY_FRACTION:.0%} of it is used); {hint}"
+        )
+    return int(need)
+
+
+def check_dense_memory(n: int, *, device: Any, dtype: Any, copies: int = 2, memory_bytes: int | None = None) -> int:
+    """:func:`check_memory` for ``copies`` N x N matrices in ``dtype``, before any is allocated.
+
+    Returns
+    -------
+    int
+        The bytes needed (:func:`dense_matrix_bytes`).
+    """
+    return check_memory(dense_matrix_bytes(n, dtype, copies=copies),
+                        what=f"N = {n}", detail=f" for {copies} N x N {dtype_name(resolve_dtype(dtype))} matrices",
+                        device=device,
+                        hint="use --max-n to subsample, --dtype float32, or another device", memory_bytes=memory_bytes)
 
 
 def solver_settings(n: int, operator: str) -> dict[str, int]:
@@ -118,11 +186,11 @@ def plan_entropy(
     dt = dtype_name(resolve_dtype(dtype))
     item = 4 if dt == "float32" else 8
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
-    budget = int(have * MEMORY_FRACTION)
+    budget = memory_budget(have)
     rates = _rates(dev.type, dt, _threads() if dev.type == "cpu" else 1)
-    data = n * d * 8 * 2  # the float64 rows handed over plus the tensor / centred copy
+    data = _data_bytes(n, d)
 
-    exact_mem = 2 * n * n * item + data + 8 * n * 4
+    exact_mem = dense_matrix_bytes(n, dt, copies=2) + data + 8 * n * 4
     exact_time = 2.0 * n * n * d / rates["gemm"] + n * n / rates["elem"] + rates["eig"] * n**3
 
     s = solver_settings(n, "dense")
@@ -233,9 +301,8 @@ def plan_mutual_information(
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
     sizes = sorted({c for c in counts if c > 1})
     plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dtype, t=t, memory_bytes=have) for m in sizes}
-    item = 4 if dt == "float32" else 8
-    shared_bytes = 2 * n * n * item + n * d * 8 * 2
-    shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= have * MEMORY_FRACTION
+    shared_bytes = dense_matrix_bytes(n, dt, copies=2) + _data_bytes(n, d)
+    shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= memory_budget(have)
     largest = max((p["memory_bytes"] for p in plans.values()), default=0)
     return {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
@@ -250,9 +317,129 @@ def plan_mutual_information(
 
 
 def format_plan(plan: dict[str, Any]) -> str:
-    """One line for messages: solver, operator, memory and time."""
+    """One line for messages: solver, operator, memory and time.
+
+    Returns
+    -------
+    str
+        E.g. ``"solver exact (eigvalsh, float64), ~0.01 GiB of 12.0 GiB available, ~0 s expected on cpu"``.
+    """
     secs = float(plan["expected_seconds"])
     when = f"{secs:.0f} s" if secs < 120 else (f"{secs / 60:.0f} min" if secs < 7200 else f"{secs / 3600:.1f} h")
     return (f"solver {plan['solver']} ({plan['operator']}, {plan['storage_dtype']}), "
             f"~{plan['memory_bytes'] / 2**30:.2f} GiB of {plan['memory_available'] / 2**30:.1f} GiB available, "
             f"~{when} expected on {plan['device']}")
+
+
+def _rows_and_features(x: Any, *, name: str) -> tuple[int, int]:
+    """N and D (the product of the trailing dimensions) from ``x.shape``, without reading data."""
+    import math
+
+    import numpy as np
+
+    from dsecli.errors import where_prefix
+
+    shape = tuple(int(s) for s in (x.shape if hasattr(x, "shape") else np.shape(x)))
+    n, d = (shape[0] if shape else 0), (int(math.prod(shape[1:])) if len(shape) > 1 else 1)
+    w = where_prefix(getattr(x, "label", None))
+    if name == "embeddings" and n < 2:
+        raise InputError(f"{w}`{name}` must have at least 2 rows; got N = {n} (shape {shape})")
+    if d < 1:
+        raise InputError(f"{w}`{name}` must have at least 1 feature (column); got D = 0 (shape {shape})")
+    return n, d
+
+
+def _rows_used(n_total: int, max_n: Any) -> int:
+    if max_n is None:
+        return n_total
+    max_n = check_positive_int(max_n, "max_n", minimum=0)
+    return n_total if max_n == 0 else min(n_total, max_n)
+
+
+def dry_run_entropy(
+    x: Any,
+    *,
+    max_n: int | None = 10_000,
+    solver: str = "exact",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    t: int = 1,
+    return_eigenvalues: bool = False,
+) -> dict[str, Any]:
+    """The plan :func:`dsecli.diffusion_spectral_entropy` would follow on ``x``, from its shape alone.
+
+    Behind ``dse entropy --dry-run``: nothing is read but the shape (a lazy source from
+    :func:`dsecli.open_array` reads no rows), nothing is computed.
+
+    Parameters
+    ----------
+    x : array-like, tensor or lazy file source
+        Anything with a ``shape`` (N, ...); trailing dimensions count as flattened features.
+    max_n : int or None
+        Rows that would be used: ``min(N, max_n)``; None or 0 means all N.
+    solver, device, dtype, t, return_eigenvalues :
+        As for :func:`plan_entropy`.
+
+    Returns
+    -------
+    dict
+        :func:`plan_entropy`'s plan for the rows that would be used, plus ``input`` (the
+        source's label, or None) and ``n_total`` (N before subsampling).
+    """
+    n_total, n_features = _rows_and_features(x, name="embeddings")
+    n_used = _rows_used(n_total, max_n)
+    plan = plan_entropy(n_used, n_features, solver=solver, device=device, dtype=dtype, t=t,
+                        return_eigenvalues=return_eigenvalues)
+    return {"input": getattr(x, "label", None), "n_total": n_total, **plan}
+
+
+def dry_run_mutual_information(
+    x: Any,
+    y: Any,
+    *,
+    max_n: int | None = 10_000,
+    seed: int = 0,
+    sampler: str = "numpy",
+    ref_kind: str = "auto",
+    n_clusters: int = 10,
+    repetitions: int = 5,
+    solver: str = "exact",
+    device: Any = "auto",
+    dtype: Any = "float64",
+    t: int = 1,
+) -> dict[str, Any]:
+    """The plan :func:`dsecli.diffusion_spectral_mutual_information` would follow on ``x`` and ``y``.
+
+    Behind ``dse mi --dry-run``. Only the shape of ``x`` is used; the reference ``y`` is read
+    (the rows that would be used, with the same seeded subsample) because DSMI's cost depends
+    on its class sizes.
+
+    Returns
+    -------
+    dict
+        :func:`plan_mutual_information`'s plan, plus ``input`` and ``reference`` (labels, or
+        None), ``n_total``, ``classes_from`` (how classes were formed: labels, binned or
+        clustered) and ``n_classes``.
+    """
+    import numpy as np
+
+    from dsecli.inputs.checks import check_same_rows
+    from dsecli.inputs.reference import reference_classes
+    from dsecli.inputs.sampling import choose_rows
+
+    n_total, n_features = _rows_and_features(x, name="embeddings")
+    n_ref, _ = _rows_and_features(y, name="reference")
+    x_label, y_label = getattr(x, "label", None), getattr(y, "label", None)
+    check_same_rows(n_total, n_ref, where=y_label, embeddings=x_label)
+    seed = check_positive_int(seed, "seed", minimum=0)
+    _rows_used(n_total, max_n)  # validates max_n
+    idx = choose_rows(n_total, max_n or None, seed=seed, sampler=sampler)
+    if hasattr(y, "read"):
+        yv = y.read(idx)
+    else:
+        yv = np.asarray(y) if idx is None else np.asarray(y)[idx]
+    classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed, where=y_label)
+    plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
+                                   device=device, dtype=dtype or "float64", t=t)
+    return {"input": x_label, "reference": y_label, "n_total": n_total, "classes_from": classes.kind,
+            "n_classes": len(classes.names), **plan}

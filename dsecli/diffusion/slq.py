@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from dsecli.diffusion.operators import _Operator
 
-__all__ = ["ApproxSettings", "approximate_spectral_entropy", "deflate_top", "lanczos_quadrature"]
+__all__ = ["ApproxSettings", "approximate_spectral_entropy", "deflate_top"]
 
 
 @dataclass(frozen=True)
@@ -293,14 +293,6 @@ class Quadrature:
 
         return Quadrature(torch.cat([p.norm_sq for p in parts]), torch.cat([p.alpha for p in parts]),
                           torch.cat([p.beta for p in parts]))
-
-
-def lanczos_quadrature(op: _Operator, v: torch.Tensor, *, probes: int, steps: int,
-                       generator: torch.Generator) -> Quadrature:
-    """Lanczos data of ``probes`` projected Rademacher probes after ``steps`` steps (see :class:`LanczosRun`)."""
-    run = LanczosRun(op, v, probes=probes, generator=generator)
-    run.extend(op, v, steps)
-    return run.quadrature()
 
 
 def _f_powers(nodes: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:

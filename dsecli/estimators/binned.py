@@ -16,6 +16,7 @@ import numpy as np
 from dsecli.diffusion.spectrum import entropy_of_probabilities
 from dsecli.errors import check_at_most, check_choice, check_positive_int
 from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed
+from dsecli.inputs.binning import cell_counts
 from dsecli.inputs.prepare import prepare_pair, prepare_rows
 from dsecli.inputs.reference import REF_KINDS, reference_classes
 from dsecli.inputs.sampling import DEFAULT_MAX_N
@@ -25,33 +26,14 @@ from dsecli.results import EntropyResult, MIResult, units_for_base
 # bins per dimension beyond this are refused (the edges array alone would take memory for nothing)
 MAX_BINS = 1_000_000
 
-__all__ = ["bin_indices", "binned_entropy_of_array", "binned_shannon_entropy", "binned_shannon_mutual_information"]
-
-
-def bin_indices(x: np.ndarray, bins: int) -> np.ndarray:
-    """Per-coordinate bin numbers 1..bins, shape (N, D) int64 (golden README 3.4 steps 1-4).
-
-    u = (x - min) / (max - min) per column; bin = number of edges e_k <= u with
-    e = ``linspace(0, 1, bins + 1)[:-1]`` (a value on an edge goes to the upper bin, u = 1 to
-    the last). A constant column (0/0) is put in bin ``bins`` for every row, so it never
-    splits cells.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    lo = x.min(axis=0)
-    span = x.max(axis=0) - lo
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = (x - lo) / span
-    edges = np.linspace(0.0, 1.0, bins + 1)[:-1]
-    idx = np.searchsorted(edges, u, side="right").astype(np.int64)
-    idx[np.isnan(u)] = bins
-    return idx
+__all__ = ["binned_entropy_of_array", "binned_shannon_entropy", "binned_shannon_mutual_information"]
 
 
 def binned_entropy_of_array(x: np.ndarray, bins: int, *, base: float = 2.0) -> tuple[float, int]:
     """``(H, number of occupied cells)`` of the rows of ``x`` (no validation; see :func:`binned_shannon_entropy`)."""
-    if x.shape[0] == 0:
+    counts = cell_counts(x, bins)
+    if counts.size == 0:
         return 0.0, 0
-    _, counts = np.unique(bin_indices(x, bins), axis=0, return_counts=True)
     return entropy_of_probabilities(counts / x.shape[0], base=base), int(counts.size)
 
 

@@ -47,6 +47,18 @@ def _standardize(a: np.ndarray) -> np.ndarray:
     return (a - mu) / np.where(sd > 0, sd, 1.0)
 
 
+def _check_network_memory(fan_in: int, hidden: int, layers: int, batch: int, *, device: Any, dtype: Any) -> None:
+    """Stop before building a network that cannot fit (a huge --hidden-units or --hidden-layers)."""
+    from dsecli.diffusion.plan import check_memory
+
+    params = (fan_in + 1) * hidden + (layers - 1) * (hidden + 1) * hidden + hidden + 1
+    itemsize = 4 if dtype_name(dtype) == "float32" else 8
+    # weights, gradients and Adam's two moments, plus the activations of a joint and a shuffled batch
+    need = (4 * params + 2 * 3 * batch * hidden * layers) * itemsize
+    check_memory(need, what="MINE's network", detail=f" ({params:,} parameters: hidden_units = {hidden}, "
+                 f"hidden_layers = {layers})", device=device, hint="use a smaller --hidden-units or --hidden-layers")
+
+
 class _StatisticsNetwork:
     """T(x, y): an MLP on the concatenation [x, y] with ELU activations and a scalar output.
 
@@ -245,6 +257,7 @@ def mine_mutual_information(
         yt = torch.as_tensor(ym, dtype=dt).to(dev)
         x_tr, y_tr = xt[torch.as_tensor(train)], yt[torch.as_tensor(train)]
         x_ho, y_ho = xt[torch.as_tensor(hold)], yt[torch.as_tensor(hold)]
+        _check_network_memory(xm.shape[1] + ym.shape[1], hidden_units, hidden_layers, batch, device=dev, dtype=dt)
         net = _StatisticsNetwork(xm.shape[1], ym.shape[1], hidden_units, hidden_layers, gen=gen, device=dev, dtype=dt)
         opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
         shuffles = torch.stack([torch.randperm(n_hold, generator=gen) for _ in range(eval_shuffles)]).to(dev)

@@ -2,9 +2,9 @@
 
 - integer (or boolean) labels, one column: classes as given;
 - strings: each distinct string is a class (sorted order);
-- float scalars: min-max scaled and cut into ``n_clusters`` equal-width bins with the edges
-  ``numpy.linspace(0, 1, n_clusters + 1)[:-1]``; bin = number of edges <= u (1..n_clusters),
-  so a value on an edge goes to the upper bin and u = 1 to the last (golden README 3.7);
+- float scalars: min-max scaled and cut into ``n_clusters`` equal-width bins by the one binning
+  rule of :mod:`dsecli.inputs.binning` (linspace edges; a value on an edge goes to the upper
+  bin, the maximum to the last);
 - vectors (more than one column): k-means into ``n_clusters`` groups (:mod:`dsecli.inputs.clustering`).
 
 ``kind="auto"`` decides by dtype and shape: integers/strings are discrete, floats continuous.
@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import DataQualityWarning, InputError, check_at_most, check_choice, check_positive_int
+from dsecli.inputs.binning import bin_scalars
 from dsecli.inputs.checks import warn_single_row_classes
 from dsecli.inputs.clustering import kmeans
 
-__all__ = ["REF_KINDS", "Classes", "reference_classes", "bin_scalar"]
+__all__ = ["REF_KINDS", "Classes", "reference_classes"]
 
 REF_KINDS = ("auto", "discrete", "continuous")
 
@@ -42,18 +43,6 @@ class Classes:
     @property
     def counts(self) -> np.ndarray:
         return np.bincount(self.codes, minlength=len(self.names))
-
-
-def bin_scalar(r: np.ndarray, n_bins: int) -> np.ndarray:
-    """Bin numbers 1..n_bins of scalars ``r`` (golden README section 3.7; exact edges)."""
-    r = np.asarray(r, dtype=np.float64).ravel()
-    lo, hi = r.min(), r.max()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = (r - lo) / (hi - lo)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)[:-1]
-    bins = np.searchsorted(edges, u, side="right")
-    bins[np.isnan(u)] = n_bins  # constant reference: one bin, as the published code ends up
-    return bins.astype(np.int64)
 
 
 def _encode(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
@@ -130,6 +119,6 @@ def _partition(y: Any, *, kind: str, n_clusters: int, seed: int, where: str | No
 
 def _binned(y: np.ndarray, n_bins: int, w: str) -> Classes:
     check_at_most(n_bins, y.shape[0], "n_clusters", where=w[:-2] or None, why="rows of the reference")
-    bins = bin_scalar(y, n_bins)
+    bins = bin_scalars(y, n_bins)
     codes, names = _encode(bins)
     return Classes(codes, names, "binned", {"n_bins": n_bins, "min": float(np.min(y)), "max": float(np.max(y))})

@@ -24,11 +24,13 @@ from dsecli.device import (
 from dsecli.diffusion.kernels import (
     SigmaChoice,
     gaussian_kernel,
+    gaussian_kernel_rows,
     pairwise_sq_dists,
     resolve_sigma,
     symmetric_normalize_,
     warn_if_degenerate,
 )
+from dsecli.diffusion.plan import check_dense_memory
 from dsecli.diffusion.spectrum import (
     entropy_of_probabilities,
     general_eigenvalue_moduli,
@@ -62,35 +64,10 @@ __all__ = [
     "diffusion_spectral_mutual_information",
     "adjacency_spectral_entropy",
     "matrix_entry_entropy",
-    "dense_matrix_bytes",
-    "check_dense_memory",
 ]
 
 ASE_KERNELS = ("gaussian", "normalized", "knn")
 SOLVERS = ("exact", "approx", "auto")
-
-
-def dense_matrix_bytes(n: int, dtype: Any = "float64", *, copies: int = 2) -> int:
-    """Bytes for ``copies`` N x N matrices (the kernel and the eigensolver's working copy)."""
-    itemsize = 4 if dtype_name(resolve_dtype(dtype)) == "float32" else 8
-    return int(copies) * int(n) * int(n) * itemsize
-
-
-def check_dense_memory(n: int, *, device: torch.device, dtype: torch.dtype, copies: int = 2) -> int:
-    """Raise :class:`MemoryLimitError` when ``copies`` N x N matrices exceed the free memory.
-
-    Returns the bytes needed. Checked before anything N x N is allocated, so a run that cannot
-    fit stops with figures instead of being killed by the operating system.
-    """
-    need = dense_matrix_bytes(n, dtype, copies=copies)
-    have = available_memory_bytes(device)
-    if need > have:
-        raise MemoryLimitError(
-            f"N = {n} needs about {need / 2**30:.1f} GiB for {copies} N x N {dtype_name(dtype)} matrices "
-            f"but {device.type} has {have / 2**30:.1f} GiB available; use --max-n to subsample, "
-            "--dtype float32, or another device"
-        )
-    return need
 
 
 def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: Any, base: Any, min_rows: int = 2,
@@ -112,7 +89,8 @@ def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: A
     dt = rows.working_dtype("float64")
     check_working_range(rows.data, dt, where=rows.source)
     if dense_copies:  # None: the caller checks its own memory plan (DSE's solvers)
-        check_dense_memory(rows.n_used, device=dev, dtype=dt, copies=dense_copies)
+        check_dense_memory(rows.n_used, device=dev, dtype=dt, copies=dense_copies,
+                           memory_bytes=available_memory_bytes(dev))
     xt = to_tensor(rows.data, device=dev, dtype=dt)
     return rows, xt, base
 
@@ -307,10 +285,8 @@ def _checked_plan(n: int, xt: torch.Tensor, *, solver: str, t: int, return_eigen
 
 def _kernel_head(xt: torch.Tensor, sigma: float) -> torch.Tensor:
     """The first (up to) 1,000 rows of G, for the degeneracy check without an N x N kernel."""
-    from dsecli.diffusion.operators import kernel_row_block
-
     xc = xt - xt.mean(dim=0, keepdim=True)
-    return kernel_row_block(xc, (xc * xc).sum(dim=1), 0, min(xt.shape[0], 1000), sigma)
+    return gaussian_kernel_rows(xc, (xc * xc).sum(dim=1), 0, min(xt.shape[0], 1000), sigma)
 
 
 def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t: int, base: float, seed: int,
@@ -398,6 +374,12 @@ def adjacency_spectral_entropy(
     distance of row i including the point itself. The kNN matrix is not symmetric: a general
     eigensolver is used and |lambda| is the complex modulus. Then alpha = |lambda|^t / sum,
     H = -sum alpha log alpha.
+
+    Returns
+    -------
+    EntropyResult
+        ``method`` "ase-<kernel>", ``value`` in ``units``; ``params`` records the kernel, the
+        numeric sigma (or k) and everything else used.
     """
     check_choice(kernel, "kernel", ASE_KERNELS)
     t = check_positive_int(t, "t")
@@ -445,6 +427,11 @@ def matrix_entry_entropy(
 
     P'_ij = K_ij / sum_l K_il with K = Q^-1/2 G Q^-1/2; p_ij = |P'_ij| / N over all N^2
     entries; H = -sum (p + eps) log (p + eps). At most log N^2 = 2 log N.
+
+    Returns
+    -------
+    EntropyResult
+        ``method`` "matrix-entry", ``value`` in ``units``; ``params`` records the numeric sigma.
     """
     start = time.perf_counter()
     rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,

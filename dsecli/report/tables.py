@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dsecli import __version__
 from dsecli.results import json_safe
+from dsecli.version import __version__
 
-__all__ = ["make_report", "format_value", "format_params", "report_table", "print_report", "arrays_table"]
+__all__ = ["make_report", "format_value", "format_params", "report_table", "arrays_table"]
 
 # parameters shown in the table's "parameters" column; everything else stays in the JSON
 _SHOWN = ("sigma", "sigma_rule", "t", "bins", "k", "metric", "kernel", "solver", "n_classes", "classes_from",
@@ -85,10 +85,6 @@ def report_table(report: dict[str, Any]) -> Any:
         table.caption = note
         table.caption_justify = "left"
     return table
-
-
-def print_report(report: dict[str, Any], console: Any) -> None:
-    console.print(report_table(report))
 
 
 def arrays_table(path: str, arrays: list[dict[str, Any]]) -> Any:
