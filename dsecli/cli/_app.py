@@ -398,3 +398,8 @@ def check_output_early(output: str | None, *, inputs: tuple[str | None, ...] = (
         from dsecli.report.writing import check_output_path
 
         check_output_path(output, name=name, inputs=inputs)
+
+
+HeaderOpt = Annotated[bool | None, typer.Option(
+    "--header/--no-header", help="Text tables: the first line is a header / is data (default: a header only when it "
+    "is not numbers and every later line is, in those columns).")]

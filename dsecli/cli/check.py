@@ -8,6 +8,7 @@ import typer
 
 from dsecli.cli._app import (
     FlattenOpt,
+    HeaderOpt,
     JsonOpt,
     MaxNOpt,
     OutputOpt,
@@ -20,7 +21,6 @@ from dsecli.cli._app import (
     emit,
     run_command,
 )
-from dsecli.cli.core import HeaderOpt
 
 _LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
 

@@ -12,6 +12,7 @@ from dsecli.cli._app import (
     DropNonfiniteOpt,
     DtypeOpt,
     FlattenOpt,
+    HeaderOpt,
     JsonOpt,
     MaxNOpt,
     OutputOpt,
@@ -47,9 +48,6 @@ SolverOpt = Annotated[str, typer.Option("--solver", help="Eigen-solver for dse a
                                           "(large N, with an error estimate) or auto (exact up to 10,000 rows).")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: all cores); "
                                                 "for shared machines.")]
-HeaderOpt = Annotated[bool | None, typer.Option(
-    "--header/--no-header", help="Text tables: the first line is a header / is data (default: a header only when it "
-    "is not numbers and every later line is, in those columns).")]
 TolOpt = Annotated[float | None, typer.Option("--tol-bits", help="Error target of the approximate solver in bits "
                                               "(default 0.01).")]
 

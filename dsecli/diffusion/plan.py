@@ -55,7 +55,9 @@ FLOAT64_STORAGE_FRACTION = 0.5
 
 def dense_matrix_bytes(n: int, dtype: Any = "float64", *, copies: int = 2) -> int:
     """Bytes of ``copies`` N x N matrices in ``dtype`` (the kernel and the eigensolver's working copy)."""
-    itemsize = 4 if dtype_name(resolve_dtype(dtype)) == "float32" else 8
+    # a size rule, not a check: the dtype (a resolved torch dtype or its name) was validated by the caller
+    name = dtype if isinstance(dtype, str) else dtype_name(dtype)
+    itemsize = 4 if name == "float32" else 8
     return int(copies) * int(n) * int(n) * itemsize
 
 

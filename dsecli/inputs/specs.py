@@ -197,6 +197,12 @@ def expand_inputs(specs: str | os.PathLike[str] | Sequence[str], *,
     there as an :class:`InputFailure` and skipped, so a batch can go on past it. A file a glob
     matches that is ``exclude`` (the batch's results file, by any path) is left out; named
     explicitly, it stays an input.
+
+    Returns
+    -------
+    list of BatchInput
+        One per array, in the order given (a glob's matches sorted naturally, repeats dropped),
+        each with its file, dataset key, index, number of rows and checkpoint number.
     """
     from dsecli.inputs.readers import open_array
 

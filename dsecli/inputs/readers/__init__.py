@@ -54,7 +54,13 @@ EXTENSIONS = _NPY + _NPZ + _HDF5 + _TORCH + _TEXT
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """Split ``"file.ext:key"`` into ``("file.ext", "key")``; a path that exists is never split."""
+    """Split ``"file.ext:key"`` into ``("file.ext", "key")``; a path that exists is never split.
+
+    Returns
+    -------
+    (str, str or None)
+        The path and the key (None when the spec names no key).
+    """
     spec = os.fspath(spec)
     if spec == "-" or os.path.exists(spec):
         return spec, None
@@ -114,6 +120,12 @@ def open_array(spec: str, *, header: bool | None = None) -> ArraySource:
 
     ``header`` applies to text tables only: True, the first line is a header; False, it is
     data; None, the rule of :mod:`dsecli.inputs.readers.text` decides.
+
+    Returns
+    -------
+    ArraySource
+        The array's label, shape and dtype, read without loading it; ``read(rows)`` loads only
+        the rows asked for, in the machine's byte order.
     """
     path, key = split_spec(str(spec))
     _check_file(path)
@@ -129,7 +141,14 @@ def load_array(spec: str, rows: np.ndarray | None = None, *, header: bool | None
 
 
 def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]]:
-    """Every array in a file: ``[{"key": ..., "shape": [...], "dtype": "..."}]`` (for ``dse info``)."""
+    """Every array in a file (for ``dse info``).
+
+    Returns
+    -------
+    list of dict
+        ``{"key": ..., "shape": [...], "dtype": "..."}`` per array (HDF5 dataset path, npz or
+        checkpoint key; None for single-array files).
+    """
     path = os.fspath(path)
     _check_file(path)
     ext = _ext(path)
