@@ -40,7 +40,7 @@ DTYPES = ("float64", "float32")
 def _torch_numpy_mismatch() -> str | None:
     """The one-line reason why torch cannot run with the installed numpy, or None.
 
-    torch < 2.4 wheels are built against numpy 1.x; with numpy 2 ``import torch`` prints a long
+    torch < 2.3 wheels are built against numpy 1.x; with numpy 2 ``import torch`` prints a long
     warning and every tensor <-> array conversion fails. Read from the installed metadata, before
     torch is imported, so the user sees one line instead.
     """
@@ -51,9 +51,9 @@ def _torch_numpy_mismatch() -> str | None:
     except PackageNotFoundError:
         return None
     major_minor = tuple(int(p) for p in re.findall(r"\d+", torch_v)[:2])
-    if major_minor < (2, 4) and int(re.findall(r"\d+", numpy_v)[0]) >= 2:
+    if major_minor < (2, 3) and int(re.findall(r"\d+", numpy_v)[0]) >= 2:
         return (f"torch {torch_v} was built against numpy 1.x and cannot run with numpy {numpy_v}; "
-                'install numpy 1.x (pip install "numpy<2") or torch >= 2.4')
+                'install numpy 1.x (pip install "numpy<2") or torch >= 2.3')
     return None
 
 
@@ -71,7 +71,7 @@ def resolve_device(device: Any = "auto") -> torch.device:
     """Turn ``"auto" | "cpu" | "cuda" | "cuda:i"`` (or a torch.device) into a usable torch.device.
 
     Raises :class:`DeviceError` when CUDA is requested but not available, or when the installed
-    torch cannot run with the installed numpy (torch < 2.4 with numpy 2).
+    torch cannot run with the installed numpy (torch < 2.3 with numpy 2).
     """
     torch = import_torch()
     if isinstance(device, torch.device):
