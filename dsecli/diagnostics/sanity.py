@@ -193,7 +193,7 @@ def data_quality_warnings(x: np.ndarray, *, where: str | None = None,
 
 
 def _binned_cells(x: np.ndarray, bins: int) -> tuple[int, float]:
-    """(occupied cells, binned entropy in bits) with the CSE binning (golden README 3.4)."""
+    """(occupied cells, binned entropy in bits) with the CSE binning (docs/method.md#binning)."""
     from dsecli.diffusion.spectrum import entropy_of_probabilities
     from dsecli.estimators.binned import bin_indices
 

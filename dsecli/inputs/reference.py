@@ -1,10 +1,10 @@
-"""Turning a reference variable Y into classes for conditional entropies (METHOD.md section 3).
+"""Turning a reference variable Y into classes for conditional entropies (docs/method.md#reference).
 
 - integer (or boolean) labels, one column: classes as given;
 - strings: each distinct string is a class (sorted order);
 - float scalars: min-max scaled and cut into ``n_clusters`` equal-width bins with the edges
   ``numpy.linspace(0, 1, n_clusters + 1)[:-1]``; bin = number of edges <= u (1..n_clusters),
-  so a value on an edge goes to the upper bin and u = 1 to the last (golden README 3.7);
+  so a value on an edge goes to the upper bin and u = 1 to the last (docs/method.md#binning);
 - vectors (more than one column): k-means into ``n_clusters`` groups (:mod:`dsecli.inputs.clustering`).
 
 ``kind="auto"`` decides by dtype and shape: integers/strings are discrete, floats continuous.
@@ -45,7 +45,7 @@ class Classes:
 
 
 def bin_scalar(r: np.ndarray, n_bins: int) -> np.ndarray:
-    """Bin numbers 1..n_bins of scalars ``r`` (golden README section 3.7; exact edges)."""
+    """Bin numbers 1..n_bins of scalars ``r`` (docs/method.md#binning; exact edges)."""
     r = np.asarray(r, dtype=np.float64).ravel()
     lo, hi = r.min(), r.max()
     with np.errstate(invalid="ignore", divide="ignore"):
