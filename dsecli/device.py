@@ -8,7 +8,9 @@ object is built.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DTYPES",
+    "import_torch",
     "resolve_device",
     "as_device",
     "resolve_dtype",
@@ -34,13 +37,44 @@ __all__ = [
 DTYPES = ("float64", "float32")
 
 
+@functools.lru_cache(maxsize=1)
+def _torch_numpy_mismatch() -> str | None:
+    """The one-line reason why torch cannot run with the installed numpy, or None.
+
+    torch < 2.3 wheels are built against numpy 1.x; with numpy 2 ``import torch`` prints a long
+    warning and every tensor <-> array conversion fails. Read from the installed metadata, before
+    torch is imported, so the user sees one line instead.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_v, numpy_v = version("torch"), version("numpy")
+    except PackageNotFoundError:
+        return None
+    major_minor = tuple(int(p) for p in re.findall(r"\d+", torch_v)[:2])
+    if major_minor < (2, 3) and int(re.findall(r"\d+", numpy_v)[0]) >= 2:
+        return (f"torch {torch_v} was built against numpy 1.x and cannot run with numpy {numpy_v}; "
+                'install numpy 1.x (pip install "numpy<2") or torch >= 2.3')
+    return None
+
+
+def import_torch() -> Any:
+    """``import torch``, or one :class:`DeviceError` line when torch cannot run with the installed numpy."""
+    mismatch = _torch_numpy_mismatch()
+    if mismatch:
+        raise DeviceError(mismatch)
+    import torch
+
+    return torch
+
+
 def resolve_device(device: Any = "auto") -> torch.device:
     """Turn ``"auto" | "cpu" | "cuda" | "cuda:i"`` (or a torch.device) into a usable torch.device.
 
-    Raises :class:`DeviceError` when CUDA is requested but not available.
+    Raises :class:`DeviceError` when CUDA is requested but not available, or when the installed
+    torch cannot run with the installed numpy (torch < 2.3 with numpy 2).
     """
-    import torch
-
+    torch = import_torch()
     if isinstance(device, torch.device):
         spec = str(device)
     else:

@@ -3,16 +3,16 @@
 Each *case* computes a quantity whose value is known without the code under test, with the
 user's device, dtype and solver, and compares it with a stated tolerance:
 
-- limits of DSE that follow from the definition (METHOD.md section 2): sigma -> 0 gives the
+- limits of DSE that follow from the definition (docs/method.md#dse): sigma -> 0 gives the
   identity operator and DSE = log2 N; sigma -> infinity gives DSE -> 0; k far-apart clusters
   at large t give exactly k unit eigenvalues and DSE -> log2 k;
 - DSMI with labels equal to far-apart clusters is log2 k; with independent labels it is 0 up to
   estimation noise; DSMI of X with clusters found in X is far above DSMI with permuted labels;
-- closed forms for the baselines (METHOD.md section 5): Gaussian and uniform entropies for the
+- closed forms for the baselines (docs/method.md#closed-forms): Gaussian and uniform entropies for the
   kNN estimator, the correlated-Gaussian mutual information for KSG and MINE, and the binned
   entropy's saturation at log2 N in high dimension (the paper's curse-of-dimensionality point);
-- a golden case shipped in ``dsecli/data`` (data set (b) of the project's golden reference
-  values, computed with the published implementation), checked at the golden README's
+- a golden case shipped in ``dsecli/diagnostics/reference_data`` (data set (b) of the project's golden reference
+  values, computed with the published implementation), checked at the golden data's
   tolerances.
 
 Every tolerance is stated with its reason next to the case. Baseline cases run only once their
@@ -54,11 +54,11 @@ COMPARISONS = ("approx", "at_least")
 
 LOG2 = math.log2
 
-# Golden README section 5: float32 DSE tolerances (seen spread 2.8e-3 at t = 1; t >= 2 much
+# docs/method.md#precision: float32 DSE tolerances (seen spread 2.8e-3 at t = 1; t >= 2 much
 # smaller because the power t shrinks the noisy small eigenvalues' weight).
 _GOLDEN_F32_T1 = 1e-2
 _GOLDEN_F32_T2 = 1e-5
-# Golden README section 5: float64 DSE / conditional entropies, abs 1e-9 + rel 1e-9 (seen <= 1.2e-11).
+# docs/method.md#golden: float64 DSE / conditional entropies, abs 1e-9 + rel 1e-9 (seen <= 1.2e-11).
 _GOLDEN_F64_ABS = 1e-9
 _GOLDEN_F64_REL = 1e-9
 
@@ -83,7 +83,7 @@ class CaseResult:
     tolerance : float
         Allowed ``|got - expected|`` for ``"approx"``; 0 for ``"at_least"``.
     tolerance_note : str
-        Why this tolerance (golden README, float32, finite-N bias, solver bound, ...).
+        Why this tolerance (golden data, float32, finite-N bias, solver bound, ...).
     comparison : {"approx", "at_least"}
     passed : bool
     units : str
@@ -254,9 +254,9 @@ def _solver_allowance(result: Any, opts: _Options) -> tuple[float, str]:
 def _golden_dse_tolerance(expected: float, t: int, opts: _Options) -> tuple[float, str]:
     if opts.f32:
         tol = _GOLDEN_F32_T1 if t == 1 else _GOLDEN_F32_T2
-        return tol, f"golden README float32 DSE tolerance at t {'= 1' if t == 1 else '>= 2'}"
+        return tol, f"golden-data float32 DSE tolerance (docs/method.md#precision) at t {'= 1' if t == 1 else '>= 2'}"
     return (_GOLDEN_F64_ABS + _GOLDEN_F64_REL * abs(expected),
-            "golden README float64: abs 1e-9 + rel 1e-9 (independent float64 computations agree to 1.2e-11)")
+            "golden data, float64 (docs/method.md#golden): abs 1e-9 + rel 1e-9 (independent float64 computations agree to 1.2e-11)")
 
 
 # --------------------------------------------------------------------------- data
@@ -264,11 +264,11 @@ def _golden_dse_tolerance(expected: float, t: int, opts: _Options) -> tuple[floa
 
 @functools.lru_cache(maxsize=1)
 def load_golden() -> dict[str, Any]:
-    """The golden case shipped in ``dsecli/data``: arrays ``X``, ``labels``, ``spectral_clusters``,
+    """The golden case shipped in ``dsecli/diagnostics/reference_data``: arrays ``X``, ``labels``, ``spectral_clusters``,
     the records by id (``records``) and ``sigma_med``.
 
     Data set (b) of the project's golden reference values (5 Gaussian blobs, 500 x 32), computed
-    with the published implementation; see ``dsecli/golden/README.md``.
+    with the published implementation; see ``dsecli/diagnostics/reference_data/README.md`` and docs/method.md#golden.
     """
     from importlib import resources
 
@@ -437,7 +437,7 @@ def _golden_mi_tolerance(t: int, opts: _Options) -> tuple[float, str]:
     if opts.f32:
         tol = 2 * (_GOLDEN_F32_T1 if t == 1 else _GOLDEN_F32_T2)
         return tol, "2 x the golden float32 DSE tolerance (a difference of two entropies)"
-    return 1e-9, "golden README: abs 1e-9 to value_seed0 with the published (CPython) sampler"
+    return 1e-9, "golden data (docs/method.md#golden): abs 1e-9 to value_seed0 with the published (CPython) sampler"
 
 
 def _make_golden_mi_case(rid: str, method: str, y_key: str, *, full_only: bool) -> None:
@@ -452,7 +452,7 @@ def _make_golden_mi_case(rid: str, method: str, y_key: str, *, full_only: bool) 
             tol, note = _golden_mi_tolerance(int(rec["t"]), opts)
         else:  # csmi: pure counting, dtype-independent
             params.update(bins=int(rec["num_bins_per_dim"]))
-            tol, note = 1e-9, "golden README: abs 1e-9 to value_seed0 with the published sampler"
+            tol, note = 1e-9, "golden data (docs/method.md#golden): abs 1e-9 to value_seed0 with the published sampler"
         r = _mi(method, np.asarray(g["X"]), np.asarray(g[y_key]), opts, **params)
         extra, more = _solver_allowance(r, opts)
         return _Check(float(rec["value_seed0"]), r.value, tol + extra, note + more,
@@ -485,9 +485,9 @@ def _golden_seed_band(opts: _Options) -> _Check:
     g = load_golden()
     band = g["records"]["dsmi_labels_sigma10_t1"]["seed_band"]
     r = _mi("dsmi", np.asarray(g["X"]), np.asarray(g["labels"]), opts, sigma=10.0, t=1, sampler="numpy", seed=0)
-    # Golden README 5: another sampler cannot reproduce value_seed0; |value - mean| <= 4 std + 1e-9.
+    # docs/method.md#golden: another sampler cannot reproduce value_seed0; |value - mean| <= 4 std + 1e-9.
     tol = 4 * float(band["std"]) + 1e-9
-    note = "golden README: 4 x the std of DSMI over 20 seeds of the published sampler"
+    note = "golden data (docs/method.md#golden): 4 x the std of DSMI over 20 seeds of the published sampler"
     if opts.f32:
         tol += 2 * _GOLDEN_F32_T1
         note += " + 2 x the float32 DSE tolerance"
@@ -501,7 +501,7 @@ def _golden_cse(opts: _Options) -> _Check:
     g = load_golden()
     rec = g["records"]["cse_bins2"]
     r = _entropy("cse", np.asarray(g["X"]), opts, bins=2)
-    return _Check(float(rec["value"]), r.value, 1e-12, "golden README: pure counting, abs 1e-12",
+    return _Check(float(rec["value"]), r.value, 1e-12, "golden data (docs/method.md#golden): pure counting, abs 1e-12",
                   "golden b_blobs_500x32 cse_bins2")
 
 
@@ -667,7 +667,7 @@ def run_validation(
         (more golden records, k = 10 clusters for DSMI, MINE training).
     device : {"auto", "cpu", "cuda", "cuda:N"}
     dtype : {"float64", "float32"}
-        Working precision; float32 cases use the golden README's float32 tolerances.
+        Working precision; float32 cases use the golden data's float32 tolerances (docs/method.md#precision).
     solver : str
         Eigen-solver for DSE (one of :data:`dsecli.measures.dse.SOLVERS`); an approximate solver's reported
         error bound is added to each tolerance.

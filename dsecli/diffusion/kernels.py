@@ -1,6 +1,6 @@
 """Distances, Gaussian kernel, bandwidth rules and the symmetric diffusion operator.
 
-METHOD.md section 1. With rows x_i of X (N x D):
+docs/method.md#kernel and #operator. With rows x_i of X (N x D):
 
 .. math::
 
@@ -153,7 +153,7 @@ def symmetric_normalize_(g: torch.Tensor) -> torch.Tensor:
 
 
 def diffusion_operator(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The symmetric diffusion operator A (METHOD.md section 1), shape (N, N)."""
+    """The symmetric diffusion operator A (docs/method.md#operator), shape (N, N)."""
     return symmetric_normalize_(gaussian_kernel(x, sigma))
 
 

@@ -1,6 +1,6 @@
 """The symmetric diffusion operator A = Q^-1/2 G Q^-1/2 as something that multiplies blocks of vectors.
 
-METHOD.md section 1. The approximate solver (:mod:`dsecli.diffusion.slq`) only needs products ``A @ V``
+docs/method.md#operator. The approximate solver (:mod:`dsecli.diffusion.slq`) only needs products ``A @ V``
 for blocks V of shape (N, b), the exact traces ``tr A`` and ``||A||_F^2``, and the exact top
 eigenvector; two operators provide them:
 

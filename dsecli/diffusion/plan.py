@@ -277,7 +277,7 @@ def plan_mutual_information(
     t: int = 1,
     memory_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """Plan DSMI (METHOD.md section 3) from its class sizes, without computing anything.
+    """Plan DSMI (docs/method.md#dsmi) from its class sizes, without computing anything.
 
     Every DSE of DSMI is taken at a class size n_y (the class itself and ``repetitions``
     size-matched subsets of all rows), so each distinct size gets its own

@@ -1,6 +1,6 @@
 """Approximate DSE for large N: exact top eigenpairs plus stochastic Lanczos quadrature of the rest.
 
-METHOD.md section 2. With the eigenvalues lambda_i of the diffusion operator A and
+docs/method.md#approx. With the eigenvalues lambda_i of the diffusion operator A and
 
 .. math::
 

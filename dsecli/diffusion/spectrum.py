@@ -1,6 +1,6 @@
 """Spectra and the Shannon entropy of a normalised spectrum.
 
-METHOD.md section 2 and golden README section 3. With eigenvalues lambda_i and integer
+docs/method.md#dse (and #golden). With eigenvalues lambda_i and integer
 diffusion time t:
 
 .. math::
@@ -53,7 +53,7 @@ def general_eigenvalue_moduli(a: torch.Tensor) -> torch.Tensor:
 
 
 def entropy_of_probabilities(p: np.ndarray, *, base: float = 2.0, eps: float = EPS) -> float:
-    """``-sum (p + eps) log_base (p + eps)`` in float64 (golden README section 3)."""
+    """``-sum (p + eps) log_base (p + eps)`` in float64 (docs/method.md#dse)."""
     q = np.asarray(p, dtype=np.float64) + eps
     return float(-(q * np.log(q)).sum() / math.log(base))
 

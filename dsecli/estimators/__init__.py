@@ -1,4 +1,4 @@
-"""Baseline estimators beside DSE/DSMI (METHOD.md section 4).
+"""Baseline estimators beside DSE/DSMI (docs/method.md#cse to #mine).
 
 - :func:`binned_shannon_entropy` ("cse") and :func:`binned_shannon_mutual_information` ("csmi");
 - :func:`kozachenko_leonenko_entropy` ("knn"), Kozachenko & Leonenko 1987;

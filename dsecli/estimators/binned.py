@@ -1,9 +1,9 @@
-"""Binned ("classic") Shannon entropy and mutual information: CSE and CSMI (METHOD.md section 4).
+"""Binned ("classic") Shannon entropy and mutual information: CSE and CSMI (docs/method.md#cse).
 
 The histogram baseline of the DSE paper: every column is min-max scaled to [0, 1] and cut into
 ``bins`` equal-width bins, and the entropy is that of the distinct D-dimensional bin tuples.
 For large D nearly every row gets its own tuple and CSE -> log N whatever the data: the curse of
-dimensionality that DSE avoids. Conventions follow golden README section 3.4 exactly.
+dimensionality that DSE avoids. Conventions: docs/method.md#binning, exactly as the golden data fix them.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def binned_shannon_entropy(
         H = -\\sum_{c} (p_c + \\epsilon) \\log (p_c + \\epsilon), \\qquad p_c = n_c / N
 
     over the occupied cells c of the grid with ``bins`` equal-width bins per min-max scaled
-    column; epsilon = 2^-52 as in the published code (golden README 3.4). 0 <= H <= log N.
+    column; epsilon = 2^-52 as in the published code (docs/method.md#cse). 0 <= H <= log N.
 
     Parameters
     ----------

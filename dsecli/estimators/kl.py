@@ -1,4 +1,4 @@
-"""Kozachenko-Leonenko k-nearest-neighbour entropy ("knn", METHOD.md section 4)."""
+"""Kozachenko-Leonenko k-nearest-neighbour entropy ("knn", docs/method.md#knn-entropy)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Turning a reference variable Y into classes for conditional entropies (METHOD.md section 3).
+"""Turning a reference variable Y into classes for conditional entropies (docs/method.md#reference).
 
 - integer (or boolean) labels, one column: classes as given;
 - strings: each distinct string is a class (sorted order);
 - float scalars: min-max scaled and cut into ``n_clusters`` equal-width bins by the one binning
   rule of :mod:`dsecli.inputs.binning` (linspace edges; a value on an edge goes to the upper
-  bin, the maximum to the last);
+  bin, the maximum to the last; docs/method.md#binning);
 - vectors (more than one column): k-means into ``n_clusters`` groups (:mod:`dsecli.inputs.clustering`).
 
 ``kind="auto"`` decides by dtype and shape: integers/strings are discrete, floats continuous.

@@ -1,4 +1,4 @@
-"""The size-matched conditional scheme shared by DSMI and CSMI (METHOD.md section 3).
+"""The size-matched conditional scheme shared by DSMI and CSMI (docs/method.md#size-matched).
 
 .. math::
 

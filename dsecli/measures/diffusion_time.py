@@ -1,7 +1,7 @@
 """The diffusion spectrum of a point cloud, DSE as a function of the diffusion time t, and automatic t.
 
 One eigendecomposition gives DSE at every t: with the eigenvalues lambda_i of the diffusion
-operator (METHOD.md section 2),
+operator (docs/method.md#diffusion-time),
 
 .. math::
 

@@ -3,7 +3,7 @@
 Reference: D. Liao, C. Liu, B. W. Christensen, A. Tong, G. Huguet, G. Wolf, M. Nickel,
 I. Adelstein, S. Krishnaswamy, "Assessing Neural Network Representations During Training
 Using Noise-Resilient Diffusion Spectral Entropy", ICML 2023 TAG-ML workshop / IEEE CISS
-2024, arXiv:2312.04823. Formulas: METHOD.md sections 1-3; conventions: golden README 3.1-3.5.
+2024, arXiv:2312.04823. Formulas and conventions: docs/method.md (#kernel to #dsmi, #ase, #matrix-entry, #golden).
 """
 
 from __future__ import annotations
@@ -170,12 +170,12 @@ def diffusion_spectral_entropy(
         None: "auto", or the device a Prepared ``x`` was prepared for.
     dtype : {"float64", "float32"} or None
         Working precision of kernel and eigensolver; float32 is faster but small eigenvalues
-        lose accuracy (see README, "Precision"). None: float64, or a Prepared ``x``'s dtype.
+        lose accuracy (docs/method.md#precision). None: float64, or a Prepared ``x``'s dtype.
     base : float
         Logarithm base: 2 gives bits, e nats.
     solver : {"exact", "approx", "auto"}
         "exact": all N eigenvalues (``torch.linalg.eigvalsh``), peak memory 2 N^2 numbers.
-        "approx": the spectral sums of METHOD.md section 2 from the exact top eigenpairs plus
+        "approx": the spectral sums of docs/method.md#approx from the exact top eigenpairs plus
         stochastic Lanczos quadrature of the rest (:mod:`dsecli.diffusion.slq`), with its own error
         estimate in ``extra["error_estimate"]`` (result units; also ``error_estimate_bits``);
         the operator is held in memory when it fits (float32 storage if float64 does not),
@@ -367,7 +367,7 @@ def adjacency_spectral_entropy(
     flatten: bool = False,
     drop_nonfinite: bool = False,
 ) -> EntropyResult:
-    """Spectral entropy of an adjacency matrix (the published variants; golden README 3.2).
+    """Spectral entropy of an adjacency matrix (the published variants; docs/method.md#ase).
 
     ``kernel="gaussian"``: eigenvalues of G; ``"normalized"``: of Q^-1/2 G Q^-1/2 (equal to
     DSE); ``"knn"``: of the binary kNN adjacency A_ij = [d_ij <= r_i], r_i the k-th smallest
@@ -423,7 +423,7 @@ def matrix_entry_entropy(
     flatten: bool = False,
     drop_nonfinite: bool = False,
 ) -> EntropyResult:
-    """Entropy of the entries of the row-normalised diffusion matrix (golden README 3.3).
+    """Entropy of the entries of the row-normalised diffusion matrix (docs/method.md#matrix-entry).
 
     P'_ij = K_ij / sum_l K_il with K = Q^-1/2 G Q^-1/2; p_ij = |P'_ij| / N over all N^2
     entries; H = -sum (p + eps) log (p + eps). At most log N^2 = 2 log N.
@@ -474,7 +474,7 @@ def diffusion_spectral_mutual_information(
     flatten: bool = False,
     drop_nonfinite: bool = False,
 ) -> MIResult:
-    """Diffusion spectral mutual information I_D(X; Y) (METHOD.md section 3).
+    """Diffusion spectral mutual information I_D(X; Y) (docs/method.md#dsmi).
 
     .. math::
 
