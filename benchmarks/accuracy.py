@@ -153,6 +153,71 @@ def mi_table(dims: list[int], n: int, dse_max_n: int, device: str, seed: int) ->
                   f"{csmi.value:>7.3f} {'n/a':>4} | {dsmi.value:>7.3f} {'n/a':>4}", flush=True)
 
 
+KSG_CONFIGS = {  # label -> keyword arguments of ksg_mutual_information
+    "eu+std": {"metric": "euclidean", "standardize": True},
+    "max+std": {"metric": "max", "standardize": True},
+    "eu": {"metric": "euclidean", "standardize": False},
+    "max": {"metric": "max", "standardize": False},
+}
+BMI_PYTHON = Path("/work/venvs/bmi/bin/python")
+
+
+def ksg_table(n: int, seeds: list[int], ks: list[int], device: str, bmi_python: Path) -> None:
+    """KSG on the bmi-style tasks of benchmarks/bmi_style.py: each norm/standardisation setting at
+    each k, beside bmi's own KSG (k = 5, standardised, Euclidean; run in bmi's venv on the same
+    samples when ``bmi_python`` exists). Absolute errors in nats, averaged over ``seeds``."""
+    import json
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bmi_style import TASKS
+
+    cols = [f"{c} k{k}" for k in ks for c in KSG_CONFIGS]
+    samples = {f"{t.name}|{s}": t.sample(n, np.random.default_rng([s, i])) for i, t in enumerate(TASKS) for s in seeds}
+    bmi: dict[str, Any] = {}
+    if bmi_python.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            arrays = {f"{key}|{v}": a for key, (x, y) in samples.items() for v, a in (("x", x), ("y", y))}
+            np.savez(Path(tmp) / "in.npz", **arrays)
+            subprocess.run([str(bmi_python), str(REPO / "benchmarks" / "bmi_style.py"), str(Path(tmp) / "in.npz"),
+                            str(Path(tmp) / "out.json")], check=True)
+            bmi = json.loads((Path(tmp) / "out.json").read_text())
+    print(f"\nKSG vs bmi (nats), N = {n}, seeds {seeds}: mean absolute error per task; settings = norm of each "
+          f"variable (eu: Euclidean, max: max-norm; joint = max of the two) + per-column standardisation (std); "
+          f"bmi: KSGEnsembleFirstEstimator(neighborhoods=(5,)), standardised Euclidean, clipped at 0"
+          + ("" if bmi else f" [not run: {bmi_python} missing]"))
+    head = f"{'task':<22} {'truth':>6} | " + " ".join(f"{c:>11}" for c in cols) + f" | {'bmi k5':>7}"
+    print(head)
+    print("-" * len(head))
+    errs: dict[str, list[float]] = {c: [] for c in cols + ["bmi"]}
+    seconds: dict[str, float] = dict.fromkeys(cols + ["bmi"], 0.0)
+    for t in TASKS:
+        row = []
+        for k in ks:
+            for label, kw in KSG_CONFIGS.items():
+                e = []
+                for s in seeds:
+                    x, y = samples[f"{t.name}|{s}"]
+                    r, sec = _run(MI_METHODS["ksg"], x, y, k=k, base=math.e, device=device, max_n=None, seed=s, **kw)
+                    e.append(abs(r.value - t.truth_nats))
+                    seconds[f"{label} k{k}"] += sec
+                errs[f"{label} k{k}"].append(float(np.mean(e)))
+                row.append(float(np.mean(e)))
+        b = None
+        if bmi:
+            b = float(np.mean([abs(bmi[f"{t.name}|{s}"]["value"] - t.truth_nats) for s in seeds]))
+            errs["bmi"].append(b)
+            seconds["bmi"] += sum(bmi[f"{t.name}|{s}"]["seconds"] for s in seeds)
+        print(f"{t.name:<22} {t.truth_nats:>6.3f} | " + " ".join(f"{v:>11.3f}" for v in row) + f" | {_fmt(b, 7)}",
+              flush=True)
+    print("-" * len(head))
+    print(f"{'mean':<22} {'':>6} | " + " ".join(f"{np.mean(errs[c]):>11.3f}" for c in cols)
+          + f" | {_fmt(float(np.mean(errs['bmi'])) if errs['bmi'] else None, 7)}")
+    print(f"{'seconds (all tasks)':<22} {'':>6} | " + " ".join(f"{seconds[c]:>11.1f}" for c in cols)
+          + f" | {_fmt(seconds['bmi'] if bmi else None, 7, 1)}")
+
+
 def timing(n: int, d: int, device: str, seed: int) -> None:
     print(f"\nSECONDS PER METHOD at N = {n}, D = {d} (all rows; Y for MI: a {d}-dim Gaussian partner, 1 bit)")
     rng = np.random.default_rng([seed, 7])
@@ -191,7 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timing-dim", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: entropy,mi,timing")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: entropy,mi,ksg,timing")
+    ap.add_argument("--ksg-n", type=int, default=5000, help="rows per bmi-style task in the ksg section")
+    ap.add_argument("--ksg-seeds", default="0,1")
+    ap.add_argument("--ksg-k", default="3,5")
+    ap.add_argument("--bmi-python", type=Path, default=BMI_PYTHON, help="python of a venv with benchmark-mi 0.1.3")
     args = ap.parse_args(argv)
     dims = [int(v) for v in args.dims.split(",") if v]
     skip = set(args.skip.split(","))
@@ -203,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
         entropy_table(dims, args.n, args.dse_max_n, args.device, args.seed)
     if "mi" not in skip:
         mi_table(dims, args.n, args.dse_max_n, args.device, args.seed)
+    if "ksg" not in skip:
+        ksg_table(args.ksg_n, [int(v) for v in args.ksg_seeds.split(",")], [int(v) for v in args.ksg_k.split(",")],
+                  args.device, args.bmi_python)
     if "timing" not in skip:
         timing(args.n, args.timing_dim, args.device, args.seed)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")

@@ -21,6 +21,8 @@ from dsecli.estimators import (
     ksg_mutual_information,
     mine_mutual_information,
 )
+from dsecli.estimators.kl_weighted import weighted_kl_entropy
+from dsecli.estimators.mine import infonce_mutual_information
 from dsecli.inputs.readers import open_array
 from dsecli.measures.dse import (
     adjacency_spectral_entropy,
@@ -46,6 +48,8 @@ __all__ = [
     "kozachenko_leonenko_entropy",
     "ksg_mutual_information",
     "mine_mutual_information",
+    "infonce_mutual_information",
+    "weighted_kl_entropy",
     "estimate_entropy",
     "estimate_mutual_information",
     "ENTROPY_METHODS",

@@ -21,6 +21,8 @@ from dsecli.estimators import (
     ksg_mutual_information,
     mine_mutual_information,
 )
+from dsecli.estimators.kl_weighted import weighted_kl_entropy
+from dsecli.estimators.mine import infonce_mutual_information
 from dsecli.inputs.prepare import prepare_reference, prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N, Rows
 from dsecli.measures.dse import (
@@ -41,12 +43,14 @@ ENTROPY_METHODS: dict[str, Callable[..., EntropyResult]] = {
     "matrix-entry": matrix_entry_entropy,
     "cse": binned_shannon_entropy,
     "knn": kozachenko_leonenko_entropy,
+    "knn-weighted": weighted_kl_entropy,
 }
 MI_METHODS: dict[str, Callable[..., MIResult]] = {
     "dsmi": diffusion_spectral_mutual_information,
     "csmi": binned_shannon_mutual_information,
     "ksg": ksg_mutual_information,
     "mine": mine_mutual_information,
+    "infonce": infonce_mutual_information,
 }
 # "all" expands to these (the published spectral variants are asked for by name)
 ENTROPY_ALL: list[str] = ["dse", "cse", "knn"]

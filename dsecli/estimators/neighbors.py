@@ -49,7 +49,7 @@ __all__ = [
     "ross_counts",
 ]
 
-METRICS = ("euclidean", "max")
+METRICS = ("euclidean", "max", "manhattan")
 NEIGHBOR_METHODS = ("auto", "brute", "tree")
 # Crossover measured with benchmarks/speed_knn.py --crossover (N = 5,000 and 20,000, k = 3, 2 busy CPU
 # cores): cKDTree is faster up to 14 dimensions for both norms, even at 16-18, brute force above.
@@ -114,7 +114,7 @@ def _prepare(x: Any, device: Any, dtype: Any, *, centre: bool) -> torch.Tensor:
 
 
 def _block_dist(a: torch.Tensor, b: torch.Tensor, metric: str, *, direct: bool = False) -> torch.Tensor:
-    """Distances of rows of ``a`` to rows of ``b``: squared (GEMM) for Euclidean, plain for max-norm.
+    """Distances of rows of ``a`` to rows of ``b``: squared (GEMM) for Euclidean, plain for max and manhattan.
 
     ``direct``: Euclidean distances (not squared) from coordinate differences, slower but
     accurate for close pairs.
@@ -123,6 +123,8 @@ def _block_dist(a: torch.Tensor, b: torch.Tensor, metric: str, *, direct: bool =
 
     if metric == "max":
         return torch.cdist(a, b, p=float("inf"))
+    if metric == "manhattan":
+        return torch.cdist(a, b, p=1.0)
     if direct:
         return torch.cdist(a, b, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
     from dsecli.diffusion.kernels import pairwise_sq_dists
@@ -144,7 +146,7 @@ def _as_float64(x: Any) -> np.ndarray:
 
 
 def _p(metric: str) -> float:
-    return np.inf if metric == "max" else 2.0
+    return {"max": np.inf, "manhattan": 1.0}.get(metric, 2.0)
 
 
 def _tree_detail() -> dict[str, Any]:
@@ -291,6 +293,7 @@ def ksg_counts(
     k: int,
     *,
     metric: str = "max",
+    metric_y: str | None = None,
     method: str = "auto",
     device: Any = "auto",
     dtype: Any = "float64",
@@ -298,21 +301,26 @@ def ksg_counts(
 ) -> Counts:
     """KSG neighbour statistics (Kraskov et al. 2004, estimator 1).
 
-    In the joint space with the norm ``max(||x_i - x_j||, ||y_i - y_j||)`` (``||.||`` is
-    ``metric`` in each marginal), ``radius[i]`` = distance to the k-th nearest other point;
+    In the joint space with the norm ``max(||x_i - x_j||_X, ||y_i - y_j||_Y)`` (``||.||_X`` is
+    ``metric``, ``||.||_Y`` is ``metric_y``, default the same: each variable keeps its own norm,
+    as in the KSG paper), ``radius[i]`` = distance to the k-th nearest other point;
     ``counts["nx"][i]`` / ``counts["ny"][i]`` = number of other points with marginal distance
     strictly below ``radius[i]``.
 
-    Shapes: x (N, Dx), y (N, Dy). The tree path needs ``metric="max"`` (the joint norm is then
-    the max-norm of the concatenated coordinates).
+    Shapes: x (N, Dx), y (N, Dy). The tree path needs both norms "max" (the joint norm is then
+    the max-norm of the concatenated coordinates); any other pair runs by brute force, where the
+    radius and the counts come from the same two distance matrices, so "strictly below" is exact.
     """
     check_choice(metric, "metric", METRICS)
+    metric_y = metric if metric_y is None else metric_y
+    check_choice(metric_y, "metric_y", METRICS)
     n = int(x.shape[0])
     k = check_positive_int(k, "k")
     if k > n - 1:
         raise InputError(f"`k` must be <= N - 1 = {n - 1}; got {k}")
     dx_, dy_ = (int(np.prod(a.shape[1:])) if len(a.shape) > 1 else 1 for a in (x, y))
-    how = choose_method(method, dim=dx_ + dy_, device=device, metric=metric, tree_ok=metric == "max")
+    both_max = metric == metric_y == "max"
+    how = choose_method(method, dim=dx_ + dy_, device=device, metric=metric, tree_ok=both_max)
     if how == "tree":
         from scipy.spatial import cKDTree
 
@@ -324,15 +332,19 @@ def ksg_counts(
                       _tree_detail())
     import torch
 
-    xt, yt = (_prepare(a, device, dtype, centre=metric == "euclidean") for a in (x, y))
+    # both Euclidean: compare squared distances (monotone, saves two square roots per pair);
+    # mixed norms must be compared as distances
+    squared = metric == metric_y == "euclidean"
+    xt = _prepare(x, device, dtype, centre=metric == "euclidean")
+    yt = _prepare(y, device, dtype, centre=metric_y == "euclidean")
     block = _block_rows(n, xt.element_size() * 4 * n, block_bytes, xt.device)
     eps = torch.empty(n, dtype=torch.float64, device=xt.device)
     nx = torch.empty(n, dtype=torch.int64, device=xt.device)
     ny = torch.empty_like(nx)
     for s in range(0, n, block):
         e = min(n, s + block)
-        dx = _block_dist(xt[s:e], xt, metric)
-        dy = _block_dist(yt[s:e], yt, metric)
+        dx = _marginal_dist(xt[s:e], xt, metric, squared)
+        dy = _marginal_dist(yt[s:e], yt, metric_y, squared)
         _mask_self(dx, s)
         _mask_self(dy, s)
         joint = torch.maximum(dx, dy)
@@ -340,9 +352,14 @@ def ksg_counts(
         del joint
         nx[s:e] = (dx < kth).sum(dim=1)
         ny[s:e] = (dy < kth).sum(dim=1)
-        eps[s:e] = (kth[:, 0].sqrt() if metric == "euclidean" else kth[:, 0]).double()
+        eps[s:e] = (kth[:, 0].sqrt() if squared else kth[:, 0]).double()
     return Counts(eps.cpu().numpy(), {"nx": nx.cpu().numpy(), "ny": ny.cpu().numpy()}, "brute",
                   _brute_detail(xt, block))
+
+
+def _marginal_dist(a: torch.Tensor, b: torch.Tensor, metric: str, squared: bool) -> torch.Tensor:
+    d = _block_dist(a, b, metric)
+    return d.sqrt_() if metric == "euclidean" and not squared else d
 
 
 def ross_counts(
