@@ -30,6 +30,7 @@ from dsecli.measures.dse import (
     diffusion_spectral_mutual_information,
     matrix_entry_entropy,
 )
+from dsecli.measures.representation import covariance_von_neumann_entropy, rankme_entropy, renyi_gram_entropy
 from dsecli.methods import ENTROPY_METHODS, MI_METHODS, estimate_entropy, estimate_mutual_information
 from dsecli.results import EntropyResult, MIResult  # noqa: E402
 
@@ -50,6 +51,9 @@ __all__ = [
     "mine_mutual_information",
     "infonce_mutual_information",
     "weighted_kl_entropy",
+    "renyi_gram_entropy",
+    "covariance_von_neumann_entropy",
+    "rankme_entropy",
     "estimate_entropy",
     "estimate_mutual_information",
     "ENTROPY_METHODS",

@@ -31,6 +31,7 @@ from dsecli.measures.dse import (
     diffusion_spectral_mutual_information,
     matrix_entry_entropy,
 )
+from dsecli.measures.representation import covariance_von_neumann_entropy, rankme_entropy, renyi_gram_entropy
 from dsecli.results import EntropyResult, MIResult
 
 __all__ = ["ENTROPY_METHODS", "MI_METHODS", "parse_methods", "estimate_entropy", "estimate_mutual_information"]
@@ -44,6 +45,9 @@ ENTROPY_METHODS: dict[str, Callable[..., EntropyResult]] = {
     "cse": binned_shannon_entropy,
     "knn": kozachenko_leonenko_entropy,
     "knn-weighted": weighted_kl_entropy,
+    "renyi-gram": renyi_gram_entropy,
+    "vne-cov": covariance_von_neumann_entropy,
+    "rankme": rankme_entropy,
 }
 MI_METHODS: dict[str, Callable[..., MIResult]] = {
     "dsmi": diffusion_spectral_mutual_information,
