@@ -166,23 +166,12 @@ def ksg_table(n: int, seeds: list[int], ks: list[int], device: str, bmi_python: 
     """KSG on the bmi-style tasks of benchmarks/bmi_style.py: each norm/standardisation setting at
     each k, beside bmi's own KSG (k = 5, standardised, Euclidean; run in bmi's venv on the same
     samples when ``bmi_python`` exists). Absolute errors in nats, averaged over ``seeds``."""
-    import json
-    import subprocess
-    import tempfile
-
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bmi_style import TASKS
 
     cols = [f"{c} k{k}" for k in ks for c in KSG_CONFIGS]
     samples = {f"{t.name}|{s}": t.sample(n, np.random.default_rng([s, i])) for i, t in enumerate(TASKS) for s in seeds}
-    bmi: dict[str, Any] = {}
-    if bmi_python.exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            arrays = {f"{key}|{v}": a for key, (x, y) in samples.items() for v, a in (("x", x), ("y", y))}
-            np.savez(Path(tmp) / "in.npz", **arrays)
-            subprocess.run([str(bmi_python), str(REPO / "benchmarks" / "bmi_style.py"), str(Path(tmp) / "in.npz"),
-                            str(Path(tmp) / "out.json")], check=True)
-            bmi = json.loads((Path(tmp) / "out.json").read_text())
+    bmi = _bmi_run(bmi_python, samples) if bmi_python.exists() else {}
     print(f"\nKSG vs bmi (nats), N = {n}, seeds {seeds}: mean absolute error per task; settings = norm of each "
           f"variable (eu: Euclidean, max: max-norm; joint = max of the two) + per-column standardisation (std); "
           f"bmi: KSGEnsembleFirstEstimator(neighborhoods=(5,)), standardised Euclidean, clipped at 0"
@@ -216,6 +205,50 @@ def ksg_table(n: int, seeds: list[int], ks: list[int], device: str, bmi_python: 
           + f" | {_fmt(float(np.mean(errs['bmi'])) if errs['bmi'] else None, 7)}")
     print(f"{'seconds (all tasks)':<22} {'':>6} | " + " ".join(f"{seconds[c]:>11.1f}" for c in cols)
           + f" | {_fmt(seconds['bmi'] if bmi else None, 7, 1)}")
+
+
+def _bmi_run(bmi_python: Path, samples: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """bmi's KSG (k = 5) on each sample, in bmi's venv: {key: {"value", "seconds"}}."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = {f"{key}|{v}": a for key, (x, y) in samples.items() for v, a in (("x", x), ("y", y))}
+        np.savez(Path(tmp) / "in.npz", **arrays)
+        subprocess.run([str(bmi_python), str(REPO / "benchmarks" / "bmi_style.py"), str(Path(tmp) / "in.npz"),
+                        str(Path(tmp) / "out.json")], check=True)
+        return json.loads((Path(tmp) / "out.json").read_text())
+
+
+def ksg_timing(n: int, device: str, bmi_python: Path) -> None:
+    """Seconds of one KSG estimate (k = 5) at N rows: dsecli (defaults and max-norm), bmi's
+    KSGEnsembleFirstEstimator (bmi's venv), scikit-learn's mutual_info_regression (1-D Y only)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bmi_style import task_by_name
+
+    names = ["normal-1-1", "dense-5-5", "dense-25-25"]
+    samples = {name: task_by_name(name).sample(n, np.random.default_rng(0)) for name in names}
+    bmi = _bmi_run(bmi_python, samples) if bmi_python.exists() else {}
+    _run(MI_METHODS["ksg"], *task_by_name("dense-2-2").sample(200, np.random.default_rng(1)), device=device)  # imports
+    print(f"\nKSG SECONDS at N = {n}, k = 5 (values in nats)")
+    print(f"{'task':<12} | {'dsecli':>7} {'value':>7} {'search':>6} | {'max-norm':>8} {'value':>7} | "
+          f"{'bmi':>7} {'value':>7} {'ratio':>6} | {'sklearn':>7} {'value':>7}")
+    for name in names:
+        x, y = samples[name]
+        ours, s_ours = _run(MI_METHODS["ksg"], x, y, k=5, base=math.e, device=device, max_n=None)
+        mx, s_mx = _run(MI_METHODS["ksg"], x, y, k=5, metric="max", base=math.e, device=device, max_n=None)
+        b = bmi.get(name)
+        sk = sk_s = None
+        if y.shape[1] == 1:
+            from sklearn.feature_selection import mutual_info_regression
+
+            t = time.perf_counter()
+            sk = float(mutual_info_regression(x, y[:, 0], n_neighbors=5, random_state=0)[0]) if x.shape[1] == 1 else None
+            sk_s = time.perf_counter() - t
+        print(f"{name:<12} | {s_ours:>7.2f} {ours.value:>7.4f} {ours.params['neighbor_method']:>6} | {s_mx:>8.2f} "
+              f"{mx.value:>7.4f} | {_fmt(b and b['seconds'], 7, 2)} {_fmt(b and b['value'], 7, 4)} "
+              f"{_fmt(b and b['seconds'] / s_ours, 6, 1)} | {_fmt(sk_s, 7, 2)} {_fmt(sk, 7, 4)}", flush=True)
 
 
 def timing(n: int, d: int, device: str, seed: int) -> None:
@@ -256,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timing-dim", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: entropy,mi,ksg,timing")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: entropy,mi,ksg,ksg-timing,timing")
+    ap.add_argument("--ksg-timing-n", type=int, default=10000)
     ap.add_argument("--ksg-n", type=int, default=5000, help="rows per bmi-style task in the ksg section")
     ap.add_argument("--ksg-seeds", default="0,1")
     ap.add_argument("--ksg-k", default="3,5")
@@ -275,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     if "ksg" not in skip:
         ksg_table(args.ksg_n, [int(v) for v in args.ksg_seeds.split(",")], [int(v) for v in args.ksg_k.split(",")],
                   args.device, args.bmi_python)
+    if "ksg-timing" not in skip:
+        ksg_timing(args.ksg_timing_n, args.device, args.bmi_python)
     if "timing" not in skip:
         timing(args.n, args.timing_dim, args.device, args.seed)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")

@@ -222,3 +222,26 @@ def test_infonce_through_the_dispatcher_and_its_checks() -> None:
     assert res[0].params["objective"] == "infonce" and res[1].params["objective"] == "donsker-varadhan"
     with pytest.raises(InputError, match=re.escape("`eval_batch` must be an integer >= 2; got 1")):
         infonce_mutual_information(x, x, eval_batch=1)
+
+
+def test_ksg_one_dimensional_variables_use_the_tree_whatever_the_norm() -> None:
+    # on a 1-D variable every norm is |.|: same counts as the max-norm tree, and as brute force
+    rng = np.random.default_rng(45)
+    x = rng.normal(size=(700, 1))
+    y = x + rng.normal(size=(700, 1))
+    auto = ksg_mutual_information(x, y, metric="manhattan", device="cpu")
+    brute = ksg_mutual_information(x, y, metric="manhattan", neighbor_method="brute", device="cpu")
+    assert auto.params["neighbor_method"] == "tree"
+    assert auto.value == brute.value
+
+
+def test_ksg_counts_blocked_brute_force_on_uneven_blocks() -> None:
+    # 7-row blocks over 100 rows: the last block is short and reuses the work buffers
+    rng = np.random.default_rng(46)
+    x, y = rng.normal(size=(100, 4)), rng.normal(size=(100, 3))
+    whole = ksg_counts(x, y, 3, metric="euclidean", method="brute", device="cpu")
+    small = ksg_counts(x, y, 3, metric="euclidean", method="brute", device="cpu", block_bytes=7 * 32 * 100)
+    assert small.detail["block_rows"] == 7
+    np.testing.assert_array_equal(small.counts["nx"], whole.counts["nx"])
+    np.testing.assert_array_equal(small.counts["ny"], whole.counts["ny"])
+    np.testing.assert_allclose(small.radius, whole.radius, rtol=1e-12)

@@ -339,8 +339,9 @@ def test_ksg_bad_arguments() -> None:
         ksg_mutual_information(x, y, jitter=-1.0)
     with pytest.raises(InputError, match=re.escape("`k` must be <= N - 1 = 49; got 50")):
         ksg_mutual_information(x, y, k=50)
-    with pytest.raises(InputError, match="tree"):
-        ksg_mutual_information(x, y, metric="euclidean", neighbor_method="tree")
+    x2, y2, _ = _pairs([0.5, 0.5], 50, seed=35)
+    with pytest.raises(InputError, match=re.escape("`method` 'tree' is not available with metric 'euclidean' here")):
+        ksg_mutual_information(x2, y2, metric="euclidean", neighbor_method="tree")
     with pytest.raises(InputError, match=re.escape("`ref_kind` continuous needs numeric reference values")):
         ksg_mutual_information(x, np.array(["a", "b"] * 25), ref_kind="continuous")
 
