@@ -116,29 +116,50 @@ def _fmt(v: float | None, width: int = 8, prec: int = 3) -> str:
     return f"{'n/a':>{width}}" if v is None else f"{v:>{width}.{prec}f}"
 
 
+def _try(fn: Any, *args: Any, **kw: Any) -> tuple[Any, float]:
+    from dsecli.errors import DseError
+
+    try:
+        return _run(fn, *args, **kw)
+    except DseError:
+        return None, float("nan")
+
+
 def entropy_table(dims: list[int], n: int, dse_max_n: int, device: str, seed: int) -> None:
-    print(f"\nENTROPY (bits), N = {n}; knn: Kozachenko-Leonenko k=3 Euclidean; cse: 2 bins/dim; "
-          f"dse: sigma=median, t=1, max_n={dse_max_n}")
-    head = f"{'distribution':<11} {'D':>3} {'truth':>8} | {'knn':>8} {'err':>7} {'s':>5} | {'cse':>7} {'err':>4} | {'dse':>7} {'err':>4}"
+    print(f"\nENTROPY (bits), N = {n}; knn: Kozachenko-Leonenko k=3 Euclidean; wkl: weighted KL (Berrett-Samworth-"
+          f"Yuan, floor(D/4) constraints, K = max(10, 4 (floor(D/4) + 1)); 'fail': weights of norm > 1e9); wkl1: "
+          f"the same K with 1 constraint; cse: 2 bins/dim; dse: sigma=median, t=1, max_n={dse_max_n}; "
+          f"renyi-gram (sigma=median), vne-cov, rankme: spectral metrics, no differential-entropy truth")
+    head = (f"{'distribution':<11} {'D':>3} {'truth':>8} | {'knn':>8} {'err':>7} {'s':>5} | {'wkl':>8} {'err':>7} "
+            f"{'|w|':>7} | {'wkl1':>8} {'err':>7} | {'cse':>7} | {'dse':>7} | {'renyi':>6} {'vne':>6} {'rankme':>6}")
     print(head)
     print("-" * len(head))
     for name in ("gaussian", "uniform", "student-t"):
         for d in dims:
             x, truth = entropy_case(name, d, n, np.random.default_rng([seed, d]))
             knn, t_knn = _run(ENTROPY_METHODS["knn"], x, device=device, max_n=None)
+            wkl, _ = _try(ENTROPY_METHODS["knn-weighted"], x, device=device, max_n=None)
+            wkl1, _ = _try(ENTROPY_METHODS["knn-weighted"], x, n_constraints=min(1, d // 4), device=device, max_n=None)
             cse, _ = _run(ENTROPY_METHODS["cse"], x, max_n=None)
             dse, _ = _run(ENTROPY_METHODS["dse"], x, sigma="median", max_n=dse_max_n, seed=seed, device=device)
+            spec = [_run(ENTROPY_METHODS[m], x, max_n=dse_max_n, seed=seed, device=device)[0].value
+                    for m in ("renyi-gram", "vne-cov", "rankme")]
+            w_cells = (f"{'fail':>8} {'':>7} {'>1e9':>7}" if wkl is None else
+                       f"{wkl.value:>8.3f} {wkl.value - truth:>+7.3f} {wkl.extra['weights_norm']:>7.3g}")
+            w1_cells = f"{'fail':>8} {'':>7}" if wkl1 is None else f"{wkl1.value:>8.3f} {wkl1.value - truth:>+7.3f}"
             print(f"{name:<11} {d:>3} {truth:>8.3f} | {knn.value:>8.3f} {knn.value - truth:>+7.3f} {t_knn:>5.1f} | "
-                  f"{cse.value:>7.3f} {'n/a':>4} | {dse.value:>7.3f} {'n/a':>4}", flush=True)
+                  f"{w_cells} | {w1_cells} | {cse.value:>7.3f} | {dse.value:>7.3f} | "
+                  + " ".join(f"{v:>6.2f}" for v in spec), flush=True)
 
 
 def mi_table(dims: list[int], n: int, dse_max_n: int, device: str, seed: int) -> None:
-    print(f"\nMUTUAL INFORMATION (bits), N = {n}; X, Y in R^D; ksg: k=3 max-norm (joint X,Y); mine: defaults "
+    print(f"\nMUTUAL INFORMATION (bits), N = {n}; X, Y in R^D; ksg: k=3, defaults (standardised Euclidean norm per variable); mine: defaults "
           f"(2x100, lr 1e-3, batch 500, <=200 epochs, patience 20), +- std of the 5 held-out evaluations ending at "
-          f"the best epoch; "
+          f"the best epoch; infonce: defaults (separable critic 2x100 -> 32, batch 500, held-out groups <= 2048; "
+          f"ceil = log2 K); "
           f"csmi: 2 bins/dim, Y k-means into 10 clusters; dsmi: sigma=median, max_n={dse_max_n}")
     head = (f"{'distribution':<11} {'D':>3} {'truth':>6} | {'ksg':>7} {'err':>7} {'s':>5} | {'mine':>7} {'+-':>5} "
-            f"{'err':>7} {'s':>5} | {'csmi':>7} {'err':>4} | {'dsmi':>7} {'err':>4}")
+            f"{'err':>7} {'s':>5} | {'infonce':>7} {'err':>7} {'ceil':>5} {'s':>5} | {'csmi':>7} {'err':>4} | {'dsmi':>7} {'err':>4}")
     print(head)
     print("-" * len(head))
     for name in ("gaussian", "student-t", "monotone"):
@@ -146,10 +167,12 @@ def mi_table(dims: list[int], n: int, dse_max_n: int, device: str, seed: int) ->
             x, y, truth = mi_case(name, d, n, np.random.default_rng([seed, 100 + d]))
             ksg, t_ksg = _run(MI_METHODS["ksg"], x, y, device=device, max_n=None, seed=seed)
             mine, t_mine = _run(MI_METHODS["mine"], x, y, device=device, max_n=None, seed=seed)
+            nce, t_nce = _run(MI_METHODS["infonce"], x, y, device=device, max_n=None, seed=seed)
             csmi, _ = _run(MI_METHODS["csmi"], x, y, max_n=None, seed=seed)
             dsmi, _ = _run(MI_METHODS["dsmi"], x, y, sigma="median", max_n=dse_max_n, seed=seed, device=device)
             print(f"{name:<11} {d:>3} {truth:>6.3f} | {ksg.value:>7.3f} {ksg.value - truth:>+7.3f} {t_ksg:>5.1f} | "
                   f"{mine.value:>7.3f} {mine.extra['std']:>5.3f} {mine.value - truth:>+7.3f} {t_mine:>5.1f} | "
+                  f"{nce.value:>7.3f} {nce.value - truth:>+7.3f} {nce.extra['ceiling']:>5.2f} {t_nce:>5.1f} | "
                   f"{csmi.value:>7.3f} {'n/a':>4} | {dsmi.value:>7.3f} {'n/a':>4}", flush=True)
 
 

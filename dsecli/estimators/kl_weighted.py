@@ -118,6 +118,14 @@ def weighted_kl_entropy(
     the weights are (0, ..., 1) and the value is the single-K estimator with log(N - 1) for
     psi(N). Divided by log(base); a differential entropy (can be negative).
 
+    Measured at N = 5,000 (benchmarks/accuracy.py, bits): at D = 10 the error is -0.06 / +0.59 /
+    -0.04 for a Gaussian / uniform box / Student-t against +0.09 / +2.36 / -0.49 for the plain
+    estimator; at D = 20 the paper's 5 constraints need weights of norm ~1e4 and the estimate is
+    useless (errors of tens of bits), at D = 50 (12 constraints) the weights exceed 1e9 and the
+    call fails with a ComputationError. ``n_constraints=1`` stays usable there but is biased
+    (the weights cancel the leading bias term only). The estimator is asymptotic: its benefit in
+    high dimension needs K, hence N, far larger than these.
+
     Parameters
     ----------
     x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.sampling.Rows`
