@@ -62,7 +62,8 @@ def _spectrum_probabilities(vals: Any, what: str) -> np.ndarray:
 
 
 def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, params: dict[str, Any],
-            extra: dict[str, Any], start: float, ceiling_len: int, ceiling_name: str) -> EntropyResult:
+            extra: dict[str, Any], start: float, ceiling_len: int, ceiling_name: str,
+            return_eigenvalues: bool) -> EntropyResult:
     h = spectral_entropy_nats(p, alpha)
     ceiling = math.log(ceiling_len)
     extra = {"value_nats": h, f"ceiling_{ceiling_name}": nats_to(ceiling, base), "ceiling_nats": ceiling,
@@ -71,7 +72,7 @@ def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, pa
     return EntropyResult(
         method=method, value=nats_to(h, base), units=units_for_base(base), base=base, n_used=rows.n_used,
         n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=(),
-        eigenvalues=p, extra=extra,
+        eigenvalues=p if return_eigenvalues else None, extra=extra,
     )
 
 
@@ -94,6 +95,7 @@ def renyi_gram_entropy(
     device: Any = "auto",
     dtype: Any = "float64",
     base: float = 2.0,
+    return_eigenvalues: bool = False,
     flatten: bool = False,
     drop_nonfinite: bool = False,
 ) -> EntropyResult:
@@ -115,13 +117,13 @@ def renyi_gram_entropy(
         Renyi order (1: von Neumann; Skean et al. 2025 use 1 layer by layer).
     sigma : float, "median" or "sqrt-d"
         Kernel width, as for DSE (:func:`dsecli.diffusion.kernels.resolve_sigma`).
-    max_n, seed, sampler, flatten, drop_nonfinite, device, dtype, base
+    max_n, seed, sampler, flatten, drop_nonfinite, device, dtype, base, return_eigenvalues
         As for :func:`dsecli.diffusion_spectral_entropy`.
 
     Returns
     -------
     EntropyResult
-        ``eigenvalues``: the spectrum of A (descending, sums to 1).
+        ``eigenvalues`` (with ``return_eigenvalues``): the spectrum of A (descending, sums to 1).
 
     References
     ----------
@@ -147,7 +149,8 @@ def renyi_gram_entropy(
     params = {"alpha": alpha, "sigma": choice.value, "sigma_rule": choice.rule, "kernel": "gaussian",
               "normalisation": "trace", "max_n": max_n, "seed": seed, "sampler": sampler, "device": str(xt.device),
               "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
-    return _result("renyi-gram", p, alpha, base, rows, params, {}, start, int(xt.shape[0]), "n")
+    return _result("renyi-gram", p, alpha, base, rows, params, {}, start, int(xt.shape[0]), "n",
+                   return_eigenvalues)
 
 
 def covariance_von_neumann_entropy(
@@ -159,6 +162,7 @@ def covariance_von_neumann_entropy(
     device: Any = "auto",
     dtype: Any = "float64",
     base: float = 2.0,
+    return_eigenvalues: bool = False,
     flatten: bool = False,
     drop_nonfinite: bool = False,
 ) -> EntropyResult:
@@ -198,7 +202,8 @@ def covariance_von_neumann_entropy(
     p = _spectrum_probabilities(vals, "covariance")
     params = {"centred": True, "normalisation": "trace", "max_n": max_n, "seed": seed, "sampler": sampler,
               "device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
-    return _result("vne-cov", p, 1.0, base, rows, params, {}, start, int(xt.shape[1]), "d")
+    return _result("vne-cov", p, 1.0, base, rows, params, {}, start, int(xt.shape[1]), "d",
+                   return_eigenvalues)
 
 
 def rankme_entropy(
@@ -212,6 +217,7 @@ def rankme_entropy(
     device: Any = "auto",
     dtype: Any = "float64",
     base: float = 2.0,
+    return_eigenvalues: bool = False,
     flatten: bool = False,
     drop_nonfinite: bool = False,
 ) -> EntropyResult:
@@ -250,4 +256,5 @@ def rankme_entropy(
     p = _spectrum_probabilities(s, "data matrix") + eps
     params = {"centre": bool(centre), "eps": eps, "max_n": max_n, "seed": seed, "sampler": sampler,
               "device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
-    return _result("rankme", p, 1.0, base, rows, params, {}, start, int(min(xt.shape)), "rank")
+    return _result("rankme", p, 1.0, base, rows, params, {}, start, int(min(xt.shape)), "rank",
+                   return_eigenvalues)
