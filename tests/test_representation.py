@@ -94,3 +94,19 @@ def test_bad_alpha_and_eps() -> None:
         renyi_gram_entropy(x, alpha=-1)
     with pytest.raises(InputError, match=re.escape("`eps` must be >= 0; got -0.1")):
         rankme_entropy(x, eps=-0.1)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["renyi-gram", "vne-cov", "rankme"])
+def test_metrics_on_cuda_match_cpu(method: str) -> None:
+    x = np.random.default_rng(6).normal(size=(300, 12))
+    cpu = estimate_entropy(x, methods=method, sigma=3.0, device="cpu")[0]
+    gpu = estimate_entropy(x, methods=method, sigma=3.0, device="cuda")[0]
+    assert gpu.params["device"].startswith("cuda")
+    assert gpu.value == pytest.approx(cpu.value, rel=1e-9)
