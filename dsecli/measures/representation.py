@@ -76,12 +76,17 @@ def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, pa
     )
 
 
-def _rows_tensor(x: Any, *, max_n: int | None, seed: int, sampler: str, flatten: bool, drop_nonfinite: bool,
-                 device: Any, dtype: Any) -> tuple[Any, Any]:
+def _setup(x: Any, *, max_n: int | None, seed: Any, sampler: str, flatten: bool, drop_nonfinite: bool,
+           device: Any, dtype: Any, base: Any) -> tuple[Any, Any, float, int, float]:
+    """Checks shared by the three metrics, then the rows as a tensor: (rows, x, base, seed, start)."""
+    base = check_base(base)
+    seed = check_seed(seed)
+    check_max_n(max_n)
+    start = time.perf_counter()
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
     dev, dt = resolve_device(device), resolve_dtype(dtype)
     xt = to_tensor(np.asarray(rows.data, dtype=np.float64), device=dev, dtype=dt)
-    return rows, xt
+    return rows, xt, base, seed, start
 
 
 def renyi_gram_entropy(
@@ -132,12 +137,8 @@ def renyi_gram_entropy(
     "Layer by Layer: Uncovering Hidden Representations in Language Models", ICML 2025.
     """
     alpha = _check_alpha(alpha)
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows, xt = _rows_tensor(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
+    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
     import torch
 
     from dsecli.diffusion.kernels import gaussian_kernel, resolve_sigma
@@ -188,12 +189,8 @@ def covariance_von_neumann_entropy(
     L. Wei, Z. Tan, C. Li, J. Wang, W. Huang, "Diff-eRank: A Novel Rank-Based Metric for Evaluating
     Large Language Models", NeurIPS 2024 (matrix entropy of the normalised covariance).
     """
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows, xt = _rows_tensor(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
+    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
     import torch
 
     xc = xt - xt.mean(dim=0, keepdim=True)
@@ -242,12 +239,8 @@ def rankme_entropy(
     eps = check_finite_number(eps, "eps")
     if eps < 0:
         raise InputError(f"`eps` must be >= 0; got {eps!r}")
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows, xt = _rows_tensor(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
+    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
     import torch
 
     if centre:
