@@ -23,6 +23,8 @@ from dsecli.estimators import (
     ksg_mutual_information,
     mine_mutual_information,
 )
+from dsecli.estimators.kl_weighted import weighted_kl_entropy
+from dsecli.estimators.mine import infonce_mutual_information
 from dsecli.inputs.prepare import prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.dse import (
@@ -31,6 +33,7 @@ from dsecli.measures.dse import (
     diffusion_spectral_mutual_information,
     matrix_entry_entropy,
 )
+from dsecli.measures.representation import covariance_von_neumann_entropy, rankme_entropy, renyi_gram_entropy
 from dsecli.results import EntropyResult, MIResult
 
 __all__ = ["ENTROPY_METHODS", "MI_METHODS", "parse_methods", "estimate_entropy", "estimate_mutual_information"]
@@ -43,12 +46,17 @@ ENTROPY_METHODS: dict[str, Callable[..., EntropyResult]] = {
     "matrix-entry": matrix_entry_entropy,
     "cse": binned_shannon_entropy,
     "knn": kozachenko_leonenko_entropy,
+    "knn-weighted": weighted_kl_entropy,
+    "renyi-gram": renyi_gram_entropy,
+    "vne-cov": covariance_von_neumann_entropy,
+    "rankme": rankme_entropy,
 }
 MI_METHODS: dict[str, Callable[..., MIResult]] = {
     "dsmi": diffusion_spectral_mutual_information,
     "csmi": binned_shannon_mutual_information,
     "ksg": ksg_mutual_information,
     "mine": mine_mutual_information,
+    "infonce": infonce_mutual_information,
 }
 # "all" expands to these (the published spectral variants are asked for by name)
 ENTROPY_ALL: list[str] = ["dse", "cse", "knn"]

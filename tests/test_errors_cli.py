@@ -154,6 +154,12 @@ CASES = [
          "x5.npy: `k` must be <= N = 5 for the kNN adjacency (the row itself counts); got 6"),
     Case("n-le-k-ksg", ["mi", "x5.npy", "x5.npy", "-m", "ksg", "--k", "5", *D], E_IN,
          "x5.npy: `k` must be <= N - 1 = 4; got 5"),
+    Case("ksg-bad-metric-y", ["mi", "x.npy", "x.npy", "-m", "ksg", "--metric-y", "l2", *D], E_IN,
+         "`metric_y` must be one of euclidean, max, manhattan; got 'l2'"),
+    Case("knn-weighted-k-too-small", ["entropy", "x.npy", "-m", "knn-weighted", "--k", "0", *D], E_IN,
+         "`k` must be an integer >= 1; got 0"),
+    Case("infonce-bad-epochs", ["mi", "x.npy", "y.npy", "-m", "infonce", "--epochs", "0", *D], E_IN,
+         "`epochs` must be an integer >= 1; got 0"),
     Case("too-large", ["entropy", "huge.npy", *D], E_IN,
          "huge.npy: `embeddings` must have |values| <= 4.74e+153 for D = 2 (squared distances overflow float64); "
          "got 4e+300: rescale the data"),

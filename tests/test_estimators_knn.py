@@ -240,8 +240,8 @@ def test_ksg_is_symmetric() -> None:
 
 def test_ksg_brute_and_tree_agree() -> None:
     x, y, _ = _pairs([0.8, 0.2], 800, seed=15)
-    a = ksg_mutual_information(x, y, neighbor_method="tree", device="cpu")
-    b = ksg_mutual_information(x, y, neighbor_method="brute", device="cpu")
+    a = ksg_mutual_information(x, y, metric="max", neighbor_method="tree", device="cpu")
+    b = ksg_mutual_information(x, y, metric="max", neighbor_method="brute", device="cpu")
     assert a.value == b.value
     assert (a.params["neighbor_method"], b.params["neighbor_method"]) == ("tree", "brute")
 
@@ -333,14 +333,15 @@ def test_ksg_through_dispatcher() -> None:
 
 def test_ksg_bad_arguments() -> None:
     x, y, _ = _pairs([0.5], 50, seed=35)
-    with pytest.raises(InputError, match=re.escape("`metric` must be one of euclidean, max; got 'l1'")):
+    with pytest.raises(InputError, match=re.escape("`metric` must be one of euclidean, max, manhattan; got 'l1'")):
         ksg_mutual_information(x, y, metric="l1")
     with pytest.raises(InputError, match=re.escape("`jitter` must be >= 0; got -1.0")):
         ksg_mutual_information(x, y, jitter=-1.0)
     with pytest.raises(InputError, match=re.escape("`k` must be <= N - 1 = 49; got 50")):
         ksg_mutual_information(x, y, k=50)
-    with pytest.raises(InputError, match="tree"):
-        ksg_mutual_information(x, y, metric="euclidean", neighbor_method="tree")
+    x2, y2, _ = _pairs([0.5, 0.5], 50, seed=35)
+    with pytest.raises(InputError, match=re.escape("`method` 'tree' is not available with metric 'euclidean' here")):
+        ksg_mutual_information(x2, y2, metric="euclidean", neighbor_method="tree")
     with pytest.raises(InputError, match=re.escape("`ref_kind` continuous needs numeric reference values")):
         ksg_mutual_information(x, np.array(["a", "b"] * 25), ref_kind="continuous")
 

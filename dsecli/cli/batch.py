@@ -117,8 +117,8 @@ def batch(
     ref: Annotated[str | None, typer.Option("--ref", help="Reference (labels, scalars or vectors; N rows, the same "
                                             "for every input) for mutual-information methods.")] = None,
     method: Annotated[str | None, typer.Option("--method", "-m", help="Comma-separated methods or all: entropy "
-                                               "(dse, cse, knn, ase-*, matrix-entry) and, with --ref, mutual "
-                                               "information (dsmi, csmi, ksg, mine). Default: dse, plus dsmi "
+                                               "(dse, cse, knn, knn-weighted, ase-*, matrix-entry, renyi-gram, vne-cov, rankme) and, with --ref, mutual "
+                                               "information (dsmi, csmi, ksg, mine, infonce). Default: dse, plus dsmi "
                                                "with --ref.")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="JSON Lines results file (new, or one written "
                                                "by dse batch; anything else is refused untouched). Rows already "

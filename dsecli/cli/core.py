@@ -33,7 +33,7 @@ SigmaOpt = Annotated[
 TOpt = Annotated[int, typer.Option("--t", "-t", help="Diffusion time t >= 1 (eigenvalues raised to the power t).")]
 BinsOpt = Annotated[int | None, typer.Option("--bins", help="Bins per dimension for cse/csmi (default 2).")]
 KOpt = Annotated[int | None, typer.Option("--k", help="Neighbours for knn/ksg (default 3) and ase-knn (default 10).")]
-MetricOpt = Annotated[str | None, typer.Option("--metric", help="kNN entropy norm: euclidean (default) or max.")]
+MetricOpt = Annotated[str | None, typer.Option("--metric", help="Norm for knn/knn-weighted (default euclidean) and ksg (per variable; default euclidean for continuous Y, max for labels): euclidean, max or manhattan.")]
 MIDtypeOpt = Annotated[
     str | None,
     typer.Option("--dtype", help="Working precision: float64 (default; MINE trains in float32 unless this is given) or float32."),
@@ -134,7 +134,7 @@ def entropy(
     emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or - (stdin).")],
     method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all. dse (default); "
                                         "published variants ase-gaussian, ase-normalized, ase-knn, matrix-entry; "
-                                        "baselines cse, knn.")] = "dse",
+                                        "baselines cse, knn, knn-weighted; spectral metrics renyi-gram, vne-cov, rankme.")] = "dse",
     sigma: SigmaOpt = "10",
     t: TOpt = 1,
     bins: BinsOpt = None,
@@ -191,7 +191,7 @@ def mi(
     emb: Annotated[str, typer.Argument(help="Embeddings X (N rows).")],
     ref: Annotated[str, typer.Argument(help="Reference Y (N rows): integer or string labels, float scalars, or vectors.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all: dsmi (default), "
-                                        "csmi, ksg, mine.")] = "dsmi",
+                                        "csmi, ksg, mine, infonce.")] = "dsmi",
     ref_kind: RefKindOpt = "auto",
     n_clusters: NClustersOpt = 10,
     repetitions: RepetitionsOpt = 5,
@@ -199,6 +199,12 @@ def mi(
     t: TOpt = 1,
     bins: BinsOpt = None,
     k: KOpt = None,
+    metric: MetricOpt = None,
+    metric_y: Annotated[str | None, typer.Option("--metric-y", help="ksg: norm of a continuous Y (default: that of "
+                                                 "X): euclidean, max or manhattan.")] = None,
+    standardize: Annotated[bool | None, typer.Option("--standardize/--no-standardize", help="ksg: z-score each column "
+                                                     "of X and Y first (default: yes for continuous Y, no for "
+                                                     "labels).")] = None,
     hidden_units: Annotated[int | None, typer.Option("--hidden-units", help="MINE: width of each hidden layer.")] = None,
     hidden_layers: Annotated[int | None, typer.Option("--hidden-layers", help="MINE: number of hidden layers.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="MINE: maximum training epochs.")] = None,
@@ -243,7 +249,8 @@ def mi(
         with cpu_threads(threads):
             results = estimate_mutual_information(
                 x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
-                sigma=sigma, t=t, bins=bins, k=k, hidden_units=hidden_units, hidden_layers=hidden_layers,
+                sigma=sigma, t=t, bins=bins, k=k, metric=metric, metric_y=metric_y, standardize=standardize,
+                hidden_units=hidden_units, hidden_layers=hidden_layers,
                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                 holdout_fraction=holdout_fraction, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype,
                 base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite,

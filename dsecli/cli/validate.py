@@ -82,7 +82,7 @@ def validate(
     full: Annotated[bool, typer.Option("--full/--fast", help="--fast (default): core cases in seconds; --full: "
                                        "more golden records, larger cases and MINE training (about half a minute on 2 cores).")] = False,
     method: Annotated[str, typer.Option("--method", "-m", help="Only cases of these comma-separated methods "
-                                        "(dse, dsmi, cse, csmi, knn, ksg, mine), or all.")] = "all",
+                                        "(dse, dsmi, cse, csmi, knn, knn-weighted, ksg, mine, infonce, renyi-gram, vne-cov, rankme), or all.")] = "all",
     solver: Annotated[str, typer.Option("--solver", help="Eigen-solver for DSE: exact (default), approx or auto; "
                                         "an approximate solver's reported error bound widens each tolerance.")] = "exact",
     device: DeviceOpt = "auto",

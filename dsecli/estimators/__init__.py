@@ -4,7 +4,8 @@
 - :func:`kozachenko_leonenko_entropy` ("knn"), Kozachenko & Leonenko 1987;
 - :func:`ksg_mutual_information` ("ksg"), Kraskov, Stoegbauer & Grassberger 2004 (estimator 1),
   with Ross 2014 for a discrete reference;
-- :func:`mine_mutual_information` ("mine"), Belghazi et al. 2018.
+- :func:`mine_mutual_information` ("mine"), Belghazi et al. 2018;
+- :func:`infonce_mutual_information` ("infonce"), van den Oord et al. 2018 (MINE's training loop).
 
 All take the data first and keyword-only parameters, start from
 :func:`dsecli.inputs.prepare.prepare_rows` (raw data are validated there once; a
@@ -16,7 +17,7 @@ in bits unless ``base`` says otherwise. torch is imported inside the functions o
 from dsecli.estimators.binned import binned_shannon_entropy, binned_shannon_mutual_information
 from dsecli.estimators.kl import kozachenko_leonenko_entropy
 from dsecli.estimators.ksg import ksg_mutual_information
-from dsecli.estimators.mine import mine_mutual_information
+from dsecli.estimators.mine import infonce_mutual_information, mine_mutual_information
 
 __all__ = [
     "binned_shannon_entropy",
@@ -24,4 +25,5 @@ __all__ = [
     "kozachenko_leonenko_entropy",
     "ksg_mutual_information",
     "mine_mutual_information",
+    "infonce_mutual_information",
 ]

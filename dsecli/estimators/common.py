@@ -20,6 +20,7 @@ from dsecli.inputs.reference import REF_KINDS, Classes, reference_classes
 
 __all__ = [
     "check_base", "check_seed", "check_max_n", "nats_to", "Collect", "split_reference", "duplicate_count", "as_matrix",
+    "standardize_columns",
 ]
 
 
@@ -50,6 +51,16 @@ def as_matrix(a: np.ndarray) -> np.ndarray:
     """(N,) -> (N, 1) float64; (N, D) -> float64 C-contiguous."""
     a = np.asarray(a, dtype=np.float64)
     return np.ascontiguousarray(a[:, None] if a.ndim == 1 else a)
+
+
+def standardize_columns(a: np.ndarray) -> np.ndarray:
+    """``(a - mean) / std`` per column (population std); a constant column is only centred.
+
+    Mutual information is invariant to per-coordinate affine maps, the KSG estimate is not:
+    with Euclidean or max norms a coordinate of large scale would dominate every distance.
+    """
+    sd = a.std(axis=0)
+    return (a - a.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
 def duplicate_count(a: np.ndarray) -> int:

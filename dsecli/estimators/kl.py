@@ -24,16 +24,35 @@ from dsecli.inputs.prepare import prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import EntropyResult, units_for_base
 
-__all__ = ["kozachenko_leonenko_entropy", "log_unit_ball_volume"]
+__all__ = ["kozachenko_leonenko_entropy", "log_unit_ball_volume", "distinct_rows"]
 
 DUPLICATE_RULE = "drop"
 
 
 def log_unit_ball_volume(d: int, metric: str) -> float:
-    """log V_D of the unit ball: pi^(D/2) / Gamma(D/2 + 1) (Euclidean) or 2^D (max-norm)."""
+    """log V_D of the unit ball: pi^(D/2) / Gamma(D/2 + 1) (Euclidean), 2^D (max-norm), 2^D / D! (manhattan)."""
     if metric == "max":
         return d * math.log(2.0)
+    if metric == "manhattan":
+        return d * math.log(2.0) - math.lgamma(d + 1.0)
     return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1.0)
+
+
+def distinct_rows(data: np.ndarray) -> tuple[np.ndarray, int]:
+    """Drop exact duplicate rows (kNN distance 0, log 0), keeping one copy each, with a
+    :class:`~dsecli.errors.DataQualityWarning`; returns (distinct rows, number dropped)."""
+    n_in = data.shape[0]
+    distinct = np.unique(data, axis=0)
+    n_dup = n_in - distinct.shape[0]
+    if not n_dup:
+        return data, 0
+    warnings.warn(
+        f"{n_dup} of {n_in} rows are exact duplicates (kNN distance 0, log 0); they were dropped before the "
+        f"neighbour search and the entropy is that of the {distinct.shape[0]} distinct rows",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+    return distinct, n_dup
 
 
 def kozachenko_leonenko_entropy(
@@ -68,7 +87,7 @@ def kozachenko_leonenko_entropy(
         (trusted as it is; see :func:`dsecli.inputs.prepare.prepare_rows`)
     k : int >= 1
         Neighbour order (typical 3); needs k <= N' - 1 with N' the number of distinct rows.
-    metric : {"euclidean", "max"}
+    metric : {"euclidean", "max", "manhattan"}
     neighbor_method : {"auto", "brute", "tree"}
         Neighbour search (:mod:`dsecli.estimators.neighbors`): "auto" uses a k-d tree on CPU for
         D <= 15, blocked brute force in torch otherwise. Reported in ``params``.
@@ -125,16 +144,7 @@ def kozachenko_leonenko_entropy(
         data = data.astype(np.float32)
     n_in, d = data.shape
     with Collect(rows.warnings) as notes:
-        distinct = np.unique(data, axis=0)
-        n_dup = n_in - distinct.shape[0]
-        if n_dup:
-            warnings.warn(
-                f"{n_dup} of {n_in} rows are exact duplicates (kNN distance 0, log 0); they were dropped before the "
-                f"neighbour search and the entropy is that of the {distinct.shape[0]} distinct rows",
-                DataQualityWarning,
-                stacklevel=2,
-            )
-            data = distinct
+        data, n_dup = distinct_rows(data)
         n = data.shape[0]
         if k > n - 1:
             raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1} (distinct rows); got {k}")

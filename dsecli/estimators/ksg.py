@@ -26,6 +26,7 @@ from dsecli.estimators.common import (
     duplicate_count,
     nats_to,
     split_reference,
+    standardize_columns,
 )
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, ksg_counts, ross_counts
 from dsecli.inputs.prepare import prepare_pair
@@ -33,10 +34,39 @@ from dsecli.inputs.reference import REF_KINDS
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import MIResult, units_for_base
 
-__all__ = ["ksg_mutual_information", "add_jitter", "DEFAULT_JITTER"]
+__all__ = ["ksg_mutual_information", "add_jitter", "resolve_ksg_norms", "DEFAULT_JITTER",
+           "KSG_DEFAULTS"]
 
 # Relative jitter by working precision: far below any real distance, but a few ulps above rounding.
 DEFAULT_JITTER = {"float64": 1e-10, "float32": 1e-6}
+
+
+# Defaults per kind of reference. Continuous Y: per-variable norms and standardisation, chosen by
+# measurement on bmi-style tasks (benchmarks/accuracy.py --section ksg); labels (Ross): as before.
+KSG_DEFAULTS = {
+    "continuous": {"metric": "euclidean", "standardize": True},
+    "labels": {"metric": "max", "standardize": False},
+}
+
+
+def resolve_ksg_norms(
+    metric: str | None, metric_y: str | None, standardize: bool | None
+) -> tuple[dict[str, str], str, dict[str, bool]]:
+    """Validate the norm settings and fill the defaults of :data:`KSG_DEFAULTS`.
+
+    Returns (metric by reference kind, metric of Y, standardize by reference kind); an explicit
+    ``metric``/``standardize`` applies to both kinds, ``metric_y`` (continuous Y only) defaults
+    to the metric of X.
+    """
+    if metric is not None:
+        check_choice(metric, "metric", METRICS)
+    if metric_y is not None:
+        check_choice(metric_y, "metric_y", METRICS)
+    if standardize is not None and not isinstance(standardize, (bool, np.bool_)):
+        raise InputError(f"`standardize` must be true or false; got {standardize!r}")
+    metrics = {kind: metric or d["metric"] for kind, d in KSG_DEFAULTS.items()}
+    scale = {kind: bool(d["standardize"] if standardize is None else standardize) for kind, d in KSG_DEFAULTS.items()}
+    return metrics, metric_y or metrics["continuous"], scale
 
 
 def add_jitter(a: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -58,7 +88,9 @@ def ksg_mutual_information(
     y: Any = None,
     *,
     k: int = 3,
-    metric: str = "max",
+    metric: str | None = None,
+    metric_y: str | None = None,
+    standardize: bool | None = None,
     neighbor_method: str = "auto",
     jitter: float | None = None,
     ref_kind: str = "auto",
@@ -80,10 +112,11 @@ def ksg_mutual_information(
         \\hat I = \\psi(k) + \\psi(N) - \\big\\langle \\psi(n_x(i) + 1) + \\psi(n_y(i) + 1) \\big\\rangle
 
     eps_i is the distance from (x_i, y_i) to its k-th nearest other point under the joint norm
-    max(||x_i - x_j||, ||y_i - y_j||); n_x(i), n_y(i) count the other points strictly closer than
-    eps_i in X and in Y (Kraskov, Stoegbauer, Grassberger 2004, eq. 8). ``metric`` is the norm
-    within each marginal: "max" (the paper's and scikit-learn's choice; the joint norm is then the
-    max-norm of the concatenated coordinates) or "euclidean".
+    max(||x_i - x_j||_X, ||y_i - y_j||_Y), each variable measured by its own norm (``metric`` for
+    X, ``metric_y`` for Y); n_x(i), n_y(i) count the other points strictly closer than eps_i in X
+    and in Y (Kraskov, Stoegbauer, Grassberger 2004, eq. 8; the maximum of the two variables'
+    norms is the paper's joint norm and bmi's). With both norms "max" the joint norm is the
+    max-norm of the concatenated coordinates (scikit-learn's choice).
 
     Discrete Y (labels: integer/boolean/string column under ``ref_kind="auto"``, or
     ``ref_kind="discrete"``), Ross 2014:
@@ -105,10 +138,20 @@ def ksg_mutual_information(
         its reference
     k : int >= 1
         Neighbour order (3 as NPEET and scikit-learn).
-    metric : {"max", "euclidean"}
-        Norm within each marginal space.
+    metric : {"euclidean", "max", "manhattan"} or None
+        Norm of X (and of Y unless ``metric_y`` is given). None: "euclidean" for continuous Y,
+        "max" for labels (Ross's estimator as before).
+    metric_y : {"euclidean", "max", "manhattan"} or None
+        Norm of a continuous Y; None: the norm of X.
+    standardize : bool or None
+        Z-score every column of X and Y (mean 0, population std 1; constant columns only
+        centred) before the search. None: True for continuous Y, False for labels. MI is
+        invariant to this map, the estimate is not; the defaults (Euclidean norms of
+        standardised variables) were the most accurate on bmi-style tasks up to 50 + 50
+        dimensions (benchmarks/accuracy.py, section ksg).
     neighbor_method : {"auto", "brute", "tree"}
-        Neighbour search (:mod:`dsecli.estimators.neighbors`); "tree" needs metric "max" for continuous Y.
+        Neighbour search (:mod:`dsecli.estimators.neighbors`); "tree" needs both norms "max"
+        for continuous Y (other norm pairs run by blocked brute force).
     jitter : float or None
         Relative size of the tie-breaking noise (see Notes); None: 1e-10 in float64, 1e-6 in
         float32; 0 turns it off.
@@ -126,7 +169,7 @@ def ksg_mutual_information(
     Returns
     -------
     MIResult
-        ``params`` records k, metric, jitter, estimator ("ksg1" or "ross"), neighbour method;
+        ``params`` records k, the norms, standardisation, jitter, estimator ("ksg1" or "ross"), neighbour method;
         ``extra`` the value in nats, duplicate counts and mean neighbour counts.
 
     Notes
@@ -160,7 +203,7 @@ def ksg_mutual_information(
     True
     """
     k = check_positive_int(k, "k")
-    check_choice(metric, "metric", METRICS)
+    metric, metric_y, standardize = resolve_ksg_norms(metric, metric_y, standardize)
     check_choice(neighbor_method, "neighbor_method", NEIGHBOR_METHODS)
     check_choice(ref_kind, "ref_kind", REF_KINDS)
     base = check_base(base)
@@ -194,14 +237,18 @@ def ksg_mutual_information(
             extra.update({"n_duplicates_x": duplicate_count(xa), "n_duplicates_y": duplicate_count(ya),
                           "n_duplicates_joint": dup})
             _warn_ties(extra["n_duplicates_x"], extra["n_duplicates_y"], n, jitter)
-            xj = add_jitter(xa, jitter, rng)
-            yj = add_jitter(ya, jitter, rng)
-            res = ksg_counts(xj, yj, k, metric=metric, method=neighbor_method, device=device, dtype=dt)
+            xj = add_jitter(standardize_columns(xa) if standardize["continuous"] else xa, jitter, rng)
+            yj = add_jitter(standardize_columns(ya) if standardize["continuous"] else ya, jitter, rng)
+            res = ksg_counts(xj, yj, k, metric=metric["continuous"], metric_y=metric_y, method=neighbor_method,
+                             device=device, dtype=dt)
             nx, ny = res.counts["nx"], res.counts["ny"]
             mi_nats = float(digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1)))
             extra.update({"mean_nx": float(nx.mean()), "mean_ny": float(ny.mean())})
             n_used_est = n
-            ref_info: dict[str, Any] = {"reference": "continuous", "n_features_y": int(ya.shape[1])}
+            ref_info: dict[str, Any] = {"reference": "continuous", "n_features_y": int(ya.shape[1]),
+                                        "metric": metric["continuous"], "metric_y": metric_y,
+                                        "joint_norm": "max of the two variables' norms",
+                                        "standardize": standardize["continuous"]}
         else:
             estimator = "ross"
             codes = classes.codes
@@ -223,17 +270,18 @@ def ksg_mutual_information(
             extra.update({"n_singleton_rows": n_single, "n_duplicates_x": duplicate_count(xa_k),
                           "n_duplicates_within_class": dups})
             _warn_ties(extra["n_duplicates_x"], 0, n, jitter)
-            xj = add_jitter(xa_k, jitter, rng)
-            res = ross_counts(xj, codes_k, k, metric=metric, method=neighbor_method, device=device, dtype=dt)
+            xj = add_jitter(standardize_columns(xa_k) if standardize["labels"] else xa_k, jitter, rng)
+            res = ross_counts(xj, codes_k, k, metric=metric["labels"], method=neighbor_method, device=device, dtype=dt)
             k_i, m = res.counts["k"], res.counts["m"]
             n_y = np.bincount(codes_k)[codes_k]
             mi_nats = float(digamma(n) + np.mean(digamma(k_i)) - np.mean(digamma(n_y)) - np.mean(digamma(m)))
             extra.update({"mean_m": float(m.mean())})
             n_used_est = n
-            ref_info = {"reference": "labels", "n_classes": len(classes.names)}
+            ref_info = {"reference": "labels", "n_classes": len(classes.names), "metric": metric["labels"],
+                        "standardize": standardize["labels"]}
     extra.update({"value_nats": mi_nats, "n_estimate_rows": n_used_est})
     params = {
-        "k": k, "metric": metric, "estimator": estimator, "jitter": jitter, "negative_values": "reported as computed",
+        "k": k, "estimator": estimator, "jitter": jitter, "negative_values": "reported as computed",
         "neighbor_method": res.method, "neighbor_method_requested": neighbor_method, "ref_kind": ref_kind, **ref_info,
         "max_n": max_n, "seed": seed, "sampler": sampler, "device": res.detail["device"], "dtype": res.detail["dtype"],
         "n_features": int(xa.shape[1]),

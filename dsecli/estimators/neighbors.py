@@ -49,7 +49,7 @@ __all__ = [
     "ross_counts",
 ]
 
-METRICS = ("euclidean", "max")
+METRICS = ("euclidean", "max", "manhattan")
 NEIGHBOR_METHODS = ("auto", "brute", "tree")
 # Crossover measured with benchmarks/speed_knn.py --crossover (N = 5,000 and 20,000, k = 3, 2 busy CPU
 # cores): cKDTree is faster up to 14 dimensions for both norms, even at 16-18, brute force above.
@@ -114,7 +114,7 @@ def _prepare(x: Any, device: Any, dtype: Any, *, centre: bool) -> torch.Tensor:
 
 
 def _block_dist(a: torch.Tensor, b: torch.Tensor, metric: str, *, direct: bool = False) -> torch.Tensor:
-    """Distances of rows of ``a`` to rows of ``b``: squared (GEMM) for Euclidean, plain for max-norm.
+    """Distances of rows of ``a`` to rows of ``b``: squared (GEMM) for Euclidean, plain for max and manhattan.
 
     ``direct``: Euclidean distances (not squared) from coordinate differences, slower but
     accurate for close pairs.
@@ -123,6 +123,8 @@ def _block_dist(a: torch.Tensor, b: torch.Tensor, metric: str, *, direct: bool =
 
     if metric == "max":
         return torch.cdist(a, b, p=float("inf"))
+    if metric == "manhattan":
+        return torch.cdist(a, b, p=1.0)
     if direct:
         return torch.cdist(a, b, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
     from dsecli.diffusion.kernels import pairwise_sq_dists
@@ -144,7 +146,7 @@ def _as_float64(x: Any) -> np.ndarray:
 
 
 def _p(metric: str) -> float:
-    return np.inf if metric == "max" else 2.0
+    return {"max": np.inf, "manhattan": 1.0}.get(metric, 2.0)
 
 
 def _tree_detail() -> dict[str, Any]:
@@ -291,6 +293,7 @@ def ksg_counts(
     k: int,
     *,
     metric: str = "max",
+    metric_y: str | None = None,
     method: str = "auto",
     device: Any = "auto",
     dtype: Any = "float64",
@@ -298,21 +301,28 @@ def ksg_counts(
 ) -> Counts:
     """KSG neighbour statistics (Kraskov et al. 2004, estimator 1).
 
-    In the joint space with the norm ``max(||x_i - x_j||, ||y_i - y_j||)`` (``||.||`` is
-    ``metric`` in each marginal), ``radius[i]`` = distance to the k-th nearest other point;
+    In the joint space with the norm ``max(||x_i - x_j||_X, ||y_i - y_j||_Y)`` (``||.||_X`` is
+    ``metric``, ``||.||_Y`` is ``metric_y``, default the same: each variable keeps its own norm,
+    as in the KSG paper), ``radius[i]`` = distance to the k-th nearest other point;
     ``counts["nx"][i]`` / ``counts["ny"][i]`` = number of other points with marginal distance
     strictly below ``radius[i]``.
 
-    Shapes: x (N, Dx), y (N, Dy). The tree path needs ``metric="max"`` (the joint norm is then
-    the max-norm of the concatenated coordinates).
+    Shapes: x (N, Dx), y (N, Dy). The tree path needs both norms "max" (the joint norm is then
+    the max-norm of the concatenated coordinates); any other pair runs by brute force, where the
+    radius and the counts come from the same two distance matrices, so "strictly below" is exact.
     """
     check_choice(metric, "metric", METRICS)
+    metric_y = metric if metric_y is None else metric_y
+    check_choice(metric_y, "metric_y", METRICS)
     n = int(x.shape[0])
     k = check_positive_int(k, "k")
     if k > n - 1:
         raise InputError(f"`k` must be <= N - 1 = {n - 1}; got {k}")
     dx_, dy_ = (int(np.prod(a.shape[1:])) if len(a.shape) > 1 else 1 for a in (x, y))
-    how = choose_method(method, dim=dx_ + dy_, device=device, metric=metric, tree_ok=metric == "max")
+    # on a 1-D variable every norm is |.|, so it may use the max-norm (and the tree)
+    eff_x, eff_y = ("max" if dim == 1 else m for dim, m in ((dx_, metric), (dy_, metric_y)))
+    both_max = eff_x == eff_y == "max"
+    how = choose_method(method, dim=dx_ + dy_, device=device, metric=metric, tree_ok=both_max)
     if how == "tree":
         from scipy.spatial import cKDTree
 
@@ -324,25 +334,57 @@ def ksg_counts(
                       _tree_detail())
     import torch
 
-    xt, yt = (_prepare(a, device, dtype, centre=metric == "euclidean") for a in (x, y))
+    # both Euclidean: compare squared distances (monotone, saves two square roots per pair);
+    # mixed norms must be compared as distances
+    squared = eff_x == eff_y == "euclidean"
+    xt = _prepare(x, device, dtype, centre=eff_x == "euclidean")
+    yt = _prepare(y, device, dtype, centre=eff_y == "euclidean")
     block = _block_rows(n, xt.element_size() * 4 * n, block_bytes, xt.device)
     eps = torch.empty(n, dtype=torch.float64, device=xt.device)
-    nx = torch.empty(n, dtype=torch.int64, device=xt.device)
-    ny = torch.empty_like(nx)
+    nx = np.empty(n, dtype=np.int64)
+    ny = np.empty(n, dtype=np.int64)
+    # block x N work buffers, allocated once: on CPU a fresh 10^7-entry tensor per block costs more
+    # (page faults) than the arithmetic written into it
+    bufs = [torch.empty((block, n), dtype=xt.dtype, device=xt.device) for _ in range(3)]
+    less = torch.empty((block, n), dtype=torch.bool, device=xt.device)
+    norms = {id(t): (t * t).sum(dim=1) for t, m in ((xt, eff_x), (yt, eff_y)) if m == "euclidean"}
     for s in range(0, n, block):
         e = min(n, s + block)
-        dx = _block_dist(xt[s:e], xt, metric)
-        dy = _block_dist(yt[s:e], yt, metric)
+        dx, dy, joint = (b[: e - s] for b in bufs)
+        dx = _marginal_into(xt, s, e, eff_x, squared, dx, norms.get(id(xt)))
+        dy = _marginal_into(yt, s, e, eff_y, squared, dy, norms.get(id(yt)))
         _mask_self(dx, s)
         _mask_self(dy, s)
-        joint = torch.maximum(dx, dy)
-        kth = torch.topk(joint, k, dim=1, largest=False, sorted=True).values[:, k - 1 : k]
-        del joint
-        nx[s:e] = (dx < kth).sum(dim=1)
-        ny[s:e] = (dy < kth).sum(dim=1)
-        eps[s:e] = (kth[:, 0].sqrt() if metric == "euclidean" else kth[:, 0]).double()
-    return Counts(eps.cpu().numpy(), {"nx": nx.cpu().numpy(), "ny": ny.cpu().numpy()}, "brute",
-                  _brute_detail(xt, block))
+        torch.maximum(dx, dy, out=joint)
+        kth = torch.topk(joint, k, dim=1, largest=False, sorted=True).values[:, k - 1 : k].contiguous()
+        nx[s:e] = _count_less(dx, kth, less[: e - s])
+        ny[s:e] = _count_less(dy, kth, less[: e - s])
+        eps[s:e] = (kth[:, 0].sqrt() if squared else kth[:, 0]).double()
+    return Counts(eps.cpu().numpy(), {"nx": nx, "ny": ny}, "brute", _brute_detail(xt, block))
+
+
+def _marginal_into(t: torch.Tensor, s: int, e: int, metric: str, squared: bool, out: torch.Tensor,
+                   norms: torch.Tensor | None) -> torch.Tensor:
+    """Distances of rows s:e of ``t`` to all rows, written into ``out`` where the norm allows it."""
+    import torch
+
+    if metric != "euclidean":
+        return _block_dist(t[s:e], t, metric)
+    assert norms is not None
+    # ||a||^2 + ||b||^2 - 2 a.b on centred data (the GEMM identity of pairwise_sq_dists), clamped at 0
+    torch.addmm(norms[None, :], t[s:e], t.T, beta=1.0, alpha=-2.0, out=out)
+    out.add_(norms[s:e, None]).clamp_(min=0.0)
+    return out if squared else out.sqrt_()
+
+
+def _count_less(d: torch.Tensor, kth: torch.Tensor, buf: torch.Tensor) -> np.ndarray:
+    """Per row, the number of entries of ``d`` strictly below ``kth`` (shape (b, 1))."""
+    if d.device.type == "cpu":
+        # NumPy's count_nonzero is 5-10x faster than torch's sum over a bool tensor on CPU
+        mask = buf.numpy()
+        np.less(d.numpy(), kth.numpy(), out=mask)
+        return np.count_nonzero(mask, axis=1)
+    return (d < kth).sum(dim=1).cpu().numpy()
 
 
 def ross_counts(

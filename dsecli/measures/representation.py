@@ -1,0 +1,254 @@
+"""Spectral representation metrics beside DSE, on the same rows: "renyi-gram", "vne-cov", "rankme".
+
+Each is the entropy of a probability vector made from a spectrum:
+
+- ``renyi-gram``: eigenvalues of the trace-normalised Gaussian Gram matrix K / tr K (N x N);
+  matrix-based Renyi alpha-entropy (Sanchez Giraldo, Rao & Principe 2015);
+- ``vne-cov``: eigenvalues of the trace-normalised covariance C / tr C (D x D); von Neumann
+  "matrix entropy" (Wei et al. 2024, Diff-eRank);
+- ``rankme``: normalised singular values of the data matrix (N x D); effective rank
+  (Roy & Vetterli 2007), RankMe (Garrido et al. 2023).
+
+All run in torch on any device; values are in log base ``base`` (2: bits) and bounded by the log
+of the spectrum's length (log N for the Gram matrix, log D for the covariance, log min(N, D) for the
+singular values), reported in ``extra`` as DSE reports its ceilings.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from dsecli.device import dtype_name, to_tensor
+from dsecli.errors import ComputationError, InputError, check_finite_number
+from dsecli.estimators.common import check_base, check_max_n, check_seed, nats_to
+from dsecli.inputs.prepare import prepare_rows
+from dsecli.inputs.sampling import DEFAULT_MAX_N
+from dsecli.results import EntropyResult, units_for_base
+
+__all__ = ["renyi_gram_entropy", "covariance_von_neumann_entropy", "rankme_entropy", "spectral_entropy_nats"]
+
+
+def spectral_entropy_nats(p: np.ndarray, alpha: float = 1.0) -> float:
+    """Renyi alpha-entropy of a probability vector p (nats): log(sum p^alpha) / (1 - alpha); alpha = 1:
+    Shannon, -sum p log p (0 log 0 = 0)."""
+    p = p[p > 0]
+    if alpha == 1.0:
+        return float(-(p * np.log(p)).sum())
+    if math.isinf(alpha):
+        return float(-math.log(p.max()))
+    return float(math.log(np.sum(p**alpha)) / (1.0 - alpha))
+
+
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, str) and alpha.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    a = float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) else None
+    if a is None or not (a > 0 and (math.isfinite(a) or a == math.inf)):
+        raise InputError(f"`alpha` must be a number > 0 (1: von Neumann, inf: min-entropy); got {alpha!r}")
+    return a
+
+
+def _spectrum_probabilities(vals: Any, what: str) -> np.ndarray:
+    v = np.asarray(vals.detach().double().cpu().numpy() if hasattr(vals, "detach") else vals, dtype=np.float64)
+    v = np.clip(v, 0.0, None)  # rounding leaves tiny negative eigenvalues of a PSD matrix
+    total = v.sum()
+    if not total > 0:
+        raise ComputationError(f"the {what} is zero: every row is the same point")
+    return np.sort(v / total)[::-1]
+
+
+def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, params: dict[str, Any],
+            extra: dict[str, Any], start: float, ceiling_len: int, ceiling_name: str,
+            return_eigenvalues: bool) -> EntropyResult:
+    h = spectral_entropy_nats(p, alpha)
+    ceiling = math.log(ceiling_len)
+    extra = {"value_nats": h, f"ceiling_{ceiling_name}": nats_to(ceiling, base), "ceiling_nats": ceiling,
+             "ceiling_rule": f"log {ceiling_name} = log {ceiling_len}", "effective_rank": math.exp(h),
+             "n_positive": int(np.sum(p > 0)), **extra}
+    return EntropyResult(
+        method=method, value=nats_to(h, base), units=units_for_base(base), base=base, n_used=rows.n_used,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=(),
+        eigenvalues=p if return_eigenvalues else None, extra=extra,
+    )
+
+
+def _setup(x: Any, *, max_n: int | None, seed: Any, sampler: str, flatten: bool, drop_nonfinite: bool,
+           device: Any, dtype: Any, base: Any) -> tuple[Any, Any, float, int, float]:
+    """Checks shared by the three metrics, then the rows as a tensor: (rows, x, base, seed, start)."""
+    base = check_base(base)
+    seed = check_seed(seed)
+    check_max_n(max_n)
+    start = time.perf_counter()
+    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
+                        device=device, dtype=dtype)
+    dev, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
+    xt = to_tensor(np.asarray(rows.data, dtype=np.float64), device=dev, dtype=dt)
+    return rows, xt, base, seed, start
+
+
+def renyi_gram_entropy(
+    x: Any,
+    *,
+    alpha: float = 1.0,
+    sigma: Any = "median",
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = None,
+    dtype: Any = None,
+    base: float = 2.0,
+    return_eigenvalues: bool = False,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Matrix-based Renyi alpha-entropy of the trace-normalised Gaussian Gram matrix ("renyi-gram").
+
+    .. math::
+
+        A = K / \\operatorname{tr} K, \\quad K_{ij} = e^{-\\|x_i - x_j\\|^2 / (2\\sigma^2)}, \\qquad
+        S_\\alpha(A) = \\frac{1}{1 - \\alpha} \\log \\sum_{i=1}^N \\lambda_i(A)^\\alpha
+
+    with the limit S_1 = -sum lambda_i log lambda_i (von Neumann) at alpha = 1. tr K = N. Values in
+    log base ``base``; 0 <= S_alpha <= log N (all rows far apart at the kernel's scale), reported
+    as ``extra["ceiling_n"]``; ``extra["effective_rank"]`` = e^(S in nats).
+
+    Parameters
+    ----------
+    x : array-like, shape (N, D), a tensor, a lazy source or :class:`~dsecli.inputs.sampling.Rows`
+    alpha : float > 0 or "inf"
+        Renyi order (1: von Neumann; Skean et al. 2025 use 1 layer by layer).
+    sigma : float, "median" or "sqrt-d"
+        Kernel width, as for DSE (:func:`dsecli.diffusion.kernels.resolve_sigma`).
+    max_n, seed, sampler, flatten, drop_nonfinite, device, dtype, base, return_eigenvalues
+        As for :func:`dsecli.diffusion_spectral_entropy`.
+
+    Returns
+    -------
+    EntropyResult
+        ``eigenvalues`` (with ``return_eigenvalues``): the spectrum of A (descending, sums to 1).
+
+    References
+    ----------
+    L. G. Sanchez Giraldo, M. Rao, J. C. Principe, "Measures of entropy from data using infinitely
+    divisible kernels", IEEE Trans. Inf. Theory 61(1) (2015) 535-548, eq. (2)-(3). O. Skean et al.,
+    "Layer by Layer: Uncovering Hidden Representations in Language Models", ICML 2025.
+    """
+    alpha = _check_alpha(alpha)
+    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
+    import torch
+
+    from dsecli.diffusion.kernels import gaussian_kernel, resolve_sigma
+
+    choice = resolve_sigma(sigma, xt, seed=seed)
+    g = gaussian_kernel(xt, choice.value)
+    vals = torch.linalg.eigvalsh(g / g.diagonal().sum())
+    p = _spectrum_probabilities(vals, "Gram matrix")
+    params = {"alpha": alpha, "sigma": choice.value, "sigma_rule": choice.rule, "kernel": "gaussian",
+              "normalisation": "trace", "max_n": max_n, "seed": seed, "sampler": sampler, "device": str(xt.device),
+              "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
+    return _result("renyi-gram", p, alpha, base, rows, params, {}, start, int(xt.shape[0]), "n",
+                   return_eigenvalues)
+
+
+def covariance_von_neumann_entropy(
+    x: Any,
+    *,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = None,
+    dtype: Any = None,
+    base: float = 2.0,
+    return_eigenvalues: bool = False,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Von Neumann entropy of the trace-normalised covariance ("vne-cov").
+
+    .. math::
+
+        \\rho = C / \\operatorname{tr} C, \\quad C = \\frac{1}{N} (X - \\bar x)^\\top (X - \\bar x), \\qquad
+        S(\\rho) = -\\sum_{k=1}^D \\lambda_k(\\rho) \\log \\lambda_k(\\rho)
+
+    Values in log base ``base``; 0 (one direction of variance) <= S <= log D (isotropic),
+    reported as ``extra["ceiling_d"]``; ``extra["effective_rank"]`` = e^(S in nats). Invariant to
+    the data's scale and to rotations.
+
+    Parameters
+    ----------
+    x : array-like, shape (N, D)
+    max_n, seed, sampler, flatten, drop_nonfinite, device, dtype, base
+        As for :func:`dsecli.diffusion_spectral_entropy`.
+
+    References
+    ----------
+    L. Wei, Z. Tan, C. Li, J. Wang, W. Huang, "Diff-eRank: A Novel Rank-Based Metric for Evaluating
+    Large Language Models", NeurIPS 2024 (matrix entropy of the normalised covariance).
+    """
+    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
+    import torch
+
+    xc = xt - xt.mean(dim=0, keepdim=True)
+    cov = xc.T @ xc / xt.shape[0]
+    vals = torch.linalg.eigvalsh(cov / cov.diagonal().sum().clamp_min(torch.finfo(cov.dtype).tiny))
+    p = _spectrum_probabilities(vals, "covariance")
+    params = {"centred": True, "normalisation": "trace", "max_n": max_n, "seed": seed, "sampler": sampler,
+              "device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
+    return _result("vne-cov", p, 1.0, base, rows, params, {}, start, int(xt.shape[1]), "d",
+                   return_eigenvalues)
+
+
+def rankme_entropy(
+    x: Any,
+    *,
+    centre: bool = False,
+    eps: float = 1e-7,
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    device: Any = None,
+    dtype: Any = None,
+    base: float = 2.0,
+    return_eigenvalues: bool = False,
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+) -> EntropyResult:
+    """Entropy of the normalised singular values ("rankme"); the effective rank is base^value.
+
+    .. math::
+
+        p_k = \\frac{s_k}{\\sum_j s_j} + \\epsilon, \\qquad H = -\\sum_{k=1}^{\\min(N, D)} p_k \\log p_k,
+        \\qquad \\operatorname{erank} = e^{H \\text{ (nats)}}
+
+    s_k are the singular values of the (N, D) data matrix (not centred, as in RankMe, unless
+    ``centre``). ``eps`` (RankMe's 1e-7) keeps log finite and is added to every p_k; 0 follows Roy
+    & Vetterli exactly (0 log 0 = 0). Values in log base ``base``; 0 <= H <= log min(N, D)
+    (``extra["ceiling_rank"]``), ``extra["effective_rank"]`` = exp(H nats) = base^value.
+
+    References
+    ----------
+    O. Roy, M. Vetterli, "The effective rank: a measure of effective dimensionality", EUSIPCO 2007,
+    eq. (1)-(3). Q. Garrido, R. Balestriero, L. Najman, Y. LeCun, "RankMe: Assessing the downstream
+    performance of pretrained self-supervised representations by their rank", ICML 2023, eq. (1).
+    """
+    eps = check_finite_number(eps, "eps")
+    if eps < 0:
+        raise InputError(f"`eps` must be >= 0; got {eps!r}")
+    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
+    import torch
+
+    if centre:
+        xt = xt - xt.mean(dim=0, keepdim=True)
+    s = torch.linalg.svdvals(xt)
+    p = _spectrum_probabilities(s, "data matrix") + eps
+    params = {"centre": bool(centre), "eps": eps, "max_n": max_n, "seed": seed, "sampler": sampler,
+              "device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
+    return _result("rankme", p, 1.0, base, rows, params, {}, start, int(min(xt.shape)), "rank",
+                   return_eigenvalues)
