@@ -182,8 +182,13 @@ def covariance_von_neumann_entropy(
     Parameters
     ----------
     x : array-like, shape (N, D)
-    max_n, seed, sampler, flatten, drop_nonfinite, device, dtype, base
+    max_n, seed, sampler, flatten, drop_nonfinite, device, dtype, base, return_eigenvalues
         As for :func:`dsecli.diffusion_spectral_entropy`.
+
+    Returns
+    -------
+    EntropyResult
+        ``eigenvalues`` (with ``return_eigenvalues``): the spectrum of rho (descending, sums to 1).
 
     References
     ----------
@@ -230,6 +235,21 @@ def rankme_entropy(
     ``centre``). ``eps`` (RankMe's 1e-7) keeps log finite and is added to every p_k; 0 follows Roy
     & Vetterli exactly (0 log 0 = 0). Values in log base ``base``; 0 <= H <= log min(N, D)
     (``extra["ceiling_rank"]``), ``extra["effective_rank"]`` = exp(H nats) = base^value.
+
+    Parameters
+    ----------
+    x : array-like, shape (N, D)
+    centre : bool
+        Subtract the column means first.
+    eps : float >= 0
+        Added to every p_k.
+    max_n, seed, sampler, flatten, drop_nonfinite, device, dtype, base, return_eigenvalues
+        As for :func:`dsecli.diffusion_spectral_entropy`.
+
+    Returns
+    -------
+    EntropyResult
+        ``eigenvalues`` (with ``return_eigenvalues``): the p_k (descending).
 
     References
     ----------
