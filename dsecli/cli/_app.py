@@ -41,6 +41,8 @@ def usage_error_line(exc: Any) -> str:
     line, so the command path and the help hint go on that line.
     """
     text = " ".join(exc.format_message().split()).rstrip(".")
+    # Click versions spell a missing argument 'emb' or 'EMB'; --help shows EMB, so say that
+    text = re.sub(r"^(Missing argument) '([^']+)'", lambda m: f"{m.group(1)} '{m.group(2).upper()}'", text)
     got = _rejected_value(exc)
     if got is not None and repr(got) not in text:
         text += f"; got {got!r}"
