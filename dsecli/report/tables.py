@@ -19,7 +19,7 @@ _SHOWN = ("sigma", "sigma_rule", "t", "bins", "k", "metric", "kernel", "solver",
           "repetitions", "device", "dtype", "neighbor_search", "epochs_run", "hidden_units")
 
 
-_ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread")
+_ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread", "repetition_stderr")
 
 
 def make_report(command: str, results: Sequence[Any], *, inputs: dict[str, Any], include_eigenvalues: bool = False) -> dict[str, Any]:
