@@ -11,6 +11,7 @@ SciPy's ``methods`` dictionaries do).
 from __future__ import annotations
 
 import inspect
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -216,6 +217,7 @@ def _run(name: str, fn: Callable[..., Any], rows: Prepared, common: dict[str, An
     result = fn(rows, **kw)
     if not (resampling["bootstrap"] or resampling["permutations"]):
         return result
+    start = time.perf_counter()
     extra, notes = dict(result.extra), list(result.warnings)
 
     def again(r: Prepared) -> Any:
@@ -236,4 +238,6 @@ def _run(name: str, fn: Callable[..., Any], rows: Prepared, common: dict[str, An
         if note is not None:
             warnings.warn(note, DseWarning, stacklevel=3)
             notes.append(note)
-    return replace(result, extra=extra, warnings=tuple(notes))
+    # seconds of the whole call, the re-evaluations included
+    elapsed = (result.elapsed_s or 0.0) + time.perf_counter() - start
+    return replace(result, extra=extra, warnings=tuple(notes), elapsed_s=elapsed)

@@ -26,6 +26,8 @@ from dsecli.cli._app import (
 )
 from dsecli.cli.core import (
     BinsOpt,
+    BootstrapOpt,
+    ConfidenceOpt,
     KOpt,
     MetricOpt,
     MIDtypeOpt,
@@ -143,6 +145,12 @@ def batch(
     metric: MetricOpt = None,
     solver: SolverOpt = "exact",
     tol_bits: TolOpt = None,
+    bootstrap: BootstrapOpt = 0,
+    permutations: Annotated[int, typer.Option("--permutations", help="P >= 1: the null of every mutual-information "
+                                              "method from P re-evaluations with the reference permuted (seeded); "
+                                              "p-value (count(null >= value) + 1) / (P + 1); 0: off.",
+                                              min=0)] = 0,
+    confidence: ConfidenceOpt = 0.95,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
@@ -181,7 +189,8 @@ def batch(
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                 drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
-                on_row=None if output is not None else to_stdout, progress=bar, **solver_params(solver, tol_bits),
+                on_row=None if output is not None else to_stdout, progress=bar, bootstrap=bootstrap,
+                permutations=permutations, confidence=confidence, **solver_params(solver, tol_bits),
             )
         finally:
             bar.stop()

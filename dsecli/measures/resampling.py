@@ -53,6 +53,7 @@ should never be zero", Stat. Appl. Genet. Mol. Biol. 9 (2010).
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -203,7 +204,7 @@ def bootstrap_interval(
         (m) of ``n``, ``low``, ``high``, ``std``, ``seed``, ``values`` (the B raw resample
         values), ``scale`` (the subsample rescaling factor, 1 with replacement) and
         ``warned`` (resamples that raised warnings, with up to three of their messages in
-        ``warnings``). ``warning`` is one line to show when any resample warned, else None.
+        ``warnings``) and ``elapsed_s``. ``warning`` is one line to show when any resample warned, else None.
     """
     scheme = bootstrap_scheme(method, scheme)
     n = rows.n_used
@@ -220,6 +221,7 @@ def bootstrap_interval(
             yield (_subset(rows, np.sort(idx)),
                    f"{method}: bootstrap resample {b + 1} of {resamples} ({m} of {n} rows {how} replacement)")
 
+    start = time.perf_counter()
     vals, warned, kept = _evaluate(fn, resamples_(), resamples)
     if scheme == "replacement":
         scale, shifted = 1.0, vals
@@ -230,7 +232,7 @@ def bootstrap_interval(
     summary = {
         "B": resamples, "confidence": confidence, "scheme": scheme, "rows": m, "n": n, "low": low, "high": high,
         "std": float(np.std(shifted, ddof=1)), "seed": seed, "scale": scale, "values": vals.tolist(),
-        "warned": warned, "warnings": kept,
+        "warned": warned, "warnings": kept, "elapsed_s": time.perf_counter() - start,
     }
     return summary, (_warning_summary(f"{method} bootstrap", warned, resamples, kept) if warned else None)
 
@@ -255,7 +257,7 @@ def permutation_null(
         ``(summary, warning)``. ``summary`` holds ``P``, ``p_value`` =
         (#{null >= value} + 1) / (P + 1), ``exceed`` (that count), ``null_mean``,
         ``null_std`` (ddof = 1; 0 when P = 1), ``seed``, ``values`` (the P null values) and
-        ``warned``/``warnings`` as for :func:`bootstrap_interval`. ``warning`` as there.
+        ``warned``/``warnings``/``elapsed_s`` as for :func:`bootstrap_interval`. ``warning`` as there.
     """
     if rows.reference is None:
         raise InputError(f"`permutations`: {method} needs a reference (Y) to permute")
@@ -263,11 +265,13 @@ def permutation_null(
     ref = rows.reference
     shuffled = ((replace(rows, reference=ref[rng.permutation(rows.n_used)]),
                  f"{method}: permutation {j + 1} of {permutations}") for j in range(permutations))
+    start = time.perf_counter()
     vals, warned, kept = _evaluate(fn, shuffled, permutations)
     exceed = int(np.count_nonzero(vals >= value))
     summary = {
         "P": permutations, "p_value": (exceed + 1) / (permutations + 1), "exceed": exceed,
         "null_mean": float(vals.mean()), "null_std": float(np.std(vals, ddof=1)) if permutations > 1 else 0.0,
         "seed": seed, "values": vals.tolist(), "warned": warned, "warnings": kept,
+        "elapsed_s": time.perf_counter() - start,
     }
     return summary, (_warning_summary(f"{method} permutations", warned, permutations, kept) if warned else None)
