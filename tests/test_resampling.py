@@ -197,3 +197,96 @@ def test_replicate_errors_name_the_resample() -> None:
     # k = 5 fits N = 8 rows but not a half-sample of 4
     with pytest.raises(InputError, match=re.escape("knn: bootstrap resample 1 of 3 (4 of 8 rows without replacement):")):
         dsecli.estimate_entropy(x, methods="knn", k=5, bootstrap=3)
+
+
+# ------------------------------------------------------------------------------------- command line, plans, batch
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    x, y = _classes(n=90, shift=8.0)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    return tmp_path
+
+
+def _cli(args: list[str]):
+    from typer.testing import CliRunner
+
+    from dsecli.cli import app
+
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "250"})  # a wide table: no cell is cut
+    assert "Traceback" not in res.stdout + res.stderr
+    return res
+
+
+def test_cli_mi_reports_interval_and_p_value(pair) -> None:
+    import json
+
+    args = ["mi", str(pair / "x.npy"), str(pair / "y.npy"), "-m", "csmi,ksg", "--bootstrap", "6",
+            "--permutations", "9", "--confidence", "0.9"]
+    res = _cli([*args, "--json"])
+    assert res.exit_code == 0, res.stderr
+    report = json.loads(res.stdout)
+    lib = dsecli.estimate_mutual_information(*_classes(n=90, shift=8.0), methods="csmi,ksg", bootstrap=6,
+                                             permutations=9, confidence=0.9)
+    for entry, r in zip(report["results"], lib):
+        assert entry["extra"]["bootstrap"]["values"] == pytest.approx(r.extra["bootstrap"]["values"])
+        assert entry["extra"]["bootstrap"]["confidence"] == 0.9
+        assert entry["extra"]["permutation"]["p_value"] == r.extra["permutation"]["p_value"]
+    assert report["results"][1]["extra"]["permutation"]["p_value"] == 0.1  # ksg: the smallest, 1 / (9 + 1)
+    table = _cli([*args]).stdout
+    assert "interval / p" in table and "p=0.1 (P=9)" in table
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bootstrap", "1"], "`bootstrap` must be 0 (off) or at least 2 resamples (an interval needs a spread); got 1"),
+    (["--bootstrap", "5", "--confidence", "1"],
+     "`confidence` must be between 0 and 1 exclusive (e.g. 0.95); got 1.0"),
+])
+def test_cli_bad_resampling_options(pair, args: list[str], message: str) -> None:
+    out = pair / "r.json"
+    res = _cli(["entropy", str(pair / "x.npy"), "-m", "cse", *args, "-o", str(out)])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert lines == [f"error: {message}"]
+    assert not out.exists()
+
+
+def test_dry_run_counts_the_extra_evaluations(pair) -> None:
+    from dsecli import dry_run_entropy, dry_run_mutual_information, plan_entropy
+
+    x = np.load(pair / "x.npy")
+    y = np.load(pair / "y.npy")
+    base = dry_run_mutual_information(x, y, device="cpu")
+    plan = dry_run_mutual_information(x, y, device="cpu", bootstrap=4, permutations=3)
+    r = plan["resampling"]
+    assert (r["evaluations"], r["rows_per_resample"], r["bootstrap_scheme"]) == (8, 45, "subsample")
+    assert r["single_seconds"] == pytest.approx(base["expected_seconds"])
+    assert r["permutation_seconds"] == pytest.approx(3 * base["expected_seconds"])
+    assert plan["expected_seconds"] == pytest.approx(r["single_seconds"] + r["bootstrap_seconds"]
+                                                     + r["permutation_seconds"])
+    e = dry_run_entropy(x, device="cpu", bootstrap=5)
+    assert e["resampling"]["bootstrap_seconds"] == pytest.approx(
+        5 * plan_entropy(45, x.shape[1], device="cpu")["expected_seconds"])
+    assert "resampling" not in dry_run_entropy(x, device="cpu")
+    res = _cli(["mi", str(pair / "x.npy"), str(pair / "y.npy"), "--dry-run", "--bootstrap", "4", "--permutations",
+                "3", "--device", "cpu"])
+    assert res.exit_code == 0, res.stderr
+    assert "resampling 8 evaluations" in " ".join(res.stdout.split())
+
+
+def test_batch_rows_carry_the_interval_and_key_on_it(pair) -> None:
+    from dsecli import run_batch
+
+    out = pair / "rows.jsonl"
+    kw = {"reference": str(pair / "y.npy"), "methods": "cse,ksg", "output": str(out)}
+    first = run_batch([str(pair / "x.npy")], bootstrap=4, permutations=5, **kw)
+    assert first.computed == 2
+    by = {r["method"]: r for r in first.rows}
+    assert by["cse"]["extra"]["bootstrap"]["B"] == 4 and "permutation" not in by["cse"]["extra"]
+    assert by["ksg"]["extra"]["permutation"]["p_value"] == pytest.approx(1 / 6)
+    again = run_batch([str(pair / "x.npy")], bootstrap=4, permutations=5, **kw)
+    assert (again.computed, again.skipped) == (0, 2)
+    plain = run_batch([str(pair / "x.npy")], **kw)  # without resampling: other rows
+    assert plain.computed == 2 and all("bootstrap" not in r["extra"] for r in plain.rows)
