@@ -227,12 +227,13 @@ def _run(name: str, fn: Callable[..., Any], rows: Prepared, common: dict[str, An
     if resampling["bootstrap"]:
         extra["bootstrap"], note = bootstrap_interval(
             again, rows, result.value, method=name, resamples=resampling["bootstrap"],
-            confidence=resampling["confidence"], seed=resampling["seed"], scheme=resampling["scheme"])
+            confidence=resampling["confidence"], seed=resampling["seed"], scheme=resampling["scheme"],
+            known=result.warnings)
         found.append(note)
     if resampling["permutations"]:
         extra["permutation"], note = permutation_null(again, rows, result.value, method=name,
                                                       permutations=resampling["permutations"],
-                                                      seed=resampling["seed"])
+                                                      seed=resampling["seed"], known=result.warnings)
         found.append(note)
     for note in found:
         if note is not None:

@@ -144,11 +144,12 @@ def _subset(rows: Prepared, idx: np.ndarray) -> Prepared:
 
 
 def _evaluate(fn: Callable[[Prepared], Any], variants: Iterable[tuple[Prepared, str]],
-              count: int) -> tuple[np.ndarray, int, list[str]]:
+              count: int, known: tuple[str, ...]) -> tuple[np.ndarray, int, list[str]]:
     """``fn`` on each (rows, label) of ``variants``: the values, how many warned, and a few of their warnings.
 
-    The warnings are kept, not shown (the caller shows one summary line); an error is re-raised
-    with the label of the re-evaluation that failed.
+    The warnings are kept, not shown (the caller shows one summary line); those in ``known``
+    (the estimate's own, already shown) are not counted. An error is re-raised with the label
+    of the re-evaluation that failed.
     """
     vals = np.empty(count)
     warned = 0
@@ -160,7 +161,8 @@ def _evaluate(fn: Callable[[Prepared], Any], variants: Iterable[tuple[Prepared, 
                 vals[i] = float(fn(rows).value)
             except DseError as exc:
                 raise type(exc)(f"{what}: {exc}") from exc
-        notes = list(dict.fromkeys(str(w.message) for w in records if issubclass(w.category, DseWarning)))
+        notes = list(dict.fromkeys(str(w.message) for w in records
+                                   if issubclass(w.category, DseWarning) and str(w.message) not in known))
         if notes:
             warned += 1
             kept += [w for w in notes if w not in kept][: _KEPT_WARNINGS - len(kept)]
@@ -168,8 +170,8 @@ def _evaluate(fn: Callable[[Prepared], Any], variants: Iterable[tuple[Prepared, 
 
 
 def _warning_summary(kind: str, count: int, total: int, messages: list[str]) -> str:
-    return (f"{kind}: {count} of {total} re-evaluations raised warnings (first: {messages[0]}); "
-            "see extra for the values")
+    return (f"{kind}: {count} of {total} re-evaluations raised warnings the estimate did not (first: "
+            f"{messages[0]}); up to {_KEPT_WARNINGS} are kept in the result's extra")
 
 
 def _quantiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -188,12 +190,14 @@ def bootstrap_interval(
     confidence: float = 0.95,
     seed: int = 0,
     scheme: str = "auto",
+    known: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], str | None]:
     """A seeded bootstrap interval for ``fn`` (one method on prepared rows) at ``value`` (its estimate).
 
     ``fn(rows)`` must return a result with ``.value``; it is called ``resamples`` times on
     resampled :class:`~dsecli.inputs.prepare.Prepared` rows (the module docstring gives both
-    schemes and the interval formula). Resample b draws its rows from
+    schemes and the interval formula). Warnings in ``known`` (the estimate's own) are not
+    counted again. Resample b draws its rows from
     ``default_rng([seed, 0x5E5A, 0])`` (one stream for all b), so a fixed seed repeats every
     value exactly.
 
@@ -222,7 +226,7 @@ def bootstrap_interval(
                    f"{method}: bootstrap resample {b + 1} of {resamples} ({m} of {n} rows {how} replacement)")
 
     start = time.perf_counter()
-    vals, warned, kept = _evaluate(fn, resamples_(), resamples)
+    vals, warned, kept = _evaluate(fn, resamples_(), resamples, known)
     if scheme == "replacement":
         scale, shifted = 1.0, vals
     else:
@@ -245,6 +249,7 @@ def permutation_null(
     method: str,
     permutations: int,
     seed: int = 0,
+    known: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], str | None]:
     """The permutation null of a mutual-information method ``fn`` at its observed ``value``.
 
@@ -266,7 +271,7 @@ def permutation_null(
     shuffled = ((replace(rows, reference=ref[rng.permutation(rows.n_used)]),
                  f"{method}: permutation {j + 1} of {permutations}") for j in range(permutations))
     start = time.perf_counter()
-    vals, warned, kept = _evaluate(fn, shuffled, permutations)
+    vals, warned, kept = _evaluate(fn, shuffled, permutations, known)
     exceed = int(np.count_nonzero(vals >= value))
     summary = {
         "P": permutations, "p_value": (exceed + 1) / (permutations + 1), "exceed": exceed,
