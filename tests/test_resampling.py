@@ -64,6 +64,20 @@ def test_independent_labels_are_not_significant() -> None:
     assert p["null_std"] == pytest.approx(float(null.std(ddof=1)))
 
 
+def test_p_values_of_independent_labels_spread_over_zero_to_one() -> None:
+    # under independence a permutation p-value is uniform on {1/(P+1), ..., 1}: mean 0.525 for P = 19
+    ps = []
+    for s in range(20):
+        rng = np.random.default_rng(500 + s)
+        x, y = rng.normal(size=(150, 2)), rng.integers(0, 3, 150)
+        (r,) = dsecli.estimate_mutual_information(x, y, methods="ksg", permutations=19, seed=s)
+        ps.append(r.extra["permutation"]["p_value"])
+    ps = np.asarray(ps)
+    assert 0.3 < ps.mean() < 0.75, ps
+    assert np.mean(ps <= 0.1) <= 0.25, ps  # about 2 of 20 expected at or below 0.1
+    assert ps.max() >= 0.8, ps
+
+
 @pytest.mark.parametrize("method", ["ksg", "csmi", "dsmi"])
 def test_informative_labels_give_the_smallest_p_value(method: str) -> None:
     x, y = _classes(n=120, shift=8.0)
