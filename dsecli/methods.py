@@ -159,6 +159,9 @@ def estimate_entropy(
         One per method, in the order of ``methods``.
     """
     names = parse_methods(methods, ENTROPY_METHODS, ENTROPY_ALL)
+    if params.pop("permutations", 0):
+        raise InputError("`permutations` applies to mutual information (estimate_mutual_information, dse mi): "
+                         "an entropy has no reference to permute")
     bootstrap, _, confidence = check_resampling(bootstrap, 0, confidence)
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
                         device=params.pop("device", None), dtype=params.pop("dtype", None))

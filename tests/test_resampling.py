@@ -199,6 +199,13 @@ def test_bad_resampling_parameters(kw: dict, message: str) -> None:
         dsecli.estimate_mutual_information(x, y, methods="csmi", **kw)
 
 
+def test_entropy_has_no_permutations() -> None:
+    with pytest.raises(InputError, match=re.escape("`permutations` applies to mutual information "
+                                                   "(estimate_mutual_information, dse mi): an entropy has no "
+                                                   "reference to permute")):
+        dsecli.estimate_entropy(np.random.default_rng(0).normal(size=(20, 2)), methods="cse", permutations=5)
+
+
 def test_too_few_rows_for_a_bootstrap() -> None:
     x = np.random.default_rng(0).normal(size=(3, 2))
     with pytest.raises(InputError, match=re.escape("`bootstrap`: knn on N = 3 rows leaves 1 rows per resample; "
@@ -304,3 +311,10 @@ def test_batch_rows_carry_the_interval_and_key_on_it(pair) -> None:
     assert (again.computed, again.skipped) == (0, 2)
     plain = run_batch([str(pair / "x.npy")], **kw)  # without resampling: other rows
     assert plain.computed == 2 and all("bootstrap" not in r["extra"] for r in plain.rows)
+
+
+def test_batch_table_shows_interval_and_p_value(pair) -> None:
+    res = _cli(["batch", str(pair / "x.npy"), "--ref", str(pair / "y.npy"), "-m", "cse,ksg", "--bootstrap", "4",
+                "--permutations", "9", "-o", str(pair / "b.jsonl")])
+    assert res.exit_code == 0, res.stderr
+    assert "p=0.1 (P=9)" in res.stdout and "95% [" in res.stdout
