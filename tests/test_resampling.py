@@ -318,3 +318,12 @@ def test_batch_table_shows_interval_and_p_value(pair) -> None:
                 "--permutations", "9", "-o", str(pair / "b.jsonl")])
     assert res.exit_code == 0, res.stderr
     assert "p=0.1 (P=9)" in res.stdout and "95% [" in res.stdout
+
+
+def test_resampling_gives_the_same_values_on_every_device(device: str) -> None:
+    x, y = _classes(n=80)
+    kw = {"methods": "dsmi", "sigma": 2.0, "bootstrap": 3, "permutations": 3, "seed": 2}
+    (cpu,) = dsecli.estimate_mutual_information(x, y, device="cpu", **kw)
+    (dev,) = dsecli.estimate_mutual_information(x, y, device=device, **kw)
+    for part in ("bootstrap", "permutation"):
+        assert dev.extra[part]["values"] == pytest.approx(cpu.extra[part]["values"], abs=1e-9)
