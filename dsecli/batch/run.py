@@ -78,6 +78,7 @@ from dsecli.errors import (
 )
 from dsecli.inputs.sampling import DEFAULT_MAX_N, SAMPLERS, choose_rows
 from dsecli.inputs.specs import BatchInput, InputFailure, expand_inputs
+from dsecli.measures.resampling import check_resampling
 from dsecli.methods import ENTROPY_ALL, ENTROPY_METHODS, MI_ALL, MI_METHODS, parse_methods
 from dsecli.results import json_safe
 
@@ -262,7 +263,10 @@ def run_batch(
         then after each input.
     **params
         Method parameters (sigma, t, k, bins, metric, solver, repetitions, device, dtype, base,
-        ...): each method receives those its signature takes.
+        ...): each method receives those its signature takes. ``bootstrap``, ``confidence``
+        (and ``bootstrap_scheme``) apply to every method and ``permutations`` to the
+        mutual-information methods, as in :func:`dsecli.methods.estimate_mutual_information`;
+        their results are in each row's ``extra`` and, when on, they are part of the row's key.
 
     Returns
     -------
@@ -279,6 +283,7 @@ def run_batch(
     if sampler not in SAMPLERS:
         raise InputError(f"`sampler` must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     entropy_methods, mi_methods = split_methods(methods, has_reference=reference is not None)
+    check_resampling(params.get("bootstrap", 0), params.get("permutations", 0), params.get("confidence", 0.95))
     if reference is not None and not mi_methods:
         warnings.warn(f"{reference}: a reference was given but no mutual-information method was asked for; "
                       "it is not used", DseWarning, stacklevel=2)
@@ -315,8 +320,10 @@ def run_batch(
         batch_inputs = fitting
     method_params = {**params, "n_clusters": n_clusters}
     common = {**selection, **method_params, "ref_kind": ref_kind}
-    requests = {("entropy", m): request_params(ENTROPY_METHODS[m], common) for m in entropy_methods}
-    requests.update({("mi", m): request_params(MI_METHODS[m], common) for m in mi_methods})
+    requests = {("entropy", m): {**request_params(ENTROPY_METHODS[m], common), **_resampling_request(params, "entropy")}
+                for m in entropy_methods}
+    requests.update({("mi", m): {**request_params(MI_METHODS[m], common), **_resampling_request(params, "mi")}
+                     for m in mi_methods})
 
     planned: list[tuple[BatchInput, list[tuple[str, str, str]]]] = []
     for inp in batch_inputs:
@@ -389,6 +396,18 @@ def run_batch(
     return BatchSummary(len(batch_inputs), len(new_rows), reused, all_rows, failures,
                         os.fspath(output) if output is not None else None, time.perf_counter() - start, notes,
                         sum(1 for r in new_rows.values() if r.get("replaces")))
+
+
+def _resampling_request(params: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The bootstrap / permutation settings that change a row (none when off, so older keys stay valid)."""
+    out: dict[str, Any] = {}
+    if params.get("bootstrap"):
+        out.update(bootstrap=int(params["bootstrap"]), confidence=float(params.get("confidence", 0.95)))
+        if params.get("bootstrap_scheme", "auto") != "auto":
+            out["bootstrap_scheme"] = params["bootstrap_scheme"]
+    if kind == "mi" and params.get("permutations"):
+        out["permutations"] = int(params["permutations"])
+    return out
 
 
 def _plan_jobs(planned: list[tuple[BatchInput, list[tuple[str, str, str]]]], existing: dict[str, dict[str, Any]],

@@ -186,7 +186,9 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
 def _compute_one(kind: str, method: str, rows: Any, ref: Reference | None, sel: dict[str, Any],
                  params: dict[str, Any], estimate_entropy: Any, estimate_mutual_information: Any) -> Any:
     if kind == "entropy":
-        (result,) = estimate_entropy(rows, methods=[method], **sel, **params)
+        # permutations are for the mutual-information methods of the batch only
+        (result,) = estimate_entropy(rows, methods=[method], **sel,
+                                     **{k: v for k, v in params.items() if k != "permutations"})
         return result
     assert ref is not None
     if ref.codes is not None and is_class_based(method):

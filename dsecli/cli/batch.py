@@ -26,6 +26,8 @@ from dsecli.cli._app import (
 )
 from dsecli.cli.core import (
     BinsOpt,
+    BootstrapOpt,
+    ConfidenceOpt,
     KOpt,
     MetricOpt,
     MIDtypeOpt,
@@ -44,7 +46,7 @@ def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     """One line per input, one column per method (values with their units)."""
     from rich.table import Table
 
-    from dsecli.report.tables import format_value
+    from dsecli.report.tables import format_uncertainty, format_value
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
     units = {m: next(r["units"] for r in rows if r["method"] == m) for m in methods}
@@ -55,15 +57,17 @@ def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     table.add_column("dataset" if one_file else "input", overflow="fold")
     for m in methods:
         table.add_column(f"{m} ({units[m]})", justify="right")
-    by_input: dict[str, dict[str, Any]] = {}
+    by_input: dict[str, dict[str, str]] = {}
     order: dict[str, int] = {}
     for r in rows:
         name = r["dataset"] if one_file else r["input"]
-        by_input.setdefault(name, {})[r["method"]] = r["value"]
+        # the value, then its bootstrap interval / permutation p-value when the batch computed them
+        shown = " ".join(s for s in (format_value(r["value"]), format_uncertainty(r.get("extra"))) if s)
+        by_input.setdefault(name, {})[r["method"]] = shown
         order.setdefault(name, r.get("index", len(order)))
     for name in sorted(by_input, key=lambda n: order[n]):
         vals = by_input[name]
-        table.add_row(str(order[name]), name, *(format_value(vals.get(m)) if m in vals else "" for m in methods))
+        table.add_row(str(order[name]), name, *(vals.get(m, "") for m in methods))
     replaced = f", {summary['rows_replaced']} recomputed as their data changed" if summary.get("rows_replaced") else ""
     caption = (f"{summary['rows']} rows in {summary['output']} ({summary['rows_computed']} new, "
                f"{summary['rows_skipped']} already there{replaced}), {summary['elapsed_s']:.1f} s")
@@ -143,6 +147,12 @@ def batch(
     metric: MetricOpt = None,
     solver: SolverOpt = "exact",
     tol_bits: TolOpt = None,
+    bootstrap: BootstrapOpt = 0,
+    permutations: Annotated[int, typer.Option("--permutations", help="P >= 1: the null of every mutual-information "
+                                              "method from P re-evaluations with the reference permuted (seeded); "
+                                              "p-value (count(null >= value) + 1) / (P + 1); 0: off.",
+                                              min=0)] = 0,
+    confidence: ConfidenceOpt = 0.95,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
@@ -181,7 +191,8 @@ def batch(
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                 drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
-                on_row=None if output is not None else to_stdout, progress=bar, **solver_params(solver, tol_bits),
+                on_row=None if output is not None else to_stdout, progress=bar, bootstrap=bootstrap,
+                permutations=permutations, confidence=confidence, **solver_params(solver, tol_bits),
             )
         finally:
             bar.stop()

@@ -50,6 +50,15 @@ ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads f
                                                 "for shared machines.")]
 TolOpt = Annotated[float | None, typer.Option("--tol-bits", help="Error target of the approximate solver in bits "
                                               "(default 0.01).")]
+BootstrapOpt = Annotated[int, typer.Option("--bootstrap", help="B >= 2: a seeded percentile interval for every "
+                                           "method from B re-evaluations on resampled rows (the subsample stays "
+                                           "fixed; cse with replacement, other methods on half-size subsamples "
+                                           "without replacement); 0: off.", min=0)]
+PermutationsOpt = Annotated[int, typer.Option("--permutations", help="P >= 1: the null of every method from P "
+                                              "re-evaluations with Y permuted (seeded); p-value (count(null >= "
+                                              "value) + 1) / (P + 1); 0: off.", min=0)]
+ConfidenceOpt = Annotated[float, typer.Option("--confidence", help="Confidence of the --bootstrap interval "
+                                              "(between 0 and 1).")]
 
 
 def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
@@ -64,15 +73,31 @@ def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
         )
 
 
+def _resampling_lines(plan: dict[str, Any]) -> list[str]:
+    """The ``--bootstrap`` / ``--permutations`` part of a printed plan (nothing when neither was asked for)."""
+    r = plan.get("resampling")
+    if not r:
+        return []
+    parts = []
+    if r["bootstrap"]:
+        parts.append(f"{r['bootstrap']} bootstrap resamples of {r['rows_per_resample']:,} rows "
+                     f"({'with' if r['bootstrap_scheme'] == 'replacement' else 'without'} replacement, "
+                     f"~{r['bootstrap_seconds']:.3g} s)")
+    if r["permutations"]:
+        parts.append(f"{r['permutations']} permutations (~{r['permutation_seconds']:.3g} s)")
+    return [f"  resampling {r['evaluations']} evaluations: the estimate (~{r['single_seconds']:.3g} s), "
+            + ", ".join(parts)]
+
+
 def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t: int, as_json: bool,
-                eigenvalues: bool) -> None:
+                eigenvalues: bool, bootstrap: int = 0) -> None:
     """``--dry-run``: the plan for the rows that would be used, from the file's shape alone."""
     from dsecli import dry_run_entropy
     from dsecli.cli._app import stdout_console
     from dsecli.report.writing import to_json
 
     plan = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t,
-                           return_eigenvalues=eigenvalues)
+                           return_eigenvalues=eigenvalues, bootstrap=bootstrap)
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
@@ -85,13 +110,15 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
         + ("" if plan["fits"] else "  (does NOT fit)"),
         f"  time      ~{plan['expected_seconds']:.3g} s expected"
         + (f" (exact would take ~{plan['exact_seconds']:.3g} s)" if "exact_seconds" in plan else ""),
+        *_resampling_lines(plan),
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
 
 
 def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: str, ref_kind: str, n_clusters: int,
-                   repetitions: int, solver: str, device: str, dtype: str | None, t: int, as_json: bool) -> None:
+                   repetitions: int, solver: str, device: str, dtype: str | None, t: int, as_json: bool,
+                   bootstrap: int = 0, permutations: int = 0) -> None:
     """``dse mi --dry-run``: DSMI's plan from the file's shape and the reference's classes (read, not X)."""
     from dsecli import dry_run_mutual_information, format_plan
     from dsecli.cli._app import stdout_console
@@ -99,7 +126,8 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
 
     plan = dry_run_mutual_information(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
                                       n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device,
-                                      dtype=dtype or "float64", t=t)
+                                      dtype=dtype or "float64", t=t, bootstrap=bootstrap,
+                                      permutations=permutations)
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
@@ -116,6 +144,7 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
         f"  kernel    {'one N x N kernel shared by all subsets' if plan['shared_kernel'] else 'computed per subset'}",
         f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available",
         f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
+        *_resampling_lines(plan),
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
@@ -150,6 +179,8 @@ def entropy(
     threads: ThreadsOpt = None,
     base: BaseOpt = "2",
     eigenvalues: Annotated[bool, typer.Option("--eigenvalues", help="Include the eigenvalues in the JSON report.")] = False,
+    bootstrap: BootstrapOpt = 0,
+    confidence: ConfidenceOpt = 0.95,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan for dse (solver, operator, memory, "
                                           "expected time) without computing.")] = False,
     flatten: FlattenOpt = False,
@@ -170,14 +201,14 @@ def entropy(
         src = open_array(emb, header=header)
         if dry_run:
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=as_json,
-                        eigenvalues=eigenvalues)
+                        eigenvalues=eigenvalues, bootstrap=bootstrap)
             return
         with cpu_threads(threads):
             results = estimate_entropy(
                 src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
                 sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
-                drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None,
-                **solver_params(solver, tol_bits),
+                drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, bootstrap=bootstrap,
+                confidence=confidence, **solver_params(solver, tol_bits),
             )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
@@ -215,6 +246,9 @@ def mi(
                                                            "reported value.")] = None,
     solver: SolverOpt = "exact",
     tol_bits: TolOpt = None,
+    bootstrap: BootstrapOpt = 0,
+    permutations: PermutationsOpt = 0,
+    confidence: ConfidenceOpt = 0.95,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan for dsmi (solver per class size, memory, "
                                           "expected time) without computing.")] = False,
     max_n: MaxNOpt = 10_000,
@@ -244,7 +278,7 @@ def mi(
         if dry_run:
             _print_mi_plan(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
-                           t=t, as_json=as_json)
+                           t=t, as_json=as_json, bootstrap=bootstrap, permutations=permutations)
             return
         with cpu_threads(threads):
             results = estimate_mutual_information(
@@ -253,8 +287,8 @@ def mi(
                 hidden_units=hidden_units, hidden_layers=hidden_layers,
                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                 holdout_fraction=holdout_fraction, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype,
-                base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite,
-                **solver_params(solver, tol_bits),
+                base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap,
+                permutations=permutations, confidence=confidence, **solver_params(solver, tol_bits),
             )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)

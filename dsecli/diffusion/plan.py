@@ -33,6 +33,7 @@ __all__ = [
     "plan_mutual_information",
     "dry_run_entropy",
     "dry_run_mutual_information",
+    "with_resampling",
     "format_plan",
     "solver_settings",
     "dense_matrix_bytes",
@@ -367,6 +368,7 @@ def dry_run_entropy(
     dtype: Any = "float64",
     t: int = 1,
     return_eigenvalues: bool = False,
+    bootstrap: int = 0,
 ) -> dict[str, Any]:
     """The plan :func:`dsecli.diffusion_spectral_entropy` would follow on ``x``, from its shape alone.
 
@@ -381,18 +383,58 @@ def dry_run_entropy(
         Rows that would be used: ``min(N, max_n)``; None or 0 means all N.
     solver, device, dtype, t, return_eigenvalues :
         As for :func:`plan_entropy`.
+    bootstrap : int
+        Bootstrap resamples asked for (``--bootstrap``): each is one more DSE on
+        :func:`dsecli.measures.resampling.bootstrap_rows` rows (half of them, without replacement).
 
     Returns
     -------
     dict
         :func:`plan_entropy`'s plan for the rows that would be used, plus ``input`` (the
-        source's label, or None) and ``n_total`` (N before subsampling).
+        source's label, or None) and ``n_total`` (N before subsampling). With ``bootstrap``,
+        ``resampling`` (see :func:`with_resampling`) and ``expected_seconds`` counting every
+        evaluation.
     """
     n_total, n_features = _rows_and_features(x, name="embeddings")
     n_used = _rows_used(n_total, max_n)
     plan = plan_entropy(n_used, n_features, solver=solver, device=device, dtype=dtype, t=t,
                         return_eigenvalues=return_eigenvalues)
-    return {"input": getattr(x, "label", None), "n_total": n_total, **plan}
+    out = {"input": getattr(x, "label", None), "n_total": n_total, **plan}
+
+    def resample_seconds(m: int) -> float:
+        return float(plan_entropy(m, n_features, solver=solver, device=device, dtype=dtype, t=t)["expected_seconds"])
+
+    return with_resampling(out, "dse", bootstrap=bootstrap, permutations=0, resample_seconds=resample_seconds)
+
+
+def with_resampling(plan: dict[str, Any], method: str, *, bootstrap: int, permutations: int,
+                    resample_seconds: Any) -> dict[str, Any]:
+    """``plan`` with the extra evaluations of ``--bootstrap`` / ``--permutations`` counted in.
+
+    ``resample_seconds(m)`` is the expected time of one evaluation on m rows; a permutation
+    costs what the estimate costs (same rows, Y reordered).
+
+    Returns
+    -------
+    dict
+        ``plan`` itself when both are 0; else a copy with ``resampling`` = {``bootstrap``,
+        ``bootstrap_scheme``, ``rows_per_resample``, ``permutations``, ``evaluations`` (1 + B + P),
+        ``single_seconds`` (the estimate alone), ``bootstrap_seconds``, ``permutation_seconds``}
+        and ``expected_seconds`` the total.
+    """
+    if not (bootstrap or permutations):
+        return plan
+    from dsecli.measures.resampling import bootstrap_rows, bootstrap_scheme
+
+    scheme = bootstrap_scheme(method)
+    m = bootstrap_rows(int(plan["n_rows"]), scheme)
+    single = float(plan["expected_seconds"])
+    boot = bootstrap * float(resample_seconds(m)) if bootstrap else 0.0
+    perm = permutations * single
+    resampling = {"bootstrap": bootstrap, "bootstrap_scheme": scheme, "rows_per_resample": m,
+                  "permutations": permutations, "evaluations": 1 + bootstrap + permutations,
+                  "single_seconds": single, "bootstrap_seconds": boot, "permutation_seconds": perm}
+    return {**plan, "resampling": resampling, "expected_seconds": single + boot + perm}
 
 
 def dry_run_mutual_information(
@@ -409,6 +451,8 @@ def dry_run_mutual_information(
     device: Any = "auto",
     dtype: Any = "float64",
     t: int = 1,
+    bootstrap: int = 0,
+    permutations: int = 0,
 ) -> dict[str, Any]:
     """The plan :func:`dsecli.diffusion_spectral_mutual_information` would follow on ``x`` and ``y``.
 
@@ -421,7 +465,10 @@ def dry_run_mutual_information(
     dict
         :func:`plan_mutual_information`'s plan, plus ``input`` and ``reference`` (labels, or
         None), ``n_total``, ``classes_from`` (how classes were formed: labels, binned or
-        clustered) and ``n_classes``.
+        clustered) and ``n_classes``. ``bootstrap`` / ``permutations`` as in
+        :func:`dry_run_entropy` (a resample's classes are taken as the full classes scaled to its
+        rows; a permutation keeps the class sizes): ``resampling`` and the total
+        ``expected_seconds``.
     """
     import numpy as np
 
@@ -443,5 +490,13 @@ def dry_run_mutual_information(
     classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed, where=y_label)
     plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
                                    device=device, dtype=dtype or "float64", t=t)
-    return {"input": x_label, "reference": y_label, "n_total": n_total, "classes_from": classes.kind,
-            "n_classes": len(classes.names), **plan}
+    out = {"input": x_label, "reference": y_label, "n_total": n_total, "classes_from": classes.kind,
+           "n_classes": len(classes.names), **plan}
+
+    def resample_seconds(m: int) -> float:
+        counts = [int(c) * m // max(1, plan["n_rows"]) for c in classes.counts]
+        return float(plan_mutual_information(counts, n_features, solver=solver, repetitions=repetitions,
+                                             device=device, dtype=dtype or "float64", t=t)["expected_seconds"])
+
+    return with_resampling(out, "dsmi", bootstrap=bootstrap, permutations=permutations,
+                           resample_seconds=resample_seconds)

@@ -36,7 +36,15 @@ def size_matched_mutual_information(
 
     ``details`` holds ``h_conditional`` (sum_y p_y H(X|Y=y)), ``h_marginal_matched``
     (sum_y p_y mean_r H(X*_r)) and one entry per class (count, h_given_class, h_subsample
-    repetitions), in the units of ``entropy_of_rows``. When the entropies are estimates with
+    repetitions), in the units of ``entropy_of_rows``.
+
+    The spread over repetitions: ``repetition_values`` holds
+    I_r = sum_y p_y [H(X*_{r,y}) - H(X_{Y=y})] for r = 1..R (the r-th draw of every class), so
+    MI = mean_r I_r exactly; ``repetition_std`` is their sample standard deviation (ddof = 1;
+    0 when R = 1) and ``repetition_stderr`` = std / sqrt(R), the standard error of the reported
+    mean due to the subset draws alone (the draws of different r are independent, so the I_r
+    are too). Neither includes the sampling error of the rows themselves (see
+    :mod:`dsecli.measures.resampling` for that). When the entropies are estimates with
     an error bound, ``error_of_last()`` returns the bound of the latest ``entropy_of_rows``
     call and ``details["error_estimate"]`` = sum_y p_y [mean_r e(X*_r) + e(X_{Y=y})] bounds
     the error of the MI (the errors add at worst linearly).
@@ -48,6 +56,7 @@ def size_matched_mutual_information(
     h_cond = 0.0
     h_marg = 0.0
     per_class = []
+    per_repetition = np.zeros(repetitions)
     error = 0.0
     cache: dict[int, tuple[list[float], list[float]]] = {}
 
@@ -75,12 +84,18 @@ def size_matched_mutual_information(
         error += p_c * (float(np.mean(rep_errors)) + e_c)
         h_star = float(np.mean(reps))
         mi += p_c * (h_star - h_c)
+        per_repetition += p_c * (np.asarray(reps, dtype=np.float64) - h_c)
         h_cond += p_c * h_c
         h_marg += p_c * h_star
         per_class.append(
             {"class": name, "count": n_c, "h_given_class": h_c, "h_subsample_mean": h_star, "h_subsample_reps": reps}
         )
-    details: dict[str, Any] = {"h_conditional": h_cond, "h_marginal_matched": h_marg, "classes": per_class}
+    std = float(np.std(per_repetition, ddof=1)) if repetitions > 1 else 0.0
+    details: dict[str, Any] = {
+        "h_conditional": h_cond, "h_marginal_matched": h_marg, "classes": per_class,
+        "repetition_values": per_repetition.tolist(), "repetition_std": std,
+        "repetition_stderr": std / float(np.sqrt(repetitions)),
+    }
     if error_of_last is not None:
         details["error_estimate"] = error
     return mi, details

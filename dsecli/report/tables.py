@@ -12,14 +12,14 @@ from typing import Any
 from dsecli.results import json_safe
 from dsecli.version import __version__
 
-__all__ = ["make_report", "format_value", "format_params", "report_table", "arrays_table"]
+__all__ = ["make_report", "format_value", "format_params", "format_uncertainty", "report_table", "arrays_table"]
 
 # parameters shown in the table's "parameters" column; everything else stays in the JSON
 _SHOWN = ("sigma", "sigma_rule", "t", "bins", "k", "metric", "kernel", "solver", "n_classes", "classes_from",
           "repetitions", "device", "dtype", "neighbor_search", "epochs_run", "hidden_units")
 
 
-_ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread")
+_ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread", "repetition_stderr")
 
 
 def make_report(command: str, results: Sequence[Any], *, inputs: dict[str, Any], include_eigenvalues: bool = False) -> dict[str, Any]:
@@ -51,6 +51,23 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(out)
 
 
+def format_uncertainty(extra: Any) -> str:
+    """``extra``'s bootstrap interval and permutation p-value in one short cell ("" when neither is there).
+
+    E.g. ``"95% [1.62, 1.71]; p=0.0099 (P=100)"``.
+    """
+    if not isinstance(extra, dict):
+        return ""
+    out = []
+    b = extra.get("bootstrap")
+    if isinstance(b, dict) and b.get("low") is not None:
+        out.append(f"{b['confidence'] * 100:g}% [{format_value(b['low'])}, {format_value(b['high'])}]")
+    p = extra.get("permutation")
+    if isinstance(p, dict) and p.get("p_value") is not None:
+        out.append(f"p={p['p_value']:.2g} (P={p['P']})")
+    return "; ".join(out)
+
+
 def report_table(report: dict[str, Any]) -> Any:
     """A rich Table: one row per method with value, units, parameters and seconds."""
     from rich.table import Table
@@ -62,14 +79,18 @@ def report_table(report: dict[str, Any]) -> Any:
     table.add_column("value", justify="right")
     table.add_column("units")
     table.add_column("± error", justify="right")
+    intervals = [format_uncertainty(r.get("extra")) for r in report["results"]]
+    if any(intervals):
+        table.add_column("interval / p", justify="right")
     table.add_column("parameters", overflow="fold")
     table.add_column("seconds", justify="right")
-    for r in report["results"]:
+    for r, interval in zip(report["results"], intervals):
         extra = r.get("extra") or {}
         # the estimator's own uncertainty: the approximate solver's error bound, MINE's spread
         err = next((extra[k] for k in _ERROR_KEYS if isinstance(extra, dict) and extra.get(k) is not None), None)
         table.add_row(
             r["method"], format_value(r["value"]), r["units"], "" if err is None else format_value(err),
+            *([interval] if any(intervals) else []),
             format_params(r.get("params") or {}), f"{r['elapsed_s']:.3g}" if r.get("elapsed_s") is not None else "",
         )
     n_used, n_total = report.get("n_used"), report.get("n_total")
