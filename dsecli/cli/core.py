@@ -12,6 +12,7 @@ from dsecli.cli._app import (
     DropNonfiniteOpt,
     DtypeOpt,
     FlattenOpt,
+    FormatOpt,
     HeaderOpt,
     JsonOpt,
     MaxNOpt,
@@ -26,6 +27,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
+from dsecli.report.formats import check_format
 
 SigmaOpt = Annotated[
     str, typer.Option("--sigma", help="Kernel bandwidth: a number in data units (published default 10), median, or sqrt-d.")
@@ -156,6 +158,7 @@ def entropy(
     drop_nonfinite: DropNonfiniteOpt = False,
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -163,13 +166,14 @@ def entropy(
     """Entropy of the rows of EMB (one row per sample): DSE by default, other methods with --method."""
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(emb,))
         from dsecli import cpu_threads, estimate_entropy, open_array
         from dsecli.report.tables import make_report, report_table
 
         src = open_array(emb, header=header)
         if dry_run:
-            _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=as_json,
+            _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=fmt_ == "json",
                         eigenvalues=eigenvalues)
             return
         with cpu_threads(threads):
@@ -181,7 +185,7 @@ def entropy(
             )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
-        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb,))
+        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb,), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)
 
@@ -228,6 +232,7 @@ def mi(
     drop_nonfinite: DropNonfiniteOpt = False,
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -235,6 +240,7 @@ def mi(
     """Mutual information between the rows of EMB and the reference REF: DSMI by default."""
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(emb, ref))
         from dsecli import cpu_threads, estimate_mutual_information, open_array
         from dsecli.report.tables import make_report, report_table
@@ -244,7 +250,7 @@ def mi(
         if dry_run:
             _print_mi_plan(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
-                           t=t, as_json=as_json)
+                           t=t, as_json=fmt_ == "json")
             return
         with cpu_threads(threads):
             results = estimate_mutual_information(
@@ -258,7 +264,7 @@ def mi(
             )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
-        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb, ref))
+        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb, ref), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)
 
@@ -281,6 +287,7 @@ def info(
     seed: SeedOpt = 0,
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -288,6 +295,7 @@ def info(
     """List the arrays (or HDF5 datasets) in FILE with their shapes and dtypes; --check adds a sanity report."""
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(file,))
         from dsecli import list_arrays
         from dsecli.report.tables import arrays_table
@@ -323,6 +331,6 @@ def info(
                     parts.append(Text(f"{c['key']}: skipped ({c['skipped']})"))
             return Group(*parts)
 
-        emit(report, as_json=as_json, output=output, render=render, inputs=(file,))
+        emit(report, as_json=as_json, output=output, render=render, inputs=(file,), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)

@@ -13,6 +13,7 @@ from dsecli.cli._app import (
     DropNonfiniteOpt,
     DtypeOpt,
     FlattenOpt,
+    FormatOpt,
     JsonOpt,
     MaxNOpt,
     QuietOpt,
@@ -24,6 +25,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
+from dsecli.report.formats import check_format
 
 # kept in step with dsecli.measures.diffusion_time.DEFAULT_T / DEFAULT_T_MAX (not imported: the module pulls in numpy)
 _DEFAULT_T = "1:10,20,50,100"
@@ -127,6 +129,7 @@ def spectrum(
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the report atomically: .json (report "
                                                "with eigenvalues), .npy (eigenvalues) or .npz (eigenvalues, t, DSE, "
                                                "report).")] = None,
@@ -141,6 +144,7 @@ def spectrum(
     """
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         from dsecli.report.writing import check_distinct_outputs
 
         inputs = (emb,)
@@ -176,10 +180,17 @@ def spectrum(
                 plot_dse_versus_t(report, plot_t, label=label, inputs=inputs)
         if output is not None:
             _write_output(output, report, scan, inputs=inputs)
-        if as_json:
+        if fmt_ == "json":
             import sys
 
             sys.stdout.write(to_json(report, indent=None) + "\n")
+            sys.stdout.flush()
+        elif fmt_ != "table":
+            import sys
+
+            from dsecli.report.formats import report_rows, rows_text
+
+            sys.stdout.write(rows_text(report_rows(report), fmt_))
             sys.stdout.flush()
         else:
             stdout_console().print(spectrum_table(report), soft_wrap=True)
