@@ -87,6 +87,7 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
         + ("" if plan["fits"] else "  (does NOT fit)"),
         f"  time      ~{plan['expected_seconds']:.3g} s expected"
         + (f" (exact would take ~{plan['exact_seconds']:.3g} s)" if "exact_seconds" in plan else ""),
+        f"  model     {plan['calibration']['note']}",
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
@@ -118,6 +119,7 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
         f"  kernel    {'one N x N kernel shared by all subsets' if plan['shared_kernel'] else 'computed per subset'}",
         f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available",
         f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
+        f"  model     {plan['calibration']['note']}",
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
