@@ -124,8 +124,8 @@ def spectrum(
                                                   "$DSECLI_CACHE_DIR, else $XDG_CACHE_HOME/dsecli or "
                                                   "~/.cache/dsecli).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the spectrum cache.")] = False,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG: the spectrum (log scale) and DSE versus t.")] = None,
-    plot_t: Annotated[str | None, typer.Option("--plot-t", help="Write a PNG of DSE versus t alone.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write a figure (.png, .pdf or .svg): the spectrum (log scale) and DSE versus t.")] = None,
+    plot_t: Annotated[str | None, typer.Option("--plot-t", help="Write a figure (.png, .pdf or .svg) of DSE versus t alone.")] = None,
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
     as_json: JsonOpt = False,
