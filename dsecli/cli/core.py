@@ -125,6 +125,56 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
     stdout_console().print("\n".join(lines), markup=False)
 
 
+def _progress(quiet: bool, planner: Any) -> Any:
+    """The spinner context of a long solve: ``planner()`` -> (label, expected seconds) or None, asked only when
+    stderr is a terminal and not --quiet (a plan that cannot be made shows nothing; the computation reports why)."""
+    import contextlib
+
+    from dsecli.cli._app import stderr_console
+    from dsecli.errors import DseError
+    from dsecli.report.progress import solve_spinner
+
+    console = stderr_console()
+    if quiet or not console.is_terminal:
+        return contextlib.nullcontext()
+    try:
+        planned = planner()
+    except DseError:
+        planned = None
+    if planned is None:
+        return contextlib.nullcontext()
+    label, expected = planned
+    return solve_spinner(label, expected, console=console)
+
+
+def _entropy_planner(src: Any, *, method: str, max_n: int, solver: str, device: str, dtype: str) -> Any:
+    def plan() -> tuple[str, float] | None:
+        from dsecli import ENTROPY_METHODS, dry_run_entropy, parse_methods
+
+        if "dse" not in parse_methods(method, ENTROPY_METHODS):
+            return None
+        p = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, calibrate=False)
+        return f"dse: N = {p['n_rows']:,}, {p['solver']} solver", float(p["expected_seconds"])
+
+    return plan
+
+
+def _mi_planner(x_src: Any, y_src: Any, *, method: str, max_n: int, seed: int, sampler: str, ref_kind: str,
+                n_clusters: int, repetitions: int, solver: str, device: str, dtype: str | None) -> Any:
+    def plan() -> tuple[str, float] | None:
+        from dsecli import MI_METHODS, dry_run_mutual_information, parse_methods
+
+        # a vector reference would be clustered just to plan: only labels and scalars are planned
+        if "dsmi" not in parse_methods(method, MI_METHODS) or len(getattr(y_src, "shape", ())) > 1:
+            return None
+        p = dry_run_mutual_information(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
+                                       n_clusters=n_clusters, repetitions=repetitions, solver=solver,
+                                       device=device, dtype=dtype or "float64", calibrate=False)
+        return f"dsmi: N = {p['n_rows']:,}, {p['dse_count']} DSEs", float(p["expected_seconds"])
+
+    return plan
+
+
 def solver_params(solver: str, tol_bits: float | None) -> dict[str, Any]:
     # the defaults stay out of the call so methods without a solver option are unaffected
     out: dict[str, Any] = {} if solver == "exact" else {"solver": solver}
@@ -178,7 +228,8 @@ def entropy(
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=fmt_ == "json",
                         eigenvalues=eigenvalues)
             return
-        with cpu_threads(threads):
+        planner = _entropy_planner(src, method=method, max_n=max_n, solver=solver, device=device, dtype=dtype)
+        with cpu_threads(threads), _progress(quiet, planner):
             results = estimate_entropy(
                 src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
                 sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
@@ -254,7 +305,10 @@ def mi(
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
                            t=t, as_json=fmt_ == "json")
             return
-        with cpu_threads(threads):
+        planner = _mi_planner(x_src, y_src, method=method, max_n=max_n, seed=seed, sampler=sampler,
+                              ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions, solver=solver,
+                              device=device, dtype=dtype)
+        with cpu_threads(threads), _progress(quiet, planner):
             results = estimate_mutual_information(
                 x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, metric_y=metric_y, standardize=standardize,
