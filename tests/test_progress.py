@@ -88,3 +88,10 @@ def test_cli_mi_spinner_counts_the_dses(slow_machine, tmp_path) -> None:
     res = runner.invoke(app, ["mi", str(path), str(tmp_path / "y.npy"), "--device", "cpu", "--json"])
     assert res.exit_code == 0, res.output
     assert "dsmi: N = 200, 12 DSEs" in buf.getvalue()  # 2 classes x (1 + 5 repetitions)
+
+
+def test_cli_spectrum_spinner(slow_machine) -> None:
+    path, buf = slow_machine
+    res = runner.invoke(app, ["spectrum", str(path), "--device", "cpu", "--no-cache", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "spectrum: N = 200, all eigenvalues" in buf.getvalue() and "~8 s expected" in buf.getvalue()

@@ -159,6 +159,19 @@ def _entropy_planner(src: Any, *, method: str, max_n: int, solver: str, device: 
     return plan
 
 
+def spectrum_progress(src: Any, *, quiet: bool, max_n: int, device: str, dtype: str) -> Any:
+    """The spinner of ``dse spectrum``'s eigendecomposition (all eigenvalues: the exact solver's plan)."""
+
+    def plan() -> tuple[str, float]:
+        from dsecli import dry_run_entropy
+
+        p = dry_run_entropy(src, max_n=max_n, solver="exact", device=device, dtype=dtype, return_eigenvalues=True,
+                            calibrate=False)
+        return f"spectrum: N = {p['n_rows']:,}, all eigenvalues", float(p["expected_seconds"])
+
+    return _progress(quiet, plan)
+
+
 def _mi_planner(x_src: Any, y_src: Any, *, method: str, max_n: int, seed: int, sampler: str, ref_kind: str,
                 n_clusters: int, repetitions: int, solver: str, device: str, dtype: str | None) -> Any:
     def plan() -> tuple[str, float] | None:
