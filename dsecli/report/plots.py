@@ -331,7 +331,8 @@ def row_band(row: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def row_ceiling(row: dict[str, Any]) -> float | None:
-    """The ceiling of a result row's value (``extra["ceiling"]``: a number, or a dict with ``value``), or None.
+    """The ceiling of a result row's value (``extra["ceiling"]``: a number, or a dict with ``value`` or
+    ``bits``), or None.
 
     Returns
     -------
@@ -341,7 +342,7 @@ def row_ceiling(row: dict[str, Any]) -> float | None:
     extra = row.get("extra")
     c = extra.get("ceiling") if isinstance(extra, dict) else None
     if isinstance(c, dict):
-        c = c.get("value")
+        c = next((c[k] for k in ("value", "bits") if _finite(c.get(k))), None)
     return float(c) if _finite(c) else None
 
 
