@@ -58,3 +58,17 @@ def golden_dir() -> Path:
     if not (GOLDEN / "index.json").exists():
         pytest.skip(f"golden data not found at {GOLDEN}")
     return GOLDEN
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Spectra and the time-model calibration go to a directory of this test session, never the user's cache."""
+    import os
+
+    if os.environ.get("DSECLI_CACHE_DIR"):
+        yield
+        return
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DSECLI_CACHE_DIR", str(tmp_path_factory.mktemp("dsecli-cache")))
+    yield
+    mp.undo()

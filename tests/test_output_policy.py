@@ -182,8 +182,8 @@ def test_empty_and_directory_outputs_are_usage_errors_before_computing(cmd: Comm
 
 
 @pytest.mark.parametrize("cmd", [c for c in COMMANDS if c.png], ids=[c.id for c in COMMANDS if c.png])
-def test_a_plot_file_must_be_named_png_before_anything_is_computed(cmd: Command, work: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plot_file_must_be_png_pdf_or_svg_before_anything_is_computed(cmd: Command, work: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import dsecli.measures.diffusion_time
     import dsecli.report.plots
 
@@ -193,7 +193,8 @@ def test_a_plot_file_must_be_named_png_before_anything_is_computed(cmd: Command,
     before, tree = _digests(_protected(work, cmd)), _tree(work)
     res = _run(cmd.args("figure.txt"))
     assert res.exit_code == 2
-    assert _error_line(res.stderr) == "figure.txt: plots are written as PNG; give a file name ending in .png"
+    assert _error_line(res.stderr) == ("figure.txt: plots are written as PNG, PDF or SVG; give a file name ending in "
+                                       ".png, .pdf or .svg")
     assert started == [] and res.stdout == ""
     assert _digests(_protected(work, cmd)) == before and _tree(work) == tree
 

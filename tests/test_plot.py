@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -71,8 +73,9 @@ def test_plot_replaces_existing_file_atomically(scan, tmp_path) -> None:
 
 
 def test_plot_rejects_other_formats_and_missing_dirs(scan, tmp_path) -> None:
-    with pytest.raises(InputError, match="ending in .png"):
-        plot_spectrum(scan, tmp_path / "x.pdf")
+    with pytest.raises(InputError, match=re.escape("plots are written as PNG, PDF or SVG; give a file name ending in .png, .pdf or .svg")):
+        plot_spectrum(scan, tmp_path / "x.eps")
+    assert not (tmp_path / "x.eps").exists()
     with pytest.raises(InputError, match="does not exist"):
         plot_spectrum(scan, tmp_path / "missing" / "x.png")
 
@@ -231,3 +234,104 @@ def test_digits_sample_spectrum_plot(tmp_path) -> None:
     assert scan.n_used == 200 and scan.dse_values[0] > scan.dse_values[1] > 0
     plot_spectrum(scan, tmp_path / "digits.png", label="digits")
     assert_png_has_content(tmp_path / "digits.png", min_colours=6)
+
+
+# ------------------------------------------------------------------ formats, bands, colours, ceilings, ticks
+
+
+def test_pdf_and_svg_by_extension(scan, tmp_path) -> None:
+    plot_spectrum(scan, tmp_path / "s.pdf")
+    plot_dse_versus_t(scan, tmp_path / "t.SVG")
+    pdf = (tmp_path / "s.pdf").read_bytes()
+    svg = (tmp_path / "t.SVG").read_text()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg[:2000] and svg.rstrip().endswith("</svg>")
+    # no creation date: the same figure gives the same bytes
+    plot_spectrum(scan, tmp_path / "again.pdf")
+    assert (tmp_path / "again.pdf").read_bytes() == pdf
+
+
+def _rows_with_uncertainty() -> list[dict]:
+    rows = []
+    for ep in (0, 1, 2, 4, 8):
+        for regime in ("true", "shuffled"):
+            common = {"file": "/d/run.h5", "dataset": f"/{regime}/epoch_{ep:03d}/embeddings", "units": "bits"}
+            v = 1.0 + ep / 4 if regime == "true" else 0.5
+            rows.append({**common, "method": "dse", "quantity": "entropy", "value": v,
+                         "extra": {"ceiling": {"value": math.log2(500)}, "bootstrap": {"low": v - 0.1, "high": v + 0.2}}})
+            rows.append({**common, "method": "dsmi", "quantity": "mutual_information", "value": v / 3,
+                         "extra": {"std": 0.05}})
+    return rows
+
+
+def test_series_keep_their_colour_across_panels_and_bands_follow() -> None:
+    from dsecli.report.plots import batch_figure
+
+    fig, series = batch_figure(_rows_with_uncertainty(), title="run")
+    ent, mi = fig.axes
+    assert ent.get_title() == "Entropy" and mi.get_title() == "Mutual information"
+    colour = {}
+    for ax in (ent, mi):
+        for line in ax.get_lines():
+            if line.get_gid() != "ceiling":
+                regime = "shuffled" if "shuffled" in line.get_label() else "true"
+                colour.setdefault(regime, set()).add(line.get_color())
+    assert len(colour["true"]) == 1 and len(colour["shuffled"]) == 1 and colour["true"] != colour["shuffled"]
+    assert fig.get_suptitle() == "run"
+    # the bootstrap interval of entropy rows, value +- std of the MI rows, each in its series' colour
+    from matplotlib.colors import to_rgba
+
+    bands = {c.get_gid(): c for ax in (ent, mi) for c in ax.collections}
+    assert set(bands) == {f"band:{s.label}" for s in series}
+    true_dse = next(s for s in series if s.method == "dse" and "true" in s.label)
+    assert true_dse.low == [y - 0.1 for y in true_dse.y] and true_dse.high == [y + 0.2 for y in true_dse.y]
+    face = bands[f"band:{true_dse.label}"].get_facecolor()[0]
+    assert np.allclose(face[:3], to_rgba(next(iter(colour["true"])))[:3])
+    true_mi = next(s for s in series if s.method == "dsmi" and "true" in s.label)
+    assert np.allclose(np.subtract(true_mi.high, true_mi.y), 0.05)
+
+
+def test_shared_ceiling_is_a_dotted_line_only_when_all_rows_share_it() -> None:
+    from dsecli.report.plots import batch_figure
+
+    fig, _ = batch_figure(_rows_with_uncertainty())
+    ent, mi = fig.axes
+    ceilings = [ln for ln in ent.get_lines() if ln.get_gid() == "ceiling"]
+    assert len(ceilings) == 1 and ceilings[0].get_linestyle() == ":"
+    assert np.allclose(ceilings[0].get_ydata(), math.log2(500))
+    assert not [ln for ln in mi.get_lines() if ln.get_gid() == "ceiling"]  # MI rows carry none
+    mixed = _rows_with_uncertainty()
+    mixed[0]["extra"]["ceiling"] = {"value": 5.0}  # one row with another ceiling: no line
+    fig, _ = batch_figure(mixed)
+    assert not [ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "ceiling"]
+    plain = batch_figure([{"method": "dse", "quantity": "entropy", "value": 1.0, "extra": {"ceiling": 3.0}},
+                          {"method": "dse", "quantity": "entropy", "value": 2.0, "extra": {"ceiling": 3.0}}])[0]
+    assert [ln.get_ydata()[0] for ln in plain.axes[0].get_lines() if ln.get_gid() == "ceiling"] == [3.0]
+
+
+def test_log_epoch_axis_ticks_are_the_checkpoints() -> None:
+    from dsecli.report.plots import batch_figure
+
+    rows = [{"dataset": f"/a/epoch_{e}/emb", "method": "dse", "quantity": "entropy", "value": 1.0 + e}
+            for e in (0, 1, 2, 4, 8, 16, 32, 64)]
+    ax = batch_figure(rows)[0].axes[0]
+    assert ax.get_xscale() == "symlog"
+    assert list(ax.get_xticks()) == [0, 1, 2, 4, 8, 16, 32, 64]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "4", "8", "16", "32", "64"]
+    many = [{"dataset": f"/a/epoch_{e}/emb", "method": "dse", "quantity": "entropy", "value": 1.0}
+            for e in [0, *range(1, 5000, 97)]]
+    ticks = list(batch_figure(many, xscale="log")[0].axes[0].get_xticks())
+    assert ticks == [0, 1, 10, 100, 1000]
+
+
+def test_cli_plot_pdf_with_title(tmp_path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in _rows_with_uncertainty()))
+    res = runner.invoke(app, ["plot", str(path), "-o", str(tmp_path / "c.pdf"), "--title", "Training run", "--json"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+    assert all(s["band"] for s in json.loads(res.stdout)["series"])
+    res = runner.invoke(app, ["plot", str(path), "-o", str(tmp_path / "c.jpg")])
+    assert res.exit_code == 2 and res.stderr.strip() == (f"error: {tmp_path / 'c.jpg'}: plots are written as PNG, PDF "
+                                                         "or SVG; give a file name ending in .png, .pdf or .svg")
+    assert not (tmp_path / "c.jpg").exists()

@@ -120,7 +120,11 @@ def _main(
 
 
 # Options shared by commands (Annotated aliases keep the command signatures short).
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table "
+                                      "(the same as --format json).")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="Standard output: table (default), json (the report), jsonl, csv or tsv (one line per result "
+    "row; nested fields as dotted columns).", show_default=False)]
 OutputOpt = Annotated[
     str | None, typer.Option("--output", "-o", help="Also write the JSON report to this file (atomically; never over "
                              "an input; a device or FIFO is written to, not replaced).")
@@ -165,10 +169,46 @@ def stderr_console() -> Any:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# Width of the console when standard output is not a terminal (a pipe or a file): wide enough that
+# rich never folds or cuts a cell ("…"); tables take their natural width, not this one.
+PIPE_WIDTH = 100_000
+
+
 def stdout_console() -> Any:
+    """The console of reports on standard output: the terminal's width on a terminal; on a pipe or file a
+    width no table reaches, so that nothing is cut or folded."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(file=_TrimmedLines(sys.stdout), highlight=False, width=PIPE_WIDTH, no_color=True,
+                   color_system=None, soft_wrap=False)
+
+
+class _TrimmedLines:
+    """A text stream that passes whole lines on to ``target`` without their trailing blanks (rich pads a
+    table's title and caption lines to the table's width)."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        if lines:
+            self.target.write("".join(line.rstrip() + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.target.write(self.pending.rstrip())
+            self.pending = ""
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return False
 
 
 class _Terminated(BaseException):
@@ -377,17 +417,22 @@ def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool
 
 
 def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: Callable[[dict[str, Any]], Any] | None,
-         inputs: tuple[str | None, ...] = ()) -> None:
-    """Write ``report``: to ``output`` if given (by the output policy, never over one of ``inputs``); JSON or a
-    table on stdout."""
+         inputs: tuple[str | None, ...] = (), fmt: str | None = None) -> None:
+    """Write ``report``: to ``output`` if given (by the output policy, never over one of ``inputs``); on stdout
+    in ``fmt`` (:func:`dsecli.report.formats.check_format`: table, json, jsonl, csv or tsv; ``--json`` is json)."""
+    from dsecli.report.formats import check_format, report_rows, rows_text
     from dsecli.report.writing import to_json, write_atomic
 
+    fmt = check_format(fmt, as_json=as_json)
     text = to_json(report)
     if output is not None:
         write_atomic(output, text + "\n", name="--output", inputs=inputs)
         note_written(output)
-    if as_json:
+    if fmt == "json":
         sys.stdout.write(to_json(report, indent=None) + "\n")
+        sys.stdout.flush()
+    elif fmt != "table":
+        sys.stdout.write(rows_text(report_rows(report), fmt))
         sys.stdout.flush()
     elif render is not None:
         stdout_console().print(render(report))

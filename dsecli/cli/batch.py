@@ -161,8 +161,12 @@ def batch(
     base: BaseOpt = "2",
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --output: print a JSON summary on stdout instead "
-                                          "of the table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout instead of the table (the "
+                                          "same as --format json).")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="Standard output: jsonl (the rows as they finish; the "
+                                            "default without --output), table (the default with --output), json "
+                                            "(the summary), csv or tsv (the rows, at the end).",
+                                            show_default=False)] = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
 ) -> None:
@@ -176,7 +180,14 @@ def batch(
     def body() -> None:
         from dsecli import run_batch
         from dsecli.errors import ComputationError
+        from dsecli.report.formats import check_format, rows_text
         from dsecli.report.writing import to_json
+
+        fmt_ = check_format(fmt, as_json=as_json)
+        if fmt is None and not as_json and output is None:
+            fmt_ = "jsonl"
+        # JSON Lines without --output are streamed as rows finish (a pipe sees them at once)
+        stream = output is None and fmt_ == "jsonl"
 
         def to_stdout(row: dict[str, Any]) -> None:
             sys.stdout.write(to_json(row, indent=None) + "\n")
@@ -191,18 +202,21 @@ def batch(
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                 drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
-                on_row=None if output is not None else to_stdout, progress=bar, bootstrap=bootstrap,
+                on_row=to_stdout if stream else None, progress=bar, bootstrap=bootstrap,
                 permutations=permutations, confidence=confidence, **solver_params(solver, tol_bits),
             )
         finally:
             bar.stop()
         report = summary.to_dict()
-        if output is not None:
-            if as_json:
-                sys.stdout.write(to_json(report, indent=None) + "\n")
-                sys.stdout.flush()
-            elif summary.rows:
+        if fmt_ == "json":
+            sys.stdout.write(to_json(report, indent=None) + "\n")
+            sys.stdout.flush()
+        elif fmt_ == "table":
+            if summary.rows:
                 stdout_console().print(_values_table(report, summary.rows))
+        elif not stream:
+            sys.stdout.write(rows_text(summary.rows, fmt_))
+            sys.stdout.flush()
         if summary.failures:
             first = summary.failures[0]
             total = summary.inputs + sum(1 for f in summary.failures if f.get("stage") == "open")

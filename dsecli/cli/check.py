@@ -8,6 +8,7 @@ import typer
 
 from dsecli.cli._app import (
     FlattenOpt,
+    FormatOpt,
     HeaderOpt,
     JsonOpt,
     MaxNOpt,
@@ -21,6 +22,7 @@ from dsecli.cli._app import (
     emit,
     run_command,
 )
+from dsecli.report.formats import check_format
 
 _LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
 
@@ -77,6 +79,7 @@ def check(
     flatten: FlattenOpt = False,
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -90,9 +93,10 @@ def check(
     """
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(emb,))
         report = check_source(emb, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins, sigma=sigma,
                               header=header)
-        emit(report, as_json=as_json, output=output, render=findings_table, inputs=(emb,))
+        emit(report, as_json=as_json, output=output, render=findings_table, inputs=(emb,), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)

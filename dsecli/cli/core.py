@@ -12,6 +12,7 @@ from dsecli.cli._app import (
     DropNonfiniteOpt,
     DtypeOpt,
     FlattenOpt,
+    FormatOpt,
     HeaderOpt,
     JsonOpt,
     MaxNOpt,
@@ -26,6 +27,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
+from dsecli.report.formats import check_format
 
 SigmaOpt = Annotated[
     str, typer.Option("--sigma", help="Kernel bandwidth: a number in data units (published default 10), median, or sqrt-d.")
@@ -111,6 +113,7 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
         f"  time      ~{plan['expected_seconds']:.3g} s expected"
         + (f" (exact would take ~{plan['exact_seconds']:.3g} s)" if "exact_seconds" in plan else ""),
         *_resampling_lines(plan),
+        f"  model     {plan['calibration']['note']}",
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
@@ -145,9 +148,73 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
         f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available",
         f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
         *_resampling_lines(plan),
+        f"  model     {plan['calibration']['note']}",
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
+
+
+def _progress(quiet: bool, planner: Any) -> Any:
+    """The spinner context of a long solve: ``planner()`` -> (label, expected seconds) or None, asked only when
+    stderr is a terminal and not --quiet (a plan that cannot be made shows nothing; the computation reports why)."""
+    import contextlib
+
+    from dsecli.cli._app import stderr_console
+    from dsecli.errors import DseError
+    from dsecli.report.progress import solve_spinner
+
+    console = stderr_console()
+    if quiet or not console.is_terminal:
+        return contextlib.nullcontext()
+    try:
+        planned = planner()
+    except DseError:
+        planned = None
+    if planned is None:
+        return contextlib.nullcontext()
+    label, expected = planned
+    return solve_spinner(label, expected, console=console)
+
+
+def _entropy_planner(src: Any, *, method: str, max_n: int, solver: str, device: str, dtype: str) -> Any:
+    def plan() -> tuple[str, float] | None:
+        from dsecli import ENTROPY_METHODS, dry_run_entropy, parse_methods
+
+        if "dse" not in parse_methods(method, ENTROPY_METHODS):
+            return None
+        p = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, calibrate=False)
+        return f"dse: N = {p['n_rows']:,}, {p['solver']} solver", float(p["expected_seconds"])
+
+    return plan
+
+
+def spectrum_progress(src: Any, *, quiet: bool, max_n: int, device: str, dtype: str) -> Any:
+    """The spinner of ``dse spectrum``'s eigendecomposition (all eigenvalues: the exact solver's plan)."""
+
+    def plan() -> tuple[str, float]:
+        from dsecli import dry_run_entropy
+
+        p = dry_run_entropy(src, max_n=max_n, solver="exact", device=device, dtype=dtype, return_eigenvalues=True,
+                            calibrate=False)
+        return f"spectrum: N = {p['n_rows']:,}, all eigenvalues", float(p["expected_seconds"])
+
+    return _progress(quiet, plan)
+
+
+def _mi_planner(x_src: Any, y_src: Any, *, method: str, max_n: int, seed: int, sampler: str, ref_kind: str,
+                n_clusters: int, repetitions: int, solver: str, device: str, dtype: str | None) -> Any:
+    def plan() -> tuple[str, float] | None:
+        from dsecli import MI_METHODS, dry_run_mutual_information, parse_methods
+
+        # a vector reference would be clustered just to plan: only labels and scalars are planned
+        if "dsmi" not in parse_methods(method, MI_METHODS) or len(getattr(y_src, "shape", ())) > 1:
+            return None
+        p = dry_run_mutual_information(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
+                                       n_clusters=n_clusters, repetitions=repetitions, solver=solver,
+                                       device=device, dtype=dtype or "float64", calibrate=False)
+        return f"dsmi: N = {p['n_rows']:,}, {p['dse_count']} DSEs", float(p["expected_seconds"])
+
+    return plan
 
 
 def solver_params(solver: str, tol_bits: float | None) -> dict[str, Any]:
@@ -187,6 +254,7 @@ def entropy(
     drop_nonfinite: DropNonfiniteOpt = False,
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -194,16 +262,18 @@ def entropy(
     """Entropy of the rows of EMB (one row per sample): DSE by default, other methods with --method."""
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(emb,))
         from dsecli import cpu_threads, estimate_entropy, open_array
         from dsecli.report.tables import make_report, report_table
 
         src = open_array(emb, header=header)
         if dry_run:
-            _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=as_json,
+            _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=fmt_ == "json",
                         eigenvalues=eigenvalues, bootstrap=bootstrap)
             return
-        with cpu_threads(threads):
+        planner = _entropy_planner(src, method=method, max_n=max_n, solver=solver, device=device, dtype=dtype)
+        with cpu_threads(threads), _progress(quiet, planner):
             results = estimate_entropy(
                 src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
                 sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
@@ -212,7 +282,7 @@ def entropy(
             )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
-        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb,))
+        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb,), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)
 
@@ -262,6 +332,7 @@ def mi(
     drop_nonfinite: DropNonfiniteOpt = False,
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -269,6 +340,7 @@ def mi(
     """Mutual information between the rows of EMB and the reference REF: DSMI by default."""
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(emb, ref))
         from dsecli import cpu_threads, estimate_mutual_information, open_array
         from dsecli.report.tables import make_report, report_table
@@ -278,9 +350,12 @@ def mi(
         if dry_run:
             _print_mi_plan(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
-                           t=t, as_json=as_json, bootstrap=bootstrap, permutations=permutations)
+                           t=t, as_json=fmt_ == "json", bootstrap=bootstrap, permutations=permutations)
             return
-        with cpu_threads(threads):
+        planner = _mi_planner(x_src, y_src, method=method, max_n=max_n, seed=seed, sampler=sampler,
+                              ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions, solver=solver,
+                              device=device, dtype=dtype)
+        with cpu_threads(threads), _progress(quiet, planner):
             results = estimate_mutual_information(
                 x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
                 sigma=sigma, t=t, bins=bins, k=k, metric=metric, metric_y=metric_y, standardize=standardize,
@@ -292,7 +367,7 @@ def mi(
             )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
-        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb, ref))
+        emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb, ref), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)
 
@@ -315,6 +390,7 @@ def info(
     seed: SeedOpt = 0,
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -322,6 +398,7 @@ def info(
     """List the arrays (or HDF5 datasets) in FILE with their shapes and dtypes; --check adds a sanity report."""
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(file,))
         from dsecli import list_arrays
         from dsecli.report.tables import arrays_table
@@ -357,6 +434,6 @@ def info(
                     parts.append(Text(f"{c['key']}: skipped ({c['skipped']})"))
             return Group(*parts)
 
-        emit(report, as_json=as_json, output=output, render=render, inputs=(file,))
+        emit(report, as_json=as_json, output=output, render=render, inputs=(file,), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)

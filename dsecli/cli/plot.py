@@ -1,4 +1,4 @@
-"""``dse plot``: batch results (JSON Lines) as curves versus checkpoint, saved as a PNG."""
+"""``dse plot``: batch results (JSON Lines) as curves versus checkpoint, saved as PNG, PDF or SVG."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _series_table(summary: dict[str, Any]) -> Any:
 @app.command()
 def plot(
     results: Annotated[str, typer.Argument(help="Results of dse batch (JSON Lines, one result per line).")],
-    out: Annotated[str, typer.Option("--output", "-o", help="PNG file to write (atomically).")],
+    out: Annotated[str, typer.Option("--output", "-o", help="Figure to write (atomically): .png, .pdf or .svg.")],
     method: Annotated[str | None, typer.Option("--method", "-m", help="Only these methods (comma-separated).")] = None,
     title: Annotated[str | None, typer.Option("--title", help="Figure title (default: the results file name).")] = None,
     xscale: Annotated[str, typer.Option("--xscale", help="auto (log when checkpoints grow geometrically), linear "
@@ -37,7 +37,9 @@ def plot(
 
     The checkpoint is read from the dataset path or file name (epoch_012, step-500, ckpt3, ...):
     /true/epoch_003/embeddings is point 3 of the series /true/epoch_*/embeddings. Without a
-    number there, the row's checkpoint or index field, else the row order, is used.
+    number there, the row's checkpoint or index field, else the row order, is used. Rows with an
+    uncertainty (a bootstrap interval, the approximate solver's error bound, a spread) get a
+    shaded band; a ceiling shared by every row of a panel (e.g. log2 N) is a dotted line.
     """
 
     def body() -> None:

@@ -13,6 +13,7 @@ from dsecli.cli._app import (
     DropNonfiniteOpt,
     DtypeOpt,
     FlattenOpt,
+    FormatOpt,
     JsonOpt,
     MaxNOpt,
     QuietOpt,
@@ -24,6 +25,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
+from dsecli.report.formats import check_format
 
 # kept in step with dsecli.measures.diffusion_time.DEFAULT_T / DEFAULT_T_MAX (not imported: the module pulls in numpy)
 _DEFAULT_T = "1:10,20,50,100"
@@ -122,11 +124,12 @@ def spectrum(
                                                   "$DSECLI_CACHE_DIR, else $XDG_CACHE_HOME/dsecli or "
                                                   "~/.cache/dsecli).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the spectrum cache.")] = False,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG: the spectrum (log scale) and DSE versus t.")] = None,
-    plot_t: Annotated[str | None, typer.Option("--plot-t", help="Write a PNG of DSE versus t alone.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write a figure (.png, .pdf or .svg): the spectrum (log scale) and DSE versus t.")] = None,
+    plot_t: Annotated[str | None, typer.Option("--plot-t", help="Write a figure (.png, .pdf or .svg) of DSE versus t alone.")] = None,
     flatten: FlattenOpt = False,
     drop_nonfinite: DropNonfiniteOpt = False,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the report atomically: .json (report "
                                                "with eigenvalues), .npy (eigenvalues) or .npz (eigenvalues, t, DSE, "
                                                "report).")] = None,
@@ -141,6 +144,7 @@ def spectrum(
     """
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         from dsecli.report.writing import check_distinct_outputs
 
         inputs = (emb,)
@@ -159,10 +163,13 @@ def spectrum(
 
         src = open_array(emb)
         cache: bool | str = False if no_cache else (os.path.expanduser(cache_dir) if cache_dir else True)
-        scan = spectrum_scan(
-            src, t=t, t_max=t_max, sigma=sigma, max_n=max_n, seed=seed, sampler=sampler, device=device,
-            dtype=dtype, base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite, cache=cache,
-        )
+        from dsecli.cli.core import spectrum_progress
+
+        with spectrum_progress(src, quiet=quiet, max_n=max_n, device=device, dtype=dtype):
+            scan = spectrum_scan(
+                src, t=t, t_max=t_max, sigma=sigma, max_n=max_n, seed=seed, sampler=sampler, device=device,
+                dtype=dtype, base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite, cache=cache,
+            )
         report = {"dsecli_version": __version__, "command": "spectrum", "inputs": {"embeddings": src.label},
                   **scan.to_dict()}
         if plot is not None or plot_t is not None:
@@ -176,10 +183,17 @@ def spectrum(
                 plot_dse_versus_t(report, plot_t, label=label, inputs=inputs)
         if output is not None:
             _write_output(output, report, scan, inputs=inputs)
-        if as_json:
+        if fmt_ == "json":
             import sys
 
             sys.stdout.write(to_json(report, indent=None) + "\n")
+            sys.stdout.flush()
+        elif fmt_ != "table":
+            import sys
+
+            from dsecli.report.formats import report_rows, rows_text
+
+            sys.stdout.write(rows_text(report_rows(report), fmt_))
             sys.stdout.flush()
         else:
             stdout_console().print(spectrum_table(report), soft_wrap=True)

@@ -9,6 +9,7 @@ import typer
 from dsecli.cli._app import (
     DeviceOpt,
     DtypeOpt,
+    FormatOpt,
     JsonOpt,
     OutputOpt,
     QuietOpt,
@@ -20,6 +21,7 @@ from dsecli.cli._app import (
     stderr_console,
 )
 from dsecli.errors import ExitStatus
+from dsecli.report.formats import check_format
 
 
 def _fmt(value: float | None) -> str:
@@ -88,6 +90,7 @@ def validate(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float64",
     as_json: JsonOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
@@ -98,6 +101,7 @@ def validate(
     """
 
     def body() -> None:
+        fmt_ = check_format(fmt, as_json=as_json)
         # the suite's own reference data are its inputs: never written over
         inputs = _reference_files()
         check_output_early(output, inputs=inputs)
@@ -113,7 +117,7 @@ def validate(
 
         report = run_validation(mode="full" if full else "fast", device=device, dtype=dtype, solver=solver,
                                 methods=method, on_case=progress).to_dict()
-        emit(report, as_json=as_json, output=output, render=validation_table, inputs=inputs)
+        emit(report, as_json=as_json, output=output, render=validation_table, inputs=inputs, fmt=fmt_)
         if not report["passed"]:
             raise typer.Exit(int(ExitStatus.COMPUTATION_FAILED))
 

@@ -12,10 +12,14 @@ figures count what the code allocates:
 - approx, kernel-rows operator (matrix-free): the data and its centred copy, one block of
   kernel rows (32 Mi numbers) with its temporaries, and the same Krylov / Lanczos vectors.
 
-Times are a model, ``flops / rate``, with rates measured on a 2-core AVX-512 CPU (float64 GEMM
+Times are a model, ``flops / rate``. The rates are this machine's when it has been calibrated
+(:mod:`dsecli.diffusion.calibration`: a half-second probe of GEMM, kernel-entry and eigvalsh rates,
+cached per CPU model, thread count, torch version and device; ``--dry-run`` calibrates when no
+calibration is stored); otherwise default rates measured on a 2-core AVX-512 CPU (float64 GEMM
 ~40 GFLOP/s per thread, float32 ~80; eigvalsh ~2.0e-11 N^3 s at float64 on 2 threads) scaled by
-the number of torch threads, and nominal figures for CUDA. They are estimates to a factor of
-about two, meant to tell minutes from hours.
+the number of torch threads, and nominal figures for CUDA. Every plan says which
+(``calibration``). The exact solver's time is ``2 N^2 D / gemm + N^2 / elem + c N^3`` with ``c``
+the eigvalsh constant; benchmarks/dry_run_error.py measures the model's error.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
     "dry_run_mutual_information",
     "with_resampling",
     "format_plan",
+    "calibration_note",
     "solver_settings",
     "dense_matrix_bytes",
     "memory_budget",
@@ -121,17 +126,49 @@ def solver_settings(n: int, operator: str) -> dict[str, int]:
     return {"block": s.block, "depth": s.depth, "probes": s.probes, "steps": s.steps, "max_probes": s.max_probes}
 
 
-def _rates(device_type: str, dtype: str, threads: int) -> dict[str, float]:
+def _rates(device_type: str, dtype: str, threads: int, calibration: dict[str, Any] | None = None) -> dict[str, float]:
     """Throughputs of the time model: GEMM flop/s, kernel entries/s (distance bookkeeping, exp,
     copies), memory bandwidth (bytes/s; products with a few dozen vectors are memory-bound) and
-    the eigvalsh constant (s / N^3)."""
+    the eigvalsh constant (s / N^3). A calibration (:mod:`dsecli.diffusion.calibration`) replaces
+    the GEMM, kernel-entry and eigvalsh figures by those measured on this machine."""
     if device_type == "cuda":
-        return {"gemm": 3.0e13 if dtype == "float32" else 2.5e13, "elem": 5e10, "bw": 2.5e12,
-                "eig": 1.5e-12 if dtype == "float32" else 2.5e-12}
-    per = 80e9 if dtype == "float32" else 40e9
-    eig2 = 1.25e-11 if dtype == "float32" else 2.0e-11  # seconds per N^3 on 2 threads
-    # eigvalsh is half memory-bound (tridiagonalisation): it scales sub-linearly with threads
-    return {"gemm": per * threads, "elem": 5e7 * threads, "bw": 5e9, "eig": eig2 * (2.0 / threads) ** 0.7}
+        out = {"gemm": 3.0e13 if dtype == "float32" else 2.5e13, "elem": 5e10, "bw": 2.5e12,
+               "eig": 1.5e-12 if dtype == "float32" else 2.5e-12}
+    else:
+        per = 80e9 if dtype == "float32" else 40e9
+        eig2 = 1.25e-11 if dtype == "float32" else 2.0e-11  # seconds per N^3 on 2 threads
+        # eigvalsh is half memory-bound (tridiagonalisation): it scales sub-linearly with threads
+        out = {"gemm": per * threads, "elem": 5e7 * threads, "bw": 5e9, "eig": eig2 * (2.0 / threads) ** 0.7}
+    if calibration is not None:
+        measured = calibration["rates"]
+        out.update(gemm=float(measured["gemm"][dtype]), eig=float(measured["eig"][dtype]), elem=float(measured["elem"]))
+    return out
+
+
+def _calibration(device: Any, calibration: Any) -> dict[str, Any] | None:
+    """None -> the stored calibration of this machine, if any (never probes); False -> none; a dict -> itself."""
+    if calibration is False:
+        return None
+    if calibration is None or calibration is True:
+        from dsecli.diffusion.calibration import calibrate, load_calibration
+
+        return calibrate(device) if calibration is True else load_calibration(device)
+    return dict(calibration)
+
+
+def calibration_note(calibration: dict[str, Any] | None) -> dict[str, Any]:
+    """What a plan says about its time model: ``calibrated`` (bool), ``created`` and a ``note`` for people.
+
+    Returns
+    -------
+    dict
+        ``{"calibrated": bool, "created": str or None, "note": str}``.
+    """
+    if calibration is None:
+        return {"calibrated": False, "created": None,
+                "note": "uncalibrated: default rates (measured on a 2-core AVX-512 CPU)"}
+    created = calibration.get("created")
+    return {"calibrated": True, "created": created, "note": f"calibrated on this machine at {created}"}
 
 
 def _threads() -> int:
@@ -155,6 +192,7 @@ def plan_entropy(
     t: int = 1,
     memory_bytes: int | None = None,
     return_eigenvalues: bool = False,
+    calibration: Any = None,
 ) -> dict[str, Any]:
     """Plan a DSE computation on an (N, D) input without computing anything.
 
@@ -173,13 +211,18 @@ def plan_entropy(
         Memory to plan for; default: what the device has available now.
     return_eigenvalues : bool
         All eigenvalues are wanted: only the exact solver gives them.
+    calibration : None, bool or dict
+        Rates of the time model: None uses this machine's stored calibration when there is one
+        (:func:`dsecli.diffusion.calibration.load_calibration`; never probes), True probes when
+        none is stored (:func:`~dsecli.diffusion.calibration.calibrate`), False uses the default
+        rates, a dict is a calibration to use.
 
     Returns
     -------
     dict
         ``solver`` (resolved), ``operator`` ("eigvalsh", "dense" or "rows"), ``storage_dtype``,
         ``memory_bytes`` (peak estimate), ``memory_available``, ``fits``, ``expected_seconds``,
-        ``reason`` (why this choice), and the inputs.
+        ``reason`` (why this choice), ``calibration`` (:func:`calibration_note`), and the inputs.
     """
     n = check_positive_int(n_rows, "n_rows")
     d = check_positive_int(n_features, "n_features")
@@ -190,7 +233,8 @@ def plan_entropy(
     item = 4 if dt == "float32" else 8
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
     budget = memory_budget(have)
-    rates = _rates(dev.type, dt, _threads() if dev.type == "cpu" else 1)
+    cal = _calibration(dev, calibration)
+    rates = _rates(dev.type, dt, _threads() if dev.type == "cpu" else 1, cal)
     data = _data_bytes(n, d)
 
     exact_mem = dense_matrix_bytes(n, dt, copies=2) + data + 8 * n * 4
@@ -199,7 +243,7 @@ def plan_entropy(
     s = solver_settings(n, "dense")
     sr = solver_settings(n, "rows")
     threads = _threads() if dev.type == "cpu" else 1
-    gemm64 = _rates(dev.type, "float64", threads)["gemm"]
+    gemm64 = _rates(dev.type, "float64", threads, cal)["gemm"]
 
     def vecs(st: dict[str, int]) -> int:  # Krylov basis and its image, Lanczos vectors (float64)
         return 8 * n * (2 * st["block"] * st["depth"] + 5 * st["probes"] + 2 * st["block"])
@@ -211,7 +255,7 @@ def plan_entropy(
     build = 2.0 * n * n * d / rates["gemm"] + 2 * n * n / rates["elem"]
 
     def product(width: int, store: str) -> float:
-        r = rates if store == dt else _rates(dev.type, store, threads)
+        r = rates if store == dt else _rates(dev.type, store, threads, cal)
         return max(2.0 * n * n * width / r["gemm"], n * n * (4 if store == "float32" else 8) / r["bw"])
 
     def dense_mem(store_item: int) -> int:
@@ -231,7 +275,7 @@ def plan_entropy(
 
     out: dict[str, Any] = {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
-        "memory_available": have, "memory_budget": budget,
+        "memory_available": have, "memory_budget": budget, "calibration": calibration_note(cal),
     }
     exact_fits = exact_mem <= budget
     if solver == "exact" or (solver == "auto" and (return_eigenvalues or (
@@ -277,6 +321,7 @@ def plan_mutual_information(
     dtype: Any = "float64",
     t: int = 1,
     memory_bytes: int | None = None,
+    calibration: Any = None,
 ) -> dict[str, Any]:
     """Plan DSMI (docs/method.md#dsmi) from its class sizes, without computing anything.
 
@@ -291,7 +336,8 @@ def plan_mutual_information(
     dict
         ``n_rows`` (N), ``n_features``, ``solver_requested``, ``sizes`` (size -> DSE plan, keys as
         strings), ``dse_count``, ``shared_kernel``, ``memory_bytes`` (peak estimate),
-        ``memory_available``, ``fits``, ``expected_seconds`` (all DSEs), ``device``, ``dtype``.
+        ``memory_available``, ``fits``, ``expected_seconds`` (all DSEs), ``device``, ``dtype``,
+        ``calibration`` (as :func:`plan_entropy`'s, whose ``calibration`` parameter this takes).
     """
     counts = [int(c) for c in class_sizes]
     n = check_positive_int(sum(counts), "n_rows")
@@ -303,7 +349,9 @@ def plan_mutual_information(
     dt = dtype_name(dtype)
     have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
     sizes = sorted({c for c in counts if c > 1})
-    plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dtype, t=t, memory_bytes=have) for m in sizes}
+    cal = _calibration(dev, calibration)
+    plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dtype, t=t, memory_bytes=have,
+                             calibration=cal if cal is not None else False) for m in sizes}
     shared_bytes = dense_matrix_bytes(n, dt, copies=2) + _data_bytes(n, d)
     shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= memory_budget(have)
     largest = max((p["memory_bytes"] for p in plans.values()), default=0)
@@ -316,6 +364,7 @@ def plan_mutual_information(
         "memory_available": have,
         "fits": all(p["fits"] for p in plans.values()),
         "expected_seconds": sum((1 + repetitions) * plans[c]["expected_seconds"] for c in counts if c > 1),
+        "calibration": calibration_note(cal),
     }
 
 
@@ -369,6 +418,7 @@ def dry_run_entropy(
     t: int = 1,
     return_eigenvalues: bool = False,
     bootstrap: int = 0,
+    calibrate: bool = True,
 ) -> dict[str, Any]:
     """The plan :func:`dsecli.diffusion_spectral_entropy` would follow on ``x``, from its shape alone.
 
@@ -386,6 +436,10 @@ def dry_run_entropy(
     bootstrap : int
         Bootstrap resamples asked for (``--bootstrap``): each is one more DSE on
         :func:`dsecli.measures.resampling.bootstrap_rows` rows (half of them, without replacement).
+    calibrate : bool
+        Calibrate the time model on this machine first when no calibration is stored (a probe of
+        about half a second, cached: :func:`dsecli.diffusion.calibration.calibrate`); False uses
+        the stored calibration or the default rates.
 
     Returns
     -------
@@ -398,7 +452,7 @@ def dry_run_entropy(
     n_total, n_features = _rows_and_features(x, name="embeddings")
     n_used = _rows_used(n_total, max_n)
     plan = plan_entropy(n_used, n_features, solver=solver, device=device, dtype=dtype, t=t,
-                        return_eigenvalues=return_eigenvalues)
+                        return_eigenvalues=return_eigenvalues, calibration=True if calibrate else None)
     out = {"input": getattr(x, "label", None), "n_total": n_total, **plan}
 
     def resample_seconds(m: int) -> float:
@@ -453,12 +507,13 @@ def dry_run_mutual_information(
     t: int = 1,
     bootstrap: int = 0,
     permutations: int = 0,
+    calibrate: bool = True,
 ) -> dict[str, Any]:
     """The plan :func:`dsecli.diffusion_spectral_mutual_information` would follow on ``x`` and ``y``.
 
     Behind ``dse mi --dry-run``. Only the shape of ``x`` is used; the reference ``y`` is read
     (the rows that would be used, with the same seeded subsample) because DSMI's cost depends
-    on its class sizes.
+    on its class sizes. ``calibrate`` as for :func:`dry_run_entropy`.
 
     Returns
     -------
@@ -489,7 +544,8 @@ def dry_run_mutual_information(
         yv = np.asarray(y) if idx is None else np.asarray(y)[idx]
     classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed, where=y_label)
     plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
-                                   device=device, dtype=dtype or "float64", t=t)
+                                   device=device, dtype=dtype or "float64", t=t,
+                                   calibration=True if calibrate else None)
     out = {"input": x_label, "reference": y_label, "n_total": n_total, "classes_from": classes.kind,
            "n_classes": len(classes.names), **plan}
 

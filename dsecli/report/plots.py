@@ -1,10 +1,10 @@
-"""PNG figures: a diffusion spectrum, DSE versus t, and batch results versus checkpoint.
+"""Figures (PNG, PDF or SVG by extension): a diffusion spectrum, DSE versus t, and batch results versus checkpoint.
 
 matplotlib is an optional dependency (``pip install 'dsecli[plot]'``), imported only inside
 the plotting functions. Figures are drawn with matplotlib's object-oriented API on an Agg
 canvas (``matplotlib.figure.Figure`` + ``backend_agg.FigureCanvasAgg``): no display is needed,
 and the global pyplot backend and state of a host program (a notebook) are left alone.
-Every PNG is rendered in memory and written by the output policy (:func:`dsecli.report.writing.write_atomic`:
+Every figure is rendered in memory and written by the output policy (:func:`dsecli.report.writing.write_atomic`:
 atomically, never over an input, directly to a device or FIFO).
 
 Batch results (``dse batch`` JSON Lines: one object per line with ``file``, ``dataset``,
@@ -35,6 +35,8 @@ from dsecli.inputs.specs import checkpoint_of
 __all__ = [
     "PlotDependencyError",
     "require_matplotlib",
+    "PLOT_FORMATS",
+    "plot_format",
     "check_plot_path",
     "Series",
     "read_result_rows",
@@ -42,6 +44,9 @@ __all__ = [
     "plot_spectrum",
     "plot_dse_versus_t",
     "plot_batch_results",
+    "batch_figure",
+    "row_band",
+    "row_ceiling",
 ]
 
 
@@ -75,23 +80,55 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
+# file formats by extension; a device or FIFO (any name) gets PNG
+PLOT_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
+def plot_format(path: str | os.PathLike[str]) -> str:
+    """``"png"``, ``"pdf"`` or ``"svg"`` by the extension of ``path`` (PNG for any other name).
+
+    Returns
+    -------
+    str
+        The matplotlib format name.
+    """
+    return PLOT_FORMATS.get(os.path.splitext(os.fspath(path))[1].lower(), "png")
+
+
 def check_plot_path(path: str | os.PathLike[str], *, name: str = "plot", inputs: Sequence[str | None] = ()) -> str:
-    """Validate a PNG output before drawing: the output policy (:func:`dsecli.report.writing.output_target`),
-    and a ``.png`` name for a file (a device or FIFO takes any name). Returns the path."""
+    """Validate a figure output before drawing: the output policy (:func:`dsecli.report.writing.output_target`),
+    and a ``.png``, ``.pdf`` or ``.svg`` name for a file (a device or FIFO takes any name and gets PNG).
+
+    Returns
+    -------
+    str
+        The path.
+    """
     from dsecli.report.writing import output_target
 
     target = output_target(path, name=name, inputs=inputs)
-    if not target.direct and not target.path.lower().endswith(".png"):
-        raise InputError(f"{target.path}: plots are written as PNG; give a file name ending in .png")
+    if not target.direct and os.path.splitext(target.path)[1].lower() not in PLOT_FORMATS:
+        raise InputError(f"{target.path}: plots are written as PNG, PDF or SVG; give a file name ending in "
+                         ".png, .pdf or .svg")
     return target.path
+
+
+# no creation date in PDF/SVG files: the same results give the same bytes
+_METADATA = {"png": {"Software": "dsecli"}, "pdf": {"Creator": "dsecli", "Producer": None, "CreationDate": None},
+             "svg": {"Creator": "dsecli", "Date": None}}
 
 
 def _save(fig: Any, path: str | os.PathLike[str], *, inputs: Sequence[str | None] = ()) -> str:
     from dsecli.report.writing import write_atomic
 
     path = check_plot_path(path, inputs=inputs)
+    fmt = plot_format(path)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    from matplotlib import rc_context
+
+    # fonts embedded as TrueType (PDF) and text kept as text (SVG): editable, and what journals accept
+    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
+        fig.savefig(buf, format=fmt, metadata=_METADATA[fmt])
     write_atomic(path, buf.getvalue(), name="plot", inputs=inputs)
     return path
 
@@ -256,6 +293,57 @@ class Series:
     x_kind: str = "order"
     label: str = ""
     variant: str = ""  # the settings, when this method was run with several
+    low: list[float] = field(default_factory=list)  # error band per point (nan: none)
+    high: list[float] = field(default_factory=list)
+    ceilings: list[float | None] = field(default_factory=list)  # the value's ceiling per point, when rows carry one
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def row_band(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The uncertainty band of a result row, or None.
+
+    A bootstrap interval ``extra["bootstrap"]["low"/"high"]`` when present, else value ± the
+    first of the error keys the table shows (``error_estimate_bits``, ``error_estimate``, ``std``,
+    ``spread``: the approximate solver's bound, MINE's or DSMI's spread).
+
+    Returns
+    -------
+    tuple of float or None
+        (low, high).
+    """
+    from dsecli.report.tables import _ERROR_KEYS
+
+    extra = row.get("extra")
+    if not isinstance(extra, dict):
+        return None
+    boot = extra.get("bootstrap")
+    if isinstance(boot, dict) and _finite(boot.get("low")) and _finite(boot.get("high")):
+        return float(boot["low"]), float(boot["high"])
+    value = row.get("value")
+    for key in _ERROR_KEYS:
+        err = extra.get(key)
+        if _finite(err) and err >= 0 and _finite(value):
+            return float(value) - float(err), float(value) + float(err)
+    return None
+
+
+def row_ceiling(row: dict[str, Any]) -> float | None:
+    """The ceiling of a result row's value (``extra["ceiling"]``: a number, or a dict with ``value`` or
+    ``bits``), or None.
+
+    Returns
+    -------
+    float or None
+        The ceiling in the row's units.
+    """
+    extra = row.get("extra")
+    c = extra.get("ceiling") if isinstance(extra, dict) else None
+    if isinstance(c, dict):
+        c = next((c[k] for k in ("value", "bits") if _finite(c.get(k))), None)
+    return float(c) if _finite(c) else None
 
 
 def _settings(row: dict[str, Any]) -> str:
@@ -309,12 +397,17 @@ def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
         order[key] += 1
         s.x.append(float(number))
         s.y.append(float(value))
+        band = row_band(row)
+        s.low.append(band[0] if band else math.nan)
+        s.high.append(band[1] if band else math.nan)
+        s.ceilings.append(row_ceiling(row))
         s.x_kind = kind or "order"
     series = list(groups.values())
     for s in series:
         idx = np.argsort(s.x, kind="stable")
-        s.x = [s.x[i] for i in idx]
-        s.y = [s.y[i] for i in idx]
+        for name in ("x", "y", "low", "high", "ceilings"):
+            values = getattr(s, name)
+            setattr(s, name, [values[i] for i in idx])
     _label(series)
     return series
 
@@ -353,6 +446,104 @@ def _geometric(xs: Sequence[float]) -> bool:
 _QUANTITY_TITLE = {"entropy": "Entropy", "mutual_information": "Mutual information"}
 
 
+def _shared_ceiling(members: Sequence[Series]) -> float | None:
+    """The ceiling every point of a panel shares (to 1e-9 relative), or None."""
+    values = [c for s in members for c in s.ceilings]
+    if not values or any(c is None for c in values):
+        return None
+    first = float(values[0])  # type: ignore[arg-type]
+    return first if all(math.isclose(c, first, rel_tol=1e-9, abs_tol=1e-12) for c in values) else None  # type: ignore[arg-type]
+
+
+def _checkpoint_ticks(xs: Sequence[float]) -> list[float]:
+    """Ticks of a log checkpoint axis: every checkpoint when there are at most 12, else 0 (if present) and
+    powers of 2 (up to 1024) or of 10 covering the range."""
+    pos = sorted({float(x) for x in xs})
+    if len(pos) <= 12:
+        return pos
+    top = max(pos)
+    base = 2.0 if top <= 1024 else 10.0
+    ticks = [0.0] if min(pos) <= 0 else []
+    k = 0
+    while base**k <= top * 1.0001:
+        if base**k >= min(p for p in pos if p > 0) / base:
+            ticks.append(base**k)
+        k += 1
+    return ticks
+
+
+def batch_figure(
+    rows: Iterable[dict[str, Any]],
+    *,
+    title: str | None = None,
+    methods: Sequence[str] | None = None,
+    xscale: str = "auto",
+) -> tuple[Any, list[Series]]:
+    """The figure of :func:`plot_batch_results` (a matplotlib ``Figure``, not saved) and its series.
+
+    One panel per quantity, one line per series. A series keeps its colour in every panel (one
+    colour per dataset pattern and settings; one marker and line style per method). Where rows
+    carry an uncertainty (:func:`row_band`) the band is shaded in the series' colour; when every
+    point of a panel has the same ceiling (:func:`row_ceiling`), it is drawn as a dotted grey
+    line (gid ``"ceiling"``).
+
+    Returns
+    -------
+    tuple
+        (figure, series).
+    """
+    rows = list(rows)
+    if methods:
+        wanted = {m.strip().lower() for m in methods}
+        rows = [r for r in rows if str(r.get("method", "")).lower() in wanted]
+    series = batch_series(rows)
+    if not series:
+        raise InputError("no result rows with a finite value to plot"
+                         + (f" for methods {', '.join(methods)}" if methods else ""))
+    check_choice(xscale, "xscale", ("auto", "linear", "log"))
+    quantities = list(dict.fromkeys(s.quantity for s in series))
+    fig = _new_figure(7.0 * len(quantities) if len(quantities) > 1 else 8.0, 4.8)
+    axes = np.atleast_1d(fig.subplots(1, len(quantities)))
+    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys((s.pattern, s.variant) for s in series))}
+    method_ids = {m: i for i, m in enumerate(dict.fromkeys(s.method for s in series))}
+    markers, styles = "osD^v<>ph*", ["-", "--", "-.", ":"]
+    all_x = [x for s in series for x in s.x]
+    log_x = xscale == "log" or (xscale == "auto" and _geometric(all_x))
+    for ax, quantity in zip(axes, quantities):
+        members = [s for s in series if s.quantity == quantity]
+        for s in members:
+            i = method_ids[s.method]
+            colour = colours[(s.pattern, s.variant)]
+            ax.plot(s.x, s.y, marker=markers[i % len(markers)], ls=styles[i % len(styles)], ms=4, lw=1.6,
+                    color=colour, label=s.label)
+            low, high = np.asarray(s.low, dtype=np.float64), np.asarray(s.high, dtype=np.float64)
+            if np.isfinite(low).any():
+                ax.fill_between(s.x, low, high, color=colour, alpha=0.2, lw=0, gid=f"band:{s.label}")
+        ceiling = _shared_ceiling(members)
+        if ceiling is not None:
+            line = ax.axhline(ceiling, color="0.35", ls=":", lw=1.2, label=f"ceiling {ceiling:.4g}")
+            line.set_gid("ceiling")
+        units = sorted({s.units for s in members if s.units}) or ["value"]
+        kinds = {s.x_kind for s in members}
+        kind = kinds.pop() if len(kinds) == 1 else "checkpoint"
+        if log_x:
+            from matplotlib.ticker import NullLocator
+
+            ax.set_xscale("symlog", linthresh=1.0)
+            ticks = _checkpoint_ticks(all_x)
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.xaxis.set_minor_locator(NullLocator())
+            kind += " (log scale above 1)"
+        ax.set_xlabel(kind)
+        ax.set_ylabel(f"{_QUANTITY_TITLE.get(quantity, quantity).lower()} ({', '.join(units)})")
+        ax.set_title(_QUANTITY_TITLE.get(quantity, quantity))
+        ax.grid(True, alpha=0.35)
+        ax.legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title)
+    return fig, series
+
+
 def plot_batch_results(
     rows: Iterable[dict[str, Any]] | str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -364,51 +555,25 @@ def plot_batch_results(
     """One panel per quantity (entropy, mutual information), one line per series, value versus checkpoint.
 
     ``rows``: result dicts or a JSON Lines file. ``methods`` keeps only those methods.
-    ``xscale``: "linear", "log" (symmetric log, linear below 1 so that epoch 0 shows) or "auto"
-    (log when the checkpoints grow geometrically, e.g. 0, 1, 2, 4, ..., 256). Returns a summary:
-    the path written and the series drawn (label, points).
+    ``xscale``: "linear", "log" (symmetric log, linear below 1 so that epoch 0 shows; ticks at
+    the checkpoints, or at powers of 2 or 10 when there are many) or "auto" (log when the
+    checkpoints grow geometrically, e.g. 0, 1, 2, 4, ..., 256). The file format follows the
+    extension of ``path`` (.png, .pdf, .svg); bands and ceilings as :func:`batch_figure`.
+    Returns a summary: the path written and the series drawn (label, points, band, colour).
     """
     source = None
     if isinstance(rows, (str, os.PathLike)):
         source = os.fspath(rows)
         rows = read_result_rows(source)
-    rows = list(rows)
-    if methods:
-        wanted = {m.strip().lower() for m in methods}
-        rows = [r for r in rows if str(r.get("method", "")).lower() in wanted]
-    series = batch_series(rows)
-    if not series:
-        raise InputError("no result rows with a finite value to plot" + (f" in {source}" if source else "")
-                         + (f" for methods {', '.join(methods)}" if methods else ""))
-    check_choice(xscale, "xscale", ("auto", "linear", "log"))
-    quantities = list(dict.fromkeys(s.quantity for s in series))
-    fig = _new_figure(7.0 * len(quantities) if len(quantities) > 1 else 8.0, 4.8)
-    axes = np.atleast_1d(fig.subplots(1, len(quantities)))
-    # one colour per dataset pattern (the same regime has the same colour in every panel), one
-    # marker and line style per method
-    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys((s.pattern, s.variant) for s in series))}
-    method_ids = {m: i for i, m in enumerate(dict.fromkeys(s.method for s in series))}
-    markers, styles = "osD^v<>ph*", ["-", "--", "-.", ":"]
-    log_x = xscale == "log" or (xscale == "auto" and _geometric([x for s in series for x in s.x]))
-    for ax, quantity in zip(axes, quantities):
-        members = [s for s in series if s.quantity == quantity]
-        for s in members:
-            i = method_ids[s.method]
-            ax.plot(s.x, s.y, marker=markers[i % len(markers)], ls=styles[i % len(styles)], ms=4, lw=1.6,
-                    color=colours[(s.pattern, s.variant)], label=s.label)
-        units = sorted({s.units for s in members if s.units}) or ["value"]
-        kinds = {s.x_kind for s in members}
-        kind = kinds.pop() if len(kinds) == 1 else "checkpoint"
-        if log_x:
-            ax.set_xscale("symlog", linthresh=1.0)
-            kind += " (log scale above 1)"
-        ax.set_xlabel(kind)
-        ax.set_ylabel(f"{_QUANTITY_TITLE.get(quantity, quantity).lower()} ({', '.join(units)})")
-        ax.set_title(_QUANTITY_TITLE.get(quantity, quantity))
-        ax.grid(True, alpha=0.35)
-        ax.legend(fontsize=8, loc="best")
-    if title or source:
-        fig.suptitle(title or os.path.basename(source or ""))
+    try:
+        fig, series = batch_figure(rows, title=title or (os.path.basename(source) if source else None),
+                                   methods=methods, xscale=xscale)
+    except InputError as exc:
+        if source and str(exc).startswith("no result rows"):
+            raise InputError(str(exc).replace("to plot", f"to plot in {source}", 1)) from None
+        raise
     written = _save(fig, path, inputs=(source,))
     return {"plot": written, "series": [{"label": s.label, "quantity": s.quantity, "method": s.method,
-                                         "pattern": s.pattern, "points": len(s.x)} for s in series]}
+                                         "pattern": s.pattern, "points": len(s.x),
+                                         "band": bool(np.isfinite(np.asarray(s.low, dtype=np.float64)).any())}
+                                        for s in series]}

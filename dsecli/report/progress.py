@@ -1,0 +1,70 @@
+"""Progress of long work on stderr: a spinner with elapsed and expected time, only on a terminal.
+
+The library never draws anything: the CLI wraps a call expected to take more than
+:data:`MIN_SECONDS` (the plan's ``expected_seconds``, :mod:`dsecli.diffusion.plan`) in
+:func:`solve_spinner`. Nothing is shown when stderr is not a terminal (a pipe, a log file) or
+with ``--quiet``, so scripted output never gets control characters. The spinner is redrawn by
+rich's own thread, so it keeps time while the main thread is inside a long LAPACK call (torch
+releases the GIL there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["MIN_SECONDS", "show_progress", "format_seconds", "solve_spinner"]
+
+# a solve expected to take less than this shows nothing
+MIN_SECONDS = 3.0
+
+
+def show_progress(expected_seconds: float | None, *, quiet: bool, is_terminal: bool) -> bool:
+    """True when progress is worth showing: a terminal, not quiet, and more than :data:`MIN_SECONDS` expected.
+
+    Returns
+    -------
+    bool
+        Whether to draw the spinner.
+    """
+    return bool(is_terminal and not quiet and expected_seconds is not None and expected_seconds >= MIN_SECONDS)
+
+
+def format_seconds(seconds: float) -> str:
+    """``"42 s"``, ``"3.5 min"`` or ``"1.2 h"``.
+
+    Returns
+    -------
+    str
+        The duration for people.
+    """
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@contextlib.contextmanager
+def solve_spinner(label: str, expected_seconds: float | None, *, quiet: bool = False,
+                  console: Any = None) -> Iterator[None]:
+    """While the block runs: ``⠋ <label>  0:00:12 elapsed, ~40 s expected`` on stderr (transient).
+
+    ``console`` is a rich console (default: stderr). Shown only when :func:`show_progress` says so.
+    """
+    from rich.console import Console
+
+    console = console if console is not None else Console(stderr=True, highlight=False)
+    if not show_progress(expected_seconds, quiet=quiet, is_terminal=console.is_terminal):
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    assert expected_seconds is not None
+    progress = Progress(SpinnerColumn(), TextColumn(label), TimeElapsedColumn(), TextColumn("elapsed,"),
+                        TextColumn(f"~{format_seconds(expected_seconds)} expected"), console=console,
+                        transient=True)
+    progress.add_task(label, total=None)
+    with progress:
+        yield
