@@ -289,6 +289,7 @@ def test_lightning_callback_names_the_extra_when_missing(monkeypatch: pytest.Mon
         monitor.lightning_callback()
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # Lightning's own (workers, deprecations)
 def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
     pl = pytest.importorskip("lightning.pytorch")
     x, y = _digits()
@@ -297,6 +298,9 @@ def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.net = _model()
+
+        def forward(self, v: Any) -> Any:
+            return self.net(v)
 
         def training_step(self, batch: Any, _i: int) -> Any:
             return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
