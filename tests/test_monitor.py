@@ -220,7 +220,9 @@ def test_a_dataloader_gives_the_rows_of_the_tensor() -> None:
               "device": "cpu"}
     from_loader = dsecli.TrainingMonitor(model, eval_data=loader, **common).step(0)
     from_tensor = dsecli.TrainingMonitor(model, eval_data=x[:200], labels=y[:200], **common).step(0)
-    assert [r["value"] for r in from_loader] == [r["value"] for r in from_tensor]
+    from_arrays = dsecli.TrainingMonitor(model, eval_data=x[:200].numpy().astype(np.float64),
+                                         labels=y[:200].numpy(), **common).step(0)  # float64 -> the model's float32
+    assert [r["value"] for r in from_loader] == [r["value"] for r in from_tensor] == [r["value"] for r in from_arrays]
     assert [r["method"] for r in from_loader] == ["dse", "dsmi"]
 
 

@@ -187,8 +187,14 @@ class TrainingMonitor:
         import torch
 
         xs = x if idx is None else x[torch.as_tensor(idx) if is_tensor(x) else idx]
-        self._inputs = (xs.detach() if is_tensor(xs) else torch.as_tensor(np.ascontiguousarray(xs))).to(
-            model_device(self.model))
+        if is_tensor(xs):
+            xs = xs.detach()
+        else:  # an array (float64 from numpy/scikit-learn) takes the dtype of the model's parameters
+            xs = torch.as_tensor(np.ascontiguousarray(xs))
+            wanted = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
+            if xs.is_floating_point() and wanted is not None:
+                xs = xs.to(wanted)
+        self._inputs = xs.to(model_device(self.model))
         self._labels = None
         if labels is not None:
             lab = host_array(labels)
