@@ -223,6 +223,23 @@ def test_device_working_range_on_tensors() -> None:
     checks.check_working_range(t, torch.float64)
 
 
+@pytest.mark.parametrize("name,call", ENTROPY_CALLS + MI_CALLS, ids=[c[0] for c in ENTROPY_CALLS + MI_CALLS])
+def test_the_device_path_end_to_end_with_cpu_tensors(name: str, call: Callable[..., Any],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a GPU tensor goes through (kept as a tensor, checked with torch ops), run here on CPU tensors."""
+    x, y = _x(), _y()
+    x[5] = x[2]  # a duplicate row: the data-quality count runs on the tensor too
+    args = (x, y) if (name, call) in MI_CALLS else (x,)
+    want = call(*args)
+    monkeypatch.setattr(checks, "stays_on_device", lambda t: True)
+    t = torch.tensor(x, requires_grad=True)
+    rows = prepare_rows(t, max_n=None, seed=0)
+    assert torch.is_tensor(rows.data) and rows.data.data_ptr() == t.data_ptr()  # not copied
+    assert any("repeats row 2" in w for w in rows.warnings)
+    _same(call(*((t, torch.as_tensor(y)) if len(args) == 2 else (t,))), want)
+    assert t.grad is None
+
+
 # ---- on a GPU: the tensor stays there and gives the CPU value
 
 

@@ -51,6 +51,11 @@ def is_tensor(x: Any) -> bool:
     return hasattr(x, "detach") and hasattr(x, "device") and hasattr(x, "dtype")
 
 
+def stays_on_device(t: Any) -> bool:
+    """True for a tensor that is checked and computed on where it is (a GPU's): every non-CPU tensor."""
+    return t.device.type != "cpu"
+
+
 def _host_numbers(t: Any) -> np.ndarray:
     """A CPU tensor as numpy, detached; float16/bfloat16 widened to float64 (numpy has no bfloat16).
 
@@ -164,7 +169,7 @@ def as_float_matrix(
     """
     w = where_prefix(where)
     if is_tensor(arr):
-        if arr.device.type != "cpu":
+        if stays_on_device(arr):
             return _device_float_matrix(arr, where=where, name=name, flatten=flatten, min_rows=min_rows)
         arr = _host_numbers(arr)
     arr = native_numbers(np.asarray(arr), where=where, name=name)
