@@ -5,6 +5,11 @@ there is one, says how to fix it. Non-finite values are refused with their count
 first bad row (numbered as in the input, even after subsampling), unless the caller asks for
 those rows to be dropped (then the drop is reported as a warning).
 
+Torch tensors: detached, then a CPU tensor becomes a numpy array (float32/float64 shared, not
+copied; float16/bfloat16 widened to float64); a GPU tensor stays a tensor on its device and these
+checks run there with torch ops (only counts and row positions come to the host). See
+docs/method.md (working precision) for the dtype rule.
+
 Decisions about references Y (see also :mod:`dsecli.inputs.reference`):
 
 - strings are class labels (each distinct string is a class);
@@ -41,6 +46,7 @@ __all__ = [
     "check_working_range",
     "is_tensor",
     "host_array",
+    "stays_on_device",
 ]
 
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
