@@ -18,6 +18,7 @@ says otherwise.
 - ``dse spectrum``: :func:`spectrum_scan`; ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
   ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
 - CPU threads for a block of work: :func:`cpu_threads`.
+- Inside a training loop: :class:`TrainingMonitor` (DSE/DSMI of named layers at each epoch).
 - Results and errors: :class:`EntropyResult`, :class:`MIResult`, :class:`DseError` and its
   subclasses. ``__version__`` is the package version.
 
@@ -58,6 +59,7 @@ _LAZY = {
     **dict.fromkeys(("plan_entropy", "plan_mutual_information", "dry_run_entropy", "dry_run_mutual_information",
                      "format_plan"), "dsecli.diffusion.plan"),
     "cpu_threads": "dsecli.device",
+    "TrainingMonitor": "dsecli.monitor.monitor",
 }
 
 
@@ -113,6 +115,7 @@ __all__ = [
     "dry_run_mutual_information",
     "format_plan",
     "cpu_threads",
+    "TrainingMonitor",
     "DseError",
     "InputError",
     "ComputationError",

@@ -134,12 +134,16 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def to_tensor(x: Any, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Copy an array-like to a contiguous tensor on ``device`` with ``dtype``."""
+    """An array-like as a contiguous tensor on ``device`` with ``dtype``, outside the autograd graph.
+
+    A tensor already on ``device`` with ``dtype`` and contiguous is returned as it is (detached,
+    which shares its memory): no copy, and a GPU tensor never passes through the host.
+    """
     import numpy as np
     import torch
 
     if isinstance(x, torch.Tensor):
-        return x.to(device=device, dtype=dtype).contiguous()
+        return x.detach().to(device=device, dtype=dtype).contiguous()
     arr = np.asarray(x)
     if not arr.flags.writeable:  # memory-mapped input: torch wants its own writable copy
         arr = np.array(arr, copy=True)

@@ -17,6 +17,7 @@ from dsecli.diffusion.spectrum import entropy_of_probabilities
 from dsecli.errors import check_at_most, check_choice, check_positive_int
 from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed
 from dsecli.inputs.binning import cell_counts
+from dsecli.inputs.checks import host_array
 from dsecli.inputs.prepare import prepare_pair, prepare_rows
 from dsecli.inputs.reference import REF_KINDS, reference_classes
 from dsecli.inputs.sampling import DEFAULT_MAX_N
@@ -98,7 +99,7 @@ def binned_shannon_entropy(
     start = time.perf_counter()
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
     with Collect(rows.warnings) as notes:
-        data = np.asarray(rows.data, dtype=np.float64)
+        data = host_array(rows.data, np.float64)
         value, cells = binned_entropy_of_array(data, bins, base=base)
     params = {"bins": bins, "max_n": max_n, "seed": seed, "sampler": sampler, "n_features": int(data.shape[1])}
     return EntropyResult(
@@ -164,7 +165,7 @@ def binned_shannon_mutual_information(
     check_choice(ref_kind, "ref_kind", REF_KINDS)
     start = time.perf_counter()
     rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
-    data = np.asarray(rows.data, dtype=np.float64)
+    data = host_array(rows.data, np.float64)
     with Collect(rows.warnings) as notes:
         classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
                                     where=rows.reference_source)

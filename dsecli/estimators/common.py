@@ -16,6 +16,7 @@ from dsecli.errors import (
     check_positive,
     check_positive_int,
 )
+from dsecli.inputs.checks import host_array
 from dsecli.inputs.reference import REF_KINDS, Classes, reference_classes
 
 __all__ = [
@@ -49,7 +50,7 @@ Collect = CollectWarnings  # one implementation, shared with the spectral estima
 
 def as_matrix(a: np.ndarray) -> np.ndarray:
     """(N,) -> (N, 1) float64; (N, D) -> float64 C-contiguous."""
-    a = np.asarray(a, dtype=np.float64)
+    a = host_array(a, np.float64)
     return np.ascontiguousarray(a[:, None] if a.ndim == 1 else a)
 
 

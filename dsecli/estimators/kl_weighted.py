@@ -21,6 +21,7 @@ from dsecli.errors import (
 from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed, nats_to
 from dsecli.estimators.kl import DUPLICATE_RULE, distinct_rows, log_unit_ball_volume
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
+from dsecli.inputs.checks import host_array
 from dsecli.inputs.prepare import prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import EntropyResult, units_for_base
@@ -162,7 +163,7 @@ def weighted_kl_entropy(
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
                         device=device, dtype=dtype)
     device, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
-    data = np.asarray(rows.data, dtype=np.float64)
+    data = host_array(rows.data, np.float64)
     if dtype_name(dt) == "float32":
         data = data.astype(np.float32)
     d = data.shape[1]

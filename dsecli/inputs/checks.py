@@ -5,6 +5,11 @@ there is one, says how to fix it. Non-finite values are refused with their count
 first bad row (numbered as in the input, even after subsampling), unless the caller asks for
 those rows to be dropped (then the drop is reported as a warning).
 
+Torch tensors: detached, then a CPU tensor becomes a numpy array (float32/float64 shared, not
+copied; float16/bfloat16 widened to float64); a GPU tensor stays a tensor on its device and these
+checks run there with torch ops (only counts and row positions come to the host). See
+docs/method.md (working precision) for the dtype rule.
+
 Decisions about references Y (see also :mod:`dsecli.inputs.reference`):
 
 - strings are class labels (each distinct string is a class);
@@ -39,13 +44,51 @@ __all__ = [
     "as_float_matrix",
     "native_numbers",
     "check_working_range",
+    "is_tensor",
+    "host_array",
+    "stays_on_device",
 ]
 
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
-def _max_abs(arr: np.ndarray) -> float:
+def is_tensor(x: Any) -> bool:
+    """True for a torch tensor (checked without importing torch)."""
+    return hasattr(x, "detach") and hasattr(x, "device") and hasattr(x, "dtype")
+
+
+def stays_on_device(t: Any) -> bool:
+    """True for a tensor that is checked and computed on where it is (a GPU's): every non-CPU tensor."""
+    return t.device.type != "cpu"
+
+
+def _host_numbers(t: Any) -> np.ndarray:
+    """A CPU tensor as numpy, detached; float16/bfloat16 widened to float64 (numpy has no bfloat16).
+
+    float32/float64 tensors are shared, not copied (whatever their strides); the widening is exact.
+    """
+    import torch
+
+    t = t.detach()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.to(torch.float64)
+    return t.cpu().numpy()
+
+
+def host_array(x: Any, dtype: Any = None) -> np.ndarray:
+    """``x`` as a numpy array (a tensor detached and brought to the host), optionally as ``dtype``.
+
+    For the estimators that compute with numpy (binned, Kozachenko-Leonenko, KSG, MINE's setup):
+    rows that :func:`dsecli.inputs.prepare.prepare_rows` kept on a GPU come to the host here.
+    """
+    arr = _host_numbers(x) if is_tensor(x) else x
+    return np.asarray(arr) if dtype is None else np.asarray(arr, dtype=dtype)
+
+
+def _max_abs(arr: Any) -> float:
     # max |x| without an |x| temporary the size of the data
+    if is_tensor(arr):
+        return float(max(abs(float(arr.max())), abs(float(arr.min()))))
     return float(max(abs(float(np.max(arr))), abs(float(np.min(arr)))))
 
 
@@ -58,7 +101,7 @@ def max_safe_magnitude(n_features: int, dtype: Any = np.float64) -> float:
 class CheckedMatrix:
     """A float matrix ready for computation and what was done to get it."""
 
-    data: np.ndarray  # (n, D), float32 or float64
+    data: Any  # (n, D), float32 or float64: numpy, or a tensor left on its GPU
     dropped_rows: np.ndarray  # positions (in the given rows) dropped as non-finite
     flattened_from: tuple[int, ...] | None = None
 
@@ -80,6 +123,10 @@ def nonfinite_rows(arr: np.ndarray) -> np.ndarray:
     if arr.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     flat = arr.reshape(arr.shape[0], -1)
+    if is_tensor(flat):  # on the tensor's device; only the bad rows' positions come to the host
+        import torch
+
+        return torch.nonzero(~torch.isfinite(flat).all(dim=1)).flatten().cpu().numpy().astype(np.int64)
     return np.flatnonzero(~np.isfinite(flat).all(axis=1))
 
 
@@ -127,6 +174,10 @@ def as_float_matrix(
     plain float64 C-order array, whatever the byte order or memory layout.
     """
     w = where_prefix(where)
+    if is_tensor(arr):
+        if stays_on_device(arr):
+            return _device_float_matrix(arr, where=where, name=name, flatten=flatten, min_rows=min_rows)
+        arr = _host_numbers(arr)
     arr = native_numbers(np.asarray(arr), where=where, name=name)
     if arr.dtype.kind == "c":
         raise InputError(
@@ -134,31 +185,58 @@ def as_float_matrix(
         )
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{w}`{name}` must be numeric; got dtype {describe_dtype(arr.dtype)}")
+    arr, flattened_from = _two_dimensional(arr, where=where, name=name, flatten=flatten, min_rows=min_rows)
+    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
+        arr = arr.astype(np.float64)
+    return arr, flattened_from
+
+
+def _two_dimensional(arr: Any, *, where: str | None, name: str, flatten: bool,
+                     min_rows: int) -> tuple[Any, tuple[int, ...] | None]:
+    """The dimension rules of :func:`as_float_matrix` (array or tensor): (N, D) matrix, original shape if flattened."""
+    w = where_prefix(where)
+    shape = tuple(int(s) for s in arr.shape)
     flattened_from = None
-    if arr.ndim == 0:
+    if len(shape) == 0:
         raise InputError(f"{w}`{name}` must be a 2-D array (N rows x D features); got a scalar")
-    if arr.ndim == 1:
+    if len(shape) == 1:
         raise InputError(
-            f"{w}`{name}` must be 2-D (N rows x D features); got 1-D shape ({arr.shape[0]},): "
-            f"use x.reshape(-1, 1) for {arr.shape[0]} points of one feature, or x.reshape(1, -1) for one point"
+            f"{w}`{name}` must be 2-D (N rows x D features); got 1-D shape ({shape[0]},): "
+            f"use x.reshape(-1, 1) for {shape[0]} points of one feature, or x.reshape(1, -1) for one point"
         )
-    if arr.ndim > 2:
+    if len(shape) > 2:
         if not flatten:
-            rest = int(np.prod(arr.shape[1:]))
+            rest = int(np.prod(shape[1:]))
             raise InputError(
-                f"{w}`{name}` must be 2-D (N rows x D features); got shape {tuple(arr.shape)}: "
-                f"pass --flatten (flatten=True) to use {arr.shape[0]} rows x {rest} features"
+                f"{w}`{name}` must be 2-D (N rows x D features); got shape {shape}: "
+                f"pass --flatten (flatten=True) to use {shape[0]} rows x {rest} features"
             )
-        flattened_from = tuple(arr.shape)
-        arr = arr.reshape(arr.shape[0], -1)
-    n, d = arr.shape
+        flattened_from = shape
+        arr = arr.reshape(shape[0], -1)
+    n, d = (int(s) for s in arr.shape)
     if n == 0:
         raise InputError(f"{w}`{name}` must have at least {min_rows} rows; got N = 0 (shape {tuple(arr.shape)})")
     if d == 0:
         raise InputError(f"{w}`{name}` must have at least 1 feature (column); got D = 0 (shape {tuple(arr.shape)})")
-    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
-        arr = arr.astype(np.float64)
     return arr, flattened_from
+
+
+def _device_float_matrix(t: Any, *, where: str | None, name: str, flatten: bool,
+                         min_rows: int) -> tuple[Any, tuple[int, ...] | None]:
+    """:func:`as_float_matrix` for a tensor on a GPU: it stays there (detached), under the same dtype rules.
+
+    float32/float64 are kept; float16, bfloat16, integers and booleans become float64; complex is refused.
+    """
+    import torch
+
+    t = t.detach()
+    if t.is_complex():
+        raise InputError(f"{where_prefix(where)}`{name}` must be real numbers; got dtype "
+                         f"{str(t.dtype).replace('torch.', '')} (complex numbers): take x.real or abs(x) first")
+    t, flattened_from = _two_dimensional(t, where=where, name=name, flatten=flatten, min_rows=min_rows)
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float64)
+    return t, flattened_from
 
 
 def check_embeddings(
@@ -192,7 +270,14 @@ def check_embeddings(
                 "clean them or pass --drop-nonfinite (drop_nonfinite=True) to drop those rows"
             )
         dropped = bad
-        arr = np.delete(arr, bad, axis=0)
+        if is_tensor(arr):
+            import torch
+
+            keep = torch.ones(n, dtype=torch.bool, device=arr.device)
+            keep[torch.as_tensor(bad, device=arr.device)] = False
+            arr = arr[keep]
+        else:
+            arr = np.delete(arr, bad, axis=0)
         n = arr.shape[0]
     if n < min_rows:
         after = f" after dropping {dropped.size} row(s) with NaN/Inf" if dropped.size else ""
@@ -204,7 +289,7 @@ def check_embeddings(
             f"{w}`{name}` must have |values| <= {limit:.3g} for D = {d} (squared distances overflow float64); "
             f"got {big:.3g}: rescale the data"
         )
-    return CheckedMatrix(np.ascontiguousarray(arr), dropped, flattened_from)
+    return CheckedMatrix(arr.contiguous() if is_tensor(arr) else np.ascontiguousarray(arr), dropped, flattened_from)
 
 
 def check_same_rows(n_embeddings: int, n_reference: int, *, where: str | None = None,
@@ -266,8 +351,9 @@ def check_reference_array(arr: np.ndarray, *, where: str | None = None, n_rows: 
 
 def check_working_range(arr: np.ndarray, dtype: Any, *, where: str | None = None, name: str = "embeddings") -> None:
     """Refuse values whose squared distances overflow the working dtype (float32 overflows near 1e19)."""
-    arr = np.asarray(arr)
-    if arr.size == 0 or arr.ndim != 2:
+    if not is_tensor(arr):
+        arr = np.asarray(arr)
+    if arr.ndim != 2 or arr.shape[0] * arr.shape[1] == 0:
         return
     dt = np.dtype(str(dtype).replace("torch.", ""))
     limit = max_safe_magnitude(arr.shape[1], dt)

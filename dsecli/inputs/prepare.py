@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsecli.errors import CollectWarnings, DataQualityWarning, DseWarning, InputError, check_choice, where_prefix
-from dsecli.inputs.checks import check_embeddings, check_reference_array, check_same_rows
+from dsecli.inputs.checks import check_embeddings, check_reference_array, check_same_rows, host_array
 from dsecli.inputs.quality import data_quality_warnings
 from dsecli.inputs.sampling import SAMPLERS, Rows, take_rows
 
@@ -40,9 +40,11 @@ class Prepared(Rows):
 
     Attributes
     ----------
-    data : numpy.ndarray, shape (n_used, D)
+    data : numpy.ndarray or torch.Tensor, shape (n_used, D)
         float32 or float64, C-contiguous, finite, |values| within float64's safe range for
-        squared distances: the matrix the estimators compute on.
+        squared distances: the matrix the estimators compute on. A tensor given on a GPU stays
+        there (detached, checked with torch ops on its device); every other input, CPU tensors
+        included, is a numpy array (a float32/float64 CPU tensor is shared, not copied).
     n_total : int
         Rows in the input.
     indices : numpy.ndarray or None
@@ -127,6 +129,13 @@ def prepare_rows(
 ) -> Prepared:
     """Subsample (once) and validate embeddings, and the reference rows that match them.
 
+    Tensors (as they come out of a model): detached first, so nothing is recorded in the autograd
+    graph; any strides (transposed views, strided slices); float32/float64 kept, float16, bfloat16,
+    integers and booleans widened to float64 (exact), as for numpy arrays. A tensor on a GPU
+    stays on it: subsampling, checks and data-quality counts run there with torch ops, and the
+    estimators that compute with torch use it in place. numpy memmaps (``np.memmap``,
+    ``np.load(..., mmap_mode="r")``) are read for the selected rows only.
+
     Parameters
     ----------
     x : array-like (N, D), tensor, lazy file source (:func:`dsecli.inputs.readers.open_array`),
@@ -187,11 +196,8 @@ def _validated_rows(x: Any, *, max_n: int | None, seed: int, sampler: str, min_r
                     drop_nonfinite: bool) -> tuple[np.ndarray, int, np.ndarray | None, str | None]:
     """(data, n_total, indices, source) of the checked rows; warns about data quality and dropped rows."""
     rows = take_rows(x, max_n=max_n, seed=seed, sampler=sampler)
-    data = rows.data
-    if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
     checked = check_embeddings(
-        data, where=rows.source, flatten=flatten, drop_nonfinite=drop_nonfinite, min_rows=min_rows,
+        rows.data, where=rows.source, flatten=flatten, drop_nonfinite=drop_nonfinite, min_rows=min_rows,
         row_numbers=rows.indices, n_total=rows.n_total,
     )
     indices = rows.indices
@@ -226,13 +232,13 @@ def prepare_reference(y: Any, rows: Rows, *, where: str | None = None) -> np.nda
     already aligned with ``rows``.
     """
     if isinstance(y, Rows):
-        return check_reference_array(np.asarray(y.data), where=where or y.source, n_rows=rows.n_used)
+        return check_reference_array(host_array(y.data), where=where or y.source, n_rows=rows.n_used)
     if hasattr(y, "read") and hasattr(y, "shape"):
         where = where or getattr(y, "label", None)
         check_same_rows(rows.n_total, int(y.shape[0]), where=where, embeddings=rows.source)
         data = y.read(rows.indices)
     else:
-        data = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
+        data = host_array(y)
         check_same_rows(rows.n_total, data.shape[0] if data.ndim else 0, where=where, embeddings=rows.source)
         if rows.indices is not None:
             data = data[rows.indices]

@@ -12,6 +12,8 @@ bins (dead units).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from dsecli.errors import where_prefix
@@ -66,16 +68,39 @@ def distinct_row_counts(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int] | No
     return counts, pair
 
 
-def duplicate_rows(x: np.ndarray) -> tuple[int, int, tuple[int, int] | None]:
-    """``(rows that repeat an earlier row, distinct rows, an example pair (i, j))``; exact, O(N D)."""
+def _device_duplicates(x: Any) -> tuple[int, int, tuple[int, int] | None]:
+    """:func:`duplicate_rows` of a tensor on its device: only each row's group number (N integers) comes to the host."""
+    import torch
+
+    n = int(x.shape[0])
+    _, inverse = torch.unique(x + 0.0, dim=0, return_inverse=True)  # + 0.0: -0.0 and 0.0 are one point
+    inv = inverse.cpu().numpy()
+    first = np.full(int(inv.max()) + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(first, inv, np.arange(n))
+    repeats = np.flatnonzero(first[inv] != np.arange(n))
+    pair = (int(first[inv[repeats[0]]]), int(repeats[0])) if repeats.size else None
+    return int(n - first.size), int(first.size), pair
+
+
+def duplicate_rows(x: Any) -> tuple[int, int, tuple[int, int] | None]:
+    """``(rows that repeat an earlier row, distinct rows, an example pair (i, j))``; exact, O(N D).
+
+    ``x``: a numpy array, or a tensor (counted on its device).
+    """
+    if hasattr(x, "detach"):
+        return _device_duplicates(x)
     counts, pair = distinct_row_counts(x)
     return int(x.shape[0] - counts.size), int(counts.size), pair
 
 
-def constant_columns(x: np.ndarray) -> np.ndarray:
-    """Indices of the columns holding a single value (over the given rows)."""
+def constant_columns(x: Any) -> np.ndarray:
+    """Indices of the columns holding a single value (over the given rows); ``x`` numpy or a tensor (on its device)."""
     if x.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
+    if hasattr(x, "detach"):
+        import torch
+
+        return torch.nonzero(x.amax(0) == x.amin(0)).flatten().cpu().numpy().astype(np.int64)
     return np.flatnonzero(np.max(x, axis=0) == np.min(x, axis=0))
 
 

@@ -86,7 +86,7 @@ def _setup(x: Any, *, max_n: int | None, seed: Any, sampler: str, flatten: bool,
     rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
                         device=device, dtype=dtype)
     dev, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
-    xt = to_tensor(np.asarray(rows.data, dtype=np.float64), device=dev, dtype=dt)
+    xt = to_tensor(rows.data, device=dev, dtype=dt)
     return rows, xt, base, seed, start
 
 

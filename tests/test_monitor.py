@@ -1,0 +1,320 @@
+"""TrainingMonitor: a tiny MLP trained on scikit-learn's digits, measured every epoch.
+
+Truths: the layer outputs captured independently (model.eval(), no_grad, a plain forward
+through the submodules) and given to the public functions; a training run without the monitor
+(parameters and gradients bit for bit); the batch store's own reader and ``dse plot``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dsecli
+from dsecli.errors import InputError
+from dsecli.inputs.clustering import kmeans
+from dsecli.inputs.sampling import choose_rows
+
+torch = pytest.importorskip("torch")
+sklearn_datasets = pytest.importorskip("sklearn.datasets")
+
+MAX_N = 150
+EPOCHS = 3
+LAYERS = ["fc1", "fc2"]
+
+
+def _digits() -> tuple[Any, Any]:
+    d = sklearn_datasets.load_digits()
+    return torch.tensor(d.data / 16.0, dtype=torch.float32), torch.tensor(d.target)
+
+
+class MLP(torch.nn.Module):
+    """64 -> 32 (batch norm, dropout) -> 16 -> 10: batch norm and dropout make eval mode matter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(64, 32)
+        self.bn = torch.nn.BatchNorm1d(32)
+        self.drop = torch.nn.Dropout(0.2)
+        self.fc2 = torch.nn.Linear(32, 16)
+        self.out = torch.nn.Linear(16, 10)
+
+    def forward(self, x: Any) -> Any:
+        h = self.drop(torch.relu(self.bn(self.fc1(x))))
+        return self.out(torch.relu(self.fc2(h)))
+
+
+def _model(seed: int = 0) -> MLP:
+    model = MLP()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return model
+
+
+def _train(monitor_kwargs: dict[str, Any] | None, *, epochs: int = EPOCHS) -> tuple[MLP, Any]:
+    """Train with a fixed seed; with ``monitor_kwargs``, a monitor measures after each epoch."""
+    x, y = _digits()
+    model = _model()
+    monitor = dsecli.TrainingMonitor(model, **monitor_kwargs) if monitor_kwargs is not None else None
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    with torch.random.fork_rng():  # dropout draws from torch's global generator: isolated here
+        torch.manual_seed(2)
+        for epoch in range(epochs):
+            model.train()
+            for idx in torch.randperm(x.shape[0], generator=g).split(128):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+            if monitor is not None:
+                monitor.step(epoch)
+                assert model.training  # the mode it had during training
+    return model, monitor
+
+
+def _read(path: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("monitor") / "run.jsonl"
+    x, y = _digits()
+    kwargs = {"layers": LAYERS, "eval_data": x, "labels": y, "methods": ("dse", "dsmi"), "output": out,
+              "max_n": MAX_N, "seed": 7, "sigma": "median", "device": "cpu"}
+    monitored, monitor = _train(kwargs)
+    plain, _ = _train(None)
+    return {"out": out, "kwargs": kwargs, "monitored": monitored, "plain": plain, "monitor": monitor}
+
+
+def test_rows_hold_every_epoch_layer_and_method(trained: dict[str, Any]) -> None:
+    rows = _read(trained["out"])
+    refs = [None, "labels", "inputs (k-means, k=10)"]
+    expected = {(e, layer, m, r) for e in range(EPOCHS) for layer in LAYERS
+                for m, r in [("dse", refs[0]), ("dsmi", refs[1]), ("dsmi", refs[2])]}
+    got = [(r["checkpoint"], r["series"], r["method"], r["reference"]) for r in rows]
+    assert sorted(got, key=str) == sorted(expected, key=str) and len(got) == len(expected)
+    for r in rows:
+        assert math.isfinite(r["value"])
+        assert r["n_used"] == MAX_N and r["n_total"] == 1797 and r["subsampled"] is True
+        if r["method"] == "dse":
+            assert 0.0 <= r["value"] <= math.log2(MAX_N)
+    assert len({r["rows_digest"] for r in rows}) == 1  # the same rows at every epoch
+    assert len({r["key"] for r in rows}) == len(rows)
+    assert trained["monitor"].rows == rows
+
+
+def test_values_equal_the_public_functions_on_independently_captured_outputs(trained: dict[str, Any]) -> None:
+    model = trained["monitored"]
+    x, y = _digits()
+    idx = choose_rows(x.shape[0], MAX_N, seed=7)
+    model.eval()
+    with torch.no_grad():
+        h1 = model.fc1(x[idx])
+        h2 = model.fc2(model.drop(torch.relu(model.bn(h1))))
+    model.train()
+    last = {(r["series"], r["method"], r["reference"]): r["value"] for r in _read(trained["out"])
+            if r["checkpoint"] == EPOCHS - 1}
+    for layer, z in (("fc1", h1), ("fc2", h2)):
+        assert last[(layer, "dse", None)] == dsecli.diffusion_spectral_entropy(
+            z.numpy(), sigma="median", seed=7, device="cpu").value
+        assert last[(layer, "dsmi", "labels")] == dsecli.diffusion_spectral_mutual_information(
+            z.numpy(), y.numpy()[idx], sigma="median", seed=7, device="cpu").value
+        codes = kmeans(x[idx].numpy().astype(np.float64), 10, seed=7)
+        assert last[(layer, "dsmi", "inputs (k-means, k=10)")] == dsecli.diffusion_spectral_mutual_information(
+            z.numpy(), codes, sigma="median", seed=7, device="cpu", ref_kind="discrete").value
+
+
+def test_monitoring_changes_no_parameter_or_gradient(trained: dict[str, Any]) -> None:
+    monitored, plain = trained["monitored"], trained["plain"]
+    for (name, p), (_, q) in zip(monitored.named_parameters(), plain.named_parameters()):
+        assert torch.equal(p, q), name
+        assert torch.equal(p.grad, q.grad), name
+    for (name, b), (_, c) in zip(monitored.named_buffers(), plain.named_buffers()):
+        assert torch.equal(b, c), name  # batch-norm statistics untouched by the eval passes
+    assert all(not m._forward_hooks for m in monitored.modules())
+
+
+def test_rerun_resumes_and_appends_nothing(trained: dict[str, Any]) -> None:
+    before = trained["out"].read_bytes()
+    again = dsecli.TrainingMonitor(trained["monitored"], **trained["kwargs"])
+    for epoch in range(EPOCHS):
+        assert again.step(epoch) == []
+    assert trained["out"].read_bytes() == before
+
+
+def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
+    x, y = _digits()
+    out = tmp_path / "run.jsonl"
+    model = _model()
+    kwargs = {"layers": ["fc2"], "eval_data": x, "labels": y, "methods": ["dse"], "output": out, "max_n": 60,
+              "sigma": 1.0, "device": "cpu"}
+    first = dsecli.TrainingMonitor(model, **kwargs)
+    assert len(first.step(0)) == 1
+    second = dsecli.TrainingMonitor(model, **kwargs)
+    assert second.step(0) == []
+    new = second.step(1)
+    assert [(r["checkpoint"], r["method"]) for r in new] == [(1, "dse")]
+    assert [r["checkpoint"] for r in _read(out)] == [0, 1]
+
+
+def test_dse_plot_draws_one_line_per_layer_and_reference(trained: dict[str, Any], tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    from typer.testing import CliRunner
+
+    from dsecli.cli import app
+    from dsecli.report.plots import batch_series, read_result_rows
+
+    series = batch_series(read_result_rows(trained["out"]))
+    assert sorted((s.method, s.pattern, s.settings.split(" ")[0]) for s in series) == sorted(
+        [("dse", layer, "σ=median") for layer in LAYERS]
+        + [("dsmi", layer, "ref=labels") for layer in LAYERS]
+        + [("dsmi", layer, "ref=inputs") for layer in LAYERS]  # settings split at the space in "inputs (k-means..."
+    )
+    assert all(s.x == [0.0, 1.0, 2.0] and s.x_kind == "epoch" for s in series)
+    png = tmp_path / "run.png"
+    res = CliRunner().invoke(app, ["plot", str(trained["out"]), "-o", str(png)])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_modes_and_hooks_are_restored_even_on_error() -> None:
+    model = _model()
+    model.eval()
+    model.bn.train()  # a mixed state: each module gets its own flag back
+    bad = torch.zeros(10, 63)  # one feature short: fc1 raises inside the forward pass
+    monitor = dsecli.TrainingMonitor(model, layers=["fc2", "bn"], eval_data=bad, methods=["dse"], device="cpu")
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        monitor.step(0)
+    assert all(not m._forward_hooks for m in model.modules())
+    assert not model.training and model.bn.training and not model.fc1.training
+    x, _ = _digits()
+    ok = dsecli.TrainingMonitor(model, layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0, device="cpu")
+    assert len(ok.step(0)) == 1
+    assert not model.training and model.bn.training
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_nothing_enters_the_autograd_graph_or_the_gradients() -> None:
+    x, y = _digits()
+    model = _model()
+    torch.nn.functional.cross_entropy(model(x[:50]), y[:50]).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    dsecli.TrainingMonitor(model, layers=["fc1"], eval_data=x[:60], labels=y[:60], methods=["dse", "dsmi"],
+                           sigma=1.0, cluster_inputs=3, device="cpu").step(0)
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+
+
+def test_a_dataloader_gives_the_rows_of_the_tensor() -> None:
+    x, y = _digits()
+    model = _model()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:200], y[:200]), batch_size=64)
+    common = {"layers": ["fc2"], "methods": ["dse", "dsmi"], "max_n": 80, "sigma": 1.0, "cluster_inputs": False,
+              "device": "cpu"}
+    from_loader = dsecli.TrainingMonitor(model, eval_data=loader, **common).step(0)
+    from_tensor = dsecli.TrainingMonitor(model, eval_data=x[:200], labels=y[:200], **common).step(0)
+    from_arrays = dsecli.TrainingMonitor(model, eval_data=x[:200].numpy().astype(np.float64),
+                                         labels=y[:200].numpy(), **common).step(0)  # float64 -> the model's float32
+    assert [r["value"] for r in from_loader] == [r["value"] for r in from_tensor] == [r["value"] for r in from_arrays]
+    assert [r["method"] for r in from_loader] == ["dse", "dsmi"]
+
+
+def test_unknown_layer_lists_the_model_modules() -> None:
+    x, _ = _digits()
+    with pytest.raises(InputError, match=re.escape(
+            "`layers`: the model has no module named 'fc9'; its modules are: fc1, bn, drop, fc2, out")):
+        dsecli.TrainingMonitor(_model(), layers=["fc1", "fc9"], eval_data=x)
+
+
+def test_mutual_information_without_any_reference_is_refused() -> None:
+    x, _ = _digits()
+    monitor = dsecli.TrainingMonitor(_model(), layers=["fc1"], eval_data=x[:50], methods=["dsmi"],
+                                     cluster_inputs=False, device="cpu")
+    with pytest.raises(InputError, match=re.escape("methods dsmi need `labels` (or cluster_inputs=True)")):
+        monitor.step(0)
+
+
+def test_unknown_method_and_bad_epoch_are_refused() -> None:
+    x, _ = _digits()
+    with pytest.raises(InputError, match=re.escape("`methods` 'dsx' is unknown; choose from dse,")):
+        dsecli.TrainingMonitor(_model(), layers=["fc1"], eval_data=x, methods=["dsx"])
+    monitor = dsecli.TrainingMonitor(_model(), layers=["fc1"], eval_data=x[:30], methods=["dse"], device="cpu")
+    with pytest.raises(InputError, match=re.escape("`epoch` must be")):
+        monitor.step(-1)
+
+
+def test_not_a_results_file_is_refused_and_left_unchanged(tmp_path: Any) -> None:
+    x, _ = _digits()
+    out = tmp_path / "notes.txt"
+    out.write_text("my notes\n")
+    monitor = dsecli.TrainingMonitor(_model(), layers=["fc1"], eval_data=x[:30], methods=["dse"], output=out,
+                                     device="cpu")
+    with pytest.raises(InputError, match=re.escape(f"{out}: not a dse batch results file (line 1 is not JSON)")):
+        monitor.step(0)
+    assert out.read_text() == "my notes\n"
+
+
+def test_tensorboard_scalars(tmp_path: Any) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = _digits()
+    with dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:80], labels=y[:80], methods=["dse", "dsmi"],
+                                sigma=1.0, cluster_inputs=False, device="cpu", tensorboard=tmp_path / "tb") as mon:
+        rows = mon.step(0) + mon.step(1)
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert sorted(acc.Tags()["scalars"]) == ["dse/fc2", "dsmi/fc2/labels"]
+    got = [(e.step, e.value) for e in acc.Scalars("dse/fc2")]
+    want = [(r["checkpoint"], r["value"]) for r in rows if r["method"] == "dse"]
+    assert [s for s, _ in got] == [s for s, _ in want]
+    np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=1e-6)  # stored as float32
+
+
+def test_lightning_callback_names_the_extra_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in ("lightning", "lightning.pytorch", "pytorch_lightning"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
+    x, _ = _digits()
+    monitor = dsecli.TrainingMonitor(_model(), layers=["fc1"], eval_data=x[:30], methods=["dse"])
+    with pytest.raises(InputError, match=re.escape(
+            'the Lightning callback needs Lightning, which is not installed; install it with: '
+            'pip install "dsecli[lightning]"')):
+        monitor.lightning_callback()
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # Lightning's own (workers, deprecations)
+def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
+    pl = pytest.importorskip("lightning.pytorch")
+    x, y = _digits()
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _model()
+
+        def forward(self, v: Any) -> Any:
+            return self.net(v)
+
+        def training_step(self, batch: Any, _i: int) -> Any:
+            return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    module = Module()
+    monitor = dsecli.TrainingMonitor(module, layers=["net.fc2"], eval_data=x[:80], methods=["dse"], sigma=1.0,
+                                     output=tmp_path / "run.jsonl", device="cpu")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=256)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[monitor.lightning_callback()], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
+    trainer.fit(module, loader)
+    assert [r["checkpoint"] for r in _read(tmp_path / "run.jsonl")] == [0, 1]
