@@ -201,7 +201,7 @@ def _key_fields(digest: str, shape: tuple[int, ...], sigma: float, *, dtype: str
 def diffusion_spectrum(
     x: Any,
     *,
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
@@ -561,7 +561,7 @@ def spectrum_scan(
     *,
     t: str | Sequence[int] | int = DEFAULT_T,
     t_max: int = DEFAULT_T_MAX,
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",

@@ -27,7 +27,7 @@ from dsecli.errors import ComputationError, InputError, check_finite_number
 from dsecli.estimators.common import check_base, check_max_n, check_seed, nats_to
 from dsecli.inputs.prepare import prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import EntropyResult, units_for_base
+from dsecli.results import EntropyResult, ceiling_fields, units_for_base
 
 __all__ = ["renyi_gram_entropy", "covariance_von_neumann_entropy", "rankme_entropy", "spectral_entropy_nats"]
 
@@ -66,9 +66,10 @@ def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, pa
             return_eigenvalues: bool) -> EntropyResult:
     h = spectral_entropy_nats(p, alpha)
     ceiling = math.log(ceiling_len)
+    what = {"n": "N_used", "d": "D", "rank": "min(N_used, D)"}[ceiling_name]
     extra = {"value_nats": h, f"ceiling_{ceiling_name}": nats_to(ceiling, base), "ceiling_nats": ceiling,
-             "ceiling_rule": f"log {ceiling_name} = log {ceiling_len}", "effective_rank": math.exp(h),
-             "n_positive": int(np.sum(p > 0)), **extra}
+             **ceiling_fields(nats_to(h, base), nats_to(ceiling, base), f"log {what} = log {ceiling_len}"),
+             "effective_rank": math.exp(h), "n_positive": int(np.sum(p > 0)), **extra}
     return EntropyResult(
         method=method, value=nats_to(h, base), units=units_for_base(base), base=base, n_used=rows.n_used,
         n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=(),
