@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -242,3 +243,30 @@ def test_batch_holds_one_sigma(tmp_path) -> None:
     d2 = np.sort(pdist(np.vstack([first, second]), "sqeuclidean"))
     assert [r["params"]["sigma"] for r in pooled] == pytest.approx([math.sqrt(d2[(d2.size - 1) // 2] / 2)] * 2)
     assert pooled[1]["params"]["sigma_fixed"]["rows"] == 120
+
+
+def test_cli_warns_on_stderr_and_in_json(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from dsecli.cli import app
+
+    x, _ = unit_norm_embeddings(n=120)
+    np.save(tmp_path / "x.npy", x)
+    med = resolve_sigma("median", _tensor(x)).value
+    res = CliRunner().invoke(app, ["entropy", str(tmp_path / "x.npy"), "--sigma", "10", "--json", "--device", "cpu"])
+    assert res.exit_code == 0
+    out = json.loads(res.stdout)["results"][0]
+    (msg,) = out["warnings"]
+    assert f"the median rule would give sigma={med:.4g}" in msg and f"warning: {msg}" in res.stderr
+    assert out["extra"]["ceiling"] == pytest.approx(math.log2(120)) and out["extra"]["saturated"] is False
+    default = json.loads(CliRunner().invoke(app, ["entropy", str(tmp_path / "x.npy"), "--json", "--device", "cpu"]).stdout)
+    assert default["results"][0]["params"]["sigma_rule"] == "median" and default["results"][0]["warnings"] == []
+
+
+def test_batch_rules_are_named_outside_a_batch() -> None:
+    from dsecli.errors import InputError
+
+    with pytest.raises(InputError, match=re.escape(
+            "`sigma` must be a number > 0, 'median' or 'sqrt-d'; median-first and median-pooled hold one sigma "
+            "across the inputs of a batch (dse batch); got 'median-first'")):
+        diffusion_spectral_entropy(np.eye(5), sigma="median-first", device="cpu")

@@ -255,9 +255,9 @@ def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0) -> SigmaChoice:
         try:
             sigma = float(spec)
         except ValueError:
-            raise InputError(
-                f"`sigma` must be a number > 0, 'median' or 'sqrt-d'; got {sigma!r}"
-            ) from None
+            batch = ("; median-first and median-pooled hold one sigma across the inputs of a batch (dse batch)"
+                     if spec in ("median-first", "median-pooled") else "")
+            raise InputError(f"`sigma` must be a number > 0, 'median' or 'sqrt-d'{batch}; got {sigma!r}") from None
     value = check_positive(sigma, "sigma")
     # 1 / (2 sigma^2) must be finite in the working dtype, else zero distances give 0 * inf = NaN
     smallest = 2.0 * math.sqrt(0.5 / torch.finfo(x.dtype).max)
@@ -362,12 +362,12 @@ def regime_message(reg: KernelRegime) -> str | None:
     ratio = f" ({reg.ratio:.3g} x the median rule)" if reg.ratio is not None else ""
     if reg.kind == "flat":
         what = (f"median off-diagonal affinity {reg.median_affinity:.3g} > {FLAT_MEDIAN_AFFINITY:g} "
-                f"({reg.fraction_above_0_99:.1%} > 0.99): the kernel sees one blob and DSE reflects the data's "
-                "scale rather than its structure (it tends to 0)")
+                f"({reg.fraction_above_0_99:.1%} > 0.99): the kernel sees one blob and the value reflects "
+                "the data's scale rather than its structure (DSE tends to 0)")
     else:
         what = (f"median off-diagonal affinity {reg.median_affinity:.3g} < {ISOLATED_MEDIAN_AFFINITY:g} "
-                f"({reg.fraction_below_1e_6:.1%} < 1e-6): every point is nearly alone and DSE reflects the data's "
-                "scale rather than its structure (it tends to log N)")
+                f"({reg.fraction_below_1e_6:.1%} < 1e-6): every point is nearly alone and the value "
+                "reflects the data's scale rather than its structure (DSE tends to log N)")
     return (f"sigma={reg.sigma:.4g}{ratio} is uninformative for this data: {what}; the median rule would give "
             f"sigma={med} (--sigma median)")
 
