@@ -287,7 +287,7 @@ def sanity_report(
         scale, message = _kernel_scale(arr, sigma, seed)
         stats["kernel"] = scale
         q = scale["affinity_quantiles"]
-        quant = ", ".join(f"{k[1:]}% {v:.2g}" for k, v in q.items() if k in ("q01", "q50", "q99"))
+        quant = ", ".join(f"{int(k[1:])}% {v:.2g}" for k, v in q.items() if k in ("q01", "q50", "q99"))
         ratio = f" = {scale['ratio']:.3g} x the median rule ({scale['sigma_median']:.4g})" if scale["ratio"] else ""
         findings.append(Finding("kernel_scale", "note",
                                 f"sigma {sigma:g}{ratio}; off-diagonal affinity quantiles {quant}"))
