@@ -512,8 +512,8 @@ def results_markdown(dim: dict | None, cor: dict | None, bt: dict | None, rt: di
                     parts.append(f"| {dist} | {int(noise * 100)}% | {d} | " + " | ".join(cells) + " |")
         degenerate = sorted({(r["dist"], r["noise"], r["d"]) for r in dim["rows"] if r.get("degenerate_kernel")})
         if degenerate:
-            parts.append("\nKernel nearly the identity (dsecli's degenerate-kernel warning: > 99% of affinities "
-                         "< 1e-6, sigma = 10 far below the distances, so DSE -> log2 N whatever the structure) for: "
+            parts.append("\nKernel nearly the identity (dsecli's isolated-kernel warning: median affinity "
+                         "< 1e-3, sigma = 10 far below the distances, so DSE -> log2 N whatever the structure) for: "
                          + "; ".join(f"{dist} {int(noise * 100)}% d = {d}" for dist, noise, d in degenerate) + ".")
         parts.append("")
     if cor is not None:

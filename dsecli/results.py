@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EntropyResult", "MIResult", "units_for_base", "json_safe"]
+__all__ = ["EntropyResult", "MIResult", "units_for_base", "json_safe", "ceiling_fields", "units_dependent_fields",
+           "SATURATION_FRACTION", "SATURATION_RULE", "labels_entropy", "log_n_ceiling", "reference_ceiling"]
+
+# A value is "saturated" when it reaches this fraction of its ceiling: it then says more about the
+# ceiling (N, the number of classes, the critic's batch) than about the data.
+SATURATION_FRACTION = 0.95
+SATURATION_RULE = "value >= 95% of ceiling"
 
 
 def units_for_base(base: float) -> str:
@@ -49,6 +55,73 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, (str, int)):
         return value
     return str(value)
+
+
+def labels_entropy(counts: Any, base: float) -> float:
+    """Plug-in entropy H(Y) = -sum p log p of class counts (empty classes skipped), in log base ``base``."""
+    c = np.asarray(counts, dtype=np.float64)
+    c = c[c > 0]
+    if c.size == 0:
+        return 0.0
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum() / math.log(base))
+
+
+def ceiling_fields(value: float, ceiling: float | None, rule: str, *, saturated: bool | None = None,
+                   saturation_rule: str = SATURATION_RULE) -> dict[str, Any]:
+    """The range of a value, for a result's ``extra``: ``ceiling`` (in the value's units), ``ceiling_rule``,
+    ``fraction_of_ceiling`` = value / ceiling, and ``saturated`` with the rule that set it.
+
+    ``saturated`` defaults to ``value >= SATURATION_FRACTION * ceiling``; a ceiling of 0 (one class,
+    one row) has no fraction and is never saturated. ``ceiling=None`` means no finite ceiling.
+
+    Returns
+    -------
+    dict
+        ``ceiling``, ``ceiling_rule``, ``fraction_of_ceiling``, ``saturated``, ``saturation_rule``.
+    """
+    fraction = value / ceiling if ceiling is not None and ceiling > 0 and math.isfinite(value) else None
+    if saturated is None:
+        saturated = fraction is not None and fraction >= SATURATION_FRACTION
+    return {"ceiling": ceiling, "ceiling_rule": rule, "fraction_of_ceiling": fraction, "saturated": bool(saturated),
+            "saturation_rule": saturation_rule}
+
+
+def log_n_ceiling(value: float, n: int, base: float, *, power: int = 1) -> dict[str, Any]:
+    """The ceiling of a spectral entropy of N rows: log N (``power`` 2: log N^2, the matrix-entry entropy).
+
+    Returns
+    -------
+    dict
+        :func:`ceiling_fields` with ceiling ``power * log N / log base``.
+    """
+    rule = "log N_used" if power == 1 else "log N_used^2 = 2 log N_used"
+    return ceiling_fields(value, power * math.log(n) / math.log(base), rule)
+
+
+def reference_ceiling(value: float, counts: Any, base: float, *, what: str = "labels") -> dict[str, Any]:
+    """The ceiling of a mutual information with a discrete reference: H(Y) of the classes used (I(X;Y) <= H(Y)).
+
+    Returns
+    -------
+    dict
+        :func:`ceiling_fields` with ceiling :func:`labels_entropy` of ``counts``.
+    """
+    return ceiling_fields(value, labels_entropy(counts, base), f"H(Y) of the {what} used")
+
+
+def units_dependent_fields() -> dict[str, Any]:
+    """``extra`` of a differential entropy: no ceiling, and the value moves with the data's units
+    (H(aX) = H(X) + D log|a|).
+
+    Returns
+    -------
+    dict
+        ``depends_on_units`` (True), ``ceiling`` (None), ``ceiling_rule``, ``saturated`` (False).
+    """
+    return {"depends_on_units": True, "ceiling": None,
+            "ceiling_rule": "none: a differential entropy, H(aX) = H(X) + D log|a| (depends on the data's units)",
+            "fraction_of_ceiling": None, "saturated": False}
 
 
 @dataclass(frozen=True)
@@ -108,7 +181,10 @@ class EntropyResult(_Result):
     eigenvalues : numpy.ndarray or None
         The operator's eigenvalues (float64, descending) for spectral methods when requested.
     extra : dict
-        Method-specific details (e.g. the approximate solver's error estimate).
+        Method-specific details (e.g. the approximate solver's error estimate), and the value's
+        range (:func:`ceiling_fields`): ``ceiling`` (same units; log N for DSE and the spectral
+        entropies), ``ceiling_rule``, ``fraction_of_ceiling``, ``saturated``; differential
+        entropies (knn) have ``depends_on_units`` instead of a ceiling.
     """
 
     eigenvalues: np.ndarray | None = None
@@ -120,7 +196,9 @@ class MIResult(_Result):
     """A mutual-information estimate; fields as :class:`EntropyResult`.
 
     ``extra`` holds the decomposition when the estimator has one (e.g. DSMI's
-    ``h_marginal``/``h_conditional`` and per-class terms).
+    ``h_marginal``/``h_conditional`` and per-class terms) and the value's range
+    (:func:`ceiling_fields`): H(Y) of the labels or classes used when the reference is discrete
+    (I(X; Y) <= H(Y)), log K for InfoNCE, none for a continuous reference.
     """
 
     quantity = "mutual_information"

@@ -231,7 +231,7 @@ def test_rerun_skips_finished_rows_and_changed_parameters_add_rows(h5file, tmp_p
     spec = f"{path}:/true/epoch_*/embeddings"
     run_batch(spec, reference=f"{path}:/labels", output=out, device="cpu")
     before = out.read_bytes()
-    again = run_batch(spec, reference=f"{path}:/labels", output=out, device="cpu", sigma=10.0, t=1, base=2.0)
+    again = run_batch(spec, reference=f"{path}:/labels", output=out, device="cpu", sigma="median", t=1, base=2.0)
     assert again.computed == 0 and again.skipped == 8 and out.read_bytes() == before
     assert [r["key"] for r in again.rows] == [r["key"] for r in _lines(out)]
     # k is not a parameter of dse or dsmi: nothing new; another sigma: new rows for both methods

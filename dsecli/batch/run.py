@@ -171,6 +171,69 @@ def _load_reference(spec: str, *, ref_kind: str, n_clusters: int, selection: dic
     return Reference(src.label, identity, values, ref_kind, fp, codes, detail, tuple(printed))
 
 
+# one data-derived sigma for every input of a batch, so that a curve over checkpoints is at one scale
+FIXED_SIGMA_RULES = ("median-first", "median-pooled")
+
+
+def fixed_sigma(rule: str, batch_inputs: Sequence[BatchInput], selection: dict[str, Any]) -> dict[str, Any]:
+    """The numeric sigma a batch holds fixed: the median rule on the first input's rows ("median-first") or on
+    a seeded pooled sample of rows from every input ("median-pooled": ceil(4096 / inputs) rows of each,
+    ``np.random.default_rng([seed, index])``), both on the rows the methods use (same selection).
+
+    Returns
+    -------
+    dict
+        ``rule``, ``value`` (data units), ``from`` (the input, or how many inputs), ``rows`` used, and
+        the median rule's ``detail``.
+    """
+    import math
+
+    import torch
+
+    from dsecli.diffusion.kernels import MEDIAN_MAX_ROWS, resolve_sigma
+    from dsecli.inputs.prepare import prepare_rows
+    from dsecli.inputs.readers import open_array
+
+    check_choice(rule, "sigma", FIXED_SIGMA_RULES)
+
+    def rows_of(inp: BatchInput) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # printed with the input's own rows
+            return np.array(prepare_rows(open_array(inp.spec), **selection).data, dtype=np.float64)
+
+    seed = int(selection.get("seed") or 0)
+    if rule == "median-first":
+        x = rows_of(batch_inputs[0])
+        source = batch_inputs[0].label
+    else:
+        per = math.ceil(MEDIAN_MAX_ROWS / len(batch_inputs))
+        parts: list[np.ndarray] = []
+        for inp in batch_inputs:
+            xi = rows_of(inp)
+            if parts and xi.shape[1] != parts[0].shape[1]:
+                raise InputError(f"{inp.label}: `sigma` median-pooled needs one width for every input: it has "
+                                 f"{xi.shape[1]} features, {batch_inputs[0].label} has {parts[0].shape[1]}")
+            take = np.random.default_rng([seed, inp.index]).choice(xi.shape[0], min(per, xi.shape[0]), replace=False)
+            parts.append(xi[np.sort(take)])
+        x = np.concatenate(parts)
+        source = f"{len(batch_inputs)} inputs, up to {per} rows each"
+    choice = resolve_sigma("median", torch.from_numpy(x), seed=seed)
+    return {"rule": rule, "value": choice.value, "from": source, "rows": int(x.shape[0]), "detail": choice.detail}
+
+
+def _takes_sigma(fn: Any) -> bool:
+    return "sigma" in request_params(fn, {"sigma": 1.0})
+
+
+def _request(fn: Any, common: dict[str, Any]) -> dict[str, Any]:
+    """The resume request of a method; sigma is always written out, so rows computed under the old
+    default (10, left out of old keys) are never taken for rows of the median-rule default."""
+    req = request_params(fn, common)
+    if _takes_sigma(fn) and "sigma" not in req:
+        req["sigma"] = "median"
+    return req
+
+
 def _rows_hash_now(inp: BatchInput, selection: dict[str, Any]) -> str | None:
     """The input's rows hash as a computation would see it now (None when it cannot be read)."""
     from dsecli.inputs.prepare import prepare_rows
@@ -267,6 +330,10 @@ def run_batch(
         (and ``bootstrap_scheme``) apply to every method and ``permutations`` to the
         mutual-information methods, as in :func:`dsecli.methods.estimate_mutual_information`;
         their results are in each row's ``extra`` and, when on, they are part of the row's key.
+        ``sigma`` may also be ``"median-first"`` or ``"median-pooled"``: one numeric sigma from the
+        median rule on the first input's rows or on a seeded pooled sample of every input's rows
+        (:func:`fixed_sigma`), used for every input; each row's ``params`` then has ``sigma_rule``
+        (that name) and ``sigma_fixed``.
 
     Returns
     -------
@@ -319,10 +386,18 @@ def run_batch(
             failures.append(_failure(inp.label, message, "open", keep_going))
         batch_inputs = fitting
     method_params = {**params, "n_clusters": n_clusters}
+    fixed = None
+    if isinstance(params.get("sigma"), str) and params["sigma"].strip().lower() in FIXED_SIGMA_RULES:
+        if batch_inputs and any(_takes_sigma(table[m]) for table, names in
+                                ((ENTROPY_METHODS, entropy_methods), (MI_METHODS, mi_methods)) for m in names):
+            fixed = fixed_sigma(params["sigma"].strip().lower(), batch_inputs, selection)
+            method_params["sigma"] = fixed["value"]
+        else:
+            method_params.pop("sigma")
     common = {**selection, **method_params, "ref_kind": ref_kind}
-    requests = {("entropy", m): {**request_params(ENTROPY_METHODS[m], common), **_resampling_request(params, "entropy")}
+    requests = {("entropy", m): {**_request(ENTROPY_METHODS[m], common), **_resampling_request(params, "entropy")}
                 for m in entropy_methods}
-    requests.update({("mi", m): {**request_params(MI_METHODS[m], common), **_resampling_request(params, "mi")}
+    requests.update({("mi", m): {**_request(MI_METHODS[m], common), **_resampling_request(params, "mi")}
                      for m in mi_methods})
 
     planned: list[tuple[BatchInput, list[tuple[str, str, str]]]] = []
@@ -367,6 +442,8 @@ def run_batch(
             for job, outcome in runner:
                 _warn_again(outcome.warnings)
                 for row in outcome.rows:
+                    if fixed is not None and "sigma" in (row.get("params") or {}):
+                        row["params"].update({"sigma_rule": fixed["rule"], "sigma_fixed": fixed})
                     if results_file is not None:
                         results_file.append(row)
                     new_rows[row["key"]] = row

@@ -34,7 +34,6 @@ from dsecli.cli.core import (
     NClustersOpt,
     RefKindOpt,
     RepetitionsOpt,
-    SigmaOpt,
     SolverOpt,
     TolOpt,
     TOpt,
@@ -140,7 +139,12 @@ def batch(
     ref_kind: RefKindOpt = "auto",
     n_clusters: NClustersOpt = 10,
     repetitions: RepetitionsOpt = 5,
-    sigma: SigmaOpt = "10",
+    sigma: Annotated[str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the median rule on "
+                                       "each input), median-first or median-pooled (the median rule once, on the "
+                                       "first input or on a seeded pooled sample of every input's rows, held fixed "
+                                       "for all inputs: one scale along a curve; rule and value in every row's "
+                                       "params), sqrt-d, or a number in data units (10: the paper's setting).")
+                     ] = "median",
     t: TOpt = 1,
     bins: BinsOpt = None,
     k: KOpt = None,

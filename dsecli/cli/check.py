@@ -72,7 +72,7 @@ def check_source(spec: str, *, max_n: int, seed: int, sampler: str, flatten: boo
 def check(
     emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or -.")],
     bins: Annotated[int, typer.Option("--bins", help="Bins per feature for the binned-entropy saturation check.")] = 2,
-    sigma: Annotated[float, typer.Option("--sigma", help="Kernel bandwidth to judge (the dse default is 10).")] = 10.0,
+    sigma: Annotated[float, typer.Option("--sigma", help="Kernel bandwidth to judge against the median rule (default 10, the paper's setting; dse itself defaults to --sigma median).")] = 10.0,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",

@@ -30,7 +30,9 @@ from dsecli.cli._app import (
 from dsecli.report.formats import check_format
 
 SigmaOpt = Annotated[
-    str, typer.Option("--sigma", help="Kernel bandwidth: a number in data units (published default 10), median, or sqrt-d.")
+    str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the median rule, "
+                         "scale-invariant), sqrt-d, or a number in data units (10 is the paper's setting; a number far "
+                         "from the median rule is warned about).")
 ]
 TOpt = Annotated[int, typer.Option("--t", "-t", help="Diffusion time t >= 1 (eigenvalues raised to the power t).")]
 BinsOpt = Annotated[int | None, typer.Option("--bins", help="Bins per dimension for cse/csmi (default 2).")]
@@ -231,7 +233,7 @@ def entropy(
     method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all. dse (default); "
                                         "published variants ase-gaussian, ase-normalized, ase-knn, matrix-entry; "
                                         "baselines cse, knn, knn-weighted; spectral metrics renyi-gram, vne-cov, rankme.")] = "dse",
-    sigma: SigmaOpt = "10",
+    sigma: SigmaOpt = "median",
     t: TOpt = 1,
     bins: BinsOpt = None,
     k: KOpt = None,
@@ -296,7 +298,7 @@ def mi(
     ref_kind: RefKindOpt = "auto",
     n_clusters: NClustersOpt = 10,
     repetitions: RepetitionsOpt = 5,
-    sigma: SigmaOpt = "10",
+    sigma: SigmaOpt = "median",
     t: TOpt = 1,
     bins: BinsOpt = None,
     k: KOpt = None,

@@ -112,8 +112,9 @@ def spectrum(
     t: Annotated[str, typer.Option("--t", "-t", help="Diffusion times to report: 1,2,5,10, a range 1:50, or 1:50:5 "
                                    "(ranges include their end).")] = _DEFAULT_T,
     t_max: Annotated[int, typer.Option("--t-max", min=3, help="The automatic (knee) t is searched on 1..t-max (log-t axis).")] = _DEFAULT_T_MAX,
-    sigma: Annotated[str, typer.Option("--sigma", help="Kernel bandwidth: a number in data units (published default "
-                                       "10), median, or sqrt-d.")] = "10",
+    sigma: Annotated[str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the "
+                                       "median rule, scale-invariant), sqrt-d, or a number in data units (10 is the "
+                                       "paper's setting).")] = "median",
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",

@@ -104,26 +104,22 @@ def _binned_cells(x: np.ndarray, bins: int) -> tuple[int, float]:
     return int(counts.size), entropy_of_probabilities(counts / x.shape[0], base=2.0)
 
 
-def _kernel_scale(x: np.ndarray, sigma: float, seed: int) -> dict[str, Any]:
-    """Median pairwise distance and the kernel degeneracy at ``sigma`` on up to SCALE_ROWS rows."""
+def _kernel_scale(x: np.ndarray, sigma: float, seed: int) -> tuple[dict[str, Any], str | None]:
+    """The kernel's regime at ``sigma`` against the median rule (:func:`dsecli.diffusion.kernels.kernel_regime`),
+    on up to SCALE_ROWS rows, and the regime's warning text (None when informative)."""
     import torch
 
-    from dsecli.diffusion.kernels import gaussian_kernel, kernel_degeneracy, resolve_sigma
+    from dsecli.diffusion.kernels import kernel_regime, regime_message
 
     rows = x
     if x.shape[0] > SCALE_ROWS:
         idx = np.sort(np.random.default_rng(seed).choice(x.shape[0], SCALE_ROWS, replace=False))
         rows = x[idx]
     xt = torch.from_numpy(np.array(rows, dtype=np.float64, copy=True))  # own copy: the rows may be a read-only map
-    out: dict[str, Any] = {"rows": int(rows.shape[0])}
-    try:
-        out["sigma_median"] = resolve_sigma("median", xt, seed=seed).value
-    except Exception:  # noqa: BLE001 - all distances 0: reported as no median
-        out["sigma_median"] = None
-    g = gaussian_kernel(xt, sigma)
-    kind, frac = kernel_degeneracy(g)
-    out.update({"sigma": sigma, "degenerate": kind, "fraction": frac})
-    return out
+    reg = kernel_regime(xt, sigma, seed=seed)
+    out: dict[str, Any] = {"rows": int(rows.shape[0]), **reg.to_dict(), "sigma_median": reg.median_rule_sigma,
+                           "degenerate": reg.kind}
+    return out, regime_message(reg)
 
 
 def sanity_report(
@@ -149,13 +145,15 @@ def sanity_report(
     bins : int
         Bins per feature for the binned-entropy saturation check (CSE default 2).
     sigma : float
-        The kernel bandwidth to judge (the DSE default 10).
+        The kernel bandwidth to judge (default 10, the paper's setting; dse itself defaults to the
+        median rule). ``stats["kernel"]`` holds the median rule's sigma on the same rows, the ratio,
+        the off-diagonal affinity quantiles and the regime (docs/method.md#kernel-regime).
 
     Notes
     -----
     Findings (``code``): ``nonfinite`` (error), ``all_constant``/``duplicates``/
     ``binned_saturation``/``kernel_degenerate``/``float32_overflow`` (warnings),
-    ``constant_columns``, ``n_vs_d``, ``precision``, ``column_scales``, ``binned_cells``,
+    ``constant_columns``, ``kernel_scale``, ``n_vs_d``, ``precision``, ``column_scales``, ``binned_cells``,
     ``subsampled`` (notes). Non-finite rows are left out of every other check.
 
     Returns
@@ -286,16 +284,13 @@ def sanity_report(
                                 f"cse = {h_binned:.3f} bits (log2 N = {math.log2(n):.3f})"))
 
     if n >= 2 and n_distinct >= 2:
-        scale = _kernel_scale(arr, sigma, seed)
+        scale, message = _kernel_scale(arr, sigma, seed)
         stats["kernel"] = scale
-        med = scale["sigma_median"]
-        hint = f"--sigma median (about {med:.3g} on these rows)" if med else "--sigma median"
-        if scale["degenerate"] == "ones":
-            findings.append(Finding("kernel_degenerate", "warning",
-                                    f"with --sigma {sigma:g}, {scale['fraction']:.1%} of affinities are > 0.99: the "
-                                    f"kernel sees one blob and DSE tends to 0; try {hint}"))
-        elif scale["degenerate"] == "zeros":
-            findings.append(Finding("kernel_degenerate", "warning",
-                                    f"with --sigma {sigma:g}, {scale['fraction']:.1%} of affinities are < 1e-6: every "
-                                    f"point is isolated and DSE tends to log2 N; try {hint}"))
+        q = scale["affinity_quantiles"]
+        quant = ", ".join(f"{int(k[1:])}% {v:.2g}" for k, v in q.items() if k in ("q01", "q50", "q99"))
+        ratio = f" = {scale['ratio']:.3g} x the median rule ({scale['sigma_median']:.4g})" if scale["ratio"] else ""
+        findings.append(Finding("kernel_scale", "note",
+                                f"sigma {sigma:g}{ratio}; off-diagonal affinity quantiles {quant}"))
+        if message is not None:
+            findings.append(Finding("kernel_degenerate", "warning", message))
     return SanityReport(where, shape, str(in_dtype), rows.n_total, rows.n_used, findings, stats)

@@ -36,7 +36,14 @@ __all__ = [
     "diffusion_operator",
     "resolve_sigma",
     "SigmaChoice",
-    "kernel_degeneracy",
+    "KernelRegime",
+    "kernel_regime",
+    "classify_median_affinity",
+    "regime_message",
+    "warn_if_uninformative",
+    "regime_params",
+    "FLAT_MEDIAN_AFFINITY",
+    "ISOLATED_MEDIAN_AFFINITY",
 ]
 
 # Row blocks of this many elements (block x N) keep GEMM temporaries near 64 MiB in float64.
@@ -166,16 +173,76 @@ class SigmaChoice:
     detail: dict[str, Any]
 
 
+# The uninformative regime of a Gaussian kernel (docs/method.md#kernel-regime; the measurements are
+# benchmarks/sigma_regimes.py). With m the median squared distance over the median rule's pairs,
+# the median off-diagonal affinity at sigma is exp(-m / (2 sigma^2)) = exp(-(sigma_median / sigma)^2),
+# so these two thresholds are also sigma / sigma_median > 3.08 and < 0.38.
+FLAT_MEDIAN_AFFINITY = 0.9  # above: the kernel sees one blob (DSE -> 0)
+ISOLATED_MEDIAN_AFFINITY = 1e-3  # below: every point is alone (the operator -> identity, DSE -> log N)
+# affinity quantiles reported (fractions of the off-diagonal pairs below them)
+AFFINITY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The off-diagonal squared distances d_ij^2 (i < j) the median rule uses, sorted ascending.
+
+    All rows up to :data:`MEDIAN_MAX_ROWS`; above, a seeded subsample of that many rows
+    (``np.random.default_rng(seed).choice(N, 4096, replace=False)``, sorted), named in the detail.
+    """
+    import numpy as np
+    import torch
+
+    n = x.shape[0]
+    rows = x
+    detail: dict[str, Any] = {"rows": int(n), "exact": True}
+    if n > MEDIAN_MAX_ROWS:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(n, MEDIAN_MAX_ROWS, replace=False))
+        rows = x[torch.as_tensor(idx, device=x.device)]
+        detail = {"rows": MEDIAN_MAX_ROWS, "exact": False, "seed": seed}
+    if rows.shape[0] < 2:
+        raise InputError("`sigma` median needs at least 2 rows")
+    xc = rows - rows.mean(dim=0, keepdim=True)
+    d2 = pairwise_sq_dists(xc)
+    iu = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1, device=d2.device)
+    vals = d2[iu[0], iu[1]]
+    del d2
+    return torch.sort(vals).values, detail
+
+
+def _lower_median(sorted_vals: torch.Tensor) -> float:
+    """The lower median of sorted values (torch.median's convention for an even count)."""
+    return float(sorted_vals[(sorted_vals.numel() - 1) // 2].item())
+
+
+def _median_rule(sorted_d2: torch.Tensor, dtype: torch.dtype) -> float:
+    import torch
+
+    med = _lower_median(sorted_d2)
+    if not med > 0:
+        raise InputError(
+            "`sigma` median: the median pairwise distance is 0 (more than half the rows "
+            "are duplicates); give a numeric --sigma"
+        )
+    value = math.sqrt(med / 2.0)
+    if value < 2.0 * math.sqrt(0.5 / torch.finfo(dtype).max):
+        raise InputError(
+            f"`sigma` median: the median pairwise distance ({math.sqrt(med):.3g}) is too small for "
+            f"{str(dtype).replace('torch.', '')}; rescale the data or give a numeric --sigma"
+        )
+    return value
+
+
 def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0) -> SigmaChoice:
     """Turn ``sigma`` (a number, ``"median"`` or ``"sqrt-d"``) into a number for the data ``x``.
 
     - number: used as is (data units; must be finite and > 0);
     - ``"sqrt-d"``: sqrt(D), as in the paper's blob and ImageNet studies;
     - ``"median"``: sqrt(median_{i<j} d_ij^2 / 2), so that exp(-d^2/(2 sigma^2)) =
-      exp(-d^2 / median d^2). Exact for N <= 4096 rows; above that the median is taken over
-      a seeded subsample of 4096 rows (about 8.4 million pairs), reported in ``detail``.
+      exp(-d^2 / median d^2) and the median off-diagonal affinity is exp(-1) = 0.37 whatever the
+      data's scale. Exact for N <= 4096 rows; above that the median is taken over a seeded
+      subsample of 4096 rows (about 8.4 million pairs), reported in ``detail``.
     """
-    import numpy as np
     import torch
 
     if isinstance(sigma, str):
@@ -183,40 +250,14 @@ def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0) -> SigmaChoice:
         if spec in ("sqrt-d", "sqrtd", "sqrt(d)"):
             return SigmaChoice(math.sqrt(x.shape[1]), "sqrt-d", {"n_features": int(x.shape[1])})
         if spec == "median":
-            n = x.shape[0]
-            rows = x
-            detail: dict[str, Any] = {"rows": int(n), "exact": True}
-            if n > MEDIAN_MAX_ROWS:
-                rng = np.random.default_rng(seed)
-                idx = np.sort(rng.choice(n, MEDIAN_MAX_ROWS, replace=False))
-                rows = x[torch.as_tensor(idx, device=x.device)]
-                detail = {"rows": MEDIAN_MAX_ROWS, "exact": False, "seed": seed}
-            if rows.shape[0] < 2:
-                raise InputError("`sigma` median needs at least 2 rows")
-            xc = rows - rows.mean(dim=0, keepdim=True)
-            d2 = pairwise_sq_dists(xc)
-            iu = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1, device=d2.device)
-            vals = d2[iu[0], iu[1]]
-            del d2
-            med = float(torch.median(vals).item())  # lower median for an even count
-            if not med > 0:
-                raise InputError(
-                    "`sigma` median: the median pairwise distance is 0 (more than half the rows "
-                    "are duplicates); give a numeric --sigma"
-                )
-            value = math.sqrt(med / 2.0)
-            if value < 2.0 * math.sqrt(0.5 / torch.finfo(x.dtype).max):
-                raise InputError(
-                    f"`sigma` median: the median pairwise distance ({math.sqrt(med):.3g}) is too small for "
-                    f"{str(x.dtype).replace('torch.', '')}; rescale the data or give a numeric --sigma"
-                )
-            return SigmaChoice(value, "median", detail)
+            vals, detail = _pair_sq_dists(x, seed=seed)
+            return SigmaChoice(_median_rule(vals, x.dtype), "median", detail)
         try:
             sigma = float(spec)
         except ValueError:
-            raise InputError(
-                f"`sigma` must be a number > 0, 'median' or 'sqrt-d'; got {sigma!r}"
-            ) from None
+            batch = ("; median-first and median-pooled hold one sigma across the inputs of a batch (dse batch)"
+                     if spec in ("median-first", "median-pooled") else "")
+            raise InputError(f"`sigma` must be a number > 0, 'median' or 'sqrt-d'{batch}; got {sigma!r}") from None
     value = check_positive(sigma, "sigma")
     # 1 / (2 sigma^2) must be finite in the working dtype, else zero distances give 0 * inf = NaN
     smallest = 2.0 * math.sqrt(0.5 / torch.finfo(x.dtype).max)
@@ -228,44 +269,125 @@ def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0) -> SigmaChoice:
     return SigmaChoice(value, "given", {})
 
 
-def kernel_degeneracy(g: torch.Tensor) -> tuple[str | None, float]:
-    """Classify the unnormalised kernel G: ``("ones" | "zeros" | None, fraction)``.
+@dataclass(frozen=True)
+class KernelRegime:
+    """Where a bandwidth sits for the data: the median rule's sigma, affinity quantiles, the regime.
 
-    "ones": more than 99% of off-diagonal affinities exceed 0.99 (sigma far above the
-    distances: DSE goes to 0). "zeros": more than 99% are below 1e-6 (sigma far below the
-    distances: the operator is nearly the identity and DSE goes to log2 N). Sampled on up to
-    1,000 rows, so it costs O(1000 N).
+    ``kind`` is ``"flat"`` (median off-diagonal affinity > :data:`FLAT_MEDIAN_AFFINITY`), ``"isolated"``
+    (< :data:`ISOLATED_MEDIAN_AFFINITY`) or None (informative); see :func:`classify_median_affinity`.
     """
-    n = g.shape[0]
-    if n < 2:
-        return None, 0.0
-    rows = g[: min(n, 1000)]
-    off = rows.numel() - rows.shape[0]
-    ones = float(((rows > 0.99).sum() - rows.shape[0]).item()) / off
-    zeros = float((rows < 1e-6).sum().item()) / off
-    if ones > 0.99:
-        return "ones", ones
-    if zeros > 0.99:
-        return "zeros", zeros
-    return None, max(ones, zeros)
+
+    sigma: float
+    median_rule_sigma: float | None
+    ratio: float | None  # sigma / median_rule_sigma
+    median_affinity: float
+    affinity_quantiles: dict[str, float]
+    fraction_above_0_99: float
+    fraction_below_1e_6: float
+    kind: str | None
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON-safe numbers)."""
+        return {"sigma": self.sigma, "median_rule_sigma": self.median_rule_sigma, "ratio": self.ratio,
+                "median_affinity": self.median_affinity, "affinity_quantiles": dict(self.affinity_quantiles),
+                "fraction_above_0_99": self.fraction_above_0_99, "fraction_below_1e_6": self.fraction_below_1e_6,
+                "regime": self.kind or "informative", "pairs": dict(self.detail)}
 
 
-def warn_if_degenerate(g: torch.Tensor, sigma: float) -> str | None:
-    """Emit a :class:`DegenerateKernelWarning` for a degenerate kernel; return its text."""
-    kind, frac = kernel_degeneracy(g)
-    if kind is None:
-        return None
-    if kind == "ones":
-        msg = (
-            f"sigma={sigma:g} is large for this data: {frac:.1%} of off-diagonal affinities are > 0.99, "
-            "so DSE reflects the data's scale rather than its structure (it tends to 0); "
-            "use --sigma median or a smaller --sigma"
-        )
+def classify_median_affinity(median_affinity: float) -> str | None:
+    """The one regime rule: ``"flat"`` above 0.9, ``"isolated"`` below 1e-3, else None.
+
+    Thresholds from benchmarks/sigma_regimes.py (docs/method.md#kernel-regime): past them DSE
+    follows sigma and the data's units (towards 0, or towards log N), not the data's structure.
+    """
+    if median_affinity > FLAT_MEDIAN_AFFINITY:
+        return "flat"
+    if median_affinity < ISOLATED_MEDIAN_AFFINITY:
+        return "isolated"
+    return None
+
+
+def kernel_regime(x: torch.Tensor, sigma: Any, *, seed: int = 0) -> KernelRegime:
+    """The regime of the Gaussian kernel of the rows of ``x`` at ``sigma`` (a number or a rule).
+
+    Computed on the median rule's pairs (all pairs up to 4096 rows, else the seeded subsample of
+    :func:`resolve_sigma`), from squared distances, so affinities near 1 or near 0 keep their
+    precision: the affinity at the q-th quantile is exp(-d^2_(1-q) / (2 sigma^2)). Cost: one
+    Gram product and sort on at most 4096 rows.
+
+    Returns
+    -------
+    KernelRegime
+        The numeric sigma, the median rule's sigma on the same rows and the ratio, the
+        affinity quantiles, the fractions of affinities > 0.99 and < 1e-6, and the regime.
+    """
+    vals, detail = _pair_sq_dists(x, seed=seed)
+    try:
+        med_sigma: float | None = _median_rule(vals, x.dtype)
+    except InputError:  # more than half the pairs at distance 0: no median rule, the kernel is flat anyway
+        med_sigma = None
+    if isinstance(sigma, SigmaChoice):
+        value = sigma.value
+    elif isinstance(sigma, str) and sigma.strip().lower() == "median":
+        if med_sigma is None:
+            _median_rule(vals, x.dtype)  # raises the median rule's own message
+        value = float(med_sigma)  # type: ignore[arg-type]
     else:
-        msg = (
-            f"sigma={sigma:g} is small for this data: {frac:.1%} of off-diagonal affinities are < 1e-6, "
-            "so DSE reflects the data's scale rather than its structure (it tends to log2 N); "
-            "use --sigma median or a larger --sigma"
-        )
-    warnings.warn(msg, DegenerateKernelWarning, stacklevel=3)
-    return msg
+        value = resolve_sigma(sigma, x, seed=seed).value
+    m = vals.numel()
+    scale = 1.0 / (2.0 * value * value)
+
+    def affinity_at(q: float) -> float:  # q-th quantile of the affinities = (1 - q)-th of the distances
+        return math.exp(-float(vals[min(m - 1, max(0, int(round((1.0 - q) * (m - 1)))))].item()) * scale)
+
+    quantiles = {f"q{round(q * 100):02d}": affinity_at(q) for q in AFFINITY_QUANTILES}
+    median_affinity = math.exp(-_lower_median(vals) * scale)
+    import torch
+
+    above = float(torch.searchsorted(vals, -math.log(0.99) / scale, right=False).item()) / m
+    below = 1.0 - float(torch.searchsorted(vals, -math.log(1e-6) / scale, right=True).item()) / m
+    return KernelRegime(
+        sigma=value, median_rule_sigma=med_sigma, ratio=None if med_sigma is None else value / med_sigma,
+        median_affinity=median_affinity, affinity_quantiles=quantiles, fraction_above_0_99=above,
+        fraction_below_1e_6=below, kind=classify_median_affinity(median_affinity), detail=detail,
+    )
+
+
+def regime_message(reg: KernelRegime) -> str | None:
+    """The warning text for a kernel in the uninformative regime (None when informative)."""
+    if reg.kind is None:
+        return None
+    med = f"{reg.median_rule_sigma:.4g}" if reg.median_rule_sigma is not None else "n/a"
+    ratio = f" ({reg.ratio:.3g} x the median rule)" if reg.ratio is not None else ""
+    if reg.kind == "flat":
+        what = (f"median off-diagonal affinity {reg.median_affinity:.3g} > {FLAT_MEDIAN_AFFINITY:g} "
+                f"({reg.fraction_above_0_99:.1%} > 0.99): the kernel sees one blob and the value reflects "
+                "the data's scale rather than its structure (DSE tends to 0)")
+    else:
+        what = (f"median off-diagonal affinity {reg.median_affinity:.3g} < {ISOLATED_MEDIAN_AFFINITY:g} "
+                f"({reg.fraction_below_1e_6:.1%} < 1e-6): every point is nearly alone and the value "
+                "reflects the data's scale rather than its structure (DSE tends to log N)")
+    return (f"sigma={reg.sigma:.4g}{ratio} is uninformative for this data: {what}; the median rule would give "
+            f"sigma={med} (--sigma median)")
+
+
+def warn_if_uninformative(x: torch.Tensor, choice: SigmaChoice, *, seed: int = 0) -> KernelRegime | None:
+    """Emit a :class:`DegenerateKernelWarning` when ``choice`` puts the kernel of ``x`` in the uninformative
+    regime (:func:`classify_median_affinity`); return the regime (None for the median rule, which sits at
+    median affinity exp(-1) by construction and is not checked again)."""
+    if choice.rule == "median":
+        return None
+    reg = kernel_regime(x, choice, seed=seed)
+    msg = regime_message(reg)
+    if msg is not None:
+        warnings.warn(msg, DegenerateKernelWarning, stacklevel=3)
+    return reg
+
+
+def regime_params(reg: KernelRegime | None) -> dict[str, Any]:
+    """The regime as result parameters: ``{"kernel_regime": {...}}`` or nothing for the median rule."""
+    if reg is None:
+        return {}
+    return {"kernel_regime": {"regime": reg.kind or "informative", "median_rule_sigma": reg.median_rule_sigma,
+                              "sigma_over_median_rule": reg.ratio, "median_affinity": reg.median_affinity}}

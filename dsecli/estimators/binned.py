@@ -8,6 +8,7 @@ dimensionality that DSE avoids. Conventions: docs/method.md#binning, exactly as 
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -22,7 +23,7 @@ from dsecli.inputs.prepare import prepare_pair, prepare_rows
 from dsecli.inputs.reference import REF_KINDS, reference_classes
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
-from dsecli.results import EntropyResult, MIResult, units_for_base
+from dsecli.results import SATURATION_RULE, EntropyResult, MIResult, ceiling_fields, reference_ceiling, units_for_base
 
 # bins per dimension beyond this are refused (the edges array alone would take memory for nothing)
 MAX_BINS = 1_000_000
@@ -102,10 +103,22 @@ def binned_shannon_entropy(
         data = host_array(rows.data, np.float64)
         value, cells = binned_entropy_of_array(data, bins, base=base)
     params = {"bins": bins, "max_n": max_n, "seed": seed, "sampler": sampler, "n_features": int(data.shape[1])}
+    extra = {"occupied_cells": cells, **_cse_ceiling(value, rows.n_used, int(data.shape[1]), bins, cells, base)}
     return EntropyResult(
         method="cse", value=value, units=units_for_base(base), base=base, n_used=rows.n_used, n_total=rows.n_total,
-        params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes), extra={"occupied_cells": cells},
+        params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes), extra=extra,
     )
+
+
+def _cse_ceiling(value: float, n: int, d: int, bins: int, cells: int, base: float) -> dict[str, Any]:
+    """CSE <= min(log N, D log bins); saturated also when every occupied cell holds one row (CSE = log N:
+    the histogram then counts rows, not structure)."""
+    log_n, log_grid = math.log(n), d * math.log(bins) if bins > 1 else 0.0
+    rule = "log N_used" if log_n <= log_grid else "D log bins (the grid's cells)"
+    out = ceiling_fields(value, min(log_n, log_grid) / math.log(base), rule,
+                         saturation_rule=f"{SATURATION_RULE}, or every occupied cell holds one row")
+    out["saturated"] = bool(out["saturated"] or (cells == n and n > 1))
+    return out
 
 
 def binned_shannon_mutual_information(
@@ -183,6 +196,8 @@ def binned_shannon_mutual_information(
     }
     if classes.detail:
         params["reference_detail"] = classes.detail
+    details.update(reference_ceiling(value, classes.counts, base,
+                                     what="labels" if classes.kind == "labels" else f"classes ({classes.kind})"))
     return MIResult(
         method="csmi", value=value, units=units_for_base(base), base=base, n_used=rows.n_used, n_total=rows.n_total,
         params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes), extra=details,

@@ -23,7 +23,7 @@ from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
 from dsecli.inputs.checks import host_array
 from dsecli.inputs.prepare import prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import EntropyResult, units_for_base
+from dsecli.results import EntropyResult, units_dependent_fields, units_for_base
 
 __all__ = ["kozachenko_leonenko_entropy", "log_unit_ball_volume", "distinct_rows"]
 
@@ -169,5 +169,5 @@ def kozachenko_leonenko_entropy(
     return EntropyResult(
         method="knn", value=nats_to(h_nats, base), units=units_for_base(base), base=base, n_used=rows.n_used,
         n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
-        extra={"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats},
+        extra={"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats, **units_dependent_fields()},
     )

@@ -24,7 +24,7 @@ from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
 from dsecli.inputs.checks import host_array
 from dsecli.inputs.prepare import prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import EntropyResult, units_for_base
+from dsecli.results import EntropyResult, units_dependent_fields, units_for_base
 
 __all__ = ["weighted_kl_entropy", "bsy_weights", "default_weighted_k", "WEIGHT_NORM_WARN"]
 
@@ -211,6 +211,6 @@ def weighted_kl_entropy(
         method="knn-weighted", value=nats_to(h_nats, base), units=units_for_base(base), base=base,
         n_used=rows.n_used, n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start,
         warnings=tuple(notes),
-        extra={"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats, "weights": w.tolist(),
+        extra={"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats, **units_dependent_fields(), "weights": w.tolist(),
                "per_k_nats": per_k.tolist(), "weights_norm": w_norm},
     )

@@ -32,7 +32,7 @@ from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, ksg_counts, r
 from dsecli.inputs.prepare import prepare_pair
 from dsecli.inputs.reference import REF_KINDS
 from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import MIResult, units_for_base
+from dsecli.results import MIResult, ceiling_fields, reference_ceiling, units_for_base
 
 __all__ = ["ksg_mutual_information", "add_jitter", "resolve_ksg_norms", "DEFAULT_JITTER",
            "KSG_DEFAULTS"]
@@ -288,8 +288,13 @@ def ksg_mutual_information(
     }
     if "block_rows" in res.detail:
         params["block_rows"] = res.detail["block_rows"]
+    value = nats_to(mi_nats, base)
+    if classes is None:
+        extra.update(ceiling_fields(value, None, "none: continuous reference (I(X;Y) has no finite bound)"))
+    else:
+        extra.update(reference_ceiling(value, np.bincount(codes_k), base))
     return MIResult(
-        method="ksg", value=nats_to(mi_nats, base), units=units_for_base(base), base=base, n_used=rows.n_used,
+        method="ksg", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
         n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
         extra=extra,
     )

@@ -26,7 +26,7 @@ from dsecli.estimators.common import (
 from dsecli.inputs.prepare import prepare_pair
 from dsecli.inputs.reference import REF_KINDS
 from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import MIResult, units_for_base
+from dsecli.results import MIResult, ceiling_fields, reference_ceiling, units_for_base
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -246,6 +246,17 @@ def _check_training(**kw: Any) -> dict[str, Any]:
     return st
 
 
+def _neural_ceiling(value: float, extra_obj: dict[str, Any], classes: Any, base: float) -> dict[str, Any]:
+    """The value's range: the smaller of InfoNCE's log K and H(Y) of labels; none for MINE on a continuous Y."""
+    if classes is not None:
+        labels = reference_ceiling(value, np.bincount(classes.codes), base)
+        if "ceiling" not in extra_obj or labels["ceiling"] < extra_obj["ceiling"]:
+            return {**labels, "ceiling_nats": labels["ceiling"] * math.log(base)}
+    if "ceiling" in extra_obj:
+        return ceiling_fields(value, extra_obj["ceiling"], extra_obj["ceiling_rule"])
+    return ceiling_fields(value, None, "none: continuous reference (I(X;Y) has no finite bound)")
+
+
 def _train_neural(
     rows: Any, yv: np.ndarray, *, objective: Any, settings: dict[str, Any], y_label: str | None, ref_kind: str,
     seed: int, sampler: str, max_n: int | None, dev: torch.device, dt: torch.dtype, base: float, start: float,
@@ -328,6 +339,7 @@ def _train_neural(
                 DataQualityWarning,
                 stacklevel=3,
             )
+        extra_obj.update(_neural_ceiling(nats_to(value_nats, base), extra_obj, classes, base))
     params = {
         "hidden_units": st["hidden_units"], "hidden_layers": st["hidden_layers"], "activation": ACTIVATION,
         "epochs": st["epochs"], "batch_size": batch, "learning_rate": st["learning_rate"], "optimizer": "adam",

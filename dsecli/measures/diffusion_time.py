@@ -54,7 +54,7 @@ import numpy as np
 from dsecli.diffusion.spectrum import spectral_entropy
 from dsecli.errors import DseWarning, InputError, check_positive, check_positive_int
 from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import json_safe, units_for_base
+from dsecli.results import json_safe, log_n_ceiling, units_for_base
 
 __all__ = [
     "DEFAULT_T",
@@ -201,7 +201,7 @@ def _key_fields(digest: str, shape: tuple[int, ...], sigma: float, *, dtype: str
 def diffusion_spectrum(
     x: Any,
     *,
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
@@ -499,7 +499,8 @@ class SpectrumScan:
             "params": s.params,
             "rows_sha256": s.rows_sha256,
             "cache": s.cache,
-            "dse": [{"t": int(t), "value": float(v)} for t, v in zip(self.t_values, self.dse_values)],
+            "dse": [{"t": int(t), "value": float(v), **log_n_ceiling(float(v), s.n_used, self.base)}
+                    for t, v in zip(self.t_values, self.dse_values)],
             "auto_t": {k: c.to_dict() for k, c in self.auto_t.items()},
             "spectrum_summary": spectrum_summary(s.eigenvalues),
             "elapsed_s": self.elapsed_s,
@@ -561,7 +562,7 @@ def spectrum_scan(
     *,
     t: str | Sequence[int] | int = DEFAULT_T,
     t_max: int = DEFAULT_T_MAX,
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",

@@ -24,11 +24,11 @@ from dsecli.device import (
 from dsecli.diffusion.kernels import (
     SigmaChoice,
     gaussian_kernel,
-    gaussian_kernel_rows,
     pairwise_sq_dists,
+    regime_params,
     resolve_sigma,
     symmetric_normalize_,
-    warn_if_degenerate,
+    warn_if_uninformative,
 )
 from dsecli.diffusion.plan import check_dense_memory
 from dsecli.diffusion.spectrum import (
@@ -52,7 +52,7 @@ from dsecli.inputs.prepare import Prepared, prepare_pair, prepare_rows
 from dsecli.inputs.reference import REF_KINDS, reference_classes
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
-from dsecli.results import EntropyResult, MIResult, units_for_base
+from dsecli.results import EntropyResult, MIResult, log_n_ceiling, reference_ceiling, units_for_base
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -123,7 +123,7 @@ def _sorted_desc(lam: torch.Tensor) -> np.ndarray:
 def diffusion_spectral_entropy(
     x: Any,
     *,
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     t: int = 1,
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
@@ -156,7 +156,11 @@ def diffusion_spectral_entropy(
         :func:`~dsecli.inputs.prepare.prepare_rows`; ``max_n``, ``sampler``, ``flatten`` and
         ``drop_nonfinite`` then do not apply)
     sigma : float or {"median", "sqrt-d"}
-        Kernel bandwidth in data units (published default 10).
+        Kernel bandwidth: "median" (default; the median rule of
+        :func:`dsecli.diffusion.kernels.resolve_sigma`, scale-invariant) or a number in data units
+        (the paper's setting is 10). A number that puts the kernel in the uninformative regime
+        (docs/method.md#kernel-regime) raises a :class:`~dsecli.errors.DegenerateKernelWarning`
+        naming the median rule's sigma; ``params["kernel_regime"]`` records the check.
     t : int >= 1
         Diffusion time.
     max_n : int or None
@@ -219,24 +223,18 @@ def diffusion_spectral_entropy(
         plan = _checked_plan(rows.n_used, xt, solver=solver, t=t, return_eigenvalues=return_eigenvalues,
                              max_seconds=max_seconds)
         choice = resolve_sigma(sigma, xt, seed=seed)
+        regime = warn_if_uninformative(xt, choice, seed=seed)
         if plan["solver"] == "exact":
             with Timer(xt.device) as tk:
-                g = gaussian_kernel(xt, choice.value)
-                warn_if_degenerate(g, choice.value)
-                a = symmetric_normalize_(g)
+                a = symmetric_normalize_(gaussian_kernel(xt, choice.value))
             with Timer(xt.device) as te:
                 lam = symmetric_eigenvalues(a)
-            del a, g
+            del a
             value = spectral_entropy(lam, t=t, base=base)
             extra: dict[str, Any] = {"timings_s": {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}}
         else:
-            with Timer(xt.device) as th:
-                head = _kernel_head(xt, choice.value)
-                warn_if_degenerate(head, choice.value)
-                del head
             value, extra = _approximate_dse(xt, choice.value, plan=plan, t=t, base=base, seed=seed, tol_bits=tol_bits)
-            extra["timings_s"]["kernel"] += th.elapsed_s
-    params = {**_sigma_params(choice), "t": t, "solver": plan["solver"],
+    params = {**_sigma_params(choice), **regime_params(regime), "t": t, "solver": plan["solver"],
               **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
     if solver != plan["solver"]:
         params["solver_requested"] = solver
@@ -245,6 +243,7 @@ def diffusion_spectral_entropy(
     if max_seconds is not None:
         params["max_seconds"] = max_seconds
     extra["plan"] = plan
+    extra.update(log_n_ceiling(value, rows.n_used, base))
     return EntropyResult(
         method="dse",
         value=value,
@@ -281,12 +280,6 @@ def _checked_plan(n: int, xt: torch.Tensor, *, solver: str, t: int, return_eigen
             "another solver or device, or a larger limit"
         )
     return plan
-
-
-def _kernel_head(xt: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The first (up to) 1,000 rows of G, for the degeneracy check without an N x N kernel."""
-    xc = xt - xt.mean(dim=0, keepdim=True)
-    return gaussian_kernel_rows(xc, (xc * xc).sum(dim=1), 0, min(xt.shape[0], 1000), sigma)
 
 
 def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t: int, base: float, seed: int,
@@ -354,7 +347,7 @@ def adjacency_spectral_entropy(
     x: Any,
     *,
     kernel: str = "gaussian",
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     k: int = 10,
     t: int = 1,
     max_n: int | None = DEFAULT_MAX_N,
@@ -394,26 +387,27 @@ def adjacency_spectral_entropy(
             extra_params["k"] = k
         else:
             choice = resolve_sigma(sigma, xt, seed=seed)
+            extra_params.update(regime_params(warn_if_uninformative(xt, choice, seed=seed)))
             g = gaussian_kernel(xt, choice.value)
-            warn_if_degenerate(g, choice.value)
             if kernel == "normalized":
                 symmetric_normalize_(g)
             lam = symmetric_eigenvalues(g)
             del g
-            extra_params.update(_sigma_params(choice))
+            extra_params = {**_sigma_params(choice), **extra_params}
         value = spectral_entropy(lam, t=t, base=base)
     params = {"kernel": kernel, **extra_params, "t": t, **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
     return EntropyResult(
         method=f"ase-{kernel}", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
         n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
         eigenvalues=_sorted_desc(lam) if return_eigenvalues else None,
+        extra=log_n_ceiling(value, rows.n_used, base),
     )
 
 
 def matrix_entry_entropy(
     x: Any,
     *,
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     max_n: int | None = DEFAULT_MAX_N,
     seed: int = 0,
     sampler: str = "numpy",
@@ -438,18 +432,20 @@ def matrix_entry_entropy(
                             flatten=flatten, drop_nonfinite=drop_nonfinite)
     with _Collect(rows.warnings) as notes:
         choice = resolve_sigma(sigma, xt, seed=seed)
+        regime = warn_if_uninformative(xt, choice, seed=seed)
         g = gaussian_kernel(xt, choice.value)
-        warn_if_degenerate(g, choice.value)
         k = symmetric_normalize_(g)
         k.abs_()
         k.div_(k.sum(dim=1, keepdim=True))
         k.div_(k.sum())
         value = entropy_of_probabilities(k.double().cpu().numpy().ravel(), base=base)
         del k, g
-    params = {**_sigma_params(choice), **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
+    params = {**_sigma_params(choice), **regime_params(regime),
+              **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
     return EntropyResult(
         method="matrix-entry", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
         n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
+        extra=log_n_ceiling(value, rows.n_used, base, power=2),
     )
 
 
@@ -457,7 +453,7 @@ def diffusion_spectral_mutual_information(
     x: Any,
     y: Any = None,
     *,
-    sigma: float | str = 10.0,
+    sigma: float | str = "median",
     t: int = 1,
     ref_kind: str = "auto",
     n_clusters: int = 10,
@@ -526,11 +522,9 @@ def diffusion_spectral_mutual_information(
         plans, shared = _plan_class_sizes(rows.n_used, xt, classes.counts, solver=solver, t=t,
                                           repetitions=repetitions, max_seconds=max_seconds)
         choice = resolve_sigma(sigma, xt, seed=seed)
+        regime = warn_if_uninformative(xt, choice, seed=seed)
         if shared:
             g = gaussian_kernel(xt, choice.value)
-            warn_if_degenerate(g, choice.value)
-        else:
-            warn_if_degenerate(_kernel_head(xt, choice.value), choice.value)
 
         def entropy_of_rows(idx: np.ndarray) -> float:
             nonlocal approx_runs, last_error
@@ -555,13 +549,15 @@ def diffusion_spectral_mutual_information(
             entropy_of_rows, classes, repetitions=repetitions, seed=seed, sampler=sampler,
             error_of_last=error_of_last if any(p["solver"] == "approx" for p in plans.values()) else None,
         )
+    details.update(reference_ceiling(value, classes.counts, base,
+                                     what="labels" if classes.kind == "labels" else f"classes ({classes.kind})"))
     details["solvers"] = {str(n): p["solver"] for n, p in sorted(plans.items())}
     details["shared_kernel"] = shared
     if "error_estimate" in details:
         details["error_estimate_bits"] = details["error_estimate"] * math.log(base) / math.log(2.0)
         details["approx_runs"] = approx_runs
     params = {
-        **_sigma_params(choice), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
+        **_sigma_params(choice), **regime_params(regime), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
         "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions,
         **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
     }

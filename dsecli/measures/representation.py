@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from dsecli.device import dtype_name, to_tensor
-from dsecli.errors import ComputationError, InputError, check_finite_number
+from dsecli.errors import CollectWarnings, ComputationError, InputError, check_finite_number
 from dsecli.estimators.common import check_base, check_max_n, check_seed, nats_to
 from dsecli.inputs.prepare import prepare_rows
 from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import EntropyResult, units_for_base
+from dsecli.results import EntropyResult, ceiling_fields, units_for_base
 
 __all__ = ["renyi_gram_entropy", "covariance_von_neumann_entropy", "rankme_entropy", "spectral_entropy_nats"]
 
@@ -63,15 +63,16 @@ def _spectrum_probabilities(vals: Any, what: str) -> np.ndarray:
 
 def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, params: dict[str, Any],
             extra: dict[str, Any], start: float, ceiling_len: int, ceiling_name: str,
-            return_eigenvalues: bool) -> EntropyResult:
+            return_eigenvalues: bool, notes: tuple[str, ...] = ()) -> EntropyResult:
     h = spectral_entropy_nats(p, alpha)
     ceiling = math.log(ceiling_len)
+    what = {"n": "N_used", "d": "D", "rank": "min(N_used, D)"}[ceiling_name]
     extra = {"value_nats": h, f"ceiling_{ceiling_name}": nats_to(ceiling, base), "ceiling_nats": ceiling,
-             "ceiling_rule": f"log {ceiling_name} = log {ceiling_len}", "effective_rank": math.exp(h),
-             "n_positive": int(np.sum(p > 0)), **extra}
+             **ceiling_fields(nats_to(h, base), nats_to(ceiling, base), f"log {what} = log {ceiling_len}"),
+             "effective_rank": math.exp(h), "n_positive": int(np.sum(p > 0)), **extra}
     return EntropyResult(
         method=method, value=nats_to(h, base), units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=(),
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=notes,
         eigenvalues=p if return_eigenvalues else None, extra=extra,
     )
 
@@ -142,17 +143,19 @@ def renyi_gram_entropy(
                                          drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
     import torch
 
-    from dsecli.diffusion.kernels import gaussian_kernel, resolve_sigma
+    from dsecli.diffusion.kernels import gaussian_kernel, regime_params, resolve_sigma, warn_if_uninformative
 
-    choice = resolve_sigma(sigma, xt, seed=seed)
-    g = gaussian_kernel(xt, choice.value)
-    vals = torch.linalg.eigvalsh(g / g.diagonal().sum())
-    p = _spectrum_probabilities(vals, "Gram matrix")
-    params = {"alpha": alpha, "sigma": choice.value, "sigma_rule": choice.rule, "kernel": "gaussian",
+    with CollectWarnings(rows.warnings) as notes:
+        choice = resolve_sigma(sigma, xt, seed=seed)
+        regime = regime_params(warn_if_uninformative(xt, choice, seed=seed))
+        g = gaussian_kernel(xt, choice.value)
+        vals = torch.linalg.eigvalsh(g / g.diagonal().sum())
+        p = _spectrum_probabilities(vals, "Gram matrix")
+    params = {"alpha": alpha, "sigma": choice.value, "sigma_rule": choice.rule, **regime, "kernel": "gaussian",
               "normalisation": "trace", "max_n": max_n, "seed": seed, "sampler": sampler, "device": str(xt.device),
               "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
     return _result("renyi-gram", p, alpha, base, rows, params, {}, start, int(xt.shape[0]), "n",
-                   return_eigenvalues)
+                   return_eigenvalues, notes=tuple(notes))
 
 
 def covariance_von_neumann_entropy(

@@ -12,7 +12,8 @@ from typing import Any
 from dsecli.results import json_safe
 from dsecli.version import __version__
 
-__all__ = ["make_report", "format_value", "format_params", "format_uncertainty", "report_table", "arrays_table"]
+__all__ = ["make_report", "format_value", "format_params", "format_uncertainty", "format_ceiling", "report_table",
+           "arrays_table"]
 
 # parameters shown in the table's "parameters" column; everything else stays in the JSON
 _SHOWN = ("sigma", "sigma_rule", "t", "bins", "k", "metric", "kernel", "solver", "n_classes", "classes_from",
@@ -66,6 +67,16 @@ def format_uncertainty(extra: Any) -> str:
     if isinstance(p, dict) and p.get("p_value") is not None:
         out.append(f"p={p['p_value']:.2g} (P={p['P']})")
     return "; ".join(out)
+def format_ceiling(extra: dict[str, Any]) -> str:
+    """The ceiling cell: ``"10.97 (36%)"``, ``"3.322 (99%) saturated"``, ``"units-dependent"`` or ``""``."""
+    if extra.get("depends_on_units"):
+        return "units-dependent"
+    ceiling = extra.get("ceiling")
+    if ceiling is None:
+        return ""
+    frac = extra.get("fraction_of_ceiling")
+    cell = format_value(ceiling) + (f" ({frac:.0%})" if frac is not None else "")
+    return cell + " saturated" if extra.get("saturated") else cell
 
 
 def report_table(report: dict[str, Any]) -> Any:
@@ -78,6 +89,7 @@ def report_table(report: dict[str, Any]) -> Any:
     table.add_column("method", style="bold")
     table.add_column("value", justify="right")
     table.add_column("units")
+    table.add_column("ceiling (%)", justify="right")
     table.add_column("± error", justify="right")
     intervals = [format_uncertainty(r.get("extra")) for r in report["results"]]
     if any(intervals):
@@ -89,7 +101,8 @@ def report_table(report: dict[str, Any]) -> Any:
         # the estimator's own uncertainty: the approximate solver's error bound, MINE's spread
         err = next((extra[k] for k in _ERROR_KEYS if isinstance(extra, dict) and extra.get(k) is not None), None)
         table.add_row(
-            r["method"], format_value(r["value"]), r["units"], "" if err is None else format_value(err),
+            r["method"], format_value(r["value"]), r["units"], format_ceiling(extra if isinstance(extra, dict) else {}),
+            "" if err is None else format_value(err),
             *([interval] if any(intervals) else []),
             format_params(r.get("params") or {}), f"{r['elapsed_s']:.3g}" if r.get("elapsed_s") is not None else "",
         )
