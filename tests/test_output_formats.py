@@ -60,6 +60,15 @@ def _table_of(text: str, fmt: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text), delimiter="," if fmt == "csv" else "\t"))
 
 
+def _flat(d: dict, prefix: str):
+    """(dotted key, leaf value) pairs, as the csv/tsv columns name nested fields."""
+    for key, value in d.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}", value
+
+
 @pytest.mark.parametrize("fmt", ["csv", "tsv"])
 def test_csv_and_tsv_parse_back_to_the_json_values(emb, fmt) -> None:
     args = ["entropy", str(emb), "-m", "dse,knn,cse", "--device", "cpu"]
@@ -69,8 +78,8 @@ def test_csv_and_tsv_parse_back_to_the_json_values(emb, fmt) -> None:
     for row, want in zip(rows, report["results"]):
         assert float(row["value"]) == want["value"]  # shortest repr: the exact float, not a rounded one
         assert int(row["n_used"]) == want["n_used"] and row["units"] == want["units"]
-        for key, value in want["params"].items():
-            cell = row[f"params.{key}"]
+        for key, value in _flat(want["params"], "params"):
+            cell = row[key]
             if value is None:
                 assert cell == ""
             elif isinstance(value, bool):
