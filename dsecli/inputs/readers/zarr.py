@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ArraySource, corrupt, optional_module, shown
+from dsecli.inputs.readers._common import ArraySource, corrupt, first_line, optional_module, shown
 
 _MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -57,9 +57,10 @@ def _unwritten(arr: Any) -> str | None:
         total, written = int(arr.nchunks), int(arr.nchunks_initialized)
     except Exception:  # noqa: BLE001 - a store that cannot list its chunks: nothing to say
         return None
+    fill = arr.fill_value.item() if hasattr(arr.fill_value, "item") else arr.fill_value
     if written < total and np.prod(arr.shape) > 0:
         return (f"was only partly written ({total - written} of {total} chunks never written), so zarr would read "
-                f"those values as the fill value ({arr.fill_value!r}); write the data first")
+                f"those values as the fill value ({fill!r}); write the data first")
     return None
 
 
@@ -94,7 +95,11 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
     def reader(rows: np.ndarray | None) -> np.ndarray:
         z = _open(path)
         a = z if key == "/" else z[key.lstrip("/")]
-        out = a[...] if rows is None else a.oindex[(rows,) + (slice(None),) * (len(shape) - 1)]
+        try:
+            out = a[...] if rows is None else a.oindex[(rows,) + (slice(None),) * (len(shape) - 1)]
+        except Exception as exc:  # noqa: BLE001 - codecs raise their own errors (RuntimeError, ZstdError, ...)
+            raise InputError(f"{label}: cannot read the data, a chunk may be corrupt or truncated "
+                             f"({first_line(exc)})") from exc
         return np.asarray(out, dtype=str) if labels else np.asarray(out)
 
     dtype = np.dtype("U") if labels else np.dtype(str(arr.dtype) if not hasattr(arr.dtype, "to_native_dtype")
