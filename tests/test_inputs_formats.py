@@ -244,6 +244,14 @@ def _zarr_store(path: Path, fmt: int, arrays: dict[str, np.ndarray], chunk_rows:
         arr[...] = a
 
 
+def _chunk_file(array_dir: Path, i: int) -> Path:
+    """The file of row-chunk ``i`` of a 2-D array: ``i.0`` in format 2, ``c/i/0`` in format 3."""
+    found = [p for p in array_dir.rglob("*") if p.is_file() and p.relative_to(array_dir).parts in
+             ((f"{i}.0",), ("c", str(i), "0"))]
+    assert len(found) == 1
+    return found[0]
+
+
 @pytest.mark.parametrize("fmt", [2, 3])
 def test_zarr_values_equal_npy(fmt: int, tmp_path: Path) -> None:
     store = tmp_path / "s.zarr"
@@ -266,10 +274,7 @@ def test_zarr_subsample_reads_only_its_chunks(fmt: int, tmp_path: Path) -> None:
     store = tmp_path / "s.zarr"
     _zarr_store(store, fmt, {"emb": X}, chunk_rows=10)
     # chunk 2 (rows 20-29) made unreadable: rows outside it still read, a row inside it fails
-    chunk = [p for p in (store / "emb").rglob("*") if p.is_file() and p.relative_to(store / "emb").parts
-             in (("2.0",), ("c", "2", "0"))]
-    assert len(chunk) == 1
-    chunk[0].write_bytes(b"not a compressed chunk")
+    _chunk_file(store / "emb", 2).write_bytes(b"not a compressed chunk")
     src = open_array(str(store))  # one array: no key needed
     np.testing.assert_array_equal(src.read(ROWS), X[ROWS])
     with pytest.raises(InputError, match=re.escape(f"{store}:/emb: cannot read the data, a chunk may be corrupt or "
@@ -281,9 +286,7 @@ def test_zarr_subsample_reads_only_its_chunks(fmt: int, tmp_path: Path) -> None:
 def test_zarr_partly_written_refused(fmt: int, tmp_path: Path) -> None:
     store = tmp_path / "p.zarr"
     _zarr_store(store, fmt, {"emb": X}, chunk_rows=20)
-    missing = [p for p in (store / "emb").rglob("*") if p.is_file() and p.relative_to(store / "emb").parts
-               in (("1.0",), ("c", "1", "0"))]
-    missing[0].unlink()
+    _chunk_file(store / "emb", 1).unlink()
     _raises(f"{store}:emb", f"{store}:/emb: was only partly written (1 of 3 chunks never written), so zarr would "
             "read those values as the fill value (0.0); write the data first")
 
