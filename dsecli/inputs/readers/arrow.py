@@ -111,9 +111,11 @@ def _numpy_dtype(t: Any) -> np.dtype:
 
     if pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t):
         t = t.value_type
-    if pt.is_float16(t):
-        return np.dtype("float16")
-    return np.dtype(t.to_pandas_dtype())
+    if pt.is_boolean(t):
+        return np.dtype(bool)
+    # from the bit width (to_pandas_dtype would need pandas)
+    letter = "f" if pt.is_floating(t) else "i" if pt.is_signed_integer(t) else "u"
+    return np.dtype(f"{letter}{t.bit_width // 8}")
 
 
 def _columns(path: str, table: _Table, key: str | None) -> list[str]:
