@@ -17,7 +17,9 @@ wall-clock of open + read (a memory-mapped whole ``.npy`` copied into memory, so
 read too); peak memory is the peak RSS during the read (Linux ``VmHWM``, reset through
 ``/proc/self/clear_refs`` just before it) minus the RSS then, so it counts what pyarrow, torch
 and the codecs allocate outside Python's heap (tracemalloc would miss it) and the mapped pages
-touched; the result itself (98 MiB whole, 10 MiB for the sample) is part of it. Files were just
+touched. Mapped file pages are page cache the kernel can drop, so a second column, "private",
+is the peak growth of anonymous memory alone (``RssAnon``, sampled every millisecond): what
+the read really costs. The result itself (98 MiB whole, 10 MiB for the sample) is part of both. Files were just
 written, so reads are from the page cache (warm): the time is decoding and copying, not disk.
 
 Usage::
@@ -38,13 +40,13 @@ from pathlib import Path
 import numpy as np
 
 _CHILD = r"""
-import json, sys, time
+import json, sys, threading, time
 import numpy as np
 from dsecli import open_array
 spec, n, sample = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rows = None if sample >= n else np.sort(np.random.default_rng(0).choice(n, size=sample, replace=False))
 import torch, h5py  # noqa: F401 - imported before the baseline: their import is not the read's cost
-for mod in ("pyarrow", "pyarrow.parquet", "safetensors", "zarr"):
+for mod in ("pyarrow", "pyarrow.compute", "pyarrow.parquet", "safetensors", "zarr"):
     try:
         __import__(mod)
     except ImportError:
@@ -54,14 +56,22 @@ def status(field):
         return next(int(ln.split()[1]) for ln in fh if ln.startswith(field + ":"))  # kB
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")  # resets the peak RSS (VmHWM) to the current RSS: the peak of the read alone
-base = status("VmRSS")
+base, anon_base = status("VmRSS"), status("RssAnon")
+anon_peak, done = [anon_base], threading.Event()
+def poll():  # no high-water mark for private memory alone: sampled every millisecond
+    while not done.wait(0.001):
+        anon_peak[0] = max(anon_peak[0], status("RssAnon"))
+threading.Thread(target=poll, daemon=True).start()
 t0 = time.perf_counter()
 out = open_array(spec).read(rows)
 if not out.flags.owndata:
     out = np.array(out)  # a view of a memory map holds no values yet: count reading them
 seconds = time.perf_counter() - t0
 peak = status("VmHWM")
-print(json.dumps({"seconds": seconds, "peak_mib": (peak - base) / 1024, "shape": list(out.shape),
+done.set()
+anon_peak[0] = max(anon_peak[0], status("RssAnon"))
+print(json.dumps({"seconds": seconds, "peak_mib": (peak - base) / 1024,
+                  "private_mib": (anon_peak[0] - anon_base) / 1024, "shape": list(out.shape),
                   "checksum": float(np.asarray(out, dtype=np.float64).sum())}))
 """
 
@@ -123,6 +133,7 @@ def measure(spec: str, n: int, sample: int, repeat: int) -> dict[str, float]:
                              text=True, check=True, env=os.environ.copy())
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return {"seconds": min(r["seconds"] for r in runs), "peak_mib": max(r["peak_mib"] for r in runs),
+            "private_mib": max(r["private_mib"] for r in runs),
             "checksum": runs[0]["checksum"]}
 
 
@@ -140,7 +151,9 @@ def main() -> None:
         del x
         print(f"{args.n:,} x {args.d} float32 ({args.n * args.d * 4 / 2**20:.0f} MiB); subsample {args.sample:,} "
               f"rows; groups/chunks of {args.group:,} rows; best of {args.repeat} fresh processes\n")
-        print(f"{'format':<12} {'file MiB':>9} {'whole s':>9} {'whole MiB':>10} {'sample s':>9} {'sample MiB':>11}")
+        print(f"{'':<22} {'whole file':^29} {'subsample':^29}")
+        print(f"{'format':<12} {'file MiB':>9} {'s':>9} {'peak MiB':>9} {'private':>9} {'s':>9} {'peak MiB':>9} "
+              f"{'private':>9}")
         sums = {}
         for name, spec in specs.items():
             path = spec.split(":")[0]
@@ -149,8 +162,9 @@ def main() -> None:
             whole = measure(spec, args.n, args.n, args.repeat)
             part = measure(spec, args.n, args.sample, args.repeat)
             sums[name] = (whole["checksum"], part["checksum"])
-            print(f"{name:<12} {size / 2**20:>9.0f} {whole['seconds']:>9.3f} {whole['peak_mib']:>10.0f} "
-                  f"{part['seconds']:>9.3f} {part['peak_mib']:>11.0f}", flush=True)
+            print(f"{name:<12} {size / 2**20:>9.0f} {whole['seconds']:>9.3f} {whole['peak_mib']:>9.0f} "
+                  f"{whole['private_mib']:>9.0f} {part['seconds']:>9.3f} {part['peak_mib']:>9.0f} "
+                  f"{part['private_mib']:>9.0f}", flush=True)
         same = len(set(sums.values())) == 1
         print(f"\nevery format read the same values (checksums of whole and sample): {same}")
 

@@ -66,10 +66,23 @@ def _ipc(path: str, data: bytes | None) -> _Table:
         sizes = [b.num_rows for b in batches]
         return _Table(table.schema, np.cumsum([0] + sizes[:-1], dtype=np.int64), int(sum(sizes)),
                       lambda i, cols: batches[i].select(cols))
-    # batch sizes are in each batch's metadata; with a memory map, a batch is not decompressed until a column is used
-    sizes = [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)]
-    return _Table(reader.schema, np.cumsum([0] + sizes[:-1], dtype=np.int64), int(sum(sizes)),
-                  lambda i, cols: reader.get_batch(i).select(cols))
+    schema = reader.schema
+    readers: dict[tuple[str, ...], Any] = {}
+
+    def with_fields(cols: list[str]) -> Any:
+        # a reader that decodes (and decompresses) only these columns of each batch
+        if tuple(cols) not in readers:
+            fields = [schema.get_field_index(c) for c in cols]
+            readers[tuple(cols)] = pa.ipc.open_file(_source(path, data),
+                                                    options=pa.ipc.IpcReadOptions(included_fields=fields))
+        return readers[tuple(cols)]
+
+    # the batch sizes, read through the cheapest column (a plain number column when there is one)
+    cheap = next((n for n in schema.names if _kind(schema.field(n).type) == "number"), None)
+    counter = with_fields([cheap]) if cheap else reader
+    sizes = [counter.get_batch(i).num_rows for i in range(counter.num_record_batches)]
+    return _Table(schema, np.cumsum([0] + sizes[:-1], dtype=np.int64), int(sum(sizes)),
+                  lambda i, cols: with_fields(cols).get_batch(i).select(cols))
 
 
 def _source(path: str, data: bytes | None) -> Any:
@@ -193,7 +206,10 @@ def _read_rows(label: str, table: _Table, cols: list[str], kinds: list[str], wid
                rows: np.ndarray | None) -> np.ndarray:
     groups = range(len(table.starts)) if rows is None else np.unique(
         np.searchsorted(table.starts, rows, side="right") - 1)
-    parts: list[np.ndarray] = []
+    total = table.n_rows if rows is None else len(rows)
+    filled = 0
+    out: np.ndarray | None = None
+    parts: list[np.ndarray] = []  # labels only: their str width differs between groups
     for g in groups:
         g = int(g)
         t = table.group(g, cols)
@@ -203,10 +219,17 @@ def _read_rows(label: str, table: _Table, cols: list[str], kinds: list[str], wid
             local = rows[(rows >= first) & (rows < end)] - first
             t = t.take(local)  # keep only the rows asked for before converting (and before the next group)
         vals = [_to_numpy(label, c, t.column(c), k, width, first) for c, k in zip(cols, kinds)]
-        parts.append(vals[0] if len(cols) == 1 else np.stack(vals, axis=1))
-    if not parts:
-        return np.empty((0,), dtype=np.float64)
-    return np.concatenate(parts)
+        part = vals[0] if len(cols) == 1 else np.stack(vals, axis=1)
+        if part.dtype.kind == "U":
+            parts.append(part)
+            continue
+        if out is None:  # filled group by group: no second copy of the whole result
+            out = np.empty((total,) + part.shape[1:], dtype=part.dtype)
+        out[filled : filled + len(part)] = part
+        filled += len(part)
+    if parts:
+        return np.concatenate(parts)
+    return out if out is not None else np.empty((0,), dtype=np.float64)
 
 
 def open_arrow(path: str, key: str | None, data: bytes | None = None) -> ArraySource:
