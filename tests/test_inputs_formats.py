@@ -296,6 +296,7 @@ def test_zarr_store_without_extension_and_not_a_store(tmp_path: Path) -> None:
     store = tmp_path / "plain_dir"
     _zarr_store(store, 2, {"emb": X})
     np.testing.assert_array_equal(open_array(f"{store}").read(ROWS), X[ROWS])
+    np.testing.assert_array_equal(open_array(f"{store}:/emb").read(ROWS), X[ROWS])
     (tmp_path / "e.zarr").mkdir()
     _raises(str(tmp_path / "e.zarr"), f"{tmp_path / 'e.zarr'}: not a zarr store (no zarr.json, .zarray or .zgroup in it)")
 

@@ -80,6 +80,11 @@ def split_spec(spec: str) -> tuple[str, str | None]:
         if pos >= 0:
             cut = pos + len(ext)
             return spec[:cut], spec[cut + 1 :] or None
+    pos = spec.find(":")
+    while pos > 0:  # a zarr store without the .zarr extension: "store:/group/array"
+        if zarr.is_zarr_dir(spec[:pos]):
+            return spec[:pos], spec[pos + 1 :] or None
+        pos = spec.find(":", pos + 1)
     return spec, None
 
 
