@@ -381,3 +381,28 @@ def test_cli_entropy_of_a_parquet_column_equals_npy(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.stderr
         values.append(json.loads(res.stdout)["results"][0]["value"])
     assert values[0] == values[1]
+
+
+def test_parquet_categorical_labels_and_variable_lists(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({"cat": pa.array(NAMES.tolist()).dictionary_encode(),
+                      "vec": pa.array([list(r) for r in X.astype(np.float64)])})
+    path = _write(tmp_path, ".parquet", table, rows_per_group=16)
+    src = open_array(f"{path}:cat")
+    assert src.dtype.kind == "U"
+    np.testing.assert_array_equal(src.read(ROWS), NAMES[ROWS])
+    vec = open_array(str(path))  # the only vector column: no key needed
+    assert (vec.key, vec.shape, vec.dtype) == ("vec", X.shape, np.float64)
+    np.testing.assert_array_equal(vec.read(ROWS), X.astype(np.float64)[ROWS])
+
+
+def test_cli_batch_over_a_folder(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for ep in (10, 2):
+        np.save(runs / f"ep{ep}.npy", X)
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(app, ["batch", str(runs), "-o", str(out), "--device", "cpu", "--sigma", "1"])
+    assert res.exit_code == 0, res.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(Path(r["file"]).name, r["checkpoint"]) for r in rows] == [("ep2.npy", 2), ("ep10.npy", 10)]
