@@ -25,6 +25,7 @@ written, so reads are from the page cache (warm): the time is decoding and copyi
 Usage::
 
     python benchmarks/formats.py [--n 100000] [--d 256] [--sample 10000] [--group 10000] [--repeat 3]
+                                [--only npy,parquet,...]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 _CHILD = r"""
-import json, sys, threading, time
+import json, mmap, sys, threading, time
 import numpy as np
 from dsecli import open_array
 spec, n, sample = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -64,7 +65,10 @@ def poll():  # no high-water mark for private memory alone: sampled every millis
 threading.Thread(target=poll, daemon=True).start()
 t0 = time.perf_counter()
 out = open_array(spec).read(rows)
-if not out.flags.owndata:
+base_of = out
+while base_of is not None and not isinstance(base_of, (np.memmap, mmap.mmap)):
+    base_of = getattr(base_of, "base", None)
+if base_of is not None:
     out = np.array(out)  # a view of a memory map holds no values yet: count reading them
 seconds = time.perf_counter() - t0
 peak = status("VmHWM")
@@ -144,6 +148,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=10_000)
     ap.add_argument("--group", type=int, default=10_000, help="rows per Parquet row group / IPC batch / zarr chunk")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated format names (default: all)")
     args = ap.parse_args()
     x = np.random.default_rng(0).standard_normal((args.n, args.d)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="dse-formats-") as tmp:
@@ -156,6 +161,8 @@ def main() -> None:
               f"{'private':>9}")
         sums = {}
         for name, spec in specs.items():
+            if args.only and name not in args.only.split(","):
+                continue
             path = spec.split(":")[0]
             size = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) if os.path.isdir(path) \
                 else os.path.getsize(path)

@@ -6,6 +6,9 @@ opcodes are listed (``pickletools``, nothing is executed) and the first global t
 weights-only loader does not allow is named. A refused file is "pickled Python code/objects",
 anything else that fails is corrupt.
 
+A file in torch's zip format (``torch.save`` since 1.6) is memory-mapped (``mmap=True``), so
+only the rows used are read from disk; the legacy format is read whole.
+
 dtypes: float16/32/64 and integers keep their dtype; bfloat16 and the float8 types are
 widened to float32, which holds each of their values exactly; complex stays complex (and is
 refused by the checks). Sparse, quantized and other non-strided tensors are refused.
@@ -111,6 +114,12 @@ def torch_load(path: str, data: bytes | None = None) -> Any:
     if not (start.startswith(ZIP_MAGIC) or start.startswith(b"\x80")):
         # torch.save writes a zip archive (or, before torch 1.6, a pickle starting with PROTO 0x80)
         raise InputError(f"{path}: not a torch file (no zip or pickle header); is it another format?")
+    if data is None and start.startswith(ZIP_MAGIC):
+        try:
+            # memory-mapped: a subsample then reads only its rows' pages, not the whole file
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - refused or corrupt: the plain load below says which
+            pass
     try:
         return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except PermissionError as exc:
