@@ -13,8 +13,8 @@ in every format into a temporary folder (deleted afterwards):
 
 Each read runs in a fresh Python process: ``open_array(spec).read(rows)`` with ``rows`` all
 rows or a seeded sorted sample of ``--sample`` rows (what ``max_n`` draws). Time is the
-wall-clock of open + read (a memory-mapped whole ``.npy`` copied into memory, so its values are
-read too); peak memory is the peak RSS during the read (Linux ``VmHWM``, reset through
+wall-clock of open + read + one pass over the values (their sum, so that a memory map's pages
+are really read); peak memory is the peak RSS during the read (Linux ``VmHWM``, reset through
 ``/proc/self/clear_refs`` just before it) minus the RSS then, so it counts what pyarrow, torch
 and the codecs allocate outside Python's heap (tracemalloc would miss it) and the mapped pages
 touched. Mapped file pages are page cache the kernel can drop, so a second column, "private",
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 _CHILD = r"""
-import json, mmap, sys, threading, time
+import json, sys, threading, time
 import numpy as np
 from dsecli import open_array
 spec, n, sample = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -65,18 +65,14 @@ def poll():  # no high-water mark for private memory alone: sampled every millis
 threading.Thread(target=poll, daemon=True).start()
 t0 = time.perf_counter()
 out = open_array(spec).read(rows)
-base_of = out
-while base_of is not None and not isinstance(base_of, (np.memmap, mmap.mmap)):
-    base_of = getattr(base_of, "base", None)
-if base_of is not None:
-    out = np.array(out)  # a view of a memory map holds no values yet: count reading them
+checksum = float(np.sum(out, dtype=np.float64))  # touches every value: a memory map's pages are read too
 seconds = time.perf_counter() - t0
 peak = status("VmHWM")
 done.set()
 anon_peak[0] = max(anon_peak[0], status("RssAnon"))
 print(json.dumps({"seconds": seconds, "peak_mib": (peak - base) / 1024,
                   "private_mib": (anon_peak[0] - anon_base) / 1024, "shape": list(out.shape),
-                  "checksum": float(np.asarray(out, dtype=np.float64).sum())}))
+                  "checksum": checksum}))
 """
 
 
