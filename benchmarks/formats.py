@@ -4,7 +4,7 @@ Printed, not asserted. One (N, D) float32 array (default 100,000 x 256, ~100 MB)
 in every format into a temporary folder (deleted afterwards):
 
 - ``npy`` (memory-mapped), ``h5`` (contiguous HDF5 dataset), ``pt`` (one tensor; torch.load
-  reads the whole file whatever the rows), ``safetensors``;
+  with ``mmap=True``, so only the rows' pages are read), ``safetensors``;
 - ``parquet``: a fixed-size-list column (Hugging Face ``datasets``' layout), row groups of
   ``--group`` rows (default 10,000; pyarrow's own default is 1,048,576 rows: one group here);
 - ``feather``: Arrow IPC, uncompressed (memory-mapped) and lz4 (pyarrow's default), record
@@ -19,7 +19,8 @@ are really read); peak memory is the peak RSS during the read (Linux ``VmHWM``, 
 and the codecs allocate outside Python's heap (tracemalloc would miss it) and the mapped pages
 touched. Mapped file pages are page cache the kernel can drop, so a second column, "private",
 is the peak growth of anonymous memory alone (``RssAnon``, sampled every millisecond): what
-the read really costs. The result itself (98 MiB whole, 10 MiB for the sample) is part of both. Files were just
+the read really costs. The result itself (98 MiB whole, 10 MiB for the sample) is part of both,
+except where the whole read returns a view of a memory map (``npy``, ``pt``). Files were just
 written, so reads are from the page cache (warm): the time is decoding and copying, not disk.
 
 Usage::
