@@ -99,14 +99,15 @@ class Case:
 
 
 E_IN = int(ExitStatus.USAGE_OR_INPUT)
-EXT = ".npy, .npz, .h5, .hdf5, .hdf, .he5, .pt, .pth, .csv, .tsv, .txt"
+EXT = (".npy, .npz, .h5, .hdf5, .hdf, .he5, .pt, .pth, .csv, .tsv, .txt, .safetensors, .parquet, .pq, .feather, .arrow, "
+       ".zarr")
 D = ["--device", "cpu"]
 
 CASES = [
     # files
     Case("missing-file", ["entropy", "missing.npy"], E_IN, "missing.npy: file not found"),
     Case("directory", ["entropy", "folder.npy"], E_IN,
-         "folder.npy: is a directory, not a file; to measure every file in it use dse batch 'folder.npy/*.npy'"),
+         f"folder.npy: is a directory, not a file; it holds no array files ({EXT})"),
     Case("unknown-extension", ["entropy", "data.xyz"], E_IN,
          f"data.xyz: unknown extension '.xyz'; expected one of {EXT} (or - for .npy on stdin)"),
     Case("empty-file", ["entropy", "empty.npy"], E_IN, "empty.npy: file is empty"),

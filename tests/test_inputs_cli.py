@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dsecli.cli import app
+from dsecli.inputs.readers import EXTENSIONS
 
 runner = CliRunner()
 X = np.random.default_rng(0).normal(size=(12, 3))
@@ -103,7 +104,7 @@ BAD = [
         "-: standard input is not .npy data (no NumPy header); pipe the bytes of a file written by np.save",
         stdin=np.random.default_rng(1).bytes(200)),
     Bad("directory", lambda d: (d / "runs").mkdir(), ["entropy", "runs"],
-        "runs: is a directory, not a file; to measure every file in it use dse batch 'runs/*.npy'"),
+        f"runs: is a directory, not a file; it holds no array files ({', '.join(EXTENSIONS)})"),
     Bad("hdf5-never-written", _h5("u.h5", lambda f: f.create_dataset("x", shape=(12, 3), dtype="f8")),
         ["entropy", "u.h5:/x"],
         "u.h5:/x: was created but never written (no data stored), so HDF5 would read every value as the fill value "
@@ -141,8 +142,8 @@ BAD = [
         "of labels has one column)"),
     Bad("pt-meta", _torch("meta.pt", lambda torch: torch.empty(3, 2, device="meta")), ["entropy", "meta.pt"],
         "meta.pt: holds a meta tensor (a shape without values); save a tensor that holds data"),
-    Bad("pt-nested-dict", _torch("n.pt", lambda torch: {"a": {"b": torch.ones(2, 2)}}), ["entropy", "n.pt"],
-        "n.pt: holds a dict with no tensors at its top level (keys: a); save a tensor or a dict of tensors"),
+    Bad("pt-nested-dict-no-tensors", _torch("n.pt", lambda torch: {"a": {"b": 1}}), ["entropy", "n.pt"],
+        "n.pt: holds a dict with no tensors in it (keys: a); save a tensor or a dict of tensors"),
     Bad("hdf5-external-missing", _external, ["entropy", "ext.h5"],
         "ext.h5:/x: keeps its values in the external file ext.bin, which is missing; put it next to the HDF5 file or "
         "in the working directory"),

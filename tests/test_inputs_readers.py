@@ -25,7 +25,7 @@ from hypothesis.extra import numpy as hnp
 import dsecli
 from dsecli.errors import DseWarning, InputError
 from dsecli.inputs.checks import as_float_matrix, native_numbers
-from dsecli.inputs.readers import list_arrays, load_array, open_array
+from dsecli.inputs.readers import EXTENSIONS, list_arrays, load_array, open_array
 from dsecli.inputs.readers.text import parse_table
 
 SETTINGS = settings(max_examples=int(os.environ.get("DSECLI_HYPOTHESIS_EXAMPLES", "30")), deadline=None,
@@ -145,7 +145,7 @@ def test_zero_d_npy_is_one_line(tmp_path: Path) -> None:
 
 def test_directory_hints_batch(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=re.escape(
-            f"{tmp_path}: is a directory, not a file; to measure every file in it use dse batch '{tmp_path}/*.npy'")):
+            f"{tmp_path}: is a directory, not a file; it holds no array files ({', '.join(EXTENSIONS)})")):
         open_array(str(tmp_path))
 
 

@@ -4,6 +4,8 @@
 
 - a path: ``emb.npy``, ``run.h5:/grp/ds`` (any reader of :func:`dsecli.inputs.readers.open_array`);
 - a shell glob on file names: ``'runs/*.npy'`` (sorted naturally: ``ep2`` before ``ep10``);
+- a folder: ``runs/``, the array files directly in it (any extension of
+  :data:`dsecli.inputs.readers.EXTENSIONS`, zarr stores included), sorted naturally;
 - a key pattern inside a file: ``run.h5:/true/epoch_*/embeddings`` (:func:`fnmatch.fnmatchcase`
   on the dataset paths of an HDF5 file, or on the keys of an ``.npz``/``.pt`` file; ``*`` also
   matches ``/``); both parts may be patterns (``'runs/*.h5:/emb'``);
@@ -24,10 +26,10 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from dsecli.errors import DseError, InputError
 from dsecli.inputs.readers import split_spec
+from dsecli.inputs.readers._common import natural_key
 
 __all__ = ["BatchInput", "InputFailure", "expand_inputs", "checkpoint_of"]
 
@@ -95,10 +97,6 @@ def checkpoint_of(text: str) -> tuple[str, int | None, str | None]:
     return pattern, int(m.group(3)), kind
 
 
-def _natural_key(text: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
 def _read_list_file(spec: str) -> list[str]:
     path = spec[1:]
     if not path:
@@ -138,11 +136,19 @@ def _same_file(a: str, b: str | None) -> bool:
 
 
 def _files_of(path_part: str, exclude: str | None) -> list[str]:
+    from dsecli.inputs.readers import EXTENSIONS, folder_files
+    from dsecli.inputs.readers.zarr import is_zarr_dir
+
+    if os.path.isdir(path_part) and not path_part.lower().rstrip("/").endswith(".zarr") and not is_zarr_dir(path_part):
+        files = [p for p in folder_files(path_part) if not _same_file(p, exclude)]
+        if not files:
+            raise InputError(f"`inputs`: the folder {path_part} holds no array files ({', '.join(EXTENSIONS)})")
+        return files
     if _GLOB_CHARS.search(path_part) and not os.path.exists(path_part):
         matched = [p for p in glob.glob(path_part) if os.path.isfile(p)]
         if not matched:
             raise InputError(f"`inputs`: no file matches {path_part!r}")
-        files = sorted((p for p in matched if not _same_file(p, exclude)), key=_natural_key)
+        files = sorted((p for p in matched if not _same_file(p, exclude)), key=natural_key)
         if not files:
             raise InputError(f"`inputs`: {path_part!r} matches only the results file {exclude}")
         return files
@@ -156,7 +162,7 @@ def _keys_matching(file: str, key_part: str) -> list[str]:
     hdf5 = os.path.splitext(file)[1].lower() in _HDF5
     pattern = key_part if not hdf5 or key_part.startswith("/") else "/" + key_part
     keys = _keys_of(file)
-    matched = sorted((k for k in keys if fnmatch.fnmatchcase(k, pattern)), key=_natural_key)
+    matched = sorted((k for k in keys if fnmatch.fnmatchcase(k, pattern)), key=natural_key)
     if not matched:
         shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
         what = "dataset" if hdf5 else "key"

@@ -7,10 +7,15 @@ Supported inputs (``SPEC`` is a path, optionally followed by ``:key``):
 ``emb.npz[:key]``         the only array, or ``key``
 ``emb.h5[:/grp/ds]``      HDF5 (also .hdf5, .hdf, .he5); the only dataset, or the given path;
                           only the rows used are read (:mod:`.hdf5`)
-``emb.pt[:key]``          a tensor, or a dict of tensors (``key``), loaded with
+``emb.pt[:key]``          a tensor, or (nested) dicts of tensors (``a.b`` or ``/a/b``), loaded with
                           ``torch.load(weights_only=True)``: no pickle code runs (:mod:`.pt`)
 ``emb.csv|.tsv|.txt``     numeric text, or one column of string labels; the header rule is
                           in :mod:`.text` (``header=True/False`` says it)
+``emb.safetensors[:name]`` one tensor, read by slices of rows (:mod:`.safetensors`)
+``t.parquet[:col]``       Parquet (also .pq) or Arrow IPC/Feather (.feather, .arrow): a vector
+                          column, ``col1,col2`` or ``*`` (all numeric columns), a label column;
+                          only the row groups holding the rows used are read (:mod:`.arrow`)
+``s.zarr[:/grp/array]``   a zarr store (format 2 or 3); chunks holding the rows used (:mod:`.zarr`)
 ``-``                     ``.npy`` (or ``.npz``) bytes on standard input
 ========================  ===============================================================
 
@@ -22,7 +27,9 @@ A 0-d array (a single value) is refused
 when opened: no command takes one.
 
 One module per format family: :mod:`.npy` (``.npy``, ``.npz``, stdin), :mod:`.hdf5`,
-:mod:`.pt` and :mod:`.text`. h5py and torch are imported only when such a file is read.
+:mod:`.pt`, :mod:`.text`, :mod:`.safetensors`, :mod:`.arrow` and :mod:`.zarr`. h5py, torch and the
+optional packages (safetensors, pyarrow, zarr: extra ``formats``) are imported only when such a
+file is read.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import InputError
-from dsecli.inputs.readers import hdf5, npy, pt, text
-from dsecli.inputs.readers._common import ArraySource, is_device, is_stream, read_stream
+from dsecli.inputs.readers import arrow, hdf5, npy, pt, safetensors, text, zarr
+from dsecli.inputs.readers._common import ArraySource, is_device, is_stream, natural_key, read_stream
 
 __all__ = [
     "EXTENSIONS",
@@ -50,7 +57,10 @@ _NPZ = (".npz",)
 _HDF5 = (".h5", ".hdf5", ".hdf", ".he5")
 _TORCH = (".pt", ".pth")
 _TEXT = (".csv", ".tsv", ".txt")
-EXTENSIONS = _NPY + _NPZ + _HDF5 + _TORCH + _TEXT
+_SAFETENSORS = (".safetensors",)
+_ARROW = arrow.PARQUET + arrow.IPC
+_ZARR = (".zarr",)
+EXTENSIONS = _NPY + _NPZ + _HDF5 + _TORCH + _TEXT + _SAFETENSORS + _ARROW + _ZARR
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -70,6 +80,11 @@ def split_spec(spec: str) -> tuple[str, str | None]:
         if pos >= 0:
             cut = pos + len(ext)
             return spec[:cut], spec[cut + 1 :] or None
+    pos = spec.find(":")
+    while pos > 0:  # a zarr store without the .zarr extension: "store:/group/array"
+        if zarr.is_zarr_dir(spec[:pos]):
+            return spec[:pos], spec[pos + 1 :] or None
+        pos = spec.find(":", pos + 1)
     return spec, None
 
 
@@ -85,8 +100,9 @@ def _check_file(path: str) -> None:
             raise InputError(f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist")
         raise InputError(f"{path}: file not found")
     if os.path.isdir(path):
-        pattern = os.path.join(path, "*.npy")
-        raise InputError(f"{path}: is a directory, not a file; to measure every file in it use dse batch '{pattern}'")
+        if _ext(path) in _ZARR or zarr.is_zarr_dir(path):
+            return
+        raise InputError(f"{path}: is a directory, not a file; {_folder_hint(path)}")
     if is_device(path):
         raise InputError(f"{path}: is a device, not a file; save the data to a file, or pipe it to - (standard input)")
     if not os.access(path, os.R_OK):
@@ -99,9 +115,39 @@ def _check_file(path: str) -> None:
         )
 
 
+def folder_files(path: str) -> list[str]:
+    """The array files (and zarr stores) directly in a folder, by extension, sorted naturally (``ep2`` before ``ep10``)."""
+    try:
+        names = os.listdir(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
+    found = []
+    for name in names:
+        full = os.path.join(path, name)
+        if _ext(name) in EXTENSIONS and (os.path.isfile(full) or zarr.is_zarr_dir(full)):
+            found.append(full)
+    return sorted(found, key=natural_key)
+
+
+def _folder_hint(path: str) -> str:
+    """What to run instead, naming the extensions the folder holds."""
+    counts: dict[str, int] = {}
+    for f in folder_files(path):
+        counts[_ext(f)] = counts.get(_ext(f), 0) + 1
+    if not counts:
+        return f"it holds no array files ({', '.join(EXTENSIONS)})"
+    held = ", ".join(f"{n} {e}" for e, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    top = max(counts, key=lambda e: (counts[e], e))
+    pattern = os.path.join(path, "*" + top)
+    return f"it holds {held} file{'s' if sum(counts.values()) > 1 else ''}; to measure each use dse batch {path} " \
+           f"(or dse batch '{pattern}')"
+
+
 def _open(path: str, key: str | None, header: bool | None) -> ArraySource:
     if path == "-":
         return npy.open_stdin(key)
+    if os.path.isdir(path):
+        return zarr.open_zarr(path, key)
     data = read_stream(path) if is_stream(path) else None
     ext = _ext(path)
     if ext in _NPY:
@@ -112,6 +158,12 @@ def _open(path: str, key: str | None, header: bool | None) -> ArraySource:
         return hdf5.open_hdf5(path, key, data)
     if ext in _TORCH:
         return pt.open_torch(path, key, data)
+    if ext in _SAFETENSORS:
+        return safetensors.open_safetensors(path, key, data)
+    if ext in _ARROW:
+        return arrow.open_arrow(path, key, data)
+    if ext in _ZARR:
+        return zarr.open_zarr(path, key)
     return text.open_text(path, key, data, header=header)
 
 
@@ -146,8 +198,9 @@ def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]
     Returns
     -------
     list of dict
-        ``{"key": ..., "shape": [...], "dtype": "..."}`` per array (HDF5 dataset path, npz or
-        checkpoint key; None for single-array files).
+        ``{"key": ..., "shape": [...], "dtype": "..."}`` per array (HDF5 dataset or zarr array
+        path, npz, checkpoint or safetensors key, table column (and ``*``); None for
+        single-array files).
     """
     path = os.fspath(path)
     _check_file(path)
@@ -159,5 +212,11 @@ def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]
         return npy.list_npz(path, data)
     if ext in _TORCH:
         return pt.list_torch(path, data)
+    if ext in _SAFETENSORS:
+        return safetensors.list_safetensors(path, data)
+    if ext in _ARROW:
+        return arrow.list_arrow(path, data)
+    if os.path.isdir(path) or ext in _ZARR:
+        return zarr.list_zarr(path)
     src = _open(path, None, header)
     return [{"key": None, "shape": list(src.shape), "dtype": str(src.dtype)}]

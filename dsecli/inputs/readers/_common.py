@@ -148,3 +148,34 @@ def rows_of(arr: Any, rows: np.ndarray | None) -> np.ndarray:
 
 def from_memory(path: str, key: str | None, arr: np.ndarray) -> ArraySource:
     return ArraySource(path, key, tuple(arr.shape), arr.dtype, lambda rows: rows_of(arr, rows))
+
+
+def optional_module(path: str, module: str, what: str) -> Any:
+    """Import an optional reader's package, or say which extra installs it (one line naming the file)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        package = module.split(".")[0]
+        raise InputError(f"{path}: reading {what} needs {package}; install it with pip install \"dsecli[formats]\""
+                         ) from exc
+
+
+def runs(rows: np.ndarray) -> list[np.ndarray]:
+    """Sorted row indices cut into runs of consecutive rows (each read as one slice)."""
+    if not len(rows):
+        return []
+    return np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
+
+
+def shown(names: list[str], limit: int = 20) -> str:
+    """A list of keys for an error message: the first ``limit``, then '...'."""
+    return (", ".join(names[:limit]) + (", ..." if len(names) > limit else "")) or "(none)"
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key that orders numbers by value: ``ep2`` before ``ep10``."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]

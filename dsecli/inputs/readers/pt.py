@@ -1,10 +1,13 @@
-"""PyTorch files (``.pt``, ``.pth``): a tensor or a dict of tensors, loaded with ``weights_only=True``.
+"""PyTorch files (``.pt``, ``.pth``): a tensor or (nested) dicts of tensors, loaded with ``weights_only=True``.
 
 No pickle code ever runs. When torch refuses a file, the cause is found from the file's own
 pickle, not from torch's wording (which changed between 2.2, 2.4 and 2.13): the pickle's
 opcodes are listed (``pickletools``, nothing is executed) and the first global that torch's
 weights-only loader does not allow is named. A refused file is "pickled Python code/objects",
 anything else that fails is corrupt.
+
+A file in torch's zip format (``torch.save`` since 1.6) is memory-mapped (``mmap=True``), so
+only the rows used are read from disk; the legacy format is read whole.
 
 dtypes: float16/32/64 and integers keep their dtype; bfloat16 and the float8 types are
 widened to float32, which holds each of their values exactly; complex stays complex (and is
@@ -20,7 +23,7 @@ import zipfile
 from typing import Any
 
 from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, from_memory, head
+from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, from_memory, head, shown
 
 # torch's refusal texts across versions, used only when the pickle itself cannot be scanned
 _REFUSAL_PHRASES = ("Unsupported global", "Unsupported class", "is blocked", "Trying to call reduce",
@@ -111,6 +114,12 @@ def torch_load(path: str, data: bytes | None = None) -> Any:
     if not (start.startswith(ZIP_MAGIC) or start.startswith(b"\x80")):
         # torch.save writes a zip archive (or, before torch 1.6, a pickle starting with PROTO 0x80)
         raise InputError(f"{path}: not a torch file (no zip or pickle header); is it another format?")
+    if data is None and start.startswith(ZIP_MAGIC):
+        try:
+            # memory-mapped: a subsample then reads only its rows' pages, not the whole file
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - refused or corrupt: the plain load below says which
+            pass
     try:
         return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except PermissionError as exc:
@@ -146,27 +155,57 @@ def tensor_to_numpy(label: str, t: Any) -> Any:
                          "NumPy equivalent; save it as float32 or float64") from exc
 
 
+def _tensors(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Every tensor in nested dicts/lists/tuples, by dotted name (``embeddings.train``, ``layers.0``)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return {prefix: obj}
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else []
+    found: dict[str, Any] = {}
+    for k, v in items:
+        found.update(_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+    return found
+
+
+def _lookup(obj: Any, key: str) -> Any:
+    """The value at ``/a/b`` (a path of keys, each exact), or None."""
+    for part in key.strip("/").split("/"):
+        if isinstance(obj, dict):
+            match = [v for k, v in obj.items() if str(k) == part]
+            if not match:
+                return None
+            obj = match[0]
+        elif isinstance(obj, (list, tuple)) and part.isdigit() and int(part) < len(obj):
+            obj = obj[int(part)]
+        else:
+            return None
+    return obj
+
+
 def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySource:
+    """A tensor of a ``.pt`` file; in nested dicts by ``a.b`` (dotted names) or ``/a/b`` (a path of keys)."""
     import torch
 
     obj = torch_load(path, data)
-    if isinstance(obj, dict):
-        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if isinstance(obj, (dict, list, tuple)):
+        tensors = _tensors(obj)
         names = list(tensors)
         if not names:
-            keys = ", ".join(str(k) for k in list(obj)[:20]) or "none"
-            raise InputError(f"{path}: holds a dict with no tensors at its top level (keys: {keys}); save a tensor or "
-                             "a dict of tensors")
+            keys = ", ".join(str(k) for k in (list(obj) if isinstance(obj, dict) else range(len(obj)))[:20])
+            raise InputError(f"{path}: holds a {type(obj).__name__} with no tensors in it (keys: {keys or 'none'}); "
+                             "save a tensor or a dict of tensors")
         if key is None:
             if len(names) != 1:
-                raise InputError(
-                    f"{path}: holds {'several' if names else 'no'} tensors ({', '.join(names) or 'none'}); "
-                    f"choose one with {path}:KEY"
-                )
+                raise InputError(f"{path}: holds several tensors ({shown(names)}); choose one with {path}:KEY")
             key = names[0]
-        if key not in names:
-            raise InputError(f"{path}: key {key!r} not found; tensors: {', '.join(names) or '(none)'}")
-        obj = tensors[key]
+        found = tensors.get(key)
+        if found is None and ("/" in key):
+            found = _lookup(obj, key)
+        if not isinstance(found, torch.Tensor):
+            what = "is not a tensor" if found is not None else "not found"
+            raise InputError(f"{path}: key {key!r} {what}; tensors: {shown(names)}")
+        obj = found
     elif key is not None:
         raise InputError(f"{path}: holds a single tensor; remove the key {key!r}")
     if not isinstance(obj, torch.Tensor):
@@ -175,9 +214,13 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
 
 
 def list_torch(path: str, data: bytes | None = None) -> list[dict[str, Any]]:
+    """Every tensor, nested ones by dotted name (``/a/b`` opens the same one)."""
+    obj = torch_load(path, data)
+    items = _tensors(obj).items() if not _is_tensor(obj) else [(None, obj)]
+    return [{"key": name, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")} for name, v in items]
+
+
+def _is_tensor(obj: Any) -> bool:
     import torch
 
-    obj = torch_load(path, data)
-    items = obj.items() if isinstance(obj, dict) else [(None, obj)]
-    return [{"key": name, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")}
-            for name, v in items if isinstance(v, torch.Tensor)]
+    return isinstance(obj, torch.Tensor)

@@ -1,0 +1,112 @@
+"""zarr stores (a ``.zarr`` directory, or any directory holding ``zarr.json``/``.zarray``/``.zgroup``).
+
+Both store versions are read, with zarr 2.x (format 2) or zarr 3.x (formats 2 and 3). An array
+inside groups is named by its path: ``store.zarr:/group/array``; a store holding one array needs
+no key. ``read(rows)`` is an orthogonal selection on the first axis (``oindex``), so zarr
+decodes only the chunks that hold a row asked for. An array with chunks never written (zarr
+would return its fill value for them) is refused, as HDF5's are (:mod:`.hdf5`). Needs the
+``zarr`` package (extra ``formats``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from dsecli.errors import InputError
+from dsecli.inputs.readers._common import ArraySource, corrupt, first_line, optional_module, shown
+
+_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+
+
+def is_zarr_dir(path: str) -> bool:
+    """A directory that is a zarr store (v3 ``zarr.json`` or v2 ``.zarray``/``.zgroup``)."""
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in _MARKERS)
+
+
+def _open(path: str) -> Any:
+    zarr = optional_module(path, "zarr", "zarr")
+    if not os.path.isdir(path):
+        raise InputError(f"{path}: not a zarr store (a zarr store is a directory)")
+    if not is_zarr_dir(path):
+        raise InputError(f"{path}: not a zarr store (no zarr.json, .zarray or .zgroup in it)")
+    try:
+        return zarr.open(path, mode="r")
+    except Exception as exc:  # noqa: BLE001 - bad metadata raises many kinds
+        raise corrupt(path, "zarr", exc) from exc
+
+
+def _is_array(obj: Any) -> bool:
+    return hasattr(obj, "oindex") and hasattr(obj, "shape")
+
+
+def _arrays(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every array below a group, as ('/a/b', array), depth first (``arrays``/``groups`` exist in zarr 2 and 3)."""
+    if _is_array(node):
+        return [("/", node)]
+    found = [(f"{prefix}/{name}", arr) for name, arr in sorted(node.arrays())]
+    for name, group in sorted(node.groups()):
+        found += _arrays(group, f"{prefix}/{name}")
+    return found
+
+
+def _unwritten(arr: Any) -> str | None:
+    try:
+        total, written = int(arr.nchunks), int(arr.nchunks_initialized)
+    except Exception:  # noqa: BLE001 - a store that cannot list its chunks: nothing to say
+        return None
+    fill = arr.fill_value.item() if hasattr(arr.fill_value, "item") else arr.fill_value
+    if written < total and np.prod(arr.shape) > 0:
+        return (f"was only partly written ({total - written} of {total} chunks never written), so zarr would read "
+                f"those values as the fill value ({fill!r}); write the data first")
+    return None
+
+
+def _labels(arr: Any) -> bool:
+    return np.dtype(arr.dtype).kind in "OUST" if not hasattr(arr.dtype, "to_native_dtype") else \
+        np.dtype(arr.dtype.to_native_dtype()).kind in "OUST"
+
+
+def open_zarr(path: str, key: str | None) -> ArraySource:
+    root = _open(path)
+    found = _arrays(root)
+    names = [n for n, _ in found]
+    if key is None:
+        if len(found) != 1:
+            raise InputError(f"{path}: holds {'several' if found else 'no'} arrays ({shown(names)}); choose one with "
+                             f"{path}:/GROUP/ARRAY")
+        key, arr = found[0]
+    else:
+        key = "/" + key.strip("/")
+        arr = dict(found).get(key) if names != ["/"] else None
+        if arr is None:
+            raise InputError(f"{path}: array {key!r} not found; arrays: {shown(names)}")
+    label = path if key == "/" else f"{path}:{key}"
+    if arr.shape == ():
+        raise InputError(f"{label}: is a scalar array (one value, shape ()); expected one row per sample")
+    reason = _unwritten(arr)
+    if reason:
+        raise InputError(f"{label}: {reason}")
+    labels = _labels(arr)
+    shape = tuple(int(n) for n in arr.shape)
+
+    def reader(rows: np.ndarray | None) -> np.ndarray:
+        z = _open(path)
+        a = z if key == "/" else z[key.lstrip("/")]
+        try:
+            out = a[...] if rows is None else a.oindex[(rows,) + (slice(None),) * (len(shape) - 1)]
+        except Exception as exc:  # noqa: BLE001 - codecs raise their own errors (RuntimeError, ZstdError, ...)
+            raise InputError(f"{label}: cannot read the data, a chunk may be corrupt or truncated "
+                             f"({first_line(exc)})") from exc
+        return np.asarray(out, dtype=str) if labels else np.asarray(out)
+
+    dtype = np.dtype("U") if labels else np.dtype(str(arr.dtype) if not hasattr(arr.dtype, "to_native_dtype")
+                                                  else arr.dtype.to_native_dtype())
+    return ArraySource(path, None if key == "/" else key, shape, dtype, reader)
+
+
+def list_zarr(path: str) -> list[dict[str, Any]]:
+    return [{"key": None if name == "/" else name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
+            for name, arr in _arrays(_open(path))]
