@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 MODES = ("fast", "full")
-COMPARISONS = ("approx", "at_least")
 
 LOG2 = math.log2
 
