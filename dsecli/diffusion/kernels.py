@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dsecli.errors import DegenerateKernelWarning, InputError, check_positive
@@ -181,10 +181,15 @@ FLAT_MEDIAN_AFFINITY = 0.9  # above: the kernel sees one blob (DSE -> 0)
 ISOLATED_MEDIAN_AFFINITY = 1e-3  # below: every point is alone (the operator -> identity, DSE -> log N)
 # affinity quantiles reported (fractions of the off-diagonal pairs below them)
 AFFINITY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+# a numeric sigma on more rows is first screened on a seeded subsample of this many rows; a median
+# affinity there inside SCREEN_BAND (well inside the informative band (1e-3, 0.9)) is reported from
+# the subsample, anything else is computed on the median rule's full pairs
+REGIME_SCREEN_ROWS = 512
+SCREEN_BAND = (1e-2, 0.8)
 
 
 def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The off-diagonal squared distances d_ij^2 (i < j) the median rule uses, sorted ascending.
+    """The off-diagonal squared distances d_ij^2 (i < j) the median rule uses (in no particular order).
 
     All rows up to :data:`MEDIAN_MAX_ROWS`; above, a seeded subsample of that many rows
     (``np.random.default_rng(seed).choice(N, 4096, replace=False)``, sorted), named in the detail.
@@ -207,18 +212,30 @@ def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[st
     iu = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1, device=d2.device)
     vals = d2[iu[0], iu[1]]
     del d2
-    return torch.sort(vals).values, detail
+    # unsorted: the median rule needs one order statistic (a selection, O(m)); the regime sorts once
+    return vals, detail
 
 
-def _lower_median(sorted_vals: torch.Tensor) -> float:
-    """The lower median of sorted values (torch.median's convention for an even count)."""
-    return float(sorted_vals[(sorted_vals.numel() - 1) // 2].item())
-
-
-def _median_rule(sorted_d2: torch.Tensor, dtype: torch.dtype) -> float:
+def _order_statistic(vals: torch.Tensor, index: int) -> float:
+    """The value at zero-based ``index`` of ``vals`` sorted ascending."""
     import torch
 
-    med = _lower_median(sorted_d2)
+    return float(torch.kthvalue(vals, int(index) + 1).values.item())
+
+
+def _lower_median(vals: torch.Tensor) -> float:
+    """The lower median (torch.median's convention for an even count)."""
+    return _order_statistic(vals, (vals.numel() - 1) // 2)
+
+
+def _median_rule(d2: torch.Tensor, dtype: torch.dtype) -> float:
+    return _median_rule_from(_lower_median(d2), dtype)
+
+
+def _median_rule_from(med: float, dtype: torch.dtype) -> float:
+    """sigma = sqrt(med / 2) from the lower median of the squared distances, checked."""
+    import torch
+
     if not med > 0:
         raise InputError(
             "`sigma` median: the median pairwise distance is 0 (more than half the rows "
@@ -308,13 +325,20 @@ def classify_median_affinity(median_affinity: float) -> str | None:
     return None
 
 
-def kernel_regime(x: torch.Tensor, sigma: Any, *, seed: int = 0) -> KernelRegime:
+def kernel_regime(x: torch.Tensor, sigma: Any, *, seed: int = 0, exact: bool = False) -> KernelRegime:
     """The regime of the Gaussian kernel of the rows of ``x`` at ``sigma`` (a number or a rule).
 
     Computed on the median rule's pairs (all pairs up to 4096 rows, else the seeded subsample of
     :func:`resolve_sigma`), from squared distances, so affinities near 1 or near 0 keep their
     precision: the affinity at the q-th quantile is exp(-d^2_(1-q) / (2 sigma^2)). Cost: one
-    Gram product and sort on at most 4096 rows.
+    Gram product and one sort on at most 4096 rows.
+
+    Unless ``exact``, a numeric sigma on more than :data:`REGIME_SCREEN_ROWS` rows is first
+    screened on a seeded subsample of that many rows (about 130,000 pairs): a kernel whose median
+    affinity there lies well inside the informative band (:data:`SCREEN_BAND`) is reported from
+    that subsample (``detail["screened"]``), so an informative bandwidth costs almost nothing;
+    anything near or past a threshold is computed on the full pairs, so every warning, and the
+    median rule's sigma it names, come from the exact computation.
 
     Returns
     -------
@@ -322,29 +346,47 @@ def kernel_regime(x: torch.Tensor, sigma: Any, *, seed: int = 0) -> KernelRegime
         The numeric sigma, the median rule's sigma on the same rows and the ratio, the
         affinity quantiles, the fractions of affinities > 0.99 and < 1e-6, and the regime.
     """
+    numeric = not (isinstance(sigma, str) and sigma.strip().lower() == "median")
+    if not exact and numeric and x.shape[0] > REGIME_SCREEN_ROWS:
+        import numpy as np
+        import torch
+
+        idx = np.sort(np.random.default_rng(seed).choice(x.shape[0], REGIME_SCREEN_ROWS, replace=False))
+        screen = _regime_on(x[torch.as_tensor(idx, device=x.device)], sigma, seed=seed)
+        if SCREEN_BAND[0] < screen.median_affinity < SCREEN_BAND[1]:
+            return replace(screen, detail={**screen.detail, "screened": True, "seed": seed})
+    return _regime_on(x, sigma, seed=seed)
+
+
+def _regime_on(x: torch.Tensor, sigma: Any, *, seed: int) -> KernelRegime:
+    import torch
+
     vals, detail = _pair_sq_dists(x, seed=seed)
+    vals = torch.sort(vals).values  # several order statistics: one sort beats one selection each
+    m = vals.numel()
+
+    def at(index: int) -> float:
+        return float(vals[min(m - 1, max(0, index))].item())
+
+    lower_median = at((m - 1) // 2)
     try:
-        med_sigma: float | None = _median_rule(vals, x.dtype)
+        med_sigma: float | None = _median_rule_from(lower_median, x.dtype)
     except InputError:  # more than half the pairs at distance 0: no median rule, the kernel is flat anyway
         med_sigma = None
     if isinstance(sigma, SigmaChoice):
         value = sigma.value
-    elif isinstance(sigma, str) and sigma.strip().lower() == "median":
-        if med_sigma is None:
-            _median_rule(vals, x.dtype)  # raises the median rule's own message
-        value = float(med_sigma)  # type: ignore[arg-type]
-    else:
+    elif not (isinstance(sigma, str) and sigma.strip().lower() == "median"):
         value = resolve_sigma(sigma, x, seed=seed).value
-    m = vals.numel()
+    else:
+        if med_sigma is None:
+            _median_rule_from(lower_median, x.dtype)  # raises the median rule's own message
+        value = float(med_sigma)  # type: ignore[arg-type]
     scale = 1.0 / (2.0 * value * value)
-
-    def affinity_at(q: float) -> float:  # q-th quantile of the affinities = (1 - q)-th of the distances
-        return math.exp(-float(vals[min(m - 1, max(0, int(round((1.0 - q) * (m - 1)))))].item()) * scale)
-
-    quantiles = {f"q{round(q * 100):02d}": affinity_at(q) for q in AFFINITY_QUANTILES}
-    median_affinity = math.exp(-_lower_median(vals) * scale)
-    import torch
-
+    # the q-th quantile of the affinities is the (1 - q)-th of the distances
+    quantiles = {f"q{round(q * 100):02d}": math.exp(-at(int(round((1.0 - q) * (m - 1)))) * scale)
+                 for q in AFFINITY_QUANTILES}
+    median_affinity = math.exp(-lower_median * scale)
+    # affinity > 0.99 <=> d^2 < -log(0.99) / scale; affinity < 1e-6 <=> d^2 > -log(1e-6) / scale
     above = float(torch.searchsorted(vals, -math.log(0.99) / scale, right=False).item()) / m
     below = 1.0 - float(torch.searchsorted(vals, -math.log(1e-6) / scale, right=True).item()) / m
     return KernelRegime(
