@@ -110,3 +110,20 @@ def test_metrics_on_cuda_match_cpu(method: str) -> None:
     gpu = estimate_entropy(x, methods=method, sigma=3.0, device="cuda")[0]
     assert gpu.params["device"].startswith("cuda")
     assert gpu.value == pytest.approx(cpu.value, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["vne-cov", "rankme", "renyi-gram"])
+def test_preparation_warnings_are_in_the_result(name: str) -> None:
+    import warnings as _w
+
+    from dsecli import ENTROPY_METHODS
+
+    x = np.random.default_rng(3).normal(size=(60, 4))
+    x[:, 2] = 1.5  # a constant column
+    x[10] = x[11]  # a duplicate row
+    with _w.catch_warnings(record=True) as shown:
+        _w.simplefilter("always")
+        res = ENTROPY_METHODS[name](x, device="cpu")
+    texts = [str(w.message) for w in shown]
+    assert any("constant" in t for t in res.warnings) and any("duplicate" in t for t in res.warnings)
+    assert set(res.warnings) <= set(texts)  # everything listed was also shown

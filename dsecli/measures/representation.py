@@ -63,7 +63,7 @@ def _spectrum_probabilities(vals: Any, what: str) -> np.ndarray:
 
 def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, params: dict[str, Any],
             extra: dict[str, Any], start: float, ceiling_len: int, ceiling_name: str,
-            return_eigenvalues: bool, notes: tuple[str, ...] = ()) -> EntropyResult:
+            return_eigenvalues: bool, notes: tuple[str, ...] | None = None) -> EntropyResult:
     h = spectral_entropy_nats(p, alpha)
     ceiling = math.log(ceiling_len)
     what = {"n": "N_used", "d": "D", "rank": "min(N_used, D)"}[ceiling_name]
@@ -72,7 +72,8 @@ def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, pa
              "effective_rank": math.exp(h), "n_positive": int(np.sum(p > 0)), **extra}
     return EntropyResult(
         method=method, value=nats_to(h, base), units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=notes,
+        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start,
+        warnings=tuple(rows.warnings) if notes is None else notes,  # preparation's warnings at least
         eigenvalues=p if return_eigenvalues else None, extra=extra,
     )
 
