@@ -15,6 +15,7 @@ does (its effect is below 1e-9 bits for N <= 1e5); no renormalisation after addi
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["EPS", "symmetric_eigenvalues", "general_eigenvalue_moduli", "entropy_of_probabilities", "spectral_entropy"]
 
 EPS = 2.0**-52
+# Below this many rows a CPU eigvalsh runs on one thread when OpenMP threads sleep while waiting
+# (OMP_WAIT_POLICY=PASSIVE, which dsecli sets): the wake-ups cost more than the second core gives.
+# Measured on 2 cores (benchmarks/threads.py): 2 threads / 1 thread = 11x at N = 200, 3.6x at 400,
+# 1.6x at 1,000, 0.71x at 1,500; with spinning threads (ACTIVE) 2 threads win from N = 400 on.
+SINGLE_THREAD_EIG_ROWS = 1200
 
 
 def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
@@ -36,10 +42,22 @@ def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
     """
     import torch
 
+    from dsecli.device import cpu_threads
+
     try:
-        return torch.linalg.eigvalsh(a)
+        with cpu_threads(_eig_threads(a)):
+            return torch.linalg.eigvalsh(a)
     except RuntimeError as exc:  # torch raises _LinAlgError (a RuntimeError) on non-convergence
         raise ComputationError(f"eigenvalue solver failed: {exc}".splitlines()[0]) from exc
+
+
+def _eig_threads(a: torch.Tensor) -> int | None:
+    """1 for a small CPU eigenproblem under sleeping OpenMP waits (:data:`SINGLE_THREAD_EIG_ROWS`), else None."""
+    import torch
+
+    if a.device.type != "cpu" or a.shape[-1] >= SINGLE_THREAD_EIG_ROWS or torch.get_num_threads() < 2:
+        return None
+    return 1 if os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE" else None
 
 
 def general_eigenvalue_moduli(a: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,47 @@
+"""The thread rule of small CPU eigenproblems (dsecli.diffusion.spectrum.SINGLE_THREAD_EIG_ROWS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsecli.diffusion import spectrum
+from dsecli.diffusion.spectrum import SINGLE_THREAD_EIG_ROWS, symmetric_eigenvalues
+
+
+@pytest.mark.parametrize(("n", "policy", "threads", "expected"), [
+    (SINGLE_THREAD_EIG_ROWS - 1, "PASSIVE", 2, 1),
+    (SINGLE_THREAD_EIG_ROWS, "PASSIVE", 2, None),  # the boundary belongs to the multi-threaded side
+    (50, "passive", 2, 1),
+    (50, "ACTIVE", 2, None),
+    (50, "", 2, None),
+    (50, "PASSIVE", 1, None),
+])
+def test_the_rule(monkeypatch, n, policy, threads, expected) -> None:
+    import torch
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    assert spectrum._eig_threads(torch.zeros(n, n, dtype=torch.float64)) == expected
+
+
+def test_eigenvalues_unchanged_and_thread_count_restored(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(300, 300))
+    a = m @ m.T
+    before = torch.get_num_threads()
+    seen = []
+    real = torch.linalg.eigvalsh
+
+    def spy(x):
+        seen.append(torch.get_num_threads())
+        return real(x)
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", spy)
+    got = symmetric_eigenvalues(torch.as_tensor(a)).numpy()
+    np.testing.assert_allclose(got, np.linalg.eigvalsh(a), rtol=1e-10, atol=1e-8)
+    assert seen == [1 if before > 1 else before]
+    assert torch.get_num_threads() == before
