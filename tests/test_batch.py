@@ -412,7 +412,8 @@ def test_worker_processes_give_the_in_process_values(h5file, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def dask_cluster():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None)
+    # the dashboard on any free port: two test runs at once must not collide on 8787
+    cluster = distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=":0")
     try:
         yield cluster.scheduler_address
     finally:
