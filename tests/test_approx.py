@@ -121,14 +121,55 @@ def test_float32_storage_and_rows_operator_within_their_bound(seeded_spectra: di
         assert abs(nats - exact) / LN2 <= 0.01, op.kind
 
 
+@pytest.mark.parametrize("kind", ["blobs", "uniform", "offset"])
+@pytest.mark.parametrize("shrink", [1.0, 0.25])
+@pytest.mark.parametrize("d", [8, 64, 300])
+def test_kernel_factors_entry_error_within_unit(kind: str, shrink: float, d: int) -> None:
+    # the float32 tile against the float64 kernel: every entry within `unit` of itself
+    from dsecli.diffusion.kernels import gaussian_kernel, kernel_factors, resolve_sigma
+
+    rng = np.random.default_rng(d)
+    n = 600
+    if kind == "blobs":
+        x = rng.normal(0, 1.5, (10, d))[rng.integers(0, 10, n)] + rng.normal(0, 1, (n, d))
+    elif kind == "uniform":
+        x = rng.uniform(0, 1, (n, d))
+    else:  # far from the origin and anisotropic: centring must happen before float32
+        x = rng.normal(0, 1, (n, d)) * np.geomspace(1, 100, d) + 1e4
+    xt = torch.as_tensor(x)
+    sigma = resolve_sigma("median", xt, seed=0).value * shrink
+    g = gaussian_kernel(xt, sigma)
+    f = kernel_factors(xt - xt.mean(dim=0, keepdim=True), sigma, dtype=torch.float32)
+    tile = torch.tril(f.tile(0, n, n).double())
+    low = torch.tril(g)
+    normal = low >= 1e-30  # smaller entries underflow float32 (to 0 or subnormals): absolutely negligible
+    tiny = (tile - low).abs()[~normal]
+    assert tiny.numel() == 0 or float(tiny.max()) < 1e-30
+    rel = ((tile - low).abs() / low.clamp(min=1e-300))[normal].max().item()
+    assert rel <= f.unit
+    assert rel >= f.unit / 100  # the unit is a bound of the right size, not a blanket
+    assert bool((torch.diagonal(tile) == 1.0).all())
+
+
 def test_rows_operator_products_equal_dense() -> None:
+    # evaluated in float64, the triangle applied both ways is the dense operator to rounding
     x = torch.as_tensor(_seeded("blobs", 700, 16))
     dense = DenseDiffusionOperator(x, 5.0)
-    rows = KernelRowsOperator(x, 5.0, block_elements=700 * 64)  # several row blocks
+    rows = KernelRowsOperator(x, 5.0, block_elements=700 * 64, evaluation=torch.float64)  # three row blocks
+    assert rows.step == 256
     v = torch.randn(700, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(rows.matmat(v), dense.matmat(v), rtol=1e-10, atol=1e-13)
     assert rows.trace == pytest.approx(float(torch.diagonal(dense.a).sum()), rel=1e-12)
     assert rows.frobenius_sq == pytest.approx(dense.frobenius_sq, rel=1e-10)
+    # in float32 (the default) every entry errs by at most `unit` of itself, so |A v - A~ v| <= unit A |v|
+    # plus the float32 product's own rounding (a few units of 2^-24 of A |v|)
+    r32 = KernelRowsOperator(x, 5.0, block_elements=700 * 64)
+    assert r32.storage == torch.float32 and 2.0**-24 < r32.unit < 1e-4
+    scale = dense.matmat(v.abs())
+    err = (r32.matmat(v) - dense.matmat(v)).abs()
+    assert bool((err <= (r32.unit + 8 * 2.0**-24) * scale).all())
+    assert r32.trace == pytest.approx(rows.trace, rel=r32.unit)
+    assert r32.frobenius_sq == pytest.approx(rows.frobenius_sq, rel=4 * r32.unit)
     # the closed-form top eigenvector: A q^1/2 = q^1/2
     v1 = dense.top_eigenvector()[:, None]
     torch.testing.assert_close(dense.matmat(v1), v1, rtol=0, atol=1e-12)
@@ -337,3 +378,19 @@ def test_cuda_rows_operator_agrees_with_cpu() -> None:
     a, _ = approximate_spectral_entropy(cpu, t=1, seed=0, settings=ApproxSettings())
     b, _ = approximate_spectral_entropy(gpu, t=1, seed=0, settings=ApproxSettings())
     assert a == pytest.approx(b, abs=1e-7)
+
+
+def test_rows_operator_evaluates_in_float64_when_float32_would_err_too_much() -> None:
+    # a bandwidth far below the data's norms: float32 exponents would carry relative errors past the limit
+    from dsecli.diffusion.kernels import resolve_sigma
+    from dsecli.diffusion.operators import ROWS_FLOAT32_MAX_UNIT
+
+    x = torch.as_tensor(_seeded("blobs", 400, 64))
+    sigma = resolve_sigma("median", x, seed=0).value
+    wide = KernelRowsOperator(x, sigma)
+    narrow = KernelRowsOperator(x, sigma / 12)
+    assert wide.storage == torch.float32 and wide.unit <= ROWS_FLOAT32_MAX_UNIT
+    assert narrow.storage == torch.float64 and narrow.unit < 1e-10
+    dense = DenseDiffusionOperator(x, sigma / 12)
+    v = torch.randn(400, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(narrow.matmat(v), dense.matmat(v), rtol=1e-9, atol=1e-12)

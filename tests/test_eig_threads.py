@@ -45,3 +45,44 @@ def test_eigenvalues_unchanged_and_thread_count_restored(monkeypatch) -> None:
     np.testing.assert_allclose(got, np.linalg.eigvalsh(a), rtol=1e-10, atol=1e-8)
     assert seen == [1 if before > 1 else before]
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [40, 300, spectrum.CONCURRENT_EIG_MAX_ROWS + 1])
+def test_many_eigenproblems_equal_one_by_one_and_threads_restored(monkeypatch, n) -> None:
+    # concurrent (small) or sequential (large): the same eigenvalues as numpy, in order
+    import torch
+
+    if n > 1000:  # a large first matrix sends all to the sequential path; keep the test cheap
+        monkeypatch.setattr(spectrum, "CONCURRENT_EIG_MAX_ROWS", 100)
+        n = 150
+    rng = np.random.default_rng(n)
+    mats = [rng.normal(size=(n, n)) for _ in range(5)]
+    mats = [m + m.T for m in mats]
+    built = []
+
+    def build(i):
+        built.append(i)
+        return torch.as_tensor(mats[i])
+
+    before = torch.get_num_threads()
+    got = spectrum.symmetric_eigenvalues_many(build, len(mats))
+    assert sorted(built) == list(range(5))
+    assert torch.get_num_threads() == before
+    for m, lam in zip(mats, got):
+        np.testing.assert_allclose(lam.numpy(), np.linalg.eigvalsh(m), rtol=0, atol=1e-10 * np.abs(m).sum())
+    assert spectrum.symmetric_eigenvalues_many(build, 0) == []
+
+
+def test_many_eigenproblems_report_a_failure_as_computation_error(monkeypatch) -> None:
+    import torch
+
+    from dsecli.errors import ComputationError
+
+    def broken(a):
+        raise torch.linalg.LinAlgError("linalg.eigvalsh: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", broken)
+    before = torch.get_num_threads()
+    with pytest.raises(ComputationError, match="eigenvalue solver failed: linalg.eigvalsh: The algorithm failed"):
+        spectrum.symmetric_eigenvalues_many(lambda i: torch.eye(20, dtype=torch.float64), 4)
+    assert torch.get_num_threads() == before

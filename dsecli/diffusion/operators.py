@@ -41,6 +41,8 @@ __all__ = [
     "build_operator",
     "DENSE_BLOCK_ELEMENTS",
     "ROWS_BLOCK_ELEMENTS",
+    "ROWS_FLOAT32_MAX_UNIT",
+    "rows_tile_rows",
 ]
 
 OPERATOR_KINDS = ("dense", "rows")
@@ -51,6 +53,10 @@ OPERATOR_KINDS = ("dense", "rows")
 # :mod:`dsecli.diffusion.plan` counts these same blocks.
 DENSE_BLOCK_ELEMENTS = BLOCK_ELEMENTS
 ROWS_BLOCK_ELEMENTS = 4 * BLOCK_ELEMENTS
+# The matrix-free operator evaluates kernel entries in float32 while their relative error bound
+# (:func:`~dsecli.diffusion.kernels.kernel_factors`) stays below this; past it (a bandwidth far
+# below the data's norms: s M > ~100) it evaluates in float64.
+ROWS_FLOAT32_MAX_UNIT = 1e-4
 
 
 class _Operator:
@@ -136,55 +142,92 @@ class DenseDiffusionOperator(_Operator):
         return self.a.numel() * self.a.element_size()
 
 
-class KernelRowsOperator(_Operator):
-    """Matrix-free A: kernel rows recomputed in blocks at every product.
+def rows_tile_rows(n: int, block_elements: int = ROWS_BLOCK_ELEMENTS) -> int:
+    """Rows per tile of :class:`KernelRowsOperator`: a (rows x N) tile of about ``block_elements``
+    numbers, within 256-1,024 rows (fewer make the GEMMs inefficient, more leave the cache)."""
+    return min(n, max(256, min(1024, rows_per_block(n, block_elements))))
 
-    Construction makes one pass over the kernel for the degrees q. Memory: the centred data,
-    N-vectors, and one (rows x N) block (about ``block_elements`` numbers in the working dtype).
-    ``||A||_F^2`` is accumulated during the first product, at no extra pass.
+
+class KernelRowsOperator(_Operator):
+    """Matrix-free A: kernel rows recomputed in blocks at every product, one triangle of them.
+
+    G is symmetric, so a pass forms only rows ``s:e`` against columns ``0:e`` for each block of
+    rows (the lower block triangle, about half the kernel) and applies each tile both ways:
+    ``out[s:e] += T @ w[:e]`` and ``out[:s] += T[:, :s]^T @ w[s:e]``. A tile is one GEMM and one
+    ``exp`` (:class:`~dsecli.diffusion.kernels.KernelFactors`), evaluated in ``evaluation``
+    precision (by default float32, twice the GEMM and exponential rate of float64, unless its
+    error bound exceeds :data:`ROWS_FLOAT32_MAX_UNIT`; then float64) and summed across row blocks
+    in float64. The operator is then the exactly symmetric A + E of the evaluated
+    entries, every pass the same one; E's entries are at most ``unit`` times A's
+    (:func:`~dsecli.diffusion.kernels.kernel_factors`), which the solver's error estimate counts.
+
+    Construction makes one pass for the degrees q. Memory: the data's two (N, D + 2) factors,
+    N-vectors, and one tile of about ``block_elements`` numbers. ``||A||_F^2`` is accumulated
+    during the first product, at no extra pass.
     """
 
     kind = "rows"
 
-    def __init__(self, xt: torch.Tensor, sigma: float, *, block_elements: int = ROWS_BLOCK_ELEMENTS) -> None:
+    def __init__(self, xt: torch.Tensor, sigma: float, *, block_elements: int = ROWS_BLOCK_ELEMENTS,
+                 evaluation: torch.dtype | None = None) -> None:
         import torch
 
-        self.n, self.device, self.storage = xt.shape[0], xt.device, xt.dtype
+        from dsecli.diffusion.kernels import kernel_factors
+
+        self.n, self.device = xt.shape[0], xt.device
+        self.storage = evaluation or torch.float32
         self.sigma = float(sigma)
-        self.xc = xt - xt.mean(dim=0, keepdim=True)
-        self.xn = (self.xc * self.xc).sum(dim=1)
-        self.step = rows_per_block(self.n, block_elements)
-        q = torch.empty(self.n, dtype=torch.float64, device=xt.device)
-        for s in range(0, self.n, self.step):
-            e = min(self.n, s + self.step)
-            q[s:e] = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma).sum(dim=1, dtype=torch.float64)
-        self._set_degrees(q)
+        self.factors = kernel_factors(xt - xt.mean(dim=0, keepdim=True), self.sigma, dtype=self.storage)
+        if evaluation is None and self.factors.unit > ROWS_FLOAT32_MAX_UNIT:
+            self.storage = torch.float64
+            self.factors = kernel_factors(xt - xt.mean(dim=0, keepdim=True), self.sigma, dtype=self.storage)
+        self.unit = self.factors.unit
+        self.step = rows_tile_rows(self.n, block_elements)
+        ones = torch.ones((self.n, 1), dtype=torch.float64, device=self.device)
+        self._set_degrees(self._apply(ones)[:, 0])
         self.frobenius_sq = None
 
-    def _product(self, v: torch.Tensor) -> torch.Tensor:
-        # O(N^2 (D + b)) flops: every block of kernel rows is recomputed
-        import torch
-
-        r = self.inv_sqrt_q
-        w = (v * r[:, None]).to(self.storage)
-        out = torch.empty_like(v)
-        r_s = r.to(self.storage)
-        frob = 0.0
-        want_frob = self.frobenius_sq is None
+    def _tiles(self):  # noqa: ANN202 - a generator of (start, stop, tile)
         for s in range(0, self.n, self.step):
             e = min(self.n, s + self.step)
-            blk = gaussian_kernel_rows(self.xc, self.xn, s, e, self.sigma)
-            out[s:e] = (blk @ w).double()
-            if want_frob:
-                frob += _normalised_sq_norm_(blk, r_s, s, e)
+            yield s, e, self.factors.tile(s, e, e)
+
+    def _apply(self, w64: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """``G @ w64`` (float64 out) from one pass over the triangle; with ``r`` = q^-1/2, also
+        accumulates ||A||_F^2 = sum_ij (r_i G_ij r_j)^2 into ``frobenius_sq``."""
+        import torch
+
+        w = w64.to(self.storage)
+        # the transposed halves go straight into one buffer (BLAS accumulate, no temporaries);
+        # each row block's own sum is added to the float64 result once
+        back = torch.zeros_like(w)
+        out = torch.zeros_like(w64)
+        r_s = r.to(self.storage) if r is not None else None
+        frob = 0.0
+        for s, e, blk in self._tiles():
+            out[s:e] += blk @ w[:e]
+            if s:
+                back[:s].addmm_(blk[:, :s].T, w[s:e])
+            if r_s is not None:
+                # the diagonal block holds both (i, j) and (j, i); the rest stands for two entries each
+                part = blk.mul_(r_s[s:e, None]).mul_(r_s[None, :e])
+                off = float(torch.linalg.vector_norm(part[:, :s], dtype=torch.float64)) ** 2 if s else 0.0
+                frob += 2.0 * off + float(torch.linalg.vector_norm(part[:, s:], dtype=torch.float64)) ** 2
             del blk
-        if want_frob:
+        if r_s is not None:
             self.frobenius_sq = frob
+        return out.add_(back)
+
+    def _product(self, v: torch.Tensor) -> torch.Tensor:
+        # about N^2 (D + 2) + 2 N^2 b flops and N^2 / 2 exponentials per product
+        r = self.inv_sqrt_q
+        out = self._apply(v * r[:, None], r if self.frobenius_sq is None else None)
         return out.mul_(r[:, None])
 
     @property
     def nbytes(self) -> int:
-        return self.xc.numel() * self.xc.element_size()
+        f = self.factors
+        return f.left.numel() * f.left.element_size() + f.right.numel() * f.right.element_size()
 
 
 def build_operator(xt: torch.Tensor, sigma: float, *, kind: str, storage: torch.dtype | None = None) -> _Operator:

@@ -9,8 +9,9 @@ figures count what the code allocates:
 - approx, dense operator: one N x N array in the storage dtype (float32 storage when float64
   does not fit), one block of kernel rows in the working dtype, the Krylov basis and its
   image (2 N k float64, k = block x depth) and the Lanczos vectors (about 5 N m float64).
-- approx, kernel-rows operator (matrix-free): the data and its centred copy, one block of
-  kernel rows (32 Mi numbers) with its temporaries, and the same Krylov / Lanczos vectors.
+- approx, kernel-rows operator (matrix-free): the data, its two float32 kernel factors
+  (N x (D + 2) each), one tile of kernel rows (256-1,024 rows x N, float32) with its temporary,
+  and the same Krylov / Lanczos vectors.
 
 Times are a model, ``flops / rate``. The rates are this machine's when it has been calibrated
 (:mod:`dsecli.diffusion.calibration`: a half-second probe of GEMM, kernel-entry and eigvalsh rates,
@@ -27,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype
-from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, ROWS_BLOCK_ELEMENTS
+from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, rows_tile_rows
 from dsecli.errors import InputError, check_choice, check_positive_int
 
 __all__ = [
@@ -266,12 +267,16 @@ def plan_entropy(
         return (build + s["depth"] * product(s["block"], store) + s["steps"] * product(s["probes"], store)
                 + krylov(s))
 
-    # kernel-rows operator: every product recomputes the kernel (distance GEMM + exp) block by block
-    rows_mem = vecs(sr) + data + 3 * min(n * n, ROWS_BLOCK_ELEMENTS) * item
+    # kernel-rows operator: every product recomputes one triangle of the kernel in float32 (one GEMM of
+    # depth D + 2 and N^2 / 2 exponentials) and applies it both ways (2 N^2 b flops)
+    r32 = rates if dt == "float32" else _rates(dev.type, "float32", threads, cal)
+    tile = rows_tile_rows(n) * n
+    rows_mem = vecs(sr) + 2 * n * (d + 2) * 4 + data + 2 * tile * 4 + 3 * n * sr["probes"] * 4
     passes = 1 + sr["depth"] + sr["steps"]
-    columns = sr["block"] * sr["depth"] + sr["probes"] * sr["steps"]
-    rows_time = ((passes * 2.0 * n * n * d + 2.0 * n * n * columns) / rates["gemm"] + passes * n * n / rates["elem"]
-                 + krylov(sr))
+    columns = 1 + sr["block"] * sr["depth"] + sr["probes"] * sr["steps"]
+    lanczos = 4.0 * n * sr["block"] * sr["probes"] * sr["steps"] / gemm64  # projections against kept pairs
+    rows_time = ((passes * n * n * (d + 2) + 2.0 * n * n * columns) / r32["gemm"]
+                 + passes * n * n / (2.0 * r32["elem"]) + krylov(sr) + lanczos)
 
     out: dict[str, Any] = {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
@@ -302,10 +307,12 @@ def plan_entropy(
                           f"{FLOAT64_STORAGE_FRACTION:.0%} of the free memory); kernel computed in float64",
                    approx_settings=s)
     else:
-        out.update(solver="approx", operator="rows", storage_dtype=dt, memory_bytes=rows_mem, fits=rows_mem <= budget,
+        out.update(solver="approx", operator="rows", storage_dtype="float32", memory_bytes=rows_mem,
+                   fits=rows_mem <= budget,
                    expected_seconds=rows_time,
                    reason=f"{why}; an N x N operator needs {n * n * 4 / 2**30:.0f} GiB even in float32: kernel rows "
-                          f"are recomputed at every product (about {passes} passes over the kernel)",
+                          f"are recomputed in float32 at every product (about {passes} passes over one triangle "
+                          "of the kernel)",
                    approx_settings=sr)
     out["speedup_vs_exact"] = exact_time / out["expected_seconds"]
     return out

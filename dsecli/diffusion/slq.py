@@ -465,6 +465,8 @@ def approximate_spectral_entropy(op: _Operator, *, t: int, seed: int, settings: 
     av2, vav2 = float(defl.av.square().sum()), float(vav.square().sum())
     tr_vav = float(torch.diagonal(vav).sum())
     u = 2.0**-53 if op.storage == torch.float64 else 2.0**-24
+    # a matrix-free operator evaluates its entries in its own precision, with this relative error
+    entry_unit = float(getattr(op, "unit", 0.0))
     grow = u * math.sqrt(op.n)
     targets = torch.tensor([op.trace - tr_vav, float(op.frobenius_sq) - 2.0 * av2 + vav2], dtype=torch.float64,
                            device=op.device)
@@ -486,7 +488,7 @@ def approximate_spectral_entropy(op: _Operator, *, t: int, seed: int, settings: 
         quad_err = rule_err + full.extra["target_bias"]
         defl_err = _deflation_bias_nats(defl, t=t, s0=full.s0, s1=full.s1, lo=full.extra["node_min"],
                                         hi=full.extra["node_max"])
-        defl_err += _rounding_bias_nats(defl, t=t, s0=full.s0, s1=full.s1, unit=u)
+        defl_err += _rounding_bias_nats(defl, t=t, s0=full.s0, s1=full.s1, unit=max(u, entry_unit))
         stoch = settings.z_score * full.stderr_nats
         # floor: the exact path itself is only good to rounding (golden spread ~1e-11 bits)
         bound = stoch + quad_err + defl_err + 1e-9

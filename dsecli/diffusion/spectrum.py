@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,7 +26,7 @@ from dsecli.errors import ComputationError, check_positive_int
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["EPS", "symmetric_eigenvalues", "general_eigenvalue_moduli", "entropy_of_probabilities", "spectral_entropy"]
+__all__ = ["EPS", "symmetric_eigenvalues", "symmetric_eigenvalues_many", "general_eigenvalue_moduli", "entropy_of_probabilities", "spectral_entropy"]
 
 EPS = 2.0**-52
 # Below this many rows a CPU eigvalsh runs on one thread when OpenMP threads sleep while waiting
@@ -33,6 +34,11 @@ EPS = 2.0**-52
 # Measured on 2 cores (benchmarks/threads.py): 2 threads / 1 thread = 11x at N = 200, 3.6x at 400,
 # 1.6x at 1,000, 0.71x at 1,500; with spinning threads (ACTIVE) 2 threads win from N = 400 on.
 SINGLE_THREAD_EIG_ROWS = 1200
+# Up to this many rows, independent CPU eigenproblems (DSMI's class and subset kernels) run
+# concurrently, one thread each, instead of one after another on every thread: measured on 2 cores
+# (benchmarks/threads.py), 2 concurrent single-thread eigvalsh take 0.50-0.55 of the time of the
+# best sequential setting from N = 200 to 1,200, under either OpenMP wait policy.
+CONCURRENT_EIG_MAX_ROWS = 4096
 
 
 def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
@@ -40,13 +46,48 @@ def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
 
     Only the lower triangle is read. Raises :class:`ComputationError` if LAPACK fails.
     """
+
+    from dsecli.device import cpu_threads
+
+    with cpu_threads(_eig_threads(a)):
+        return _solve(a)
+
+
+def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int) -> list[torch.Tensor]:
+    """Eigenvalues (ascending) of ``count`` symmetric matrices, the i-th made by ``build(i)``.
+
+    Each matrix is built when it is solved, so only as many exist at once as are solved at once.
+    Small CPU problems (at most :data:`CONCURRENT_EIG_MAX_ROWS` rows, judged by the first) are
+    solved concurrently by as many workers as torch has threads, each on one thread; otherwise
+    one after another by :func:`symmetric_eigenvalues`. The values do not depend on which.
+    """
     import torch
 
     from dsecli.device import cpu_threads
 
+    if count <= 0:
+        return []
+    first: list[torch.Tensor | None] = [build(0)]
+    workers = min(count, torch.get_num_threads())
+    a0 = first[0]
+    if workers < 2 or a0.device.type != "cpu" or a0.shape[-1] > CONCURRENT_EIG_MAX_ROWS:
+        return [symmetric_eigenvalues(a0)] + [symmetric_eigenvalues(build(i)) for i in range(1, count)]
+
+    def solve(i: int) -> torch.Tensor:
+        a = first.pop() if i == 0 else build(i)
+        return _solve(a)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with cpu_threads(1), ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        return list(pool.map(solve, range(count)))
+
+
+def _solve(a: torch.Tensor) -> torch.Tensor:
+    import torch
+
     try:
-        with cpu_threads(_eig_threads(a)):
-            return torch.linalg.eigvalsh(a)
+        return torch.linalg.eigvalsh(a)
     except RuntimeError as exc:  # torch raises _LinAlgError (a RuntimeError) on non-convergence
         raise ComputationError(f"eigenvalue solver failed: {exc}".splitlines()[0]) from exc
 

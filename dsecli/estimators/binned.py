@@ -183,11 +183,11 @@ def binned_shannon_mutual_information(
         classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
                                     where=rows.reference_source)
 
-        def entropy_of_rows(idx: np.ndarray) -> float:
-            return binned_entropy_of_array(data[idx], bins, base=base)[0]
+        def entropies(sets: list[np.ndarray]) -> list[tuple[float, float]]:
+            return [(binned_entropy_of_array(data[idx], bins, base=base)[0], 0.0) for idx in sets]
 
         value, details = size_matched_mutual_information(
-            entropy_of_rows, classes, repetitions=repetitions, seed=seed, sampler=sampler
+            entropies, classes, repetitions=repetitions, seed=seed, sampler=sampler
         )
     params = {
         "bins": bins, "ref_kind": ref_kind, "classes_from": classes.kind, "n_classes": len(classes.names),

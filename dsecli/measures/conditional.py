@@ -24,19 +24,21 @@ __all__ = ["size_matched_mutual_information"]
 
 
 def size_matched_mutual_information(
-    entropy_of_rows: Callable[[np.ndarray], float],
+    entropies: Callable[[list[np.ndarray]], list[tuple[float, float]]],
     classes: Classes,
     *,
     repetitions: int,
     seed: int,
     sampler: str,
-    error_of_last: Callable[[], float] | None = None,
+    with_errors: bool = False,
 ) -> tuple[float, dict[str, Any]]:
-    """Return ``(MI, details)``; ``entropy_of_rows(indices)`` gives H of those rows.
+    """Return ``(MI, details)``; ``entropies(index_sets)`` gives ``(H, error bound)`` of each set of rows.
 
-    ``details`` holds ``h_conditional`` (sum_y p_y H(X|Y=y)), ``h_marginal_matched``
+    Every subset is drawn first and ``entropies`` is called once with all of them (class members
+    and draws, class by class, in that order), so the caller can solve equal-size problems
+    together. ``details`` holds ``h_conditional`` (sum_y p_y H(X|Y=y)), ``h_marginal_matched``
     (sum_y p_y mean_r H(X*_r)) and one entry per class (count, h_given_class, h_subsample
-    repetitions), in the units of ``entropy_of_rows``.
+    repetitions), in the units of ``entropies``.
 
     The spread over repetitions: ``repetition_values`` holds
     I_r = sum_y p_y [H(X*_{r,y}) - H(X_{Y=y})] for r = 1..R (the r-th draw of every class), so
@@ -44,43 +46,48 @@ def size_matched_mutual_information(
     0 when R = 1) and ``repetition_stderr`` = std / sqrt(R), the standard error of the reported
     mean due to the subset draws alone (the draws of different r are independent, so the I_r
     are too). Neither includes the sampling error of the rows themselves (see
-    :mod:`dsecli.measures.resampling` for that). When the entropies are estimates with
-    an error bound, ``error_of_last()`` returns the bound of the latest ``entropy_of_rows``
-    call and ``details["error_estimate"]`` = sum_y p_y [mean_r e(X*_r) + e(X_{Y=y})] bounds
-    the error of the MI (the errors add at worst linearly).
+    :mod:`dsecli.measures.resampling` for that). With ``with_errors`` (the entropies are
+    estimates with an error bound), ``details["error_estimate"]`` =
+    sum_y p_y [mean_r e(X*_r) + e(X_{Y=y})] bounds the error of the MI (the errors add at worst
+    linearly).
     """
     codes = classes.codes
     n = codes.shape[0]
     counts = classes.counts
-    mi = 0.0
-    h_cond = 0.0
-    h_marg = 0.0
-    per_class = []
-    per_repetition = np.zeros(repetitions)
-    error = 0.0
-    cache: dict[int, tuple[list[float], list[float]]] = {}
-
-    def measured(idx: np.ndarray) -> tuple[float, float]:
-        h = entropy_of_rows(idx)
-        return h, (error_of_last() if error_of_last is not None else 0.0)
-
+    # the index sets to measure, and where each class finds its entropies among them
+    sets: list[np.ndarray] = []
+    layout: list[tuple[int, str, int | None, list[int] | None]] = []  # (class, name, members' slot, draws' slots)
+    drawn: dict[int, list[int]] = {}
     for c, name in enumerate(classes.names):
         n_c = int(counts[c])
         if n_c == 0:
             continue
-        p_c = n_c / n
-        members = np.flatnonzero(codes == c)
-        h_c, e_c = (0.0, 0.0) if n_c == 1 else measured(members)
-        if sampler == "published" and n_c in cache:
+        own = None
+        if n_c > 1:
+            own = len(sets)
+            sets.append(np.flatnonzero(codes == c))
+        if n_c == 1:
+            slots = None
+        elif sampler == "published" and n_c in drawn:
             # the published scheme reseeds per class: equal sizes give identical draws
-            reps, rep_errors = cache[n_c]
-        elif n_c == 1:
-            reps, rep_errors = [0.0] * repetitions, [0.0] * repetitions
+            slots = drawn[n_c]
         else:
             draws = subset_draws(n, n_c, repetitions, seed=seed, sampler=sampler, stream=c)
-            pairs = [measured(np.sort(d)) for d in draws]
-            reps, rep_errors = [h for h, _ in pairs], [e for _, e in pairs]
-        cache[n_c] = (reps, rep_errors)
+            slots = list(range(len(sets), len(sets) + len(draws)))
+            sets.extend(np.sort(d) for d in draws)
+        if slots is not None:
+            drawn[n_c] = slots
+        layout.append((c, name, own, slots))
+    measured = entropies(sets) if sets else []
+    mi = h_cond = h_marg = error = 0.0
+    per_class = []
+    per_repetition = np.zeros(repetitions)
+    for c, name, own, slots in layout:
+        n_c = int(counts[c])
+        p_c = n_c / n
+        h_c, e_c = measured[own] if own is not None else (0.0, 0.0)
+        reps = [measured[i][0] for i in slots] if slots is not None else [0.0] * repetitions
+        rep_errors = [measured[i][1] for i in slots] if slots is not None else [0.0] * repetitions
         error += p_c * (float(np.mean(rep_errors)) + e_c)
         h_star = float(np.mean(reps))
         mi += p_c * (h_star - h_c)
@@ -96,6 +103,6 @@ def size_matched_mutual_information(
         "repetition_values": per_repetition.tolist(), "repetition_std": std,
         "repetition_stderr": std / float(np.sqrt(repetitions)),
     }
-    if error_of_last is not None:
+    if with_errors:
         details["error_estimate"] = error
     return mi, details

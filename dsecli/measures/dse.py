@@ -36,6 +36,7 @@ from dsecli.diffusion.spectrum import (
     general_eigenvalue_moduli,
     spectral_entropy,
     symmetric_eigenvalues,
+    symmetric_eigenvalues_many,
 )
 from dsecli.errors import (
     CollectWarnings,
@@ -514,7 +515,6 @@ def diffusion_spectral_mutual_information(
                             with_reference=True)
     import torch
 
-    last_error = 0.0  # error estimate (result units) of the latest DSE: 0 when exact
     approx_runs = 0
     with _Collect(rows.warnings) as notes:
         classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
@@ -526,28 +526,35 @@ def diffusion_spectral_mutual_information(
         if shared:
             g = gaussian_kernel(xt, choice.value)
 
-        def entropy_of_rows(idx: np.ndarray) -> float:
-            nonlocal approx_runs, last_error
-            ti = torch.as_tensor(idx, device=xt.device)
-            plan = plans[len(idx)]
-            last_error = 0.0
-            if plan["solver"] == "approx":
+        def entropies(sets: list[np.ndarray]) -> list[tuple[float, float]]:
+            nonlocal approx_runs
+            out: list[tuple[float, float]] = [(0.0, 0.0)] * len(sets)
+            exact: list[int] = []
+            for i, idx in enumerate(sets):
+                plan = plans[len(idx)]
+                if plan["solver"] != "approx":
+                    exact.append(i)
+                    continue
                 # each run its own probes (seed + run number): their errors do not line up
+                ti = torch.as_tensor(idx, device=xt.device)
                 value, report = _approximate_dse(xt.index_select(0, ti), choice.value, plan=plan, t=t, base=base,
                                                  seed=seed + approx_runs, tol_bits=tol_bits / 2)
                 approx_runs += 1
-                last_error = report["error_estimate"]
-                return value
-            sub = g.index_select(0, ti).index_select(1, ti) if shared else gaussian_kernel(xt.index_select(0, ti),
-                                                                                           choice.value)
-            return spectral_entropy(symmetric_eigenvalues(symmetric_normalize_(sub)), t=t, base=base)
+                out[i] = (value, report["error_estimate"])
 
-        def error_of_last() -> float:
-            return last_error
+            def operator_of(j: int) -> torch.Tensor:
+                ti = torch.as_tensor(sets[exact[j]], device=xt.device)
+                sub = (g.index_select(0, ti).index_select(1, ti) if shared
+                       else gaussian_kernel(xt.index_select(0, ti), choice.value))
+                return symmetric_normalize_(sub)
+
+            for i, lam in zip(exact, symmetric_eigenvalues_many(operator_of, len(exact))):
+                out[i] = (spectral_entropy(lam, t=t, base=base), 0.0)
+            return out
 
         value, details = size_matched_mutual_information(
-            entropy_of_rows, classes, repetitions=repetitions, seed=seed, sampler=sampler,
-            error_of_last=error_of_last if any(p["solver"] == "approx" for p in plans.values()) else None,
+            entropies, classes, repetitions=repetitions, seed=seed, sampler=sampler,
+            with_errors=any(p["solver"] == "approx" for p in plans.values()),
         )
     details.update(reference_ceiling(value, classes.counts, base,
                                      what="labels" if classes.kind == "labels" else f"classes ({classes.kind})"))
