@@ -80,6 +80,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     sigma = math.sqrt(d)
     device = case.get("device", "cpu")
     out: dict[str, Any] = {"case": case}
+    if kind == "rows-pass":
+        return {**out, **_rows_pass(x, sigma, case)}
     if kind in ("published", "published-dsmi"):
         import dse_dsmi
 
@@ -125,6 +127,56 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _rows_pass(x: np.ndarray, sigma: float, case: dict[str, Any]) -> dict[str, Any]:
+    """One pass of the matrix-free operator against this machine's floor, measured now.
+
+    Floor of a pass over the *whole* kernel (what any pass must do without the symmetry): the
+    distance GEMM (2 N^2 (D + 2) flops at the measured float32 GEMM rate of a (tile x (D + 2)) x
+    ((D + 2) x N) product), N^2 exponentials (measured float32 ``exp_`` rate on a tile) and the
+    product with the block, 2 N^2 b flops (measured rate of a (tile x N) x (N x b) product).
+    """
+    import torch
+
+    from dsecli.diffusion.operators import KernelRowsOperator
+
+    n, d, b = x.shape[0], x.shape[1], int(case.get("b", 128))
+    xt = torch.as_tensor(x)
+    t0 = time.perf_counter()
+    op = KernelRowsOperator(xt, sigma)
+    build = time.perf_counter() - t0
+    gen = torch.Generator().manual_seed(0)
+    rows = op.step
+    left = op.factors.left[:rows].contiguous()
+    right = op.factors.right
+    tile = torch.empty((rows, n), dtype=torch.float32)
+    w = torch.randn((n, b), generator=gen).float()
+    res = torch.empty((rows, b), dtype=torch.float32)
+
+    def best(fn: Any, k: int = 3) -> float:
+        fn()
+        out = float("inf")
+        for _ in range(k):
+            s0 = time.perf_counter()
+            fn()
+            out = min(out, time.perf_counter() - s0)
+        return out
+
+    gemm = 2.0 * rows * n * (d + 2) / best(lambda: torch.matmul(left, right.T, out=tile))
+    tile.clamp_(max=0.0)
+    expr = rows * n / best(lambda: tile.exp_())
+    apply = 2.0 * rows * n * b / best(lambda: torch.matmul(tile, w, out=res))
+    floor = 2.0 * n * n * (d + 2) / gemm + n * n / expr + 2.0 * n * n * b / apply
+    v = torch.randn((n, b), generator=gen, dtype=torch.float64)
+    op.matmat(v)  # the first product also sums ||A||_F^2
+    passes = []
+    for _ in range(2 if n <= 50_000 else 1):
+        s0 = time.perf_counter()
+        op.matmat(v)
+        passes.append(time.perf_counter() - s0)
+    return {"seconds": min(passes), "floor_s": floor, "gemm_flops": gemm, "exp_per_s": expr, "apply_flops": apply,
+            "build_s": build, "tile_rows": rows, "b": b, "storage": str(op.storage).replace("torch.", "")}
+
+
 def _repeats(n: int) -> int:
     # small cases take under a second: the best of three is less at the mercy of other processes
     return 3 if n <= 4000 else 1
@@ -146,6 +198,8 @@ def _dsecli_once(kind: str, x: np.ndarray, labels: np.ndarray, sigma: float, cas
         elif kind == "approx":
             r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="approx", device=device,
                                            dtype=case.get("dtype", "float64"))
+        elif kind == "approx-all":
+            r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="approx", device=device)
         elif kind == "dsmi":
             r = diffusion_spectral_mutual_information(x, labels, sigma=sigma, t=1, max_n=0, device=device,
                                                       sampler="published", solver=case.get("solver", "exact"))
@@ -283,6 +337,46 @@ def dse_section(grid: list[tuple[int, int]], large: list[tuple[int, int]], exact
     return {"table": table, "exact_fit": fit}
 
 
+def rows_section(ns: list[int], full: list[int], d: int, timeout: float,
+                 exact_fit: tuple[float, float] | None) -> dict[str, Any]:
+    """Per-pass time of the matrix-free operator against the measured floor; whole approx runs at large N."""
+    print(f"\nMatrix-free kernel rows, D = {d}, float32 tiles (floor: distance GEMM + exp + product over the whole "
+          "kernel at rates measured in the same process; pass / floor < 1 is the symmetry's half)")
+    print(f"{'N':>7} {'b':>4} | {'pass s':>7} {'floor s':>7} {'pass/floor':>10} | {'GEMM GF/s':>9} {'exp G/s':>7} "
+          f"{'apply GF/s':>10}")
+    passes = []
+    for n in ns:
+        for b in (128, 256):
+            r = spawn({"kind": "rows-pass", "n": n, "d": d, "b": b}, timeout)
+            passes.append(r)
+            if "error" in r:
+                print(f"{n:>7} {b:>4} | {r['error']}")
+                continue
+            print(f"{n:>7} {b:>4} | {r['seconds']:>7.2f} {r['floor_s']:>7.2f} {r['seconds'] / r['floor_s']:>10.2f} | "
+                  f"{r['gemm_flops'] / 1e9:>9.0f} {r['exp_per_s'] / 1e9:>7.2f} {r['apply_flops'] / 1e9:>10.0f}",
+                  flush=True)
+    print(f"\nDSE approx on all rows (solver='approx', max_n=0), D = {d}: plan vs measured")
+    print(f"{'N':>7} | {'seconds':>8} {'plan s':>7} {'plan/meas':>9} | {'est bits':>8} {'converged':>9} | "
+          f"{'operator':>14} {'products':>8} {'probes x steps':>14} {'kept':>5} | {'exact s (fit)':>13}")
+    runs = []
+    for n in full:
+        r = spawn({"kind": "approx-all", "n": n, "d": d}, timeout)
+        runs.append(r)
+        if "error" in r:
+            print(f"{n:>7} | {r['error']}")
+            continue
+        ex = r["extra"]
+        fit = "-" if exact_fit is None else f"{exact_fit[0] * n**3 + exact_fit[1] * n * n * d:.0f}*"
+        print(f"{n:>7} | {r['seconds']:>8.0f} {r.get('plan_seconds', float('nan')):>7.0f} "
+              f"{r.get('plan_seconds', float('nan')) / r['seconds']:>9.2f} | {ex['error_estimate_bits']:>8.4f} "
+              f"{str(ex['converged']):>9} | {ex['operator'] + ' ' + ex['operator_storage']:>14} "
+              f"{ex['operator_products']:>8} {str(ex['probes']) + ' x ' + str(ex['lanczos_steps']):>14} "
+              f"{ex['deflated_eigenpairs']:>5} | {fit:>13}", flush=True)
+    if exact_fit is not None:
+        print("* the exact solver's time from the fit of the DSE section")
+    return {"passes": passes, "runs": runs}
+
+
 def dsmi_section(ns: list[int], d: int, timeout: float, published: bool, device: str = "cpu") -> list[dict[str, Any]]:
     print(f"\nDSMI, 10 classes, D = {d}, sigma = sqrt(D), t = 1, 5 repetitions (x pub = published s / dsecli s)")
     print(f"{'N':>6} | {'published':>9} {'dsecli':>7} {'x pub':>6} | {'published MI':>12} {'dsecli MI':>10}")
@@ -363,6 +457,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="small subset (minutes)")
     ap.add_argument("--gpu-only", action="store_true", help="only the CUDA section")
     ap.add_argument("--no-knn", action="store_true", help="skip the kNN/KSG section")
+    ap.add_argument("--only", default="", help="comma-separated sections to run: dse, rows, dsmi, knn, gpu")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per case")
     ap.add_argument("--json", default="", help="write all measurements to this file")
     ap.add_argument("--_case", default="", help=argparse.SUPPRESS)
@@ -385,18 +480,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             large, exact_large = [(10000, 64)], []
             dsmi_ns = [2000]
             dsmi_large = [(12000, 64, 2)]
+            rows_ns, rows_full = [20000], []
         else:
             grid = [(n, d) for d in (64, 512) for n in (1000, 2000, 4000, 8000)]
             exact_large = [(20000, 64), (20000, 512)]
             large = [(20000, 64), (20000, 512), (50000, 64), (50000, 256), (50000, 512)]
             dsmi_ns = [2000, 4000, 8000]
             dsmi_large = [(20000, 64, 2), (50000, 64, 10)]
-        out["dse"] = dse_section(grid, large, exact_large, args.timeout, published)
-        out["dsmi"] = dsmi_section(dsmi_ns, 64, args.timeout, published)
-        out["dsmi_large"] = dsmi_large_section(dsmi_large, args.timeout)
-        if not args.no_knn:
+            rows_ns, rows_full = [20000, 50000, 100000], [100000]
+        only = {x.strip() for x in args.only.split(",") if x.strip()}
+
+        def want(name: str) -> bool:
+            return not only or name in only
+
+        fit = None
+        if want("dse"):
+            out["dse"] = dse_section(grid, large, exact_large, args.timeout, published)
+            fit = out["dse"]["exact_fit"]
+        if want("rows"):
+            out["rows"] = rows_section(rows_ns, rows_full, 256, args.timeout, fit)
+        if want("dsmi"):
+            out["dsmi"] = dsmi_section(dsmi_ns, 64, args.timeout, published)
+            out["dsmi_large"] = dsmi_large_section(dsmi_large, args.timeout)
+        if want("knn") and not args.no_knn:
             out["knn"] = knn_section(args.quick)
-    out["gpu"] = gpu_section(args.quick, args.timeout)
+    if args.gpu_only or not args.only or "gpu" in args.only:
+        out["gpu"] = gpu_section(args.quick, args.timeout)
     out["load_end"] = os.getloadavg()[0]
     print(f"\nload average at the end: {out['load_end']:.1f}")
     if args.json:

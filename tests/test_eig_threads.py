@@ -52,6 +52,7 @@ def test_many_eigenproblems_equal_one_by_one_and_threads_restored(monkeypatch, n
     # concurrent (small) or sequential (large): the same eigenvalues as numpy, in order
     import torch
 
+    monkeypatch.setattr(spectrum, "idle_cores", lambda: 2.0)  # concurrent where the size allows, loaded or not
     if n > 1000:  # a large first matrix sends all to the sequential path; keep the test cheap
         monkeypatch.setattr(spectrum, "CONCURRENT_EIG_MAX_ROWS", 100)
         n = 150
@@ -86,3 +87,37 @@ def test_many_eigenproblems_report_a_failure_as_computation_error(monkeypatch) -
     with pytest.raises(ComputationError, match="eigenvalue solver failed: linalg.eigvalsh: The algorithm failed"):
         spectrum.symmetric_eigenvalues_many(lambda i: torch.eye(20, dtype=torch.float64), 4)
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(("running", "cores", "idle"), [("1/80", 2, 2.0), ("2/80", 2, 1.0), ("5/80", 2, 0.0),
+                                                         ("3/99", 8, 6.0)])
+def test_idle_cores_reads_the_running_count(monkeypatch, running, cores, idle) -> None:
+    import builtins
+    import io
+
+    real_open = builtins.open
+
+    def fake_open(path, *a, **k):
+        if str(path) == "/proc/loadavg":
+            return io.StringIO(f"1.00 0.50 0.25 {running} 12345\n")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(spectrum.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert spectrum.idle_cores() == idle
+
+
+def test_busy_machine_solves_one_after_another(monkeypatch) -> None:
+    # one idle core: no worker pool (two workers would share the core)
+    import concurrent.futures
+
+    import torch
+
+    monkeypatch.setattr(spectrum, "idle_cores", lambda: 1.0)
+
+    def no_pool(*a, **k):
+        raise AssertionError("a worker pool was started on a busy machine")
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", no_pool)
+    got = spectrum.symmetric_eigenvalues_many(lambda i: torch.eye(30, dtype=torch.float64) * (i + 1), 3)
+    assert [float(v.max()) for v in got] == [1.0, 2.0, 3.0]

@@ -73,8 +73,10 @@ class ApproxSettings:
     block: int = 0  # deflation block width; 0 = chosen from N
     depth: int = 0  # deflation block Lanczos steps; 0 = chosen from N
     ritz_tol: float = 1e-5  # keep Ritz pairs with ||A u - theta u|| <= ritz_tol
-    steps: int = 0  # Lanczos steps per probe in the first round; 0 = 20 (dense) or 15 (kernel rows)
-    probes: int = 0  # first batch of probes; 0 = 32 up to N = 10,000, else 64 (products are memory-bound there)
+    steps: int = 0  # Lanczos steps per probe in the first round; 0 = 20 (dense) or 12 (kernel rows)
+    probes: int = 0  # first batch of probes; 0 = 32 up to N = 10,000, else 64 (dense: products are memory-bound
+    # there), 128 for kernel rows (a product with b vectors costs N^2 (D + 2 + 2 b) flops: b = 128 keeps the
+    # product's share near half, and 3 standard errors of 128 probes stay far below 0.01 bits at N >= 20,000)
     max_probes: int = 512
     max_steps: int = 60
     z_score: float = 3.0
@@ -82,9 +84,9 @@ class ApproxSettings:
     def resolved(self, n: int, operator: str = "dense") -> ApproxSettings:
         """Fill the 0 (automatic) fields for N rows and the operator kind.
 
-        The kernel-rows operator recomputes the kernel at every product, which costs the same for
-        a block of 16 or 256 vectors (2 N^2 D flops dominate), so it gets wide blocks and fewer
-        steps; the dense operator gets narrow ones (its products are memory-bound).
+        The kernel-rows operator recomputes the kernel at every product, whose cost (N^2 (D + 2)
+        flops for the triangle) a wide block shares, so it gets wide blocks and fewer steps; the
+        dense operator gets narrow ones (its products are memory-bound).
         """
         block, depth, steps, probes = self.block, self.depth, self.steps, self.probes
         wide = operator == "rows"
@@ -93,9 +95,9 @@ class ApproxSettings:
         if not depth:
             depth = 4 if wide else 6
         if not steps:
-            steps = 15 if wide else 20
+            steps = 12 if wide else 20
         if not probes:
-            probes = 256 if wide else (32 if n <= 10_000 else 64)
+            probes = 128 if wide else (32 if n <= 10_000 else 64)
         # never let the Krylov basis fill more than half the space (small N)
         cap = max(1, (n - 1) // 2)
         if block * depth > cap:

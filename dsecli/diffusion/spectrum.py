@@ -26,7 +26,7 @@ from dsecli.errors import ComputationError, check_positive_int
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["EPS", "symmetric_eigenvalues", "symmetric_eigenvalues_many", "general_eigenvalue_moduli", "entropy_of_probabilities", "spectral_entropy"]
+__all__ = ["EPS", "idle_cores", "symmetric_eigenvalues", "symmetric_eigenvalues_many", "general_eigenvalue_moduli", "entropy_of_probabilities", "spectral_entropy"]
 
 EPS = 2.0**-52
 # Below this many rows a CPU eigvalsh runs on one thread when OpenMP threads sleep while waiting
@@ -58,8 +58,10 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int)
 
     Each matrix is built when it is solved, so only as many exist at once as are solved at once.
     Small CPU problems (at most :data:`CONCURRENT_EIG_MAX_ROWS` rows, judged by the first) are
-    solved concurrently by as many workers as torch has threads, each on one thread; otherwise
-    one after another by :func:`symmetric_eigenvalues`. The values do not depend on which.
+    solved concurrently, each on one thread, by as many workers as torch has threads and the
+    machine has idle cores (:func:`idle_cores`: on a busy machine two workers would share one
+    core and lose to one); otherwise one after another by :func:`symmetric_eigenvalues`. The
+    values do not depend on which.
     """
     import torch
 
@@ -68,7 +70,7 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int)
     if count <= 0:
         return []
     first: list[torch.Tensor | None] = [build(0)]
-    workers = min(count, torch.get_num_threads())
+    workers = min(count, torch.get_num_threads(), int(idle_cores()))
     a0 = first[0]
     if workers < 2 or a0.device.type != "cpu" or a0.shape[-1] > CONCURRENT_EIG_MAX_ROWS:
         return [symmetric_eigenvalues(a0)] + [symmetric_eigenvalues(build(i)) for i in range(1, count)]
@@ -81,6 +83,31 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int)
 
     with cpu_threads(1), ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         return list(pool.map(solve, range(count)))
+
+
+def idle_cores() -> float:
+    """Cores this process may use that no other task is running on right now.
+
+    The usable cores (``os.sched_getaffinity``) less the other runnable tasks of the machine:
+    the running count of ``/proc/loadavg`` (an instant count, unlike the load averages, which a
+    long computation of this very process would fill), less this thread. Where that file does
+    not exist, every usable core counts as idle.
+
+    Returns
+    -------
+    float
+        At least 0.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return float(cores)
+    return float(max(0, cores - max(0, running - 1)))
 
 
 def _solve(a: torch.Tensor) -> torch.Tensor:
