@@ -199,6 +199,9 @@ def _dsecli_once(kind: str, x: np.ndarray, labels: np.ndarray, sigma: float, cas
             r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="approx", device=device,
                                            dtype=case.get("dtype", "float64"))
         elif kind == "approx-all":
+            from dsecli.diffusion.calibration import calibrate
+
+            calibrate(device, refresh=True)  # the plan's rates: this machine's, measured now
             r = diffusion_spectral_entropy(x, sigma=sigma, t=1, max_n=0, solver="approx", device=device)
         elif kind == "dsmi":
             r = diffusion_spectral_mutual_information(x, labels, sigma=sigma, t=1, max_n=0, device=device,

@@ -105,3 +105,4 @@ def test_real_probe_measures_positive_rates() -> None:
         assert 0 < rates["eig"][dt] < 1e-5
         assert set(rates["eig_by_size"][dt]) == {str(n) for n in calibration.EIG_SIZES}
     assert rates["elem"] > 1e4 and rates["probe_seconds"] > 0
+    assert rates["tile"]["gemm"] > 1e6 and rates["tile"]["exp"] > 1e4

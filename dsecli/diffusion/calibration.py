@@ -6,6 +6,9 @@ solve was once planned as 7 s). :func:`calibrate` measures, in well under a seco
 
 - ``gemm``: float64 and float32 matrix-product rate (flop/s) of a 512 x 512 x 512 product;
 - ``elem``: kernel entries per second (the exp and row normalisation of an N x N kernel, N = 800);
+- ``tile``: the matrix-free operator's two float32 rates on one tile of kernel rows
+  (:class:`~dsecli.diffusion.operators.KernelRowsOperator`): ``gemm``, flop/s of a
+  (1,024 x 258) x (258 x 4,096) product, and ``exp``, in-place exponentials per second on it;
 - ``eig``: the eigvalsh constant c in ``time = c N^3`` (float64 and float32), from a symmetric
   N x N matrix at N = 400 and 800; the constant of the larger size is kept (it is closer to
   the sizes worth planning), both are stored.
@@ -33,7 +36,8 @@ from typing import Any
 
 __all__ = ["CALIBRATION_FORMAT", "machine_key", "calibration_path", "load_calibration", "calibrate", "probe_rates"]
 
-CALIBRATION_FORMAT = 1
+CALIBRATION_FORMAT = 2
+TILE_SHAPE = (1024, 4096, 258)
 GEMM_SIZE = 512
 ELEM_SIZE = 800
 EIG_SIZES = (400, 800)
@@ -108,8 +112,8 @@ def probe_rates(device: Any = "cpu") -> dict[str, Any]:
     -------
     dict
         ``gemm`` and ``eig`` (each ``{"float64": ..., "float32": ...}``: flop/s and s / N^3),
-        ``elem`` (kernel entries/s), ``eig_by_size`` (the constant at each probe size) and
-        ``probe_seconds``.
+        ``elem`` (kernel entries/s), ``tile`` (``{"gemm": flop/s, "exp": 1/s}`` in float32 on a tile
+        of kernel rows), ``eig_by_size`` (the constant at each probe size) and ``probe_seconds``.
     """
     import torch
 
@@ -139,6 +143,12 @@ def probe_rates(device: Any = "cpu") -> dict[str, Any]:
         return e / e.sum(dim=1, keepdim=True)
 
     out["elem"] = ELEM_SIZE**2 / _best(kernel, sync)
+    rows, cols, depth = TILE_SHAPE
+    left = torch.randn(rows, depth, generator=gen, dtype=torch.float32).to(dev) * 0.05
+    right = torch.randn(cols, depth, generator=gen, dtype=torch.float32).to(dev) * 0.05
+    tile = torch.empty((rows, cols), dtype=torch.float32, device=dev)
+    gemm_s = _best(lambda: torch.matmul(left, right.T, out=tile), sync)
+    out["tile"] = {"gemm": 2.0 * rows * cols * depth / gemm_s, "exp": rows * cols / _best(lambda: tile.exp_(), sync)}
     out["probe_seconds"] = time.perf_counter() - start
     return out
 

@@ -140,9 +140,13 @@ def _rates(device_type: str, dtype: str, threads: int, calibration: dict[str, An
         eig2 = 1.25e-11 if dtype == "float32" else 2.0e-11  # seconds per N^3 on 2 threads
         # eigvalsh is half memory-bound (tridiagonalisation): it scales sub-linearly with threads
         out = {"gemm": per * threads, "elem": 5e7 * threads, "bw": 5e9, "eig": eig2 * (2.0 / threads) ** 0.7}
+    # float32 kernel tiles of the matrix-free operator: GEMM of depth D + 2 and in-place exp
+    out["tile_gemm"], out["tile_exp"] = (2.5e13, 1e11) if device_type == "cuda" else (80e9 * threads, 1e9 * threads)
     if calibration is not None:
         measured = calibration["rates"]
         out.update(gemm=float(measured["gemm"][dtype]), eig=float(measured["eig"][dtype]), elem=float(measured["elem"]))
+        if isinstance(measured.get("tile"), dict):
+            out.update(tile_gemm=float(measured["tile"]["gemm"]), tile_exp=float(measured["tile"]["exp"]))
     return out
 
 
@@ -269,14 +273,13 @@ def plan_entropy(
 
     # kernel-rows operator: every product recomputes one triangle of the kernel in float32 (one GEMM of
     # depth D + 2 and N^2 / 2 exponentials) and applies it both ways (2 N^2 b flops)
-    r32 = rates if dt == "float32" else _rates(dev.type, "float32", threads, cal)
     tile = rows_tile_rows(n) * n
     rows_mem = vecs(sr) + 2 * n * (d + 2) * 4 + data + 2 * tile * 4 + 3 * n * sr["probes"] * 4
     passes = 1 + sr["depth"] + sr["steps"]
     columns = 1 + sr["block"] * sr["depth"] + sr["probes"] * sr["steps"]
     lanczos = 4.0 * n * sr["block"] * sr["probes"] * sr["steps"] / gemm64  # projections against kept pairs
-    rows_time = ((passes * n * n * (d + 2) + 2.0 * n * n * columns) / r32["gemm"]
-                 + passes * n * n / (2.0 * r32["elem"]) + krylov(sr) + lanczos)
+    rows_time = ((passes * n * n * (d + 2) + 2.0 * n * n * columns) / rates["tile_gemm"]
+                 + passes * n * n / (2.0 * rates["tile_exp"]) + krylov(sr) + lanczos)
 
     out: dict[str, Any] = {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
