@@ -188,7 +188,9 @@ def kernel_factors(xc: torch.Tensor, sigma: float, *, dtype: torch.dtype) -> Ker
 
     .. math::  u_G = \\epsilon \\, (1 + 2 (\\sqrt{D + 2} + 2) \\, s M)
 
-    (epsilon the unit roundoff of ``dtype``; the 1 is the exponential's own rounding). Entries below
+    (epsilon the unit roundoff of ``dtype``, or of TF32 / bfloat16 where
+    ``torch.set_float32_matmul_precision`` or ``torch.backends.cuda.matmul.allow_tf32`` lets
+    float32 GEMMs use them; the 1 is the exponential's own rounding). Entries below
     the smallest normal number of ``dtype`` (1e-38 in float32) underflow instead: an absolute
     error that small is far below every other term. Measured in
     float32 on blobs, uniform and offset anisotropic data (600 and 3,000 rows, D = 8-1,024), at the median
@@ -204,6 +206,13 @@ def kernel_factors(xc: torch.Tensor, sigma: float, *, dtype: torch.dtype) -> Ker
     left = torch.cat([x * s, half, ones], dim=1)
     right = torch.cat([x, ones, half], dim=1)
     eps = float(torch.finfo(dtype).eps) / 2.0
+    if dtype == torch.float32:
+        # a float32 GEMM may run in TF32 (10-bit mantissa) or bfloat16 (7-bit) where the user allowed it
+        precision = torch.get_float32_matmul_precision()
+        if precision == "medium":
+            eps = 2.0**-8
+        elif precision == "high" or (x.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32):
+            eps = 2.0**-11
     m = float(xn.max()) if xn.numel() else 0.0
     unit = eps * (1.0 + 2.0 * (math.sqrt(x.shape[1] + 2) + 2.0) * s * m)
     return KernelFactors(left, right, unit)
