@@ -224,3 +224,14 @@ def test_dsmi_out_of_probes_still_within_its_bound() -> None:
         exact = dsmi(x, y, sigma=sigma, t=3, repetitions=1, device="cpu")
         approx = dsmi(x, y, sigma=sigma, t=3, repetitions=1, device="cpu", solver="approx", tol_bits=0.01)
     assert abs(approx.value - exact.value) <= approx.extra["error_estimate_bits"]
+
+
+def test_stderr_multiplier_is_the_student_t_quantile_of_the_z_score_tail() -> None:
+    from scipy.stats import norm
+    from scipy.stats import t as student
+
+    from dsecli.diffusion.slq import _stderr_multiplier
+
+    for z, dof in [(3.0, 29), (3.5, 29), (3.5, 509), (2.0, 3)]:
+        assert _stderr_multiplier(z, dof) == pytest.approx(float(student.isf(norm.sf(z), dof)), rel=1e-10)
+    assert _stderr_multiplier(3.5, 10**7) == pytest.approx(3.5, rel=1e-5)  # the normal limit
