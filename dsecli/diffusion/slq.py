@@ -34,8 +34,15 @@ spectral densities of large matrices made accurate"):
    the Gauss-Radau rule with a node fixed at 0 overestimates it (Golub & Meurant 2010). The
    midpoint is used; half the gap bounds the quadrature error. x^t itself is integrated exactly.
 
-Error estimate (reported): ``z_score`` (3) standard errors of the probe mean of the linearised
-DSE, dDSE = [dS_0 (1 + S_1/S_0) - dS_1] / S_0, after the control-variate regression; plus the
+Error estimate (reported): ``z_score`` (3.5) standard errors of the probe mean of the linearised
+DSE, dDSE = [dS_0 (1 + S_1/S_0) - dS_1] / S_0, after the control-variate regression (the
+standard error is itself estimated from m - 3 residual degrees of freedom, so the multiplier is
+the Student-t quantile with the two-sided tail of ``z_score`` on a normal, 3.94 for 32 probes
+and 3.5 in the limit; the residuals are leverage-corrected, HC3). ``z_score`` is 3.5, not 3:
+the per-probe values are not Gaussian, and |error| / stderr over 2,400 seeded runs (golden
+a_uniform, d_cube16, b_blobs; t = 1, 2) exceeded the t quantile of z = 3 in 0.46% of runs
+(Gaussian: 0.27%) and that of 3.5 in 0.04%; with 3, golden a_uniform at sigma_med missed for 1
+seed in 20 (benchmarks/bound_tightness.py). The bound is meant to hold in every run; plus the
 quadrature half-gap; plus the deflation term (second-order effect of the Ritz residuals,
 Daleckii-Krein divided differences over the range of R's Lanczos nodes); plus the rounding
 uncertainty of the control-variate targets and of the kept Ritz values (a few units of the
@@ -50,6 +57,7 @@ seed gives the same probes on every device).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -62,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from dsecli.diffusion.operators import _Operator
 
-__all__ = ["ApproxSettings", "approximate_spectral_entropy", "deflate_top"]
+__all__ = ["ApproxSettings", "approximate_spectral_entropy", "approximate_spectral_entropy_times", "deflate_top"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class ApproxSettings:
     # product's share near half, and 3 standard errors of 128 probes stay far below 0.01 bits at N >= 20,000)
     max_probes: int = 512
     max_steps: int = 60
-    z_score: float = 3.0
+    z_score: float = 3.5  # Gaussian-equivalent confidence of the noise term; see the module docstring
 
     def resolved(self, n: int, operator: str = "dense") -> ApproxSettings:
         """Fill the 0 (automatic) fields for N rows and the operator kind.
@@ -139,6 +147,14 @@ def deflate_top(op: _Operator, *, block: int, depth: int, ritz_tol: float, gener
     of dimension block * steps. From ``min_depth`` steps on, the process stops as soon as a step
     adds no converged Ritz pair (residual norms come from the Gram matrix of A Q, without
     forming the Ritz vectors), so spectra with a few dominant eigenvalues cost fewer products.
+    While no pair has converged yet, it goes on as long as the smallest residual at least halves
+    per step (Krylov convergence is superlinear, so such a run converges pairs soon): clustered
+    or slowly decaying spectra converge late and then many at once, and stopping at "0
+    converged, 0 added" threw the deflation away for some seeds and not others (golden d_cube8
+    at sigma_med/10: seed 17 kept 1 pair after 4 steps, 41 after 6, and its bound was 100x that
+    of the other seeds; a 1,500-row class of a uniform 4-d cube at 0.3 x the median sigma kept
+    1 pair and ran out of probes at t = 3). Two more block products cost less than the probes a
+    deflation-less run then needs.
     """
     import torch
 
@@ -151,6 +167,7 @@ def deflate_top(op: _Operator, *, block: int, depth: int, ritz_tol: float, gener
     aqs: list[torch.Tensor] = []
     basis = v1
     converged = -1
+    closest = math.inf
     for j in range(depth):
         qs.append(x)
         w = op.matmat(x)
@@ -163,9 +180,10 @@ def deflate_top(op: _Operator, *, block: int, depth: int, ritz_tol: float, gener
             # ||A Q y - theta Q y||^2 = y^T (AQ)^T (AQ) y - theta^2 for unit y
             r2 = ((aq.T @ aq) @ y * y).sum(dim=0) - theta.square()
             now = int((r2 <= ritz_tol**2).sum())
-            if now <= converged:
+            smallest = float(r2.min().clamp(min=0.0).sqrt())
+            if now <= converged and not (now == 0 and smallest <= 0.5 * closest):
                 break
-            converged = now
+            converged, closest = now, smallest
         if j + 1 < depth:
             x = _orthonormalize(w, basis)
     q = torch.cat(qs, dim=1)
@@ -375,14 +393,33 @@ def _combine(defl: Deflation, quad: Quadrature, *, t: int, steps: int, targets: 
     g = (res0 * (1.0 + s1 / s0) - res1) / s0
     m = g.shape[0]
     dof = max(1, m - 1 - controls.shape[1])
-    stderr = float(g.square().sum() / dof) ** 0.5 / math.sqrt(m)
+    # leverage-corrected (HC3, jackknife-like) variance of the regression-adjusted mean: a probe
+    # with extreme control values pulls the fitted coefficients towards itself and leaves a
+    # residual that is too small; dividing by 1 - h_ii undoes that (MacKinnon & White 1985)
+    design = torch.cat([torch.ones_like(controls[:, :1]), controls - controls.mean(dim=0, keepdim=True)], dim=1)
+    design = design / design.norm(dim=0).clamp(min=1e-300)[None, :]
+    lev = torch.linalg.qr(design).Q.square().sum(dim=1).clamp(max=0.99) if m > design.shape[1] else torch.zeros_like(g)
+    stderr = float((g / (1.0 - lev)).square().sum()) ** 0.5 / m  # dof residuals: see _stderr_multiplier
     target_bias = (bias0 * abs(1.0 + s1 / s0) + bias1) / s0
     rule_err = (h0 * abs(1.0 + s1 / s0) + h1) / s0
     live = weights > 0
     node_min = float(nodes.abs()[live].min()) if bool(live.any()) else 0.0
     node_max = float(nodes.abs()[live].max()) if bool(live.any()) else 0.0
     return _Estimate(s0, s1, dse, stderr, {"node_min": node_min, "node_max": node_max, "target_bias": target_bias,
-                                           "rule_err": rule_err})
+                                           "rule_err": rule_err, "dof": dof})
+
+
+@functools.lru_cache(maxsize=256)
+def _stderr_multiplier(z_score: float, dof: int) -> float:
+    """Student-t quantile with the two-sided tail probability that ``z_score`` has on a normal.
+
+    The standard error comes from ``dof`` regression residuals, so (mean - truth) / stderr is
+    t-distributed with ``dof`` degrees of freedom, not normal (Student 1908): z = 3.5 and 29 dof
+    (32 probes, 2 controls) give 3.94.
+    """
+    from scipy.special import ndtr, stdtrit  # scipy.stats costs 0.7 s to import; these do not
+
+    return float(stdtrit(dof, 1.0 - ndtr(-z_score)))
 
 
 def _dphi(lam: torch.Tensor, *, t: int, s0: float, s1: float) -> torch.Tensor:
@@ -436,6 +473,135 @@ def _rounding_bias_nats(defl: Deflation, *, t: int, s0: float, s1: float, unit: 
     return float(_dphi(th, t=t, s0=s0, s1=s1).abs().sum()) * 2.0 * unit
 
 
+@dataclass
+class _Start:
+    """What the estimates at every t share for one operator and seed.
+
+    The deflation, the control-variate targets and the first probe batch (run to the first
+    round's steps) do not depend on t; ``gen_state`` is the generator's state after that batch,
+    from which any further probes are drawn.
+    """
+
+    settings: ApproxSettings
+    defl: Deflation
+    targets: torch.Tensor
+    target_err: torch.Tensor
+    unit: float
+    first: LanczosRun | None
+    gen_state: torch.Tensor
+    first_seconds: float
+
+
+def _start(op: _Operator, *, seed: int, settings: ApproxSettings | None) -> _Start:
+    import torch
+
+    settings = (settings or ApproxSettings()).resolved(op.n, op.kind)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed))
+    defl = deflate_top(op, block=settings.block, depth=settings.depth, ritz_tol=settings.ritz_tol, generator=gen)
+    # exact traces of R and R^2 (control-variate targets), with their rounding uncertainty:
+    # products A V carry ~u sqrt(N) relative error in the operator's storage precision u
+    vav = defl.v.T @ defl.av
+    av2, vav2 = float(defl.av.square().sum()), float(vav.square().sum())
+    tr_vav = float(torch.diagonal(vav).sum())
+    u = 2.0**-53 if op.storage == torch.float64 else 2.0**-24
+    grow = u * math.sqrt(op.n)
+    targets = torch.tensor([op.trace - tr_vav, float(op.frobenius_sq) - 2.0 * av2 + vav2], dtype=torch.float64,
+                           device=op.device)
+    target_err = torch.tensor([u * op.trace + grow * abs(tr_vav), u * float(op.frobenius_sq) + grow * (2 * av2 + vav2)],
+                              dtype=torch.float64, device=op.device)
+    batch = min(settings.probes, settings.max_probes)
+    first = None
+    t_first = time.perf_counter()
+    if batch:
+        first = LanczosRun(op, defl.v, probes=batch, generator=gen)
+        first.extend(op, defl.v, settings.steps)
+    # a matrix-free operator evaluates its entries in its own precision, with this relative error:
+    # the kept Ritz values inherit it like a storage rounding
+    unit = max(u, float(getattr(op, "unit", 0.0)))
+    return _Start(settings, defl, targets, target_err, unit, first, gen.get_state(), time.perf_counter() - t_first)
+
+
+def _copy_run(run: LanczosRun) -> LanczosRun:
+    """A copy that can be extended without changing ``run`` (extend appends and rebinds, never writes in place)."""
+    out = object.__new__(LanczosRun)
+    out.__dict__.update(run.__dict__)
+    out.alphas, out.betas = list(run.alphas), list(run.betas)
+    return out
+
+
+def _solve(op: _Operator, start: _Start, *, t: int) -> tuple[float, dict[str, Any]]:
+    import torch
+
+    settings, defl, u = start.settings, start.defl, start.unit
+    gen = torch.Generator(device="cpu")
+    gen.set_state(start.gen_state)
+    t_quad = time.perf_counter()
+    runs: list[LanczosRun] = [] if start.first is None else [_copy_run(start.first)]
+    steps = settings.steps
+    batch = 0
+    tol = settings.tol_bits * math.log(2.0)
+    while True:
+        if batch:
+            runs.append(LanczosRun(op, defl.v, probes=batch, generator=gen))
+        for run in runs:
+            run.extend(op, defl.v, steps)
+        quad = Quadrature.join([run.quadrature() for run in runs])
+        full = _combine(defl, quad, t=t, steps=steps, targets=start.targets, target_err=start.target_err)
+        rule_err = full.extra["rule_err"]
+        quad_err = rule_err + full.extra["target_bias"]
+        defl_err = _deflation_bias_nats(defl, t=t, s0=full.s0, s1=full.s1, lo=full.extra["node_min"],
+                                        hi=full.extra["node_max"])
+        defl_err += _rounding_bias_nats(defl, t=t, s0=full.s0, s1=full.s1, unit=u)
+        stoch = _stderr_multiplier(settings.z_score, full.extra["dof"]) * full.stderr_nats
+        # floor: the exact path itself is only good to rounding (golden spread ~1e-11 bits)
+        bound = stoch + quad_err + defl_err + 1e-9
+        m = int(quad.norm_sq.shape[0])
+        if bound <= tol:
+            break
+        # spend the next products where the error is: longer Lanczos runs when the quadrature
+        # term dominates (cheap: the same narrow block), more probes when the noise does
+        if rule_err >= stoch and rule_err > 0.1 * tol and steps < settings.max_steps:
+            steps = min(settings.max_steps, steps + max(5, steps // 2))
+            batch = 0
+            continue
+        room = tol - quad_err - defl_err
+        if m >= settings.max_probes or room <= 0:
+            # out of probes (or no room for noise) but the quadrature term still matters:
+            # longer runs shrink it and leave the noise more room
+            if rule_err > 0.1 * tol and steps < settings.max_steps:
+                steps = min(settings.max_steps, steps + max(5, steps // 2))
+                batch = 0
+                continue
+            break
+        want = math.ceil(m * (stoch / room) ** 2 * 1.1)
+        batch = int(min(settings.max_probes - m, max(want - m, 16)))
+    report = {
+        "solver": "approx",
+        "error_estimate_nats": bound,
+        "converged": bool(bound <= tol),
+        "stderr_nats": full.stderr_nats,
+        "quadrature_error_nats": quad_err,
+        "deflation_error_nats": defl_err,
+        "z_score": settings.z_score,
+        "stderr_multiplier": _stderr_multiplier(settings.z_score, full.extra["dof"]),
+        "tol_bits": settings.tol_bits,
+        "deflated_eigenpairs": int(defl.theta.shape[0]),
+        "krylov_dim": defl.krylov_dim,
+        "deflation_block": settings.block,
+        "deflation_depth": defl.krylov_dim // settings.block,
+        "deflation_depth_max": settings.depth,
+        "ritz_tol": settings.ritz_tol,
+        "probes": int(quad.norm_sq.shape[0]),
+        "probe_kind": "rademacher",
+        "lanczos_steps": steps,
+        "s0": full.s0,
+        "s1": full.s1,
+        "timings_s": {"deflation": defl.seconds, "quadrature": start.first_seconds + time.perf_counter() - t_quad},
+    }
+    return full.dse_nats, report
+
+
 def approximate_spectral_entropy(op: _Operator, *, t: int, seed: int, settings: ApproxSettings | None = None) -> tuple[float, dict[str, Any]]:
     """DSE in **nats** of the operator ``op`` and the solver's report (for ``result.extra``).
 
@@ -455,80 +621,29 @@ def approximate_spectral_entropy(op: _Operator, *, t: int, seed: int, settings: 
         ``deflation_error_nats``, ``deflated_eigenpairs``, ``krylov_dim``, ``probes``,
         ``lanczos_steps``, ``operator_products``, timings.
     """
-    import torch
+    nats, report = _solve(op, _start(op, seed=seed, settings=settings), t=t)
+    return nats, {**report, "seed": int(seed)}
 
-    settings = (settings or ApproxSettings()).resolved(op.n, op.kind)
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(int(seed))
-    defl = deflate_top(op, block=settings.block, depth=settings.depth, ritz_tol=settings.ritz_tol, generator=gen)
-    # exact traces of R and R^2 (control-variate targets), with their rounding uncertainty:
-    # products A V carry ~u sqrt(N) relative error in the operator's storage precision u
-    vav = defl.v.T @ defl.av
-    av2, vav2 = float(defl.av.square().sum()), float(vav.square().sum())
-    tr_vav = float(torch.diagonal(vav).sum())
-    u = 2.0**-53 if op.storage == torch.float64 else 2.0**-24
-    # a matrix-free operator evaluates its entries in its own precision, with this relative error
-    entry_unit = float(getattr(op, "unit", 0.0))
-    grow = u * math.sqrt(op.n)
-    targets = torch.tensor([op.trace - tr_vav, float(op.frobenius_sq) - 2.0 * av2 + vav2], dtype=torch.float64,
-                           device=op.device)
-    target_err = torch.tensor([u * op.trace + grow * abs(tr_vav), u * float(op.frobenius_sq) + grow * (2 * av2 + vav2)],
-                              dtype=torch.float64, device=op.device)
-    t_quad = time.perf_counter()
-    runs: list[LanczosRun] = []
-    steps = settings.steps
-    batch = min(settings.probes, settings.max_probes)
-    tol = settings.tol_bits * math.log(2.0)
-    while True:
-        if batch:
-            runs.append(LanczosRun(op, defl.v, probes=batch, generator=gen))
-        for run in runs:
-            run.extend(op, defl.v, steps)
-        quad = Quadrature.join([run.quadrature() for run in runs])
-        full = _combine(defl, quad, t=t, steps=steps, targets=targets, target_err=target_err)
-        rule_err = full.extra["rule_err"]
-        quad_err = rule_err + full.extra["target_bias"]
-        defl_err = _deflation_bias_nats(defl, t=t, s0=full.s0, s1=full.s1, lo=full.extra["node_min"],
-                                        hi=full.extra["node_max"])
-        defl_err += _rounding_bias_nats(defl, t=t, s0=full.s0, s1=full.s1, unit=max(u, entry_unit))
-        stoch = settings.z_score * full.stderr_nats
-        # floor: the exact path itself is only good to rounding (golden spread ~1e-11 bits)
-        bound = stoch + quad_err + defl_err + 1e-9
-        m = int(quad.norm_sq.shape[0])
-        if bound <= tol:
-            break
-        # spend the next products where the error is: longer Lanczos runs when the quadrature
-        # term dominates (cheap: the same narrow block), more probes when the noise does
-        if rule_err >= stoch and rule_err > 0.1 * tol and steps < settings.max_steps:
-            steps = min(settings.max_steps, steps + max(5, steps // 2))
-            batch = 0
-            continue
-        room = tol - quad_err - defl_err
-        if m >= settings.max_probes or room <= 0:
-            break
-        want = math.ceil(m * (stoch / room) ** 2 * 1.1)
-        batch = int(min(settings.max_probes - m, max(want - m, 16)))
-    report = {
-        "solver": "approx",
-        "error_estimate_nats": bound,
-        "converged": bool(bound <= settings.tol_bits * math.log(2.0)),
-        "stderr_nats": full.stderr_nats,
-        "quadrature_error_nats": quad_err,
-        "deflation_error_nats": defl_err,
-        "z_score": settings.z_score,
-        "tol_bits": settings.tol_bits,
-        "deflated_eigenpairs": int(defl.theta.shape[0]),
-        "krylov_dim": defl.krylov_dim,
-        "deflation_block": settings.block,
-        "deflation_depth": defl.krylov_dim // settings.block,
-        "deflation_depth_max": settings.depth,
-        "ritz_tol": settings.ritz_tol,
-        "probes": int(quad.norm_sq.shape[0]),
-        "probe_kind": "rademacher",
-        "lanczos_steps": steps,
-        "s0": full.s0,
-        "s1": full.s1,
-        "timings_s": {"deflation": defl.seconds, "quadrature": time.perf_counter() - t_quad},
-        "seed": int(seed),
-    }
-    return full.dse_nats, report
+
+def approximate_spectral_entropy_times(op: _Operator, *, ts: list[int], seed: int,
+                                       settings: ApproxSettings | None = None) -> list[tuple[float, dict[str, Any]]]:
+    """:func:`approximate_spectral_entropy` at several diffusion times, sharing what does not depend on t.
+
+    The deflation and the first probe batch are computed once; each t then continues from the
+    same generator state, so every entry equals ``approximate_spectral_entropy(op, t=t,
+    seed=seed, settings=settings)`` exactly (same probes, same adaptive rounds, same bound).
+
+    Parameters
+    ----------
+    op : operator from :func:`dsecli.diffusion.operators.build_operator`
+    ts : list of int >= 1
+    seed : int
+    settings : ApproxSettings, optional
+
+    Returns
+    -------
+    list of (value_nats, report)
+        One pair per entry of ``ts``, in order, as :func:`approximate_spectral_entropy` returns them.
+    """
+    start = _start(op, seed=seed, settings=settings)
+    return [(nats, {**report, "seed": int(seed)}) for nats, report in (_solve(op, start, t=int(t)) for t in ts)]
