@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="small subset (minutes)")
     ap.add_argument("--gpu-only", action="store_true", help="only the CUDA section")
     ap.add_argument("--no-knn", action="store_true", help="skip the kNN/KSG section")
-    ap.add_argument("--only", default="", help="comma-separated sections to run: dse, rows, dsmi, knn, gpu")
+    ap.add_argument("--only", default="", help="comma-separated sections to run: dse, rows, dsmi, dsmi-large, knn, gpu")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per case")
     ap.add_argument("--json", default="", help="write all measurements to this file")
     ap.add_argument("--_case", default="", help=argparse.SUPPRESS)
@@ -549,6 +549,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             out["rows"] = rows_section(rows_ns, rows_full, 256, args.timeout, fit)
         if want("dsmi"):
             out["dsmi"] = dsmi_section(dsmi_ns, 64, args.timeout, published)
+        if want("dsmi-large"):
             out["dsmi_large"] = dsmi_large_section(dsmi_large, args.timeout)
         if want("knn") and not args.no_knn:
             out["knn"] = knn_section(args.quick)

@@ -272,6 +272,8 @@ def test_dsmi_per_subset_kernels_equal_shared_kernel(monkeypatch: pytest.MonkeyP
     import dsecli.measures.dse as dse_mod
 
     x, y = _three_classes(600)
+    # zero columns change no distance, but make cutting the subsets from one kernel the cheaper way
+    x = np.c_[x, np.zeros((x.shape[0], 300))]
     shared = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu")
     assert shared.extra["shared_kernel"] is True
     room = 2 * 600**2 * 8 - 1  # below two 600 x 600 matrices, far above the 200-row subsets
@@ -281,6 +283,20 @@ def test_dsmi_per_subset_kernels_equal_shared_kernel(monkeypatch: pytest.MonkeyP
     assert alone.extra["solvers"] == {"200": "exact"}
     assert alone.value == pytest.approx(shared.value, abs=1e-10)
     assert "error_estimate" not in alone.extra  # exact everywhere: nothing to bound
+
+
+@pytest.mark.parametrize(("counts", "d", "shared"), [
+    ([400] * 10, 4096, False),  # 10 classes: the sets cover 0.6 N^2 entries, fewer than the N x N kernel
+    ([2000, 2000], 64, False),  # few features: an entry costs about what gathering it does
+    ([2000, 2000], 512, True),  # 2 classes: 3 N^2 entries, each dear to compute
+    ([2000, 2000], 100, False),
+    ([2000, 2000], 110, True),  # the break-even: N^2 (2 D + 20) = 3 N^2 (2 D - 128) at D = 101
+])
+def test_dsmi_cuts_subsets_from_one_kernel_only_where_cheaper(counts, d, shared) -> None:
+    from dsecli.diffusion.plan import plan_mutual_information
+
+    plan = plan_mutual_information(counts, d, solver="exact", device="cpu", memory_bytes=2**40)
+    assert plan["shared_kernel"] is shared
 
 
 def test_dsmi_approx_within_its_bound_of_exact() -> None:

@@ -338,8 +338,9 @@ def plan_mutual_information(
     Every DSE of DSMI is taken at a class size n_y (the class itself and ``repetitions``
     size-matched subsets of all rows), so each distinct size gets its own
     :func:`plan_entropy`. The subsets are cut out of one shared N x N kernel when every size
-    is solved exactly and two N x N matrices fit; otherwise each subset's kernel is computed
-    from its rows.
+    is solved exactly, two N x N matrices fit, and that is cheaper than computing each set's
+    kernel from its rows (many features and few, large classes: with 10 classes it never is);
+    otherwise each set's kernel is computed from its rows (the same values up to rounding).
 
     Returns
     -------
@@ -363,7 +364,14 @@ def plan_mutual_information(
     plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dtype, t=t, memory_bytes=have,
                              calibration=cal if cal is not None else False) for m in sizes}
     shared_bytes = dense_matrix_bytes(n, dt, copies=2) + _data_bytes(n, d)
-    shared = all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= memory_budget(have)
+    # entries of all the sets' kernels; cutting them from the N x N kernel pays only when computing
+    # N^2 entries once and gathering these costs less than computing these from their rows:
+    # N^2 (2 D + 20) < area (2 D - 128) in flop-equivalents (an exp ~ 20 flops; one gathered entry
+    # cost as much as one computed at D = 64: 3.6 vs 2.9 ms for 800^2, benchmarks/speed.py's DSMI)
+    area = sum((1 + repetitions) * c * c for c in counts if c > 1)
+    cheaper = n * n * (2.0 * d + 20.0) < area * (2.0 * d - 128.0)
+    shared = (all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= memory_budget(have)
+              and cheaper)
     largest = max((p["memory_bytes"] for p in plans.values()), default=0)
     return {
         "n_rows": n, "n_features": d, "t": t, "device": str(dev), "dtype": dt, "solver_requested": solver,
