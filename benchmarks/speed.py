@@ -131,9 +131,10 @@ def _rows_pass(x: np.ndarray, sigma: float, case: dict[str, Any]) -> dict[str, A
     """One pass of the matrix-free operator against this machine's floor, measured now.
 
     Floor of a pass over the *whole* kernel (what any pass must do without the symmetry): the
-    distance GEMM (2 N^2 (D + 2) flops at the measured float32 GEMM rate of a (tile x (D + 2)) x
-    ((D + 2) x N) product), N^2 exponentials (measured float32 ``exp_`` rate on a tile) and the
-    product with the block, 2 N^2 b flops (measured rate of a (tile x N) x (N x b) product).
+    distance GEMM (2 N^2 (D + 2) flops at the measured float32 GEMM rate of the operator's tile,
+    (rows x (D + 2)) x ((D + 2) x columns)), N^2 exponentials (measured float32 ``exp_`` rate on
+    that tile) and the product with the block, 2 N^2 b flops (measured rate of (rows x columns) x
+    (columns x b)); each rate the best of 10.
     """
     import torch
 
@@ -145,11 +146,13 @@ def _rows_pass(x: np.ndarray, sigma: float, case: dict[str, Any]) -> dict[str, A
     op = KernelRowsOperator(xt, sigma)
     build = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(0)
-    rows = op.step
+    from dsecli.diffusion.operators import ROWS_TILE_COLUMNS
+
+    rows, cols = op.step, min(n, ROWS_TILE_COLUMNS)  # the operator's own tile: the rates it can reach
     left = op.factors.left[:rows].contiguous()
-    right = op.factors.right
-    tile = torch.empty((rows, n), dtype=torch.float32)
-    w = torch.randn((n, b), generator=gen).float()
+    right = op.factors.right[:cols].contiguous()
+    tile = torch.empty((rows, cols), dtype=torch.float32)
+    w = torch.randn((cols, b), generator=gen).float()
     res = torch.empty((rows, b), dtype=torch.float32)
 
     def best(fn: Any, k: int = 3) -> float:
@@ -161,10 +164,10 @@ def _rows_pass(x: np.ndarray, sigma: float, case: dict[str, Any]) -> dict[str, A
             out = min(out, time.perf_counter() - s0)
         return out
 
-    gemm = 2.0 * rows * n * (d + 2) / best(lambda: torch.matmul(left, right.T, out=tile))
+    gemm = 2.0 * rows * cols * (d + 2) / best(lambda: torch.matmul(left, right.T, out=tile), 10)
     tile.clamp_(max=0.0)
-    expr = rows * n / best(lambda: tile.exp_())
-    apply = 2.0 * rows * n * b / best(lambda: torch.matmul(tile, w, out=res))
+    expr = rows * cols / best(lambda: tile.exp_(), 10)
+    apply = 2.0 * rows * cols * b / best(lambda: torch.matmul(tile, w, out=res), 10)
     floor = 2.0 * n * n * (d + 2) / gemm + n * n / expr + 2.0 * n * n * b / apply
     v = torch.randn((n, b), generator=gen, dtype=torch.float64)
     op.matmat(v)  # the first product also sums ||A||_F^2
@@ -341,7 +344,7 @@ def dse_section(grid: list[tuple[int, int]], large: list[tuple[int, int]], exact
 
 
 def rows_section(ns: list[int], full: list[int], d: int, timeout: float,
-                 exact_fit: tuple[float, float] | None) -> dict[str, Any]:
+                 exact_fit: tuple[float, float] | None, widths: tuple[int, ...] = (128, 256)) -> dict[str, Any]:
     """Per-pass time of the matrix-free operator against the measured floor; whole approx runs at large N."""
     print(f"\nMatrix-free kernel rows, D = {d}, float32 tiles (floor: distance GEMM + exp + product over the whole "
           "kernel at rates measured in the same process; pass / floor < 1 is the symmetry's half)")
@@ -349,7 +352,7 @@ def rows_section(ns: list[int], full: list[int], d: int, timeout: float,
           f"{'apply GF/s':>10}")
     passes = []
     for n in ns:
-        for b in (128, 256):
+        for b in widths:
             r = spawn({"kind": "rows-pass", "n": n, "d": d, "b": b}, timeout)
             passes.append(r)
             if "error" in r:

@@ -140,7 +140,7 @@ def test_kernel_factors_entry_error_within_unit(kind: str, shrink: float, d: int
     sigma = resolve_sigma("median", xt, seed=0).value * shrink
     g = gaussian_kernel(xt, sigma)
     f = kernel_factors(xt - xt.mean(dim=0, keepdim=True), sigma, dtype=torch.float32)
-    tile = torch.tril(f.tile(0, n, n).double())
+    tile = torch.tril(f.tile(0, n, 0, n).double())
     low = torch.tril(g)
     normal = low >= 1e-30  # smaller entries underflow float32 (to 0 or subnormals): absolutely negligible
     tiny = (tile - low).abs()[~normal]
@@ -149,6 +149,20 @@ def test_kernel_factors_entry_error_within_unit(kind: str, shrink: float, d: int
     assert rel <= f.unit
     assert rel >= f.unit / 100  # the unit is a bound of the right size, not a blanket
     assert bool((torch.diagonal(tile) == 1.0).all())
+
+
+def test_rows_operator_tiles_in_both_directions_equal_dense(monkeypatch: pytest.MonkeyPatch) -> None:
+    # column chunks that straddle the diagonal blocks: the triangle is still covered exactly once
+    import dsecli.diffusion.operators as ops
+
+    monkeypatch.setattr(ops, "ROWS_TILE_COLUMNS", 97)
+    x = torch.as_tensor(_seeded("blobs", 700, 16))
+    dense = DenseDiffusionOperator(x, 5.0)
+    rows = KernelRowsOperator(x, 5.0, block_elements=700 * 64, evaluation=torch.float64)
+    v = torch.randn(700, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(rows.matmat(v), dense.matmat(v), rtol=1e-10, atol=1e-13)
+    assert rows.trace == pytest.approx(float(torch.diagonal(dense.a).sum()), rel=1e-12)
+    assert rows.frobenius_sq == pytest.approx(dense.frobenius_sq, rel=1e-10)
 
 
 def test_rows_operator_products_equal_dense() -> None:

@@ -166,14 +166,19 @@ class KernelFactors:
     right: torch.Tensor
     unit: float
 
-    def tile(self, start: int, stop: int, cols: int) -> torch.Tensor:
-        """Kernel rows ``start:stop`` against columns ``0:cols`` (``cols >= stop``), G_ii = 1 exactly."""
+    def tile(self, start: int, stop: int, c0: int, c1: int, *, buffer: torch.Tensor | None = None) -> torch.Tensor:
+        """Kernel rows ``start:stop`` against columns ``c0:c1``, G_ii = 1 exactly; written into the
+        front of ``buffer`` (a flat tensor of at least that many numbers) when given."""
         import torch
 
-        blk = torch.matmul(self.left[start:stop], self.right[:cols].T)
+        rows, cols = stop - start, c1 - c0
+        out = None if buffer is None else buffer[: rows * cols].view(rows, cols)
+        blk = torch.matmul(self.left[start:stop], self.right[c0:c1].T, out=out)
         blk.exp_()
-        idx = torch.arange(stop - start, device=blk.device)
-        blk[idx, idx + start] = 1.0
+        lo, hi = max(start, c0), min(stop, c1)
+        if lo < hi:
+            idx = torch.arange(lo, hi, device=blk.device)
+            blk[idx - start, idx - c0] = 1.0
         return blk
 
 

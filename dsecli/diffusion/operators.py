@@ -43,6 +43,7 @@ __all__ = [
     "ROWS_BLOCK_ELEMENTS",
     "ROWS_FLOAT32_MAX_UNIT",
     "rows_tile_rows",
+    "ROWS_TILE_COLUMNS",
 ]
 
 OPERATOR_KINDS = ("dense", "rows")
@@ -53,6 +54,8 @@ OPERATOR_KINDS = ("dense", "rows")
 # :mod:`dsecli.diffusion.plan` counts these same blocks.
 DENSE_BLOCK_ELEMENTS = BLOCK_ELEMENTS
 ROWS_BLOCK_ELEMENTS = 4 * BLOCK_ELEMENTS
+# Columns of one tile of the matrix-free operator (with up to 512 rows: 16 MiB in float32)
+ROWS_TILE_COLUMNS = 8192
 # The matrix-free operator evaluates kernel entries in float32 while their relative error bound
 # (:func:`~dsecli.diffusion.kernels.kernel_factors`) stays below this; past it (a bandwidth far
 # below the data's norms: s M > ~100) it evaluates in float64.
@@ -143,9 +146,10 @@ class DenseDiffusionOperator(_Operator):
 
 
 def rows_tile_rows(n: int, block_elements: int = ROWS_BLOCK_ELEMENTS) -> int:
-    """Rows per tile of :class:`KernelRowsOperator`: a (rows x N) tile of about ``block_elements``
-    numbers, within 256-1,024 rows (fewer make the GEMMs inefficient, more leave the cache)."""
-    return min(n, max(256, min(1024, rows_per_block(n, block_elements))))
+    """Rows per tile of :class:`KernelRowsOperator`: about ``block_elements`` numbers per
+    (rows x min(N, :data:`ROWS_TILE_COLUMNS`)) tile, within 256-512 rows (fewer make the GEMMs
+    inefficient, more leave the cache)."""
+    return min(n, max(256, min(512, block_elements // max(1, min(n, ROWS_TILE_COLUMNS)))))
 
 
 class KernelRowsOperator(_Operator):
@@ -187,33 +191,41 @@ class KernelRowsOperator(_Operator):
         self._set_degrees(self._apply(ones)[:, 0])
         self.frobenius_sq = None
 
-    def _tiles(self):  # noqa: ANN202 - a generator of (start, stop, tile)
-        for s in range(0, self.n, self.step):
-            e = min(self.n, s + self.step)
-            yield s, e, self.factors.tile(s, e, e)
-
     def _apply(self, w64: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
         """``G @ w64`` (float64 out) from one pass over the triangle; with ``r`` = q^-1/2, also
-        accumulates ||A||_F^2 = sum_ij (r_i G_ij r_j)^2 into ``frobenius_sq``."""
+        accumulates ||A||_F^2 = sum_ij (r_i G_ij r_j)^2 into ``frobenius_sq``.
+
+        Tiles of ``step`` rows x :data:`ROWS_TILE_COLUMNS` columns (16 MiB in float32) stay in
+        cache between their GEMM, their exp and their two products; one buffer serves them all."""
         import torch
 
+        n, step, width = self.n, self.step, ROWS_TILE_COLUMNS
         w = w64.to(self.storage)
         # the transposed halves go straight into one buffer (BLAS accumulate, no temporaries);
         # each row block's own sum is added to the float64 result once
         back = torch.zeros_like(w)
         out = torch.zeros_like(w64)
+        mine = torch.empty((step, w.shape[1]), dtype=self.storage, device=self.device)
+        buffer = torch.empty(step * min(width, n), dtype=self.storage, device=self.device)
         r_s = r.to(self.storage) if r is not None else None
         frob = 0.0
-        for s, e, blk in self._tiles():
-            out[s:e] += blk @ w[:e]
-            if s:
-                back[:s].addmm_(blk[:, :s].T, w[s:e])
-            if r_s is not None:
-                # the diagonal block holds both (i, j) and (j, i); the rest stands for two entries each
-                part = blk.mul_(r_s[s:e, None]).mul_(r_s[None, :e])
-                off = float(torch.linalg.vector_norm(part[:, :s], dtype=torch.float64)) ** 2 if s else 0.0
-                frob += 2.0 * off + float(torch.linalg.vector_norm(part[:, s:], dtype=torch.float64)) ** 2
-            del blk
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            acc = mine[: e - s].zero_()
+            for c0 in range(0, e, width):
+                c1 = min(e, c0 + width)
+                blk = self.factors.tile(s, e, c0, c1, buffer=buffer)
+                acc.addmm_(blk, w[c0:c1])
+                below = min(c1, s) - c0  # columns left of the diagonal block: applied both ways
+                if below > 0:
+                    back[c0:c0 + below].addmm_(blk[:, :below].T, w[s:e])
+                if r_s is not None:
+                    part = blk.mul_(r_s[s:e, None]).mul_(r_s[None, c0:c1])
+                    off = float(torch.linalg.vector_norm(part[:, :below], dtype=torch.float64)) ** 2 if below > 0 else 0.0
+                    rest = part[:, max(below, 0):]
+                    frob += 2.0 * off + (float(torch.linalg.vector_norm(rest, dtype=torch.float64)) ** 2
+                                         if rest.numel() else 0.0)
+            out[s:e] += acc
         if r_s is not None:
             self.frobenius_sq = frob
         return out.add_(back)

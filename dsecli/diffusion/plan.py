@@ -10,7 +10,7 @@ figures count what the code allocates:
   does not fit), one block of kernel rows in the working dtype, the Krylov basis and its
   image (2 N k float64, k = block x depth) and the Lanczos vectors (about 5 N m float64).
 - approx, kernel-rows operator (matrix-free): the data, its two float32 kernel factors
-  (N x (D + 2) each), one tile of kernel rows (256-1,024 rows x N, float32) with its temporary,
+  (N x (D + 2) each), one tile of kernel rows (256-512 rows x 8,192 columns, float32),
   and the same Krylov / Lanczos vectors.
 
 Times are a model, ``flops / rate``. The rates are this machine's when it has been calibrated
@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype
-from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, rows_tile_rows
+from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, ROWS_TILE_COLUMNS, rows_tile_rows
 from dsecli.errors import InputError, check_choice, check_positive_int
 
 __all__ = [
@@ -273,7 +273,7 @@ def plan_entropy(
 
     # kernel-rows operator: every product recomputes one triangle of the kernel in float32 (one GEMM of
     # depth D + 2 and N^2 / 2 exponentials) and applies it both ways (2 N^2 b flops)
-    tile = rows_tile_rows(n) * n
+    tile = rows_tile_rows(n) * min(n, ROWS_TILE_COLUMNS)
     rows_mem = vecs(sr) + 2 * n * (d + 2) * 4 + data + 2 * tile * 4 + 3 * n * sr["probes"] * 4
     passes = 1 + sr["depth"] + sr["steps"]
     columns = 1 + sr["block"] * sr["depth"] + sr["probes"] * sr["steps"]
