@@ -2,14 +2,15 @@
 
 The measurements behind the thread rules of ``dsecli.diffusion.spectrum``:
 
-- ``SINGLE_THREAD_EIG_ROWS``: with sleeping waits (``OMP_WAIT_POLICY=PASSIVE``, which dsecli sets
+- ``SINGLE_THREAD_EIG_ROWS*``: with sleeping waits (``OMP_WAIT_POLICY=PASSIVE``, which dsecli sets
   so that a busy machine does not make the eigensolver 10-100x slower) a second thread costs more
   than it gives on small matrices;
 - ``CONCURRENT_EIG_MAX_ROWS``: independent eigenproblems of one size (DSMI's class and subset
   kernels) solved two at a time, one thread each ("2 x 1" column, time per problem), against
   one after another on 1 or 2 threads; and whether that holds on a busy machine (a second
-  process spinning on one core: ``busy``), where :func:`dsecli.diffusion.spectrum.idle_cores`
-  sends them back to one after another;
+  process spinning on one core: ``busy``, which :func:`dsecli.diffusion.spectrum.idle_cores`
+  detects); :func:`dsecli.diffusion.spectrum.eig_threads` encodes the result (tests/test_eig_threads.py
+  checks it against these figures);
 - GEMM (the kernel tiles of the matrix-free operator: (N x 258) x (258 x N), float32) on 1 or 2
   threads.
 

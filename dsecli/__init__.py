@@ -32,7 +32,13 @@ import os as _os
 # another process holds a core (measured: eigvalsh at N = 1,000 took 8 s instead of 0.09 s on a
 # busy 2-core machine). Sleeping waits cost nothing measurable on an idle machine. This only
 # takes effect if torch has not been imported yet, and a user's own setting always wins.
+import sys as _sys
+
+# the policy OpenMP actually runs with: it reads the variable once, when torch is first imported
+_OMP_WAIT_POLICY = (_os.environ.get("OMP_WAIT_POLICY", "") if "torch" in _sys.modules else None)
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if _OMP_WAIT_POLICY is None:
+    _OMP_WAIT_POLICY = _os.environ["OMP_WAIT_POLICY"]
 
 from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError  # noqa: E402
 from dsecli.version import __version__  # noqa: E402

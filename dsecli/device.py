@@ -32,6 +32,7 @@ __all__ = [
     "Timer",
     "available_memory_bytes",
     "cpu_threads",
+    "openmp_wait_policy",
 ]
 
 DTYPES = ("float64", "float32")
@@ -161,6 +162,24 @@ def synchronize(device: torch.device) -> None:
 # OpenMP allocates every thread's state up front (2**31 threads asked libgomp for 460 GB), so a
 # thread count is capped well above any machine's cores instead of at the integer limit.
 MAX_THREADS = max(1024, os.cpu_count() or 1)
+
+
+def openmp_wait_policy() -> str:
+    """The wait policy torch's OpenMP threads run with: "PASSIVE", "ACTIVE" or "DEFAULT" (unset).
+
+    OpenMP reads ``OMP_WAIT_POLICY`` once, when torch is first imported. ``import dsecli`` sets
+    it to PASSIVE unless it is set already, which takes effect only when torch is imported after
+    dsecli; when torch came first, the policy is whatever the variable said then.
+
+    Returns
+    -------
+    str
+        The effective policy, upper case.
+    """
+    import dsecli
+
+    value = str(getattr(dsecli, "_OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", ""))).strip().upper()
+    return value if value in ("PASSIVE", "ACTIVE") else "DEFAULT"
 
 
 @contextmanager

@@ -1,34 +1,75 @@
-"""The thread rule of small CPU eigenproblems (dsecli.diffusion.spectrum.SINGLE_THREAD_EIG_ROWS)."""
+"""The thread rules of CPU eigenproblems (dsecli.diffusion.spectrum.eig_threads)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import dsecli.device
 from dsecli.diffusion import spectrum
-from dsecli.diffusion.spectrum import SINGLE_THREAD_EIG_ROWS, symmetric_eigenvalues
+from dsecli.diffusion.spectrum import symmetric_eigenvalues
+
+# Measured by benchmarks/threads.py on 2 cores (ms; per problem for "2x1", two problems at once on one
+# thread each): {(policy, busy): {n: (1 thread, 2 threads, 2x1)}}. The rule is checked against these.
+MEASURED = {
+    ("PASSIVE", False): {200: (1.78, 14.33, 0.81), 400: (8.41, 44.72, 5.25), 700: (37.13, 107.65, 24.32),
+                         1000: (94.15, 190.72, 60.39), 1500: (285.26, 217.30, 124.75),
+                         2000: (556.76, 386.52, 278.65), 3000: (1504.81, 947.11, 817.88),
+                         4000: (3191.44, 1861.18, 1670.42)},
+    ("ACTIVE", False): {200: (1.20, 1.99, 1.01), 400: (8.05, 8.50, 8.13), 700: (36.29, 36.87, 30.39),
+                        1000: (95.30, 101.59, 81.95), 1500: (224.39, 219.00, 174.12), 2000: (470.12, 273.58, 350.48),
+                        3000: (1489.12, 1141.25, 1145.07), 4000: (3464.85, 2341.95, 2392.13)},
+    ("PASSIVE", True): {200: (1.18, 3.44, 0.94), 400: (7.81, 14.80, 8.10), 700: (45.48, 67.98, 30.35),
+                        1000: (102.42, 119.26, 83.56), 1500: (244.60, 387.29, 216.13), 2000: (479.72, 786.28, 373.92),
+                        3000: (1522.97, 1842.24, 1222.61), 4000: (3125.47, 3320.82, 2770.28)},
+    ("ACTIVE", True): {200: (1.34, 2.80, 2.32), 400: (7.86, 12.29, 8.86), 700: (36.19, 55.36, 39.85),
+                       1000: (102.31, 248.28, 104.51), 1500: (349.21, 456.98, 246.76), 2000: (672.29, 1026.52, 534.83),
+                       3000: (2278.48, 2248.62, 1652.58), 4000: (5129.11, 4454.48, 3933.24)},
+}
 
 
-@pytest.mark.parametrize(("n", "policy", "threads", "expected"), [
-    (SINGLE_THREAD_EIG_ROWS - 1, "PASSIVE", 2, 1),
-    (SINGLE_THREAD_EIG_ROWS, "PASSIVE", 2, None),  # the boundary belongs to the multi-threaded side
-    (50, "passive", 2, 1),
-    (50, "ACTIVE", 2, None),
-    (50, "", 2, None),
-    (50, "PASSIVE", 1, None),
-])
-def test_the_rule(monkeypatch, n, policy, threads, expected) -> None:
+def _conditions(monkeypatch, policy: str, busy: bool) -> None:
     import torch
 
-    monkeypatch.setenv("OMP_WAIT_POLICY", policy)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    assert spectrum._eig_threads(torch.zeros(n, n, dtype=torch.float64)) == expected
+    monkeypatch.setattr(dsecli.device, "openmp_wait_policy", lambda: policy)
+    monkeypatch.setattr(spectrum, "idle_cores", lambda: 1.0 if busy else 2.0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+
+
+@pytest.mark.parametrize(("policy", "busy"), list(MEASURED))
+@pytest.mark.parametrize("count", [1, 10])
+def test_the_rule_is_within_10_percent_of_the_best_measured_setting(monkeypatch, policy, busy, count) -> None:
+    _conditions(monkeypatch, policy, busy)
+    for n, (one, two, pair) in MEASURED[(policy, busy)].items():
+        workers, threads = spectrum.eig_threads(n, count, device="cpu")
+        got = pair if workers > 1 else (one if threads == 1 else two)
+        best = min(one, two, pair) if count > 1 else min(one, two)
+        assert got <= 1.10 * best, (policy, busy, count, n, workers, threads)
+
+
+def test_the_rule_leaves_other_devices_and_one_thread_alone(monkeypatch) -> None:
+    import torch
+
+    _conditions(monkeypatch, "PASSIVE", False)
+    assert spectrum.eig_threads(300, 10, device=torch.device("cuda")) == (1, None)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert spectrum.eig_threads(300, 10, device="cpu") == (1, None)
+
+
+def test_the_effective_policy_is_the_one_torch_was_imported_under(monkeypatch) -> None:
+    import dsecli
+
+    monkeypatch.setattr(dsecli, "_OMP_WAIT_POLICY", "passive", raising=False)
+    assert dsecli.device.openmp_wait_policy() == "PASSIVE"
+    monkeypatch.setattr(dsecli, "_OMP_WAIT_POLICY", "", raising=False)
+    assert dsecli.device.openmp_wait_policy() == "DEFAULT"
 
 
 def test_eigenvalues_unchanged_and_thread_count_restored(monkeypatch) -> None:
     import torch
 
-    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setattr(dsecli.device, "openmp_wait_policy", lambda: "PASSIVE")
+    monkeypatch.setattr(spectrum, "idle_cores", lambda: 2.0)
     rng = np.random.default_rng(0)
     m = rng.normal(size=(300, 300))
     a = m @ m.T
@@ -53,6 +94,7 @@ def test_many_eigenproblems_equal_one_by_one_and_threads_restored(monkeypatch, n
     import torch
 
     monkeypatch.setattr(spectrum, "idle_cores", lambda: 2.0)  # concurrent where the size allows, loaded or not
+    monkeypatch.setattr(dsecli.device, "openmp_wait_policy", lambda: "PASSIVE")
     if n > 1000:  # a large first matrix sends all to the sequential path; keep the test cheap
         monkeypatch.setattr(spectrum, "CONCURRENT_EIG_MAX_ROWS", 100)
         n = 150
@@ -108,12 +150,12 @@ def test_idle_cores_reads_the_running_count(monkeypatch, running, cores, idle) -
 
 
 def test_busy_machine_solves_one_after_another(monkeypatch) -> None:
-    # one idle core: no worker pool (two workers would share the core)
+    # spinning waits and one idle core: no worker pool for small problems (one thread wins there)
     import concurrent.futures
 
     import torch
 
-    monkeypatch.setattr(spectrum, "idle_cores", lambda: 1.0)
+    _conditions(monkeypatch, "ACTIVE", True)
 
     def no_pool(*a, **k):
         raise AssertionError("a worker pool was started on a busy machine")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,42 +26,77 @@ from dsecli.errors import ComputationError, check_positive_int
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["EPS", "idle_cores", "symmetric_eigenvalues", "symmetric_eigenvalues_many", "general_eigenvalue_moduli", "entropy_of_probabilities", "spectral_entropy"]
+__all__ = ["EPS", "eig_threads", "idle_cores", "symmetric_eigenvalues", "symmetric_eigenvalues_many", "general_eigenvalue_moduli", "entropy_of_probabilities", "spectral_entropy"]
 
 EPS = 2.0**-52
-# Below this many rows a CPU eigvalsh runs on one thread when OpenMP threads sleep while waiting
-# (OMP_WAIT_POLICY=PASSIVE, which dsecli sets): the wake-ups cost more than the second core gives.
-# Measured on 2 cores (benchmarks/threads.py): 2 threads / 1 thread = 11x at N = 200, 3.6x at 400,
-# 1.6x at 1,000, 0.71x at 1,500; with spinning threads (ACTIVE) 2 threads win from N = 400 on.
-SINGLE_THREAD_EIG_ROWS = 1200
-# Up to this many rows, independent CPU eigenproblems (DSMI's class and subset kernels) run
-# concurrently, one thread each, instead of one after another on every thread: measured on 2 cores
-# (benchmarks/threads.py), 2 concurrent single-thread eigvalsh take 0.50-0.55 of the time of the
-# best sequential setting from N = 200 to 1,200, under either OpenMP wait policy.
+# The thread rules of CPU eigvalsh (float64), from benchmarks/threads.py on 2 cores: eigvalsh on
+# 1 or 2 threads, or two problems at once on one thread each ("2 x 1"), under each OpenMP wait
+# policy, on an idle machine and with one core taken by another process. With the rules below no
+# size from 200 to 4,000 rows is more than 10 % slower than its best setting in any of the four
+# conditions (2 x 1 wins for batches everywhere under PASSIVE; under spinning waits two threads
+# win from 2,000 rows when idle, one thread below 1,500 when busy).
+SINGLE_THREAD_EIG_ROWS = 1200  # sleeping waits, idle: a second thread pays from here
+SINGLE_THREAD_EIG_ROWS_SPINNING = 2000  # spinning (ACTIVE or default) waits, idle
+SINGLE_THREAD_EIG_ROWS_BUSY = 3000  # another process holds a core, spinning waits
+SINGLE_THREAD_EIG_ROWS_BUSY_PASSIVE = 5000  # busy, sleeping waits: one thread won at every size measured
+CONCURRENT_EIG_ROWS_SPINNING = 2000  # spinning waits, idle: batches of larger problems go one by one on 2 threads
+CONCURRENT_EIG_MIN_ROWS_BUSY_SPINNING = 1500  # spinning waits, busy: smaller problems go one by one on 1 thread
+# Up to this many rows a batch may be solved concurrently (memory: one matrix per worker).
 CONCURRENT_EIG_MAX_ROWS = 4096
 
 
 def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
     """All eigenvalues of a symmetric matrix, ascending (``torch.linalg.eigvalsh``, no eigenvectors).
 
-    Only the lower triangle is read. Raises :class:`ComputationError` if LAPACK fails.
+    Only the lower triangle is read; on the CPU, the thread count follows :func:`eig_threads`.
+    Raises :class:`ComputationError` if LAPACK fails.
     """
-
     from dsecli.device import cpu_threads
 
-    with cpu_threads(_eig_threads(a)):
+    workers, threads = eig_threads(a.shape[-1], 1, device=a.device)
+    with cpu_threads(threads):
         return _solve(a)
+
+
+def eig_threads(n: int, count: int, *, device: Any = "cpu") -> tuple[int, int | None]:
+    """How to solve ``count`` eigenproblems of ``n`` rows: (workers at once, threads per worker).
+
+    ``threads`` None keeps torch's setting. From the measurements behind the constants above,
+    with the effective OpenMP wait policy (:func:`dsecli.device.openmp_wait_policy`) and the
+    machine's load (:func:`idle_cores`: busy when fewer cores are idle than torch has threads).
+
+    Returns
+    -------
+    (int, int or None)
+        ``workers`` >= 1 (more than 1: concurrent, one thread each) and ``threads``.
+    """
+    import torch
+
+    from dsecli.device import openmp_wait_policy
+
+    total = torch.get_num_threads()
+    if getattr(device, "type", str(device)) != "cpu" or total < 2:
+        return 1, None
+    spinning = openmp_wait_policy() != "PASSIVE"
+    busy = idle_cores() < total
+    if count >= 2 and n <= CONCURRENT_EIG_MAX_ROWS:
+        concurrent = (not spinning or (n >= CONCURRENT_EIG_MIN_ROWS_BUSY_SPINNING if busy
+                                       else n < CONCURRENT_EIG_ROWS_SPINNING))
+        if concurrent:
+            return min(count, total), 1
+    if busy:
+        limit = SINGLE_THREAD_EIG_ROWS_BUSY if spinning else SINGLE_THREAD_EIG_ROWS_BUSY_PASSIVE
+    else:
+        limit = SINGLE_THREAD_EIG_ROWS_SPINNING if spinning else SINGLE_THREAD_EIG_ROWS
+    return 1, (1 if n < limit else None)
 
 
 def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int) -> list[torch.Tensor]:
     """Eigenvalues (ascending) of ``count`` symmetric matrices, the i-th made by ``build(i)``.
 
     Each matrix is built when it is solved, so only as many exist at once as are solved at once.
-    Small CPU problems (at most :data:`CONCURRENT_EIG_MAX_ROWS` rows, judged by the first) are
-    solved concurrently, each on one thread, by as many workers as torch has threads and the
-    machine has idle cores (:func:`idle_cores`: on a busy machine two workers would share one
-    core and lose to one); otherwise one after another by :func:`symmetric_eigenvalues`. The
-    values do not depend on which.
+    :func:`eig_threads` decides (from the first matrix's size) whether they are solved several at
+    once, each on one thread, or one after another. The values do not depend on which.
     """
     import torch
 
@@ -70,10 +105,11 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int)
     if count <= 0:
         return []
     first: list[torch.Tensor | None] = [build(0)]
-    workers = min(count, torch.get_num_threads(), int(idle_cores()))
     a0 = first[0]
-    if workers < 2 or a0.device.type != "cpu" or a0.shape[-1] > CONCURRENT_EIG_MAX_ROWS:
-        return [symmetric_eigenvalues(a0)] + [symmetric_eigenvalues(build(i)) for i in range(1, count)]
+    workers, threads = eig_threads(a0.shape[-1], count, device=a0.device)
+    if workers < 2:
+        with cpu_threads(threads):
+            return [_solve(a0)] + [_solve(build(i)) for i in range(1, count)]
 
     def solve(i: int) -> torch.Tensor:
         a = first.pop() if i == 0 else build(i)
@@ -117,15 +153,6 @@ def _solve(a: torch.Tensor) -> torch.Tensor:
         return torch.linalg.eigvalsh(a)
     except RuntimeError as exc:  # torch raises _LinAlgError (a RuntimeError) on non-convergence
         raise ComputationError(f"eigenvalue solver failed: {exc}".splitlines()[0]) from exc
-
-
-def _eig_threads(a: torch.Tensor) -> int | None:
-    """1 for a small CPU eigenproblem under sleeping OpenMP waits (:data:`SINGLE_THREAD_EIG_ROWS`), else None."""
-    import torch
-
-    if a.device.type != "cpu" or a.shape[-1] >= SINGLE_THREAD_EIG_ROWS or torch.get_num_threads() < 2:
-        return None
-    return 1 if os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE" else None
 
 
 def general_eigenvalue_moduli(a: torch.Tensor) -> torch.Tensor:
