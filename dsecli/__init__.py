@@ -26,22 +26,9 @@ Every name but the errors and ``__version__`` is imported on first use (module
 ``__getattr__``), so ``import dsecli`` stays light.
 """
 
-import os as _os
-
-# OpenMP threads that spin while waiting make torch's eigensolvers 10-100x slower whenever
-# another process holds a core (measured: eigvalsh at N = 1,000 took 8 s instead of 0.09 s on a
-# busy 2-core machine). Sleeping waits cost nothing measurable on an idle machine. This only
-# takes effect if torch has not been imported yet, and a user's own setting always wins.
-import sys as _sys
-
-# the policy OpenMP actually runs with: it reads the variable once, when torch is first imported
-_OMP_WAIT_POLICY = (_os.environ.get("OMP_WAIT_POLICY", "") if "torch" in _sys.modules else None)
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-if _OMP_WAIT_POLICY is None:
-    _OMP_WAIT_POLICY = _os.environ["OMP_WAIT_POLICY"]
-
-from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError  # noqa: E402
-from dsecli.version import __version__  # noqa: E402
+from dsecli import startup as _startup  # noqa: F401 - sets the OpenMP wait policy before torch loads
+from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError
+from dsecli.version import __version__
 
 # Everything else: name -> module, imported when the name is first used (``import dsecli`` and
 # ``dse --help`` stay light; numpy, torch and the estimators load with the first call).

@@ -176,9 +176,9 @@ def openmp_wait_policy() -> str:
     str
         The effective policy, upper case.
     """
-    import dsecli
+    import dsecli.startup as startup
 
-    value = str(getattr(dsecli, "_OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", ""))).strip().upper()
+    value = str(startup.OMP_WAIT_POLICY).strip().upper()
     return value if value in ("PASSIVE", "ACTIVE") else "DEFAULT"
 
 

@@ -57,12 +57,22 @@ def test_the_rule_leaves_other_devices_and_one_thread_alone(monkeypatch) -> None
 
 
 def test_the_effective_policy_is_the_one_torch_was_imported_under(monkeypatch) -> None:
-    import dsecli
+    import subprocess
+    import sys
 
-    monkeypatch.setattr(dsecli, "_OMP_WAIT_POLICY", "passive", raising=False)
+    from dsecli import startup
+
+    monkeypatch.setattr(startup, "OMP_WAIT_POLICY", "passive")
     assert dsecli.device.openmp_wait_policy() == "PASSIVE"
-    monkeypatch.setattr(dsecli, "_OMP_WAIT_POLICY", "", raising=False)
+    monkeypatch.setattr(startup, "OMP_WAIT_POLICY", "")
     assert dsecli.device.openmp_wait_policy() == "DEFAULT"
+    # in fresh processes: dsecli first sets PASSIVE; torch first keeps what OpenMP already read
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import {}, {}; from dsecli.device import openmp_wait_policy as p; print(p())"
+    for order, expected in ((("dsecli", "torch"), "PASSIVE"), (("torch", "dsecli"), "DEFAULT")):
+        out = subprocess.run([sys.executable, "-c", code.format(*order)], env=env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == expected, order
 
 
 def test_eigenvalues_unchanged_and_thread_count_restored(monkeypatch) -> None:
