@@ -181,10 +181,12 @@ class KernelRowsOperator(_Operator):
         self.n, self.device = xt.shape[0], xt.device
         self.storage = evaluation or torch.float32
         self.sigma = float(sigma)
-        self.factors = kernel_factors(xt - xt.mean(dim=0, keepdim=True), self.sigma, dtype=self.storage)
+        xc = xt - xt.mean(dim=0, keepdim=True)
+        self.factors = kernel_factors(xc, self.sigma, dtype=self.storage)
         if evaluation is None and self.factors.unit > ROWS_FLOAT32_MAX_UNIT:
             self.storage = torch.float64
-            self.factors = kernel_factors(xt - xt.mean(dim=0, keepdim=True), self.sigma, dtype=self.storage)
+            self.factors = kernel_factors(xc, self.sigma, dtype=self.storage)
+        del xc
         self.unit = self.factors.unit
         self.step = rows_tile_rows(self.n, block_elements)
         ones = torch.ones((self.n, 1), dtype=torch.float64, device=self.device)

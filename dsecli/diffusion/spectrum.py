@@ -53,7 +53,7 @@ def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
     """
     from dsecli.device import cpu_threads
 
-    workers, threads = eig_threads(a.shape[-1], 1, device=a.device)
+    _, threads = eig_threads(a.shape[-1], 1, device=a.device)
     with cpu_threads(threads):
         return _solve(a)
 

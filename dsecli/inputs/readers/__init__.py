@@ -143,27 +143,23 @@ def _folder_hint(path: str) -> str:
            f"(or dse batch '{pattern}')"
 
 
+# binary formats: extensions -> opener(path, key, bytes of a stream or None)
+_OPENERS = ((_NPY, npy.open_npy), (_NPZ, npy.open_npz), (_HDF5, hdf5.open_hdf5), (_TORCH, pt.open_torch),
+            (_SAFETENSORS, safetensors.open_safetensors), (_ARROW, arrow.open_arrow))
+
+
 def _open(path: str, key: str | None, header: bool | None) -> ArraySource:
     if path == "-":
         return npy.open_stdin(key)
     if os.path.isdir(path):
         return zarr.open_zarr(path, key)
-    data = read_stream(path) if is_stream(path) else None
     ext = _ext(path)
-    if ext in _NPY:
-        return npy.open_npy(path, key, data)
-    if ext in _NPZ:
-        return npy.open_npz(path, key, data)
-    if ext in _HDF5:
-        return hdf5.open_hdf5(path, key, data)
-    if ext in _TORCH:
-        return pt.open_torch(path, key, data)
-    if ext in _SAFETENSORS:
-        return safetensors.open_safetensors(path, key, data)
-    if ext in _ARROW:
-        return arrow.open_arrow(path, key, data)
     if ext in _ZARR:
         return zarr.open_zarr(path, key)
+    data = read_stream(path) if is_stream(path) else None
+    for exts, opener in _OPENERS:
+        if ext in exts:
+            return opener(path, key, data)
     return text.open_text(path, key, data, header=header)
 
 
