@@ -12,7 +12,11 @@ The measurements behind the thread rules of ``dsecli.diffusion.spectrum``:
   detects); :func:`dsecli.diffusion.spectrum.eig_threads` encodes the result (tests/test_eig_threads.py
   checks it against these figures);
 - GEMM (the kernel tiles of the matrix-free operator: (N x 258) x (258 x N), float32) on 1 or 2
-  threads.
+  threads;
+- the same eigenproblems with NumPy's LAPACK (its BLAS threads set by threadpoolctl; "2 x 1" as
+  :func:`dsecli.diffusion.spectrum.symmetric_eigenvalues_many` does it: enough matrices per call
+  that NumPy releases the GIL), against torch's best setting under sleeping waits: which LAPACK
+  is faster depends on the size (the "torch / numpy" column), the reason a batch measures both.
 
 Each policy and load runs in its own subprocess (OpenMP reads the variable once, at start).
 Figures are the best of 3, in ms; the last column of each table is the best setting's name.
@@ -29,12 +33,8 @@ import os
 import subprocess
 import sys
 
-_CHILD = r"""
-import sys, time, torch
-from concurrent.futures import ThreadPoolExecutor
-sizes = [int(v) for v in sys.argv[1].split(",")]
-torch.manual_seed(0)
-pool = ThreadPoolExecutor(2, initializer=torch.set_num_threads, initargs=(1,))
+_BEST = r"""
+import time
 
 def best(fn, reps):
     fn()
@@ -45,6 +45,14 @@ def best(fn, reps):
             fn()
         out = min(out, (time.perf_counter() - t) / reps)
     return out
+"""
+
+_CHILD = _BEST + r"""
+import sys, time, torch
+from concurrent.futures import ThreadPoolExecutor
+sizes = [int(v) for v in sys.argv[1].split(",")]
+torch.manual_seed(0)
+pool = ThreadPoolExecutor(2, initializer=torch.set_num_threads, initargs=(1,))
 
 print(f"{'N':>6} | {'eig 1 thr':>9} {'2 thr':>9} {'2 x 1':>9} {'best':>6} | {'GEMM 1 thr':>10} {'2 thr':>9} {'best':>6}")
 for n in sizes:
@@ -71,6 +79,42 @@ for n in sizes:
 """
 
 
+_CHILD_NUMPY = _BEST + r"""
+import sys, time, numpy as np, torch
+from concurrent.futures import ThreadPoolExecutor
+from threadpoolctl import ThreadpoolController
+ctl = ThreadpoolController()
+sizes = [int(v) for v in sys.argv[1].split(",")]
+rng = np.random.default_rng(0)
+pool = ThreadPoolExecutor(2)
+tpool = ThreadPoolExecutor(2, initializer=torch.set_num_threads, initargs=(1,))
+
+print(f"{'N':>6} | {'np 1 thr':>9} {'2 thr':>9} {'2 x 1':>9} {'best':>6} | {'torch best':>10} {'torch / numpy':>13}")
+for n in sizes:
+    a = rng.standard_normal((n, n))
+    a = a @ a.T / n
+    reps = max(1, int(2e8 / n**3))
+    chunk = 500 // n + 1  # matrices per call: NumPy releases the GIL when matrices x rows > 500
+    stack = np.stack([a] * chunk)
+    row = {}
+    for threads in (1, 2):
+        with ctl.limit(limits=threads, user_api="blas"):
+            row[f"{threads} thr"] = best(lambda: np.linalg.eigvalsh(a), reps)
+    with ctl.limit(limits=1, user_api="blas"):
+        row["2 x 1"] = best(lambda: list(pool.map(np.linalg.eigvalsh, [stack, stack.copy()])), reps) / (2 * chunk)
+    t = torch.as_tensor(a)
+    tb = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        tb[threads] = best(lambda: torch.linalg.eigvalsh(t), reps)
+    torch.set_num_threads(2)
+    tb[0] = best(lambda: list(tpool.map(torch.linalg.eigvalsh, [t, t.clone()])), reps) / 2
+    b, tbest = min(row, key=row.get), min(tb.values())
+    print(f"{n:6d} | {row['1 thr'] * 1e3:9.2f} {row['2 thr'] * 1e3:9.2f} {row['2 x 1'] * 1e3:9.2f} {b:>6} | "
+          f"{tbest * 1e3:10.2f} {tbest / min(row.values()):13.2f}", flush=True)
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes")
@@ -85,6 +129,10 @@ def main() -> None:
                       "(eigvalsh float64; 2 x 1 = per problem, two problems at once on one thread each)")
                 subprocess.run([sys.executable, "-c", _CHILD, sizes], env={**os.environ, "OMP_WAIT_POLICY": policy},
                                check=True)
+            print(f"\n{'busy' if busy else 'idle'}, NumPy's LAPACK (OMP_WAIT_POLICY=PASSIVE for torch): ms "
+                  "(2 x 1 = per problem, two calls at once on one BLAS thread each)")
+            subprocess.run([sys.executable, "-c", _CHILD_NUMPY, sizes], env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+                           check=True)
         finally:
             if spinner is not None:
                 spinner.kill()

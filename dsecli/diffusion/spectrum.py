@@ -14,9 +14,12 @@ does (its effect is below 1e-9 bits for N <= 1e5); no renormalisation after addi
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +46,15 @@ CONCURRENT_EIG_ROWS_SPINNING = 2000  # spinning waits, idle: batches of larger p
 CONCURRENT_EIG_MIN_ROWS_BUSY_SPINNING = 1500  # spinning waits, busy: smaller problems go one by one on 1 thread
 # Up to this many rows a batch may be solved concurrently (memory: one matrix per worker).
 CONCURRENT_EIG_MAX_ROWS = 4096
+# NumPy's LAPACK (OpenBLAS threads, no OpenMP waits): two problems at once win everywhere when idle;
+# on a busy machine one after another on one thread wins below this size (200 rows: 1.16 ms vs 1.37).
+NUMPY_SEQUENTIAL_EIG_ROWS_BUSY = 300
+# Batches of at least this many problems measure which LAPACK (torch's or NumPy's) is faster.
+LIBRARY_PROBE_MIN_COUNT = 4
+# NumPy releases the GIL in eigvalsh when (matrices x rows) of one call exceeds 500.
+NUMPY_GIL_FREE_ROWS = 500
+# which library was faster, per half-octave of size, as measured in this process
+_FASTER_LIBRARY: dict[int, str] = {}
 
 
 def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
@@ -58,12 +70,14 @@ def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
         return _solve(a)
 
 
-def eig_threads(n: int, count: int, *, device: Any = "cpu") -> tuple[int, int | None]:
+def eig_threads(n: int, count: int, *, device: Any = "cpu", library: str = "torch") -> tuple[int, int | None]:
     """How to solve ``count`` eigenproblems of ``n`` rows: (workers at once, threads per worker).
 
     ``threads`` None keeps torch's setting. From the measurements behind the constants above,
     with the effective OpenMP wait policy (:func:`dsecli.device.openmp_wait_policy`) and the
     machine's load (:func:`idle_cores`: busy when fewer cores are idle than torch has threads).
+    ``library="numpy"`` (NumPy's LAPACK solving a batch, threads of its BLAS): two at once on one
+    thread each, except small problems on a busy machine (one after another on one thread).
 
     Returns
     -------
@@ -77,8 +91,12 @@ def eig_threads(n: int, count: int, *, device: Any = "cpu") -> tuple[int, int | 
     total = torch.get_num_threads()
     if getattr(device, "type", str(device)) != "cpu" or total < 2:
         return 1, None
-    spinning = openmp_wait_policy() != "PASSIVE"
     busy = idle_cores() < total
+    if library == "numpy":
+        if count >= 2 and not (busy and n < NUMPY_SEQUENTIAL_EIG_ROWS_BUSY):
+            return min(count, total), 1
+        return 1, 1
+    spinning = openmp_wait_policy() != "PASSIVE"
     if count >= 2 and n <= CONCURRENT_EIG_MAX_ROWS:
         concurrent = (not spinning or (n >= CONCURRENT_EIG_MIN_ROWS_BUSY_SPINNING if busy
                                        else n < CONCURRENT_EIG_ROWS_SPINNING))
@@ -91,12 +109,24 @@ def eig_threads(n: int, count: int, *, device: Any = "cpu") -> tuple[int, int | 
     return 1, (1 if n < limit else None)
 
 
-def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int) -> list[torch.Tensor]:
+def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int, *,
+                               sizes: Sequence[int] | None = None) -> list[torch.Tensor]:
     """Eigenvalues (ascending) of ``count`` symmetric matrices, the i-th made by ``build(i)``.
+
+    ``sizes`` (the rows of each matrix, if known beforehand) lets equal sizes be solved in one call.
 
     Each matrix is built when it is solved, so only as many exist at once as are solved at once.
     :func:`eig_threads` decides (from the first matrix's size) whether they are solved several at
     once, each on one thread, or one after another. The values do not depend on which.
+
+    Two LAPACKs are at hand on the CPU, torch's and NumPy's, and which is faster depends on the
+    machine and the size (on the 2-core AMD machine of benchmarks/threads.py NumPy's OpenBLAS
+    solves 400 rows 1.8x faster than torch's MKL, 4,000 rows 1.7x slower). A batch of at least
+    ``LIBRARY_PROBE_MIN_COUNT`` float64 problems measures them when its size has not been
+    measured in this process: its first problem is solved by both at once, on one core each, and
+    the faster keeps its eigenvalues and solves the rest; the choice is kept for the process, per
+    half-octave of size, so a size is always solved by the same library after that. Both solve
+    the same LAPACK problem (``syevd``, lower triangle): the eigenvalues agree to rounding.
     """
     import torch
 
@@ -106,19 +136,132 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int)
         return []
     first: list[torch.Tensor | None] = [build(0)]
     a0 = first[0]
-    workers, threads = eig_threads(a0.shape[-1], count, device=a0.device)
-    if workers < 2:
+    n = a0.shape[-1]
+    sizes = [n] * count if sizes is None else [int(v) for v in sizes]
+    workers, threads = eig_threads(n, count, device=a0.device)
+    library = "torch"
+    if (count >= LIBRARY_PROBE_MIN_COUNT and a0.device.type == "cpu" and a0.dtype == torch.float64
+            and n <= CONCURRENT_EIG_MAX_ROWS and torch.get_num_threads() >= 2):
+        library = _FASTER_LIBRARY.get(_size_bucket(n), "")
+    if library == "torch" and workers < 2:
         with cpu_threads(threads):
             return [_solve(a0)] + [_solve(build(i)) for i in range(1, count)]
 
-    def solve(i: int) -> torch.Tensor:
-        a = first.pop() if i == 0 else build(i)
-        return _solve(a)
+    def built(i: int) -> torch.Tensor:
+        return first.pop() if i == 0 else build(i)
+
+    def with_torch(i: int) -> list[torch.Tensor]:
+        return _timed_torch(built(i))[0]
+
+    def with_numpy(piece: range) -> list[torch.Tensor]:
+        mats = [built(j).numpy() for j in piece]
+        got: list[torch.Tensor] = []
+        while mats:  # one call per run of equal sizes (a piece holds one unless sizes were not given)
+            same = next((k for k, m in enumerate(mats) if m.shape != mats[0].shape), len(mats))
+            got.extend(_timed_numpy(mats[0] if same == 1 else np.stack(mats[:same]))[0])
+            del mats[:same]
+        return got
 
     from concurrent.futures import ThreadPoolExecutor
 
-    with cpu_threads(1), ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        return list(pool.map(solve, range(count)))
+    if library == "numpy":
+        workers, _ = eig_threads(n, count, device=a0.device, library="numpy")
+    elif not library:
+        workers = 2  # the measurement runs one problem on each library at once
+    out: list[torch.Tensor] = []
+    with cpu_threads(1), _blas_threads(1), ThreadPoolExecutor(workers, initializer=_start_worker) as pool:
+        start = 0
+        if not library:  # measure: problem 0 on each library at once, the faster's eigenvalues kept
+            a = built(0)
+            copies = NUMPY_GIL_FREE_ROWS // n + 1  # (NumPy holds the GIL on smaller calls)
+            probe_torch = pool.submit(_timed_torch, a)
+            probe_numpy = pool.submit(_timed_numpy, np.stack([a.numpy()] * copies) if copies > 1 else a.numpy())
+            (got_torch, torch_s), (got_numpy, numpy_s) = probe_torch.result(), probe_numpy.result()
+            library = "numpy" if numpy_s < torch_s else "torch"
+            _FASTER_LIBRARY[_size_bucket(n)] = library
+            out = [(got_numpy if library == "numpy" else got_torch)[0]]
+            start = 1
+        if library == "numpy":
+            results = pool.map(with_numpy, _numpy_pieces(sizes, start, count))
+        else:
+            results = pool.map(with_torch, range(start, count))
+        for got in results:
+            out.extend(got)
+    return out
+
+
+def _start_worker() -> None:
+    """One torch thread per worker; both LAPACKs touched once, so that a probe does not time a
+    thread's first call (which sets up its buffers: 2x the time of the next at 400 rows)."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.linalg.eigvalsh(torch.eye(4, dtype=torch.float64))
+    np.linalg.eigvalsh(np.eye(4))
+
+
+def _timed_torch(a: torch.Tensor) -> tuple[list[torch.Tensor], float]:
+    """Eigenvalues by torch, and the solver's seconds."""
+    start = time.perf_counter()
+    return [_solve(a)], time.perf_counter() - start
+
+
+def _timed_numpy(stack: np.ndarray) -> tuple[list[torch.Tensor], float]:
+    """Eigenvalues of each matrix of a stack (or of one matrix) by NumPy, and the seconds per matrix."""
+    start = time.perf_counter()
+    got = _solve_numpy(stack)
+    return got, (time.perf_counter() - start) / len(got)
+
+
+def _numpy_pieces(sizes: Sequence[int], start: int, stop: int) -> list[range]:
+    """Problems ``start..stop-1`` cut into NumPy calls: runs of equal size, each run in pieces of
+    nearly equal length holding more than ``NUMPY_GIL_FREE_ROWS`` rows in all where the run does."""
+    pieces: list[range] = []
+    i = start
+    while i < stop:
+        j = i
+        while j < stop and sizes[j] == sizes[i]:
+            j += 1
+        k = max(1, min(j - i, (j - i) // (NUMPY_GIL_FREE_ROWS // max(sizes[i], 1) + 1)))
+        bounds = np.linspace(i, j, k + 1).round().astype(int)
+        pieces.extend(range(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]))
+        i = j
+    return pieces
+
+
+def _size_bucket(n: int) -> int:
+    return round(2 * math.log2(max(n, 1)))
+
+
+def _solve_numpy(stack: np.ndarray) -> list[torch.Tensor]:
+    import torch
+
+    try:
+        lam = np.linalg.eigvalsh(stack)
+    except np.linalg.LinAlgError as exc:
+        raise ComputationError(f"eigenvalue solver failed: {exc}".splitlines()[0]) from exc
+    return [torch.from_numpy(v) for v in lam.reshape(-1, stack.shape[-1])]
+
+
+@contextlib.contextmanager
+def _blas_threads(threads: int) -> Iterator[None]:
+    """NumPy's BLAS on ``threads`` threads inside the block (two concurrent solves on two threads
+    each take 2x longer than on one)."""
+    controller = _blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=threads, user_api="blas"):
+        yield
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency; without it NumPy keeps its own thread count
+        return None
+    return ThreadpoolController()
 
 
 def idle_cores() -> float:

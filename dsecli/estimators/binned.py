@@ -183,8 +183,8 @@ def binned_shannon_mutual_information(
         classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
                                     where=rows.reference_source)
 
-        def entropies(sets: list[np.ndarray]) -> list[tuple[float, float]]:
-            return [(binned_entropy_of_array(data[idx], bins, base=base)[0], 0.0) for idx in sets]
+        def entropies(sets: list[np.ndarray]) -> list[tuple[float, float, float]]:
+            return [(binned_entropy_of_array(data[idx], bins, base=base)[0], 0.0, 0.0) for idx in sets]
 
         value, details = size_matched_mutual_information(
             entropies, classes, repetitions=repetitions, seed=seed, sampler=sampler

@@ -24,7 +24,7 @@ __all__ = ["size_matched_mutual_information"]
 
 
 def size_matched_mutual_information(
-    entropies: Callable[[list[np.ndarray]], list[tuple[float, float]]],
+    entropies: Callable[[list[np.ndarray]], list[tuple[float, float, float]]],
     classes: Classes,
     *,
     repetitions: int,
@@ -32,7 +32,7 @@ def size_matched_mutual_information(
     sampler: str,
     with_errors: bool = False,
 ) -> tuple[float, dict[str, Any]]:
-    """Return ``(MI, details)``; ``entropies(index_sets)`` gives ``(H, error bound)`` of each set of rows.
+    """Return ``(MI, details)``; ``entropies(index_sets)`` gives ``(H, bias bound, noise bound)`` of each set.
 
     Every subset is drawn first and ``entropies`` is called once with all of them (class members
     and draws, class by class, in that order), so the caller can solve equal-size problems
@@ -47,9 +47,18 @@ def size_matched_mutual_information(
     mean due to the subset draws alone (the draws of different r are independent, so the I_r
     are too). Neither includes the sampling error of the rows themselves (see
     :mod:`dsecli.measures.resampling` for that). With ``with_errors`` (the entropies are
-    estimates with an error bound), ``details["error_estimate"]`` =
-    sum_y p_y [mean_r e(X*_r) + e(X_{Y=y})] bounds the error of the MI (the errors add at worst
-    linearly).
+    estimates, each with a bound b on its systematic error and a bound s = z x standard error on its
+    random error), ``details["error_estimate"]`` bounds the error of the MI:
+
+    .. math::
+
+        \\sum_k w_k b_k + \\Big( \\sum_k w_k^2 s_k^2 \\Big)^{1/2}
+
+    over the distinct sets k measured, w_k the set's total weight in the MI (p_y / R for a draw,
+    p_y for a class; summed where the published sampler reuses one draw for classes of equal
+    size). The systematic parts add at worst linearly; the random parts come from independent
+    runs (each its own probes), so their sum has standard error (sum w_k^2 se_k^2)^(1/2), and the
+    same z bounds it. ``details["error_bias"]`` and ``details["error_noise"]`` are the two terms.
     """
     codes = classes.codes
     n = codes.shape[0]
@@ -79,16 +88,19 @@ def size_matched_mutual_information(
             drawn[n_c] = slots
         layout.append((c, name, own, slots))
     measured = entropies(sets) if sets else []
-    mi = h_cond = h_marg = error = 0.0
+    mi = h_cond = h_marg = 0.0
+    weight = np.zeros(len(sets))  # each set's weight in the MI (a shared draw counts for each class)
     per_class = []
     per_repetition = np.zeros(repetitions)
     for c, name, own, slots in layout:
         n_c = int(counts[c])
         p_c = n_c / n
-        h_c, e_c = measured[own] if own is not None else (0.0, 0.0)
+        h_c = measured[own][0] if own is not None else 0.0
+        if own is not None:
+            weight[own] += p_c
         reps = [measured[i][0] for i in slots] if slots is not None else [0.0] * repetitions
-        rep_errors = [measured[i][1] for i in slots] if slots is not None else [0.0] * repetitions
-        error += p_c * (float(np.mean(rep_errors)) + e_c)
+        for i in slots or ():
+            weight[i] += p_c / repetitions
         h_star = float(np.mean(reps))
         mi += p_c * (h_star - h_c)
         per_repetition += p_c * (np.asarray(reps, dtype=np.float64) - h_c)
@@ -104,5 +116,9 @@ def size_matched_mutual_information(
         "repetition_stderr": std / float(np.sqrt(repetitions)),
     }
     if with_errors:
-        details["error_estimate"] = error
+        bias = np.array([m[1] for m in measured])
+        noise = np.array([m[2] for m in measured])
+        details["error_bias"] = float(weight @ bias)
+        details["error_noise"] = float(np.sqrt(((weight * noise) ** 2).sum()))
+        details["error_estimate"] = details["error_bias"] + details["error_noise"]
     return mi, details
