@@ -49,6 +49,8 @@ CONCURRENT_EIG_MAX_ROWS = 4096
 # NumPy's LAPACK (OpenBLAS threads, no OpenMP waits): two problems at once win everywhere when idle;
 # on a busy machine one after another on one thread wins below this size (200 rows: 1.16 ms vs 1.37).
 NUMPY_SEQUENTIAL_EIG_ROWS_BUSY = 300
+# ... and on an idle machine one after another on two threads wins from here (2,000 rows: 251 ms vs 336)
+NUMPY_ALL_THREADS_EIG_ROWS = 1750
 # Batches of at least this many problems measure which LAPACK (torch's or NumPy's) is faster.
 LIBRARY_PROBE_MIN_COUNT = 4
 # NumPy releases the GIL in eigvalsh when (matrices x rows) of one call exceeds 500.
@@ -77,7 +79,8 @@ def eig_threads(n: int, count: int, *, device: Any = "cpu", library: str = "torc
     with the effective OpenMP wait policy (:func:`dsecli.device.openmp_wait_policy`) and the
     machine's load (:func:`idle_cores`: busy when fewer cores are idle than torch has threads).
     ``library="numpy"`` (NumPy's LAPACK solving a batch, threads of its BLAS): two at once on one
-    thread each, except small problems on a busy machine (one after another on one thread).
+    thread each, except small problems on a busy machine (one after another on one thread) and
+    large ones on an idle machine (one after another on every thread).
 
     Returns
     -------
@@ -93,9 +96,11 @@ def eig_threads(n: int, count: int, *, device: Any = "cpu", library: str = "torc
         return 1, None
     busy = idle_cores() < total
     if library == "numpy":
-        if count >= 2 and not (busy and n < NUMPY_SEQUENTIAL_EIG_ROWS_BUSY):
-            return min(count, total), 1
-        return 1, 1
+        if count < 2 or (busy and n < NUMPY_SEQUENTIAL_EIG_ROWS_BUSY):
+            return 1, 1
+        if not busy and n >= NUMPY_ALL_THREADS_EIG_ROWS:
+            return 1, total
+        return min(count, total), 1
     spinning = openmp_wait_policy() != "PASSIVE"
     if count >= 2 and n <= CONCURRENT_EIG_MAX_ROWS:
         concurrent = (not spinning or (n >= CONCURRENT_EIG_MIN_ROWS_BUSY_SPINNING if busy
@@ -164,8 +169,10 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int,
 
     from concurrent.futures import ThreadPoolExecutor
 
+    total = torch.get_num_threads()
+    blas = 1
     if library == "numpy":
-        workers, _ = eig_threads(n, count, device=a0.device, library="numpy")
+        workers, blas = eig_threads(n, count, device=a0.device, library="numpy")
     elif not library:
         workers = 2  # the measurement runs one problem on each library at once
     out: list[torch.Tensor] = []
@@ -181,10 +188,17 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int,
             _FASTER_LIBRARY[_size_bucket(n)] = library
             out = [(got_numpy if library == "numpy" else got_torch)[0]]
             start = 1
+            # the rest by the winner's own rule
+            workers, blas = eig_threads(n, count - 1, device=a0.device, library=library)
         if library == "numpy":
-            results = pool.map(with_numpy, _numpy_pieces(sizes, start, count))
+            solve, items = with_numpy, _numpy_pieces(sizes, start, count)
         else:
-            results = pool.map(with_torch, range(start, count))
+            solve, items = with_torch, range(start, count)
+        if workers > 1:
+            results = pool.map(solve, items)
+        else:  # one after another here, on the rule's threads (`blas`: NumPy's BLAS; else torch's)
+            with _blas_threads(blas or total) if library == "numpy" else cpu_threads(blas or total):
+                results = list(map(solve, items))
         for got in results:
             out.extend(got)
     return out
