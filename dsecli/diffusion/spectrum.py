@@ -18,8 +18,8 @@ import contextlib
 import functools
 import math
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,14 +49,11 @@ CONCURRENT_EIG_MAX_ROWS = 4096
 # NumPy's LAPACK (OpenBLAS threads, no OpenMP waits): two problems at once win everywhere when idle;
 # on a busy machine one after another on one thread wins below this size (200 rows: 1.16 ms vs 1.37).
 NUMPY_SEQUENTIAL_EIG_ROWS_BUSY = 300
-# ... and on an idle machine one after another on two threads wins from here (2,000 rows: 251 ms vs 336)
-NUMPY_ALL_THREADS_EIG_ROWS = 1750
-# Batches of at least this many problems measure which LAPACK (torch's or NumPy's) is faster.
-LIBRARY_PROBE_MIN_COUNT = 4
+# Float64 CPU batches below this many rows go to NumPy's LAPACK (faster here up to 2,000 rows, slower
+# from 3,000: benchmarks/threads.py, the "torch / numpy" column).
+NUMPY_EIG_MAX_ROWS = 2500
 # NumPy releases the GIL in eigvalsh when (matrices x rows) of one call exceeds 500.
 NUMPY_GIL_FREE_ROWS = 500
-# which library was faster, per half-octave of size, as measured in this process
-_FASTER_LIBRARY: dict[int, str] = {}
 
 
 def symmetric_eigenvalues(a: torch.Tensor) -> torch.Tensor:
@@ -78,9 +75,9 @@ def eig_threads(n: int, count: int, *, device: Any = "cpu", library: str = "torc
     ``threads`` None keeps torch's setting. From the measurements behind the constants above,
     with the effective OpenMP wait policy (:func:`dsecli.device.openmp_wait_policy`) and the
     machine's load (:func:`idle_cores`: busy when fewer cores are idle than torch has threads).
-    ``library="numpy"`` (NumPy's LAPACK solving a batch, threads of its BLAS): two at once on one
-    thread each, except small problems on a busy machine (one after another on one thread) and
-    large ones on an idle machine (one after another on every thread).
+    ``library="numpy"`` (NumPy's LAPACK solving a batch, threads of its BLAS): always one thread
+    per problem, so that the values never depend on the machine's load (LAPACK's rounding depends
+    on its thread count); two at once, except small problems on a busy machine.
 
     Returns
     -------
@@ -98,8 +95,6 @@ def eig_threads(n: int, count: int, *, device: Any = "cpu", library: str = "torc
     if library == "numpy":
         if count < 2 or (busy and n < NUMPY_SEQUENTIAL_EIG_ROWS_BUSY):
             return 1, 1
-        if not busy and n >= NUMPY_ALL_THREADS_EIG_ROWS:
-            return 1, total
         return min(count, total), 1
     spinning = openmp_wait_policy() != "PASSIVE"
     if count >= 2 and n <= CONCURRENT_EIG_MAX_ROWS:
@@ -118,113 +113,82 @@ def symmetric_eigenvalues_many(build: Callable[[int], torch.Tensor], count: int,
                                sizes: Sequence[int] | None = None) -> list[torch.Tensor]:
     """Eigenvalues (ascending) of ``count`` symmetric matrices, the i-th made by ``build(i)``.
 
-    ``sizes`` (the rows of each matrix, if known beforehand) lets equal sizes be solved in one call.
+    ``sizes`` (the rows of each matrix, if known beforehand) lets problems of one size be solved
+    together, and each by the library its size calls for.
 
     Each matrix is built when it is solved, so only as many exist at once as are solved at once.
-    :func:`eig_threads` decides (from the first matrix's size) whether they are solved several at
-    once, each on one thread, or one after another. The values do not depend on which.
+    :func:`eig_threads` decides (from the size) whether they are solved several at once, each on
+    one thread, or one after another.
 
-    Two LAPACKs are at hand on the CPU, torch's and NumPy's, and which is faster depends on the
-    machine and the size (on the 2-core AMD machine of benchmarks/threads.py NumPy's OpenBLAS
-    solves 400 rows 1.8x faster than torch's MKL, 4,000 rows 1.7x slower). A batch of at least
-    ``LIBRARY_PROBE_MIN_COUNT`` float64 problems measures them when its size has not been
-    measured in this process: its first problem is solved by both at once, on one core each, and
-    the faster keeps its eigenvalues and solves the rest; the choice is kept for the process, per
-    half-octave of size, so a size is always solved by the same library after that. Both solve
-    the same LAPACK problem (``syevd``, lower triangle): the eigenvalues agree to rounding.
+    Two LAPACKs are at hand on the CPU, torch's and NumPy's (both ``syevd`` on the lower
+    triangle). Float64 problems of fewer than ``NUMPY_EIG_MAX_ROWS`` rows go to NumPy's, always
+    on one thread per problem: on the machine of benchmarks/threads.py its OpenBLAS solves them
+    1.3-2x faster than torch's MKL (400 rows: 3.1 ms against 5.0 per problem), while from 3,000
+    rows MKL is 1.5-1.9x faster. The rule is a fixed size, not a measurement made at run time, so
+    that two runs give the same values to the last bit (the libraries, and LAPACK on different
+    thread counts, agree only to rounding).
     """
+    if count <= 0:
+        return []
+    if sizes is not None:
+        sizes = [int(v) for v in sizes]
+        small = [i for i, m in enumerate(sizes) if m < NUMPY_EIG_MAX_ROWS]
+        if 0 < len(small) < count:  # both libraries: each part its own batch, in place
+            large = [i for i, m in enumerate(sizes) if m >= NUMPY_EIG_MAX_ROWS]
+            out: list[torch.Tensor | None] = [None] * count
+            for idx in (small, large):
+                got = _eigenvalues_of_batch(lambda j, idx=idx: build(idx[j]), len(idx), [sizes[i] for i in idx])
+                for i, lam in zip(idx, got):
+                    out[i] = lam
+            return out  # type: ignore[return-value]
+    return _eigenvalues_of_batch(build, count, sizes)
+
+
+def _eigenvalues_of_batch(build: Callable[[int], torch.Tensor], count: int,
+                          sizes: list[int] | None) -> list[torch.Tensor]:
+    """:func:`symmetric_eigenvalues_many` for problems all on one side of ``NUMPY_EIG_MAX_ROWS``."""
     import torch
 
     from dsecli.device import cpu_threads
 
-    if count <= 0:
-        return []
-    first: list[torch.Tensor | None] = [build(0)]
+    first: list[torch.Tensor] = [build(0)]
     a0 = first[0]
     n = a0.shape[-1]
-    sizes = [n] * count if sizes is None else [int(v) for v in sizes]
-    workers, threads = eig_threads(n, count, device=a0.device)
-    library = "torch"
-    if (count >= LIBRARY_PROBE_MIN_COUNT and a0.device.type == "cpu" and a0.dtype == torch.float64
-            and n <= CONCURRENT_EIG_MAX_ROWS and torch.get_num_threads() >= 2):
-        library = _FASTER_LIBRARY.get(_size_bucket(n), "")
-    if library == "torch" and workers < 2:
-        with cpu_threads(threads):
-            return [_solve(a0)] + [_solve(build(i)) for i in range(1, count)]
+    sizes = [n] * count if sizes is None else sizes
+    numpy = a0.device.type == "cpu" and a0.dtype == torch.float64 and n < NUMPY_EIG_MAX_ROWS
+    workers, threads = eig_threads(n, count, device=a0.device, library="numpy" if numpy else "torch")
 
     def built(i: int) -> torch.Tensor:
         return first.pop() if i == 0 else build(i)
 
     def with_torch(i: int) -> list[torch.Tensor]:
-        return _timed_torch(built(i))[0]
+        return [_solve(built(i))]
 
     def with_numpy(piece: range) -> list[torch.Tensor]:
         mats = [built(j).numpy() for j in piece]
         got: list[torch.Tensor] = []
         while mats:  # one call per run of equal sizes (a piece holds one unless sizes were not given)
             same = next((k for k, m in enumerate(mats) if m.shape != mats[0].shape), len(mats))
-            got.extend(_timed_numpy(mats[0] if same == 1 else np.stack(mats[:same]))[0])
+            got.extend(_solve_numpy(mats[0] if same == 1 else np.stack(mats[:same])))
             del mats[:same]
         return got
 
-    from concurrent.futures import ThreadPoolExecutor
-
-    total = torch.get_num_threads()
-    blas = 1
-    if library == "numpy":
-        workers, blas = eig_threads(n, count, device=a0.device, library="numpy")
-    elif not library:
-        workers = 2  # the measurement runs one problem on each library at once
-    out: list[torch.Tensor] = []
-    with cpu_threads(1), _blas_threads(1), ThreadPoolExecutor(workers, initializer=_start_worker) as pool:
-        start = 0
-        if not library:  # measure: problem 0 on each library at once, the faster's eigenvalues kept
-            a = built(0)
-            copies = NUMPY_GIL_FREE_ROWS // n + 1  # (NumPy holds the GIL on smaller calls)
-            probe_torch = pool.submit(_timed_torch, a)
-            probe_numpy = pool.submit(_timed_numpy, np.stack([a.numpy()] * copies) if copies > 1 else a.numpy())
-            (got_torch, torch_s), (got_numpy, numpy_s) = probe_torch.result(), probe_numpy.result()
-            library = "numpy" if numpy_s < torch_s else "torch"
-            _FASTER_LIBRARY[_size_bucket(n)] = library
-            out = [(got_numpy if library == "numpy" else got_torch)[0]]
-            start = 1
-            # the rest by the winner's own rule
-            workers, blas = eig_threads(n, count - 1, device=a0.device, library=library)
-        if library == "numpy":
-            solve, items = with_numpy, _numpy_pieces(sizes, start, count)
-        else:
-            solve, items = with_torch, range(start, count)
-        if workers > 1:
-            results = pool.map(solve, items)
-        else:  # one after another here, on the rule's threads (`blas`: NumPy's BLAS; else torch's)
-            with _blas_threads(blas or total) if library == "numpy" else cpu_threads(blas or total):
-                results = list(map(solve, items))
-        for got in results:
-            out.extend(got)
-    return out
-
-
-def _start_worker() -> None:
-    """One torch thread per worker; both LAPACKs touched once, so that a probe does not time a
-    thread's first call (which sets up its buffers: 2x the time of the next at 400 rows)."""
-    import torch
-
-    torch.set_num_threads(1)
-    torch.linalg.eigvalsh(torch.eye(4, dtype=torch.float64))
-    np.linalg.eigvalsh(np.eye(4))
-
-
-def _timed_torch(a: torch.Tensor) -> tuple[list[torch.Tensor], float]:
-    """Eigenvalues by torch, and the solver's seconds."""
-    start = time.perf_counter()
-    return [_solve(a)], time.perf_counter() - start
-
-
-def _timed_numpy(stack: np.ndarray) -> tuple[list[torch.Tensor], float]:
-    """Eigenvalues of each matrix of a stack (or of one matrix) by NumPy, and the seconds per matrix."""
-    start = time.perf_counter()
-    got = _solve_numpy(stack)
-    return got, (time.perf_counter() - start) / len(got)
+    solve: Callable[[Any], list[torch.Tensor]]
+    if numpy:
+        solve, items = with_numpy, _numpy_pieces(sizes, 0, count)
+    else:
+        solve, items = with_torch, range(count)
+    if workers > 1:
+        with cpu_threads(1), _blas_threads(1), ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
+                                                                      initargs=(1,)) as pool:
+            results = list(pool.map(solve, items))
+    elif numpy:  # one after another, on one BLAS thread (the rule's)
+        with _blas_threads(threads or 1):
+            results = [solve(item) for item in items]
+    else:
+        with cpu_threads(threads):
+            results = [solve(item) for item in items]
+    return [lam for got in results for lam in got]
 
 
 def _numpy_pieces(sizes: Sequence[int], start: int, stop: int) -> list[range]:
@@ -241,10 +205,6 @@ def _numpy_pieces(sizes: Sequence[int], start: int, stop: int) -> list[range]:
         pieces.extend(range(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]))
         i = j
     return pieces
-
-
-def _size_bucket(n: int) -> int:
-    return round(2 * math.log2(max(n, 1)))
 
 
 def _solve_numpy(stack: np.ndarray) -> list[torch.Tensor]:
