@@ -248,10 +248,12 @@ def test_numpy_releases_the_gil_past_500_rows_per_call() -> None:
     ratios = []
     try:
         with spectrum._blas_threads(1):  # as when solving: the spinning thread gets the other core
-            for _ in range(3):  # the best of three: other processes may take a core at any time
+            for _ in range(6):  # the best of six: other processes may take a core at any time
                 held = spins_per_second(rng.normal(size=(1, 500, 500)))
                 free = spins_per_second(rng.normal(size=(2, 300, 300)))
                 ratios.append(free / max(held, 1.0))
+                if ratios[-1] > 3:
+                    break
     finally:
         sys.setswitchinterval(interval)
     assert max(ratios) > 3, ratios
@@ -287,13 +289,23 @@ def test_a_batch_gives_the_same_values_idle_or_busy(monkeypatch) -> None:
     import torch
 
     monkeypatch.setattr(dsecli.device, "openmp_wait_policy", lambda: "PASSIVE")
-    rng = np.random.default_rng(11)
-    mats = [(lambda m: m @ m.T)(rng.normal(size=(120, 120))) for _ in range(8)]
+    from dsecli.diffusion.kernels import gaussian_kernel, symmetric_normalize_
+
+    # the matrices are built by torch inside the call (kernels of subsets, as DSMI does)
+    x = torch.as_tensor(np.random.default_rng(11).normal(size=(400, 64)))
+    subsets = [torch.as_tensor(np.random.default_rng(i).choice(400, 120, replace=False)) for i in range(8)]
+    threads_seen = set()
+
+    def build(i):
+        # the kernel's own rounding depends on torch's thread count: every build runs on one thread
+        threads_seen.add(torch.get_num_threads())
+        return symmetric_normalize_(gaussian_kernel(x.index_select(0, subsets[i]), 8.0))
+
     runs = []
-    for idle in (2.0, 1.0, 2.0):
+    for idle in (2.0, 1.0, 2.0):  # idle: two at once in workers; busy: one after another here
         monkeypatch.setattr(spectrum, "idle_cores", lambda idle=idle: idle)
-        runs.append(spectrum.symmetric_eigenvalues_many(lambda i: torch.as_tensor(mats[i]), len(mats),
-                                                        sizes=[120] * len(mats)))
+        runs.append(spectrum.symmetric_eigenvalues_many(build, 8, sizes=[120] * 8))
+    assert threads_seen == {1}
     for other in runs[1:]:
         assert all(torch.equal(a, b) for a, b in zip(runs[0], other))
 

@@ -151,7 +151,8 @@ def _eigenvalues_of_batch(build: Callable[[int], torch.Tensor], count: int,
 
     from dsecli.device import cpu_threads
 
-    first: list[torch.Tensor] = [build(0)]
+    with cpu_threads(1):  # as the workers build theirs: a kernel's last bits depend on torch's threads
+        first: list[torch.Tensor] = [build(0)]
     a0 = first[0]
     n = a0.shape[-1]
     sizes = [n] * count if sizes is None else sizes
@@ -182,8 +183,8 @@ def _eigenvalues_of_batch(build: Callable[[int], torch.Tensor], count: int,
         with cpu_threads(1), _blas_threads(1), ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
                                                                       initargs=(1,)) as pool:
             results = list(pool.map(solve, items))
-    elif numpy:  # one after another, on one BLAS thread (the rule's)
-        with _blas_threads(threads or 1):
+    elif numpy:  # one after another, each matrix built on one torch thread as the workers do (same bits)
+        with cpu_threads(1), _blas_threads(threads or 1):
             results = [solve(item) for item in items]
     else:
         with cpu_threads(threads):
