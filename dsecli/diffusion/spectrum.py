@@ -18,7 +18,7 @@ import contextlib
 import functools
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -155,9 +155,9 @@ def _eigenvalues_of_batch(build: Callable[[int], torch.Tensor], count: int,
         first: list[torch.Tensor] = [build(0)]
     a0 = first[0]
     n = a0.shape[-1]
-    sizes = [n] * count if sizes is None else sizes
     numpy = a0.device.type == "cpu" and a0.dtype == torch.float64 and n < NUMPY_EIG_MAX_ROWS
     workers, threads = eig_threads(n, count, device=a0.device, library="numpy" if numpy else "torch")
+    # (NumPy's rule always gives one thread: LAPACK's rounding depends on its thread count)
 
     def built(i: int) -> torch.Tensor:
         return first.pop() if i == 0 else build(i)
@@ -166,28 +166,21 @@ def _eigenvalues_of_batch(build: Callable[[int], torch.Tensor], count: int,
         return [_solve(built(i))]
 
     def with_numpy(piece: range) -> list[torch.Tensor]:
-        mats = [built(j).numpy() for j in piece]
-        got: list[torch.Tensor] = []
-        while mats:  # one call per run of equal sizes (a piece holds one unless sizes were not given)
-            same = next((k for k, m in enumerate(mats) if m.shape != mats[0].shape), len(mats))
-            got.extend(_solve_numpy(mats[0] if same == 1 else np.stack(mats[:same])))
-            del mats[:same]
-        return got
+        mats = [built(j).numpy() for j in piece]  # one size per piece
+        return _solve_numpy(mats[0] if len(mats) == 1 else np.stack(mats))
 
     solve: Callable[[Any], list[torch.Tensor]]
-    if numpy:
-        solve, items = with_numpy, _numpy_pieces(sizes, 0, count)
+    if numpy:  # stacked calls only where the sizes are known to be equal
+        solve, items = with_numpy, _numpy_pieces(sizes, 0, count) if sizes else [range(i, i + 1) for i in range(count)]
     else:
         solve, items = with_torch, range(count)
-    if workers > 1:
-        with cpu_threads(1), _blas_threads(1), ThreadPoolExecutor(workers, initializer=torch.set_num_threads,
-                                                                      initargs=(1,)) as pool:
-            results = list(pool.map(solve, items))
-    elif numpy:  # one after another, each matrix built on one torch thread as the workers do (same bits)
-        with cpu_threads(1), _blas_threads(threads or 1):
-            results = [solve(item) for item in items]
-    else:
-        with cpu_threads(threads):
+    # NumPy's BLAS on one thread throughout; torch's as the rule says (one in workers; NumPy's
+    # matrices are built on one thread too, as the workers build theirs: same bits either way)
+    with cpu_threads(1 if numpy or workers > 1 else threads), _blas_threads(1):
+        if workers > 1:
+            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                results = list(pool.map(solve, items))
+        else:
             results = [solve(item) for item in items]
     return [lam for got in results for lam in got]
 
@@ -218,24 +211,16 @@ def _solve_numpy(stack: np.ndarray) -> list[torch.Tensor]:
     return [torch.from_numpy(v) for v in lam.reshape(-1, stack.shape[-1])]
 
 
-@contextlib.contextmanager
-def _blas_threads(threads: int) -> Iterator[None]:
-    """NumPy's BLAS on ``threads`` threads inside the block (two concurrent solves on two threads
-    each take 2x longer than on one)."""
-    controller = _blas_controller()
-    if controller is None:
-        yield
-        return
-    with controller.limit(limits=threads, user_api="blas"):
-        yield
+def _blas_threads(threads: int) -> contextlib.AbstractContextManager[Any]:
+    """NumPy's BLAS on ``threads`` threads inside the block, restored after (two concurrent
+    solves on two threads each take 2x longer than on one)."""
+    return _blas_controller().limit(limits=threads, user_api="blas")
 
 
 @functools.lru_cache(maxsize=1)
 def _blas_controller() -> Any:
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - a dependency; without it NumPy keeps its own thread count
-        return None
+    from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
