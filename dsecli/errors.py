@@ -8,8 +8,11 @@ the exit code in :class:`ExitStatus`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import warnings
+from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any
 
@@ -32,6 +35,9 @@ __all__ = [
     "check_neighbors",
     "where_prefix",
     "OutputError",
+    "CollectWarnings",
+    "quiet",
+    "first_line",
 ]
 
 
@@ -189,29 +195,64 @@ def check_neighbors(k: Any, n: int, *, name: str = "k", where: str | None = None
     return k
 
 
-class CollectWarnings:
-    """Record dsecli warnings raised inside a ``with`` block, so results can carry them.
+# How many CollectWarnings blocks are open in this context, and whether the outermost shows what
+# it collected: only the outermost one hands warnings to the caller, so each is shown once.
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("dsecli_collect_depth", default=0)
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("dsecli_quiet", default=False)
 
-    The warnings still reach the caller afterwards (re-emitted on exit), so the CLI prints
-    them and library users see them as usual. ``carried`` are messages raised (and shown)
-    earlier for the same result, e.g. while its rows were prepared
-    (:attr:`dsecli.inputs.prepare.Prepared.warnings`): they head the list and are not shown
-    again.
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Inside the block, dsecli's warnings are kept in the results' ``warnings`` and not shown.
+
+    For callers that read ``result.warnings`` themselves (batch, the monitor, re-evaluations).
+    """
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's text, cut at its first sentence when long (torch's run on)."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    if len(text) > limit and ". " in text[:limit]:
+        text = text[: text.index(". ", 0, limit) + 1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class CollectWarnings:
+    """The one warnings channel: record dsecli warnings raised inside a ``with`` block, so that a
+    result can carry them, and show each once.
+
+    Blocks nest (a public call inside another): an inner block hands what it recorded to the
+    outer one, and only the outermost shows them to the caller, unless inside :func:`quiet`.
+    ``carried`` are messages recorded (and shown) earlier for the same result, e.g. while its rows
+    were prepared (:attr:`dsecli.inputs.prepare.Prepared.warnings`): they head the list and are
+    not shown again. The list holds each message once.
     """
 
     def __init__(self, carried: tuple[str, ...] | list[str] = ()) -> None:
         self.carried = tuple(carried)
 
     def __enter__(self) -> list[str]:
+        self._token = _DEPTH.set(_DEPTH.get() + 1)
         self._cm = warnings.catch_warnings(record=True)
         self._log = self._cm.__enter__()
         warnings.simplefilter("always", DseWarning)
-        self.messages: list[str] = list(self.carried)
+        self.messages: list[str] = list(dict.fromkeys(self.carried))
         return self.messages
 
     def __exit__(self, *exc: object) -> None:
         self._cm.__exit__(*exc)
+        _DEPTH.reset(self._token)
+        outermost = _DEPTH.get() == 0
         for w in self._log:
             if issubclass(w.category, DseWarning):
+                if str(w.message) in self.messages:
+                    continue
                 self.messages.append(str(w.message))
+                if outermost and _QUIET.get():
+                    continue
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -10,7 +10,6 @@ SciPy's ``methods`` dictionaries do).
 
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +17,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from dsecli.errors import DseWarning, InputError
+from dsecli.errors import CollectWarnings, DseWarning, InputError
 from dsecli.estimators import (
     binned_shannon_entropy,
     binned_shannon_mutual_information,
@@ -28,7 +27,7 @@ from dsecli.estimators import (
 )
 from dsecli.estimators.kl_weighted import weighted_kl_entropy
 from dsecli.estimators.mine import infonce_mutual_information
-from dsecli.inputs.prepare import Prepared, prepare_rows
+from dsecli.inputs.prepare import Prepared, prepare_pair, prepare_rows, replace_warnings
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.dse import (
     adjacency_spectral_entropy,
@@ -40,7 +39,8 @@ from dsecli.measures.representation import covariance_von_neumann_entropy, rankm
 from dsecli.measures.resampling import bootstrap_interval, check_resampling, permutation_null
 from dsecli.results import EntropyResult, MIResult
 
-__all__ = ["ENTROPY_METHODS", "MI_METHODS", "parse_methods", "estimate_entropy", "estimate_mutual_information"]
+__all__ = ["ENTROPY_METHODS", "MI_METHODS", "METHOD_OPTIONS", "CLASS_BASED", "SELECTION_OPTIONS", "RESAMPLING_OPTIONS", "method_options",
+           "parse_methods", "estimate_entropy", "estimate_mutual_information"]
 
 ENTROPY_METHODS: dict[str, Callable[..., EntropyResult]] = {
     "dse": diffusion_spectral_entropy,
@@ -65,6 +65,57 @@ MI_METHODS: dict[str, Callable[..., MIResult]] = {
 # "all" expands to these (the published spectral variants are asked for by name)
 ENTROPY_ALL: list[str] = ["dse", "cse", "knn"]
 MI_ALL: list[str] = ["dsmi", "csmi", "ksg", "mine"]
+
+# The row selection every method takes (validated once, by prepare_rows).
+SELECTION_OPTIONS = frozenset({"max_n", "seed", "sampler", "flatten", "drop_nonfinite", "base"})
+_SPECTRAL = ("sigma", "t", "return_eigenvalues")
+_NEURAL = ("hidden_units", "hidden_layers", "epochs", "batch_size", "learning_rate", "patience", "holdout_fraction",
+           "average_last", "ref_kind", "cpu_threads", "device", "dtype")
+# Each method's own options, declared: a call that gives an option none of its methods takes is an
+# error naming the methods (tests/test_methods.py checks these against the functions' signatures).
+METHOD_OPTIONS: dict[str, frozenset[str]] = {name: frozenset(opts) for name, opts in {
+    "dse": (*_SPECTRAL, "solver", "tol_bits", "max_seconds", "device", "dtype"),
+    "ase-gaussian": (*_SPECTRAL, "k", "device", "dtype"),
+    "ase-normalized": (*_SPECTRAL, "k", "device", "dtype"),
+    "ase-knn": (*_SPECTRAL, "k", "device", "dtype"),
+    "matrix-entry": ("sigma", "device", "dtype"),
+    "cse": ("bins",),
+    "knn": ("k", "metric", "neighbor_method", "device", "dtype"),
+    "knn-weighted": ("k", "n_constraints", "metric", "neighbor_method", "device", "dtype"),
+    "renyi-gram": ("alpha", "sigma", "return_eigenvalues", "device", "dtype"),
+    "vne-cov": ("return_eigenvalues", "device", "dtype"),
+    "rankme": ("centre", "eps", "return_eigenvalues", "device", "dtype"),
+    "dsmi": ("sigma", "t", "ref_kind", "n_clusters", "repetitions", "solver", "tol_bits", "max_seconds", "device",
+             "dtype"),
+    "csmi": ("bins", "ref_kind", "n_clusters", "repetitions"),
+    "ksg": ("k", "metric", "metric_y", "standardize", "neighbor_method", "jitter", "ref_kind", "device", "dtype"),
+    "mine": (*_NEURAL, "ma_rate", "eval_shuffles"),
+    "infonce": (*_NEURAL, "embed_dim", "eval_batch"),
+}.items()}
+# What estimate_entropy / estimate_mutual_information add around every method
+RESAMPLING_OPTIONS = frozenset({"bootstrap", "permutations", "confidence", "bootstrap_scheme"})
+# MI methods that partition the reference into classes (bins or k-means for a continuous Y)
+CLASS_BASED = frozenset({"dsmi", "csmi"})
+
+
+def method_options(names: Sequence[str], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each method's share of ``params``: the options it declares (:data:`METHOD_OPTIONS`), None values left out.
+
+    ``device`` and ``dtype`` are accepted by every call and go to the methods that compute with torch.
+
+    Raises
+    ------
+    InputError
+        An option that none of ``names`` takes, naming the option and what each method takes.
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    # device and dtype place the rows: methods that compute without torch (cse, csmi) run on the CPU
+    taken = set().union(*(METHOD_OPTIONS[n] for n in names)) | {"device", "dtype"} | SELECTION_OPTIONS
+    for key in given:
+        if key not in taken:
+            what = "; ".join(f"{n} takes {', '.join(sorted(METHOD_OPTIONS[n])) or 'none'}" for n in names)
+            raise InputError(f"`{key}` is not an option of {', '.join(names)} ({what})")
+    return {n: {k: v for k, v in given.items() if k in METHOD_OPTIONS[n] | SELECTION_OPTIONS} for n in names}
 
 
 def parse_methods(
@@ -117,12 +168,6 @@ def parse_methods(
     return out
 
 
-def _accepted(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
-    sig = inspect.signature(fn)
-    bound = set(fn.keywords) if isinstance(fn, partial) else set()
-    return {k: v for k, v in params.items() if k in sig.parameters and k not in bound and v is not None}
-
-
 def estimate_entropy(
     x: Any,
     *,
@@ -163,12 +208,15 @@ def estimate_entropy(
         raise InputError("`permutations` applies to mutual information (estimate_mutual_information, dse mi): "
                          "an entropy has no reference to permute")
     bootstrap, _, confidence = check_resampling(bootstrap, 0, confidence)
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
-                        device=params.pop("device", None), dtype=params.pop("dtype", None))
-    common = {"max_n": max_n, "seed": seed, "sampler": sampler, **params}
+    options = method_options(names, params)
+    with CollectWarnings() as notes:
+        rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                            drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"))
+    rows = replace_warnings(rows, [*rows.warnings, *notes])
+    selection = {"max_n": max_n, "seed": seed, "sampler": sampler}
     resampling = {"bootstrap": bootstrap, "permutations": 0, "confidence": confidence, "seed": seed,
                   "scheme": bootstrap_scheme}
-    return [_run(n, ENTROPY_METHODS[n], rows, common, resampling) for n in names]
+    return [_run(n, ENTROPY_METHODS[n], rows, {**selection, **options[n]}, resampling) for n in names]
 
 
 def estimate_mutual_information(
@@ -205,18 +253,25 @@ def estimate_mutual_information(
     """
     names = parse_methods(methods, MI_METHODS, MI_ALL)
     bootstrap, permutations, confidence = check_resampling(bootstrap, permutations, confidence)
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
-                        device=params.pop("device", None), dtype=params.pop("dtype", None), reference=y)
-    common = {"max_n": max_n, "seed": seed, "sampler": sampler, **params}
+    options = method_options(names, params)
+    with CollectWarnings() as notes:
+        rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                            drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"))
+        # Y read once, by one rule, for every method (and classed once for those that use classes)
+        reading = rows.reference_reading(ref_kind=params.get("ref_kind") or "auto", seed=seed)
+        for n_clusters in {options[n].get("n_clusters", 10) for n in names if n in CLASS_BASED}:
+            reading.classes(n_clusters)
+    rows = replace_warnings(rows, [*rows.warnings, *notes])
+    selection = {"max_n": max_n, "seed": seed, "sampler": sampler}
     resampling = {"bootstrap": bootstrap, "permutations": permutations, "confidence": confidence, "seed": seed,
                   "scheme": bootstrap_scheme}
-    return [_run(n, MI_METHODS[n], rows, common, resampling) for n in names]
+    return [_run(n, MI_METHODS[n], rows, {**selection, **options[n]}, resampling) for n in names]
 
 
 def _run(name: str, fn: Callable[..., Any], rows: Prepared, common: dict[str, Any],
          resampling: dict[str, Any]) -> Any:
     """One method on ``rows``, then its bootstrap interval and permutation null when asked for (in ``extra``)."""
-    kw = _accepted(fn, common)
+    kw = common
     result = fn(rows, **kw)
     if not (resampling["bootstrap"] or resampling["permutations"]):
         return result

@@ -64,7 +64,8 @@ def labels_entropy(counts: Any, base: float) -> float:
     if c.size == 0:
         return 0.0
     p = c / c.sum()
-    return float(-(p * np.log(p)).sum() / math.log(base))
+    # + 0.0: one class gives -0.0, which would print as "-0"
+    return float(-(p * np.log(p)).sum() / math.log(base)) + 0.0
 
 
 def ceiling_fields(value: float, ceiling: float | None, rule: str, *, saturated: bool | None = None,

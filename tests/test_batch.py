@@ -199,9 +199,10 @@ def test_vector_reference_is_clustered_once_and_matches_dsmi(h5file, tmp_path, m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(reference, "kmeans", counting)
-    summary = run_batch(f"{path}:/true/epoch_*/embeddings", reference=f"{path}:/vectors", methods="dsmi",
+    summary = run_batch(f"{path}:/true/epoch_*/embeddings", reference=f"{path}:/vectors", methods="dsmi,csmi",
                         n_clusters=3, sigma=2.0, device="cpu")
-    assert len(calls) == 1
+    # once per input, shared by both class-based methods of its one library call
+    assert len(calls) == len({r["input"] for r in summary.rows}) > 1
     monkeypatch.setattr(reference, "kmeans", real)
     import h5py
 
@@ -210,9 +211,11 @@ def test_vector_reference_is_clustered_once_and_matches_dsmi(h5file, tmp_path, m
     for r in summary.rows:
         direct = diffusion_spectral_mutual_information(embs[r["checkpoint"]], vectors, n_clusters=3, sigma=2.0,
                                                        device="cpu")
+        if r["method"] != "dsmi":
+            continue
         assert r["value"] == direct.value
         assert r["params"]["classes_from"] == "clustered" and r["params"]["ref_kind"] == "auto"
-        assert r["params"]["reference_detail"]["computed_once"] is True
+        assert r["params"]["reference"]["reading"] == "vectors"
 
 
 def test_reference_row_count_must_match(h5file, tmp_path) -> None:
@@ -234,8 +237,9 @@ def test_rerun_skips_finished_rows_and_changed_parameters_add_rows(h5file, tmp_p
     again = run_batch(spec, reference=f"{path}:/labels", output=out, device="cpu", sigma="median", t=1, base=2.0)
     assert again.computed == 0 and again.skipped == 8 and out.read_bytes() == before
     assert [r["key"] for r in again.rows] == [r["key"] for r in _lines(out)]
-    # k is not a parameter of dse or dsmi: nothing new; another sigma: new rows for both methods
-    assert run_batch(spec, reference=f"{path}:/labels", output=out, k=7).computed == 0
+    # k is not a parameter of dse or dsmi: an error naming it; another sigma: new rows for both methods
+    with pytest.raises(InputError, match="`k` is not an option of dse, dsmi"):
+        run_batch(spec, reference=f"{path}:/labels", output=out, k=7)
     more = run_batch(spec, reference=f"{path}:/labels", output=out, sigma=3.0)
     assert more.computed == 8 and len(_lines(out)) == 16
     keys = [r["key"] for r in _lines(out)]
@@ -254,7 +258,10 @@ def test_a_parameter_added_to_a_method_later_keeps_the_keys(npy_dir, tmp_path, m
         return real(x, sigma=sigma, t=t, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype,
                     base=base, solver=solver, flatten=flatten, drop_nonfinite=drop_nonfinite)
 
+    from dsecli.methods import METHOD_OPTIONS
+
     monkeypatch.setitem(ENTROPY_METHODS, "dse", newer_dse)
+    monkeypatch.setitem(METHOD_OPTIONS, "dse", METHOD_OPTIONS["dse"] | {"new_option"})
     assert run_batch(str(npy_dir / "ep*.npy"), output=out, device="cpu", sigma="median").computed == 0
     assert run_batch(str(npy_dir / "ep*.npy"), output=out, device="cpu", sigma="median", new_option=0.9).computed == 4
 

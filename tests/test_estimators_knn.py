@@ -319,9 +319,13 @@ def test_ross_accepts_strings_and_leaves_out_singleton_classes() -> None:
 def test_ksg_reports_duplicates() -> None:
     x, y, _ = _pairs([0.5], 400, seed=33)
     x = np.round(x, 1)
-    with pytest.warns(DataQualityWarning, match="duplicate rows in X"):
+    with pytest.warns(DataQualityWarning) as caught:
         got = ksg_mutual_information(x, y, device="cpu")
     assert got.extra["n_duplicates_x"] > 0
+    # X's duplicates are reported once, by the rows' preparation, not again by KSG in other words
+    texts = [str(w.message) for w in caught]
+    assert len(texts) == len(set(texts)) and not any("duplicate rows in X" in t for t in texts)
+    assert sum("repeat" in t for t in got.warnings) == 1
 
 
 def test_ksg_through_dispatcher() -> None:
@@ -342,14 +346,16 @@ def test_ksg_bad_arguments() -> None:
     x2, y2, _ = _pairs([0.5, 0.5], 50, seed=35)
     with pytest.raises(InputError, match=re.escape("`method` 'tree' is not available with metric 'euclidean' here")):
         ksg_mutual_information(x2, y2, metric="euclidean", neighbor_method="tree")
-    with pytest.raises(InputError, match=re.escape("`ref_kind` continuous needs numeric reference values")):
+    with pytest.raises(InputError, match=re.escape("`ref_kind` must be auto or discrete for a reference of strings")):
         ksg_mutual_information(x, np.array(["a", "b"] * 25), ref_kind="continuous")
 
 
-def test_ksg_warns_about_integral_float_reference() -> None:
+def test_ksg_reads_integral_floats_as_labels() -> None:
     x, _, _ = _pairs([0.5], 300, seed=36)
     y = np.arange(300) % 3 * 1.0
-    with pytest.warns(DataQualityWarning, match="ref_kind='discrete'"):
-        cont = ksg_mutual_information(x, y, device="cpu")
-    labels = ksg_mutual_information(x, y, ref_kind="discrete", device="cpu")
-    assert (cont.params["estimator"], labels.params["estimator"]) == ("ksg1", "ross")
+    auto = ksg_mutual_information(x, y, device="cpu")
+    labels = ksg_mutual_information(x, y.astype(int), device="cpu")
+    cont = ksg_mutual_information(x, y, ref_kind="continuous", device="cpu")
+    assert (auto.params["estimator"], labels.params["estimator"], cont.params["estimator"]) == ("ross", "ross", "ksg1")
+    assert auto.value == labels.value
+    assert auto.params["reference_reading"]["reading"] == "integral"

@@ -51,7 +51,6 @@ from dsecli.batch.runners import (
     Outcome,
     Reference,
     dask_client_class,
-    is_class_based,
     run_in_process,
     run_in_processes,
     run_on_dask,
@@ -68,6 +67,7 @@ from dsecli.batch.store import (
 )
 from dsecli.device import MAX_THREADS
 from dsecli.errors import (
+    CollectWarnings,
     ComputationError,
     DataQualityWarning,
     DseError,
@@ -76,10 +76,19 @@ from dsecli.errors import (
     check_choice,
     check_positive_int,
 )
-from dsecli.inputs.sampling import DEFAULT_MAX_N, SAMPLERS, choose_rows
+from dsecli.inputs.sampling import DEFAULT_MAX_N, SAMPLERS
 from dsecli.inputs.specs import BatchInput, InputFailure, expand_inputs
 from dsecli.measures.resampling import check_resampling
-from dsecli.methods import ENTROPY_ALL, ENTROPY_METHODS, MI_ALL, MI_METHODS, parse_methods
+from dsecli.methods import (
+    ENTROPY_ALL,
+    ENTROPY_METHODS,
+    METHOD_OPTIONS,
+    MI_ALL,
+    MI_METHODS,
+    RESAMPLING_OPTIONS,
+    method_options,
+    parse_methods,
+)
 from dsecli.results import json_safe
 
 __all__ = ["BatchSummary", "split_methods", "run_batch"]
@@ -141,34 +150,19 @@ def _warn_again(records: Iterable[tuple[type, str]]) -> list[str]:
     return out
 
 
-def _load_reference(spec: str, *, ref_kind: str, n_clusters: int, selection: dict[str, Any],
-                    class_based: bool) -> Reference:
+def _load_reference(spec: str, *, ref_kind: str) -> Reference:
     from dsecli.inputs.checks import check_reference_array
     from dsecli.inputs.readers import open_array
-    from dsecli.inputs.reference import REF_KINDS, reference_classes
+    from dsecli.inputs.reference import REF_KINDS
 
     check_choice(ref_kind, "ref_kind", REF_KINDS)
-    with warnings.catch_warnings(record=True) as records:
-        warnings.simplefilter("always")
+    with CollectWarnings() as printed:
         src = open_array(spec)
         stat_before = file_stat(src.path)
         values = check_reference_array(src.read(), where=src.label)
         identity = os.path.realpath(src.path) + (f":{src.key}" if src.key else "")
-        codes = None
-        detail: dict[str, Any] = {}
-        if class_based and values.ndim == 2 and values.shape[1] > 1 and ref_kind != "discrete":
-            # k-means once on the rows every input uses (same N -> same subsample), not once per input
-            idx = choose_rows(values.shape[0], selection["max_n"], seed=selection["seed"],
-                              sampler=selection["sampler"])
-            chosen = values if idx is None else values[idx]
-            classes = reference_classes(chosen, kind=ref_kind, n_clusters=n_clusters, seed=selection["seed"],
-                                        where=src.label)
-            codes = np.full(values.shape[0], -1, dtype=np.int64)
-            codes[slice(None) if idx is None else idx] = classes.codes
-            detail = dict(classes.detail)
-    printed = _warn_again(dict.fromkeys((w.category, str(w.message)) for w in records))
     fp = {**stat_before, "rows_sha256": data_sha256(values)}
-    return Reference(src.label, identity, values, ref_kind, fp, codes, detail, tuple(printed))
+    return Reference(src.label, identity, values, ref_kind, fp, tuple(printed))
 
 
 # one data-derived sigma for every input of a batch, so that a curve over checkpoints is at one scale
@@ -221,15 +215,11 @@ def fixed_sigma(rule: str, batch_inputs: Sequence[BatchInput], selection: dict[s
     return {"rule": rule, "value": choice.value, "from": source, "rows": int(x.shape[0]), "detail": choice.detail}
 
 
-def _takes_sigma(fn: Any) -> bool:
-    return "sigma" in request_params(fn, {"sigma": 1.0})
-
-
-def _request(fn: Any, common: dict[str, Any]) -> dict[str, Any]:
+def _request(name: str, fn: Any, common: dict[str, Any]) -> dict[str, Any]:
     """The resume request of a method; sigma is always written out, so rows computed under the old
     default (10, left out of old keys) are never taken for rows of the median-rule default."""
-    req = request_params(fn, common)
-    if _takes_sigma(fn) and "sigma" not in req:
+    req = request_params(name, fn, common)
+    if "sigma" in METHOD_OPTIONS[name] and "sigma" not in req:
         req["sigma"] = "median"
     return req
 
@@ -351,6 +341,9 @@ def run_batch(
         raise InputError(f"`sampler` must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     entropy_methods, mi_methods = split_methods(methods, has_reference=reference is not None)
     check_resampling(params.get("bootstrap", 0), params.get("permutations", 0), params.get("confidence", 0.95))
+    if params.get("permutations") and not mi_methods:
+        raise InputError("`permutations` applies to mutual-information methods, and this batch has none "
+                         f"({', '.join(entropy_methods)}): add one with --method and --ref, or leave it out")
     if reference is not None and not mi_methods:
         warnings.warn(f"{reference}: a reference was given but no mutual-information method was asked for; "
                       "it is not used", DseWarning, stacklevel=2)
@@ -365,6 +358,7 @@ def run_batch(
     # any other file a glob matches stays an input, so naming it as the output is refused as such
     exclude = output if output is not None and looks_like_results_file(output) else None
     batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=exclude)
+    method_options([*entropy_methods, *mi_methods], {k: v for k, v in params.items() if k not in RESAMPLING_OPTIONS})
     failures = [_failure(f.input, str(f.error), "open", keep_going) for f in open_failures]
     if max_n is None:
         max_n = 0  # both mean every row; one spelling keeps resume keys equal
@@ -372,8 +366,7 @@ def run_batch(
                  "drop_nonfinite": drop_nonfinite}
     ref = None
     if reference is not None and mi_methods:
-        ref = _load_reference(reference, ref_kind=ref_kind, n_clusters=n_clusters, selection=selection,
-                              class_based=any(is_class_based(m) for m in mi_methods))
+        ref = _load_reference(reference, ref_kind=ref_kind)
         fitting = []
         for inp in batch_inputs:
             if inp.n_total == ref.values.shape[0]:
@@ -388,16 +381,15 @@ def run_batch(
     method_params = {**params, "n_clusters": n_clusters}
     fixed = None
     if isinstance(params.get("sigma"), str) and params["sigma"].strip().lower() in FIXED_SIGMA_RULES:
-        if batch_inputs and any(_takes_sigma(table[m]) for table, names in
-                                ((ENTROPY_METHODS, entropy_methods), (MI_METHODS, mi_methods)) for m in names):
+        if batch_inputs and any("sigma" in METHOD_OPTIONS[m] for m in (*entropy_methods, *mi_methods)):
             fixed = fixed_sigma(params["sigma"].strip().lower(), batch_inputs, selection)
             method_params["sigma"] = fixed["value"]
         else:
             method_params.pop("sigma")
     common = {**selection, **method_params, "ref_kind": ref_kind}
-    requests = {("entropy", m): {**_request(ENTROPY_METHODS[m], common), **_resampling_request(params, "entropy")}
+    requests = {("entropy", m): {**_request(m, ENTROPY_METHODS[m], common), **_resampling_request(params, "entropy")}
                 for m in entropy_methods}
-    requests.update({("mi", m): {**_request(MI_METHODS[m], common), **_resampling_request(params, "mi")}
+    requests.update({("mi", m): {**_request(m, MI_METHODS[m], common), **_resampling_request(params, "mi")}
                      for m in mi_methods})
 
     planned: list[tuple[BatchInput, list[tuple[str, str, str]]]] = []

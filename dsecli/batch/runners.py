@@ -14,7 +14,6 @@ import hashlib
 import os
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,23 +21,24 @@ from typing import Any
 import numpy as np
 
 from dsecli.device import cpu_threads
-from dsecli.errors import ComputationError, DseError, InputError
+from dsecli.errors import ComputationError, DseError, DseWarning, InputError, first_line, quiet
 from dsecli.inputs.specs import BatchInput
-from dsecli.methods import MI_METHODS
+from dsecli.methods import METHOD_OPTIONS, RESAMPLING_OPTIONS
 from dsecli.results import json_safe
 from dsecli.version import __version__
 
 __all__ = ["Reference", "Job", "Outcome", "run_in_process", "run_in_processes", "run_on_dask", "dask_client_class",
-           "is_class_based"]
+]
 
 
 @dataclass(frozen=True)
 class Reference:
-    """The reference, read once: values for every row, and k-means classes computed once for vectors.
+    """The reference file, read once: its values for every row (each input's rows of it are read,
+    and classed, by the library call that measures the input).
 
     fingerprint : its file's :func:`dsecli.batch.store.file_stat` and the
     :func:`~dsecli.batch.store.data_sha256` of the values read; warnings : those raised while
-    reading and classing it (copied into every mutual-information row).
+    reading it (copied into every mutual-information row).
     """
 
     label: str
@@ -46,8 +46,6 @@ class Reference:
     values: np.ndarray
     ref_kind: str
     fingerprint: dict[str, Any]
-    codes: np.ndarray | None = None  # full length; -1 on rows outside the common subsample
-    classes_detail: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
 
@@ -69,13 +67,6 @@ class Outcome:
     rows: list[dict[str, Any]]
     error: tuple[type, str] | None = None
     warnings: list[tuple[type, str]] = field(default_factory=list)
-
-
-def is_class_based(method: str) -> bool:
-    """DSMI and CSMI partition the reference into classes (k-means for vectors); KSG and MINE use it as is."""
-    import inspect
-
-    return "n_clusters" in inspect.signature(MI_METHODS[method]).parameters
 
 
 def _digest(indices: np.ndarray | None) -> str:
@@ -119,25 +110,9 @@ def _make_row(inp: BatchInput, result: Any, *, key: str, rows_digest: str, ref: 
     })
 
 
-class _Log:
-    """Warnings recorded during one step, kept in order without repeats."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[type, str]] = []
-
-    def add(self, records: list[warnings.WarningMessage]) -> list[str]:
-        messages = []
-        for w in records:
-            msg = str(w.message)
-            if msg not in messages:
-                messages.append(msg)
-            if all(msg != m for _, m in self.items):
-                self.items.append((w.category, msg))
-        return messages
-
-
 def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outcome:
-    """Run one input's pending methods; errors come back as data so finished rows are kept."""
+    """Run one input's pending methods: one library call per kind (entropy, mutual information), which
+    prepares the rows and reads the reference once for all of its methods. Errors come back as data."""
     from dsecli.batch.store import data_sha256, file_stat
     from dsecli.inputs.prepare import prepare_rows
     from dsecli.inputs.readers import open_array
@@ -146,32 +121,41 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
     inp = job.input
     sel = settings["selection"]
     params = settings["params"]
-    notes = list(job.notes)
-    log = _Log()
+    seen: list[tuple[type, str]] = []
     rows_out: list[dict[str, Any]] = []
     try:
-        with warnings.catch_warnings(record=True) as records:
-            warnings.simplefilter("always")
+        with quiet():  # each warning is in its result and shown once, by the batch
             stat_before = file_stat(os.path.abspath(inp.file))  # before reading: a later change shows on resume
-            src = open_array(inp.spec)
             # relabel so messages name the input as the user wrote it
-            src = replace(src, path=inp.file)
+            src = replace(open_array(inp.spec), path=inp.file)
             rows = prepare_rows(src, **sel)
             input_fp = {**stat_before, "rows_sha256": data_sha256(rows.data)}
-        common = notes + log.add(records)
-        digest = _digest(rows.indices)
-        for kind, method, key, replaces in job.methods:
-            with warnings.catch_warnings(record=True) as records:
-                warnings.simplefilter("always")
-                result = _compute_one(kind, method, rows, ref, sel, params, estimate_entropy,
-                                      estimate_mutual_information)
-            extra = common + log.add(records) + (list(ref.warnings) if kind == "mi" and ref else [])
-            rows_out.append(_make_row(inp, result, key=key, rows_digest=digest,
-                                      ref=ref if kind == "mi" else None, input_fingerprint=input_fp,
-                                      replaces=replaces, extra_warnings=extra))
+            digest = _digest(rows.indices)
+            for kind in ("entropy", "mi"):
+                todo = [(method, key, replaces) for k, method, key, replaces in job.methods if k == kind]
+                if not todo:
+                    continue
+                names = [method for method, _, _ in todo]
+                # the batch's options were checked against all of its methods: each call takes its share
+                taken = set().union(*(METHOD_OPTIONS[n] for n in names)) | RESAMPLING_OPTIONS
+                mine = {k: v for k, v in params.items() if k in taken}
+                if kind == "entropy":
+                    # permutations are for the mutual-information methods of the batch only
+                    mine.pop("permutations", None)
+                    results = estimate_entropy(rows, methods=names, **sel, **mine)
+                else:
+                    assert ref is not None
+                    results = estimate_mutual_information(rows, ref.values, methods=names, **sel,
+                                                          **{**mine, "ref_kind": ref.ref_kind})
+                for (_, key, replaces), result in zip(todo, results):
+                    extra = list(job.notes) + (list(ref.warnings) if kind == "mi" and ref else [])
+                    rows_out.append(_make_row(inp, result, key=key, rows_digest=digest,
+                                              ref=ref if kind == "mi" else None, input_fingerprint=input_fp,
+                                              replaces=replaces, extra_warnings=extra))
+                    seen += [(DseWarning, w) for w in result.warnings if (DseWarning, w) not in seen]
     except Exception as exc:  # noqa: BLE001 - reported per input; the rows already computed are kept
         cls = type(exc) if isinstance(exc, DseError) else ComputationError
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         if isinstance(exc, OSError) and not isinstance(exc, DseError):
             cls = InputError
             text = f"cannot read the input ({exc.strerror or text})"
@@ -179,28 +163,8 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
             text = f"{type(exc).__name__}: {text}"
         if inp.label not in text and inp.file not in text:
             text = f"{inp.label}: {text}"
-        return Outcome(rows_out, (cls, text), log.items)
-    return Outcome(rows_out, None, log.items)
-
-
-def _compute_one(kind: str, method: str, rows: Any, ref: Reference | None, sel: dict[str, Any],
-                 params: dict[str, Any], estimate_entropy: Any, estimate_mutual_information: Any) -> Any:
-    if kind == "entropy":
-        # permutations are for the mutual-information methods of the batch only
-        (result,) = estimate_entropy(rows, methods=[method], **sel,
-                                     **{k: v for k, v in params.items() if k != "permutations"})
-        return result
-    assert ref is not None
-    if ref.codes is not None and is_class_based(method):
-        (result,) = estimate_mutual_information(rows, ref.codes, methods=[method], **sel,
-                                                **{**params, "ref_kind": "discrete"})
-        p = dict(result.params)
-        p.update({"ref_kind": ref.ref_kind, "classes_from": "clustered",
-                  "reference_detail": {**ref.classes_detail, "computed_once": True}})
-        return replace(result, params=p)
-    (result,) = estimate_mutual_information(rows, ref.values, methods=[method], **sel,
-                                            **{**params, "ref_kind": ref.ref_kind})
-    return result
+        return Outcome(rows_out, (cls, text), seen)
+    return Outcome(rows_out, None, seen)
 
 
 # process-pool workers keep the reference and settings from their initializer

@@ -105,16 +105,18 @@ def _canonical(params: dict[str, Any]) -> dict[str, Any]:
     return json_safe(out)
 
 
-def request_params(fn: Callable[..., Any], given: dict[str, Any]) -> dict[str, Any]:
+def request_params(name: str, fn: Callable[..., Any], given: dict[str, Any]) -> dict[str, Any]:
     """The parameters of ``fn`` in ``given`` that differ from its defaults (canonical form), for :func:`row_key`.
 
     Only values that differ from the method's defaults: leaving a parameter out and passing its
     default give one key, and a parameter added to a method later does not change old keys.
     """
-    from dsecli.methods import _accepted
+    from dsecli.methods import METHOD_OPTIONS, SELECTION_OPTIONS
 
+    taken = METHOD_OPTIONS[name] | SELECTION_OPTIONS
     defaults = _canonical(_defaults(fn))
-    return {k: v for k, v in _canonical(_accepted(fn, given)).items() if k not in defaults or defaults[k] != v}
+    mine = {k: v for k, v in given.items() if k in taken and v is not None}
+    return {k: v for k, v in _canonical(mine).items() if k not in defaults or defaults[k] != v}
 
 
 def row_key(input_identity: str, method: str, request: dict[str, Any], reference: str | None = None) -> str:

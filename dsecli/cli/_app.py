@@ -450,3 +450,17 @@ def check_output_early(output: str | None, *, inputs: tuple[str | None, ...] = (
 HeaderOpt = Annotated[bool | None, typer.Option(
     "--header/--no-header", help="Text tables: the first line is a header / is data (default: a header only when it "
     "is not numbers and every later line is, in those columns).")]
+
+
+def given_options(**values: Any) -> dict[str, Any]:
+    """The method options among ``values`` that the user gave (command line or environment).
+
+    Options left at their default are not passed on, so the library's defaults apply and an option
+    that none of the chosen methods takes is reported only when the user gave it.
+    """
+    from importlib import import_module
+
+    clicklib = _clicklib.__name__
+    ctx = import_module(f"{clicklib}.globals").get_current_context()
+    default = import_module(f"{clicklib}.core").ParameterSource.DEFAULT
+    return {k: v for k, v in values.items() if ctx.get_parameter_source(k) not in (default, None)}

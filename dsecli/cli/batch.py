@@ -18,6 +18,7 @@ from dsecli.cli._app import (
     SeedOpt,
     TracebackOpt,
     app,
+    given_options,
     note_written,
     parse_base,
     run_command,
@@ -37,7 +38,6 @@ from dsecli.cli.core import (
     SolverOpt,
     TolOpt,
     TOpt,
-    solver_params,
 )
 
 
@@ -199,15 +199,16 @@ def batch(
 
         if output is not None:
             note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
+        options = given_options(repetitions=repetitions, sigma=sigma, t=t, bins=bins, k=k, metric=metric,
+                                device=device, dtype=dtype, solver=solver, tol_bits=tol_bits)
         bar = _Bar(quiet)
         try:
             summary = run_batch(
                 inputs, reference=ref, methods=method, output=output, workers=workers, scheduler=scheduler,
                 threads=threads, keep_going=keep_going, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
-                sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype, base=parse_base(base),
+                drop_nonfinite=drop_nonfinite, ref_kind=ref_kind, n_clusters=n_clusters, base=parse_base(base),
                 on_row=to_stdout if stream else None, progress=bar, bootstrap=bootstrap,
-                permutations=permutations, confidence=confidence, **solver_params(solver, tol_bits),
+                permutations=permutations, confidence=confidence, **options,
             )
         finally:
             bar.stop()

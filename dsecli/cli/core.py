@@ -24,6 +24,7 @@ from dsecli.cli._app import (
     app,
     check_output_early,
     emit,
+    given_options,
     parse_base,
     run_command,
 )
@@ -219,14 +220,6 @@ def _mi_planner(x_src: Any, y_src: Any, *, method: str, max_n: int, seed: int, s
     return plan
 
 
-def solver_params(solver: str, tol_bits: float | None) -> dict[str, Any]:
-    # the defaults stay out of the call so methods without a solver option are unaffected
-    out: dict[str, Any] = {} if solver == "exact" else {"solver": solver}
-    if tol_bits is not None:
-        out["tol_bits"] = tol_bits
-    return out
-
-
 @app.command()
 def entropy(
     emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or - (stdin).")],
@@ -269,6 +262,8 @@ def entropy(
         from dsecli import cpu_threads, estimate_entropy, open_array
         from dsecli.report.tables import make_report, report_table
 
+        options = given_options(sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype,
+                                solver=solver, tol_bits=tol_bits)
         src = open_array(emb, header=header)
         if dry_run:
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=fmt_ == "json",
@@ -277,10 +272,9 @@ def entropy(
         planner = _entropy_planner(src, method=method, max_n=max_n, solver=solver, device=device, dtype=dtype)
         with cpu_threads(threads), _progress(quiet, planner):
             results = estimate_entropy(
-                src, methods=method, sigma=sigma, t=t, bins=bins, k=k, metric=metric, max_n=max_n, seed=seed,
-                sampler=sampler, device=device, dtype=dtype, base=parse_base(base), flatten=flatten,
+                src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base), flatten=flatten,
                 drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, bootstrap=bootstrap,
-                confidence=confidence, **solver_params(solver, tol_bits),
+                confidence=confidence, **options,
             )
         report = make_report("entropy", results, inputs={"embeddings": src.label}, include_eigenvalues=eigenvalues)
         _note_subsample(report, quiet)
@@ -347,6 +341,12 @@ def mi(
         from dsecli import cpu_threads, estimate_mutual_information, open_array
         from dsecli.report.tables import make_report, report_table
 
+        options = given_options(
+            ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions, sigma=sigma, t=t, bins=bins, k=k,
+            metric=metric, metric_y=metric_y, standardize=standardize, hidden_units=hidden_units,
+            hidden_layers=hidden_layers, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+            patience=patience, holdout_fraction=holdout_fraction, device=device, dtype=dtype, solver=solver,
+            tol_bits=tol_bits)
         x_src = open_array(emb, header=header)
         y_src = open_array(ref, header=header)
         if dry_run:
@@ -359,13 +359,9 @@ def mi(
                               device=device, dtype=dtype)
         with cpu_threads(threads), _progress(quiet, planner):
             results = estimate_mutual_information(
-                x_src, y_src, methods=method, ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions,
-                sigma=sigma, t=t, bins=bins, k=k, metric=metric, metric_y=metric_y, standardize=standardize,
-                hidden_units=hidden_units, hidden_layers=hidden_layers,
-                epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
-                holdout_fraction=holdout_fraction, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype,
-                base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap,
-                permutations=permutations, confidence=confidence, **solver_params(solver, tol_bits),
+                x_src, y_src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base),
+                flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,
+                confidence=confidence, **options,
             )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)

@@ -546,7 +546,7 @@ def dry_run_mutual_information(
     import numpy as np
 
     from dsecli.inputs.checks import check_same_rows
-    from dsecli.inputs.reference import reference_classes
+    from dsecli.inputs.reference import read_reference
     from dsecli.inputs.sampling import choose_rows
 
     n_total, n_features = _rows_and_features(x, name="embeddings")
@@ -560,7 +560,7 @@ def dry_run_mutual_information(
         yv = y.read(idx)
     else:
         yv = np.asarray(y) if idx is None else np.asarray(y)[idx]
-    classes = reference_classes(yv, kind=ref_kind, n_clusters=n_clusters, seed=seed, where=y_label)
+    classes = read_reference(yv, ref_kind=ref_kind, seed=seed, where=y_label).classes(n_clusters)
     plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
                                    device=device, dtype=dtype or "float64", t=t,
                                    calibration=True if calibrate else None)

@@ -20,7 +20,7 @@ from dsecli.estimators.common import Collect, check_base, check_max_n, check_see
 from dsecli.inputs.binning import cell_counts
 from dsecli.inputs.checks import host_array
 from dsecli.inputs.prepare import prepare_pair, prepare_rows
-from dsecli.inputs.reference import REF_KINDS, reference_classes
+from dsecli.inputs.reference import REF_KINDS
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
 from dsecli.results import SATURATION_RULE, EntropyResult, MIResult, ceiling_fields, reference_ceiling, units_for_base
@@ -180,8 +180,8 @@ def binned_shannon_mutual_information(
     rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
     data = host_array(rows.data, np.float64)
     with Collect(rows.warnings) as notes:
-        classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
-                                    where=rows.reference_source)
+        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
+        classes = reading.classes(n_clusters)
 
         def entropies(sets: list[np.ndarray]) -> list[tuple[float, float, float]]:
             return [(binned_entropy_of_array(data[idx], bins, base=base)[0], 0.0, 0.0) for idx in sets]
@@ -191,7 +191,8 @@ def binned_shannon_mutual_information(
         )
     params = {
         "bins": bins, "ref_kind": ref_kind, "classes_from": classes.kind, "n_classes": len(classes.names),
-        "n_clusters": n_clusters, "repetitions": repetitions, "max_n": max_n, "seed": seed, "sampler": sampler,
+        "n_clusters": n_clusters, "repetitions": repetitions, "reference": reading.params(), "max_n": max_n,
+        "seed": seed, "sampler": sampler,
         "n_features": int(data.shape[1]),
     }
     if classes.detail:

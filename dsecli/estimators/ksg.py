@@ -25,7 +25,6 @@ from dsecli.estimators.common import (
     check_seed,
     duplicate_count,
     nats_to,
-    split_reference,
     standardize_columns,
 )
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, ksg_counts, ross_counts
@@ -219,16 +218,16 @@ def ksg_mutual_information(
     device, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
     if jitter is None:
         jitter = DEFAULT_JITTER[dtype_name(dt)]
-    yv = rows.reference
     xa = as_matrix(rows.data)
     rng = np.random.default_rng(seed)
     from scipy.special import digamma
 
     extra: dict[str, Any] = {}
     with Collect(rows.warnings) as notes:
-        classes, ya = split_reference(yv, ref_kind=ref_kind, n_clusters=10, seed=seed, where=rows.reference_source)
+        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
+        classes = reading.classes() if reading.discrete else None
         if classes is None:
-            assert ya is not None
+            ya = reading.values
             estimator = "ksg1"
             n = xa.shape[0]
             if k > n - 1:
@@ -236,7 +235,7 @@ def ksg_mutual_information(
             dup = duplicate_count(np.hstack([xa, ya]))
             extra.update({"n_duplicates_x": duplicate_count(xa), "n_duplicates_y": duplicate_count(ya),
                           "n_duplicates_joint": dup})
-            _warn_ties(extra["n_duplicates_x"], extra["n_duplicates_y"], n, jitter)
+            _warn_ties(extra["n_duplicates_y"], n, jitter)
             xj = add_jitter(standardize_columns(xa) if standardize["continuous"] else xa, jitter, rng)
             yj = add_jitter(standardize_columns(ya) if standardize["continuous"] else ya, jitter, rng)
             res = ksg_counts(xj, yj, k, metric=metric["continuous"], metric_y=metric_y, method=neighbor_method,
@@ -269,7 +268,6 @@ def ksg_mutual_information(
             dups = duplicate_count(np.hstack([xa_k, codes_k[:, None].astype(np.float64)]))
             extra.update({"n_singleton_rows": n_single, "n_duplicates_x": duplicate_count(xa_k),
                           "n_duplicates_within_class": dups})
-            _warn_ties(extra["n_duplicates_x"], 0, n, jitter)
             xj = add_jitter(standardize_columns(xa_k) if standardize["labels"] else xa_k, jitter, rng)
             res = ross_counts(xj, codes_k, k, metric=metric["labels"], method=neighbor_method, device=device, dtype=dt)
             k_i, m = res.counts["k"], res.counts["m"]
@@ -283,6 +281,7 @@ def ksg_mutual_information(
     params = {
         "k": k, "estimator": estimator, "jitter": jitter, "negative_values": "reported as computed",
         "neighbor_method": res.method, "neighbor_method_requested": neighbor_method, "ref_kind": ref_kind, **ref_info,
+        "reference_reading": reading.params(),
         "max_n": max_n, "seed": seed, "sampler": sampler, "device": res.detail["device"], "dtype": res.detail["dtype"],
         "n_features": int(xa.shape[1]),
     }
@@ -300,9 +299,9 @@ def ksg_mutual_information(
     )
 
 
-def _warn_ties(dup_x: int, dup_y: int, n: int, jitter: float) -> None:
-    if not (dup_x or dup_y):
+def _warn_ties(dup_y: int, n: int, jitter: float) -> None:
+    # duplicate rows of X were reported once, when the rows were prepared; those of a continuous Y here
+    if not dup_y:
         return
-    what = ", ".join(f"{c} duplicate rows in {s}" for c, s in ((dup_x, "X"), (dup_y, "Y")) if c)
     rule = f"ties broken by relative jitter {jitter:g}" if jitter > 0 else "no jitter: zero radii bias the estimate"
-    warnings.warn(f"{what} (of {n}); {rule}", DataQualityWarning, stacklevel=3)
+    warnings.warn(f"{dup_y} duplicate rows in Y (of {n}); {rule}", DataQualityWarning, stacklevel=3)

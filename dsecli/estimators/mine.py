@@ -20,7 +20,6 @@ from dsecli.estimators.common import (
     check_max_n,
     check_seed,
     nats_to,
-    split_reference,
     standardize_columns,
 )
 from dsecli.inputs.prepare import prepare_pair
@@ -272,14 +271,18 @@ def _train_neural(
 
     st = settings
     with Collect(rows.warnings) as notes:
-        classes, ya = split_reference(yv, ref_kind=ref_kind, n_clusters=10, seed=seed, where=y_label)
+        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
+        classes = reading.classes() if reading.discrete else None
+        ya = None if classes is not None else reading.values
         if classes is not None:
             ym = np.eye(len(classes.names))[classes.codes]
-            ref_info: dict[str, Any] = {"reference": "labels (one-hot)", "n_classes": len(classes.names)}
+            ref_info: dict[str, Any] = {"reference": "labels (one-hot)", "n_classes": len(classes.names),
+                                        "reference_reading": reading.params()}
         else:
             assert ya is not None
             ym = ya
-            ref_info = {"reference": "continuous", "n_features_y": int(ya.shape[1])}
+            ref_info = {"reference": "continuous", "n_features_y": int(ya.shape[1]),
+                        "reference_reading": reading.params()}
         xm = standardize_columns(as_matrix(rows.data))
         ym = standardize_columns(ym)
         n = xm.shape[0]

@@ -23,12 +23,13 @@ import numpy as np
 from dsecli.errors import CollectWarnings, DataQualityWarning, DseWarning, InputError, check_choice, where_prefix
 from dsecli.inputs.checks import check_embeddings, check_reference_array, check_same_rows, host_array
 from dsecli.inputs.quality import data_quality_warnings
+from dsecli.inputs.reference import ReferenceReading, read_reference
 from dsecli.inputs.sampling import SAMPLERS, Rows, take_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Prepared", "prepare_rows", "prepare_pair", "prepare_reference", "with_reference"]
+__all__ = ["Prepared", "prepare_rows", "prepare_pair", "prepare_reference", "with_reference", "replace_warnings"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +73,9 @@ class Prepared(Rows):
     dtype_request: Any = None
     # resolved device/dtype, filled on first use (mutable on purpose: resolution is lazy, so a
     # method that needs no device, e.g. binned entropy, never imports torch)
-    _resolved: dict[str, Any] = field(default_factory=dict, repr=False)
+    # (not an __init__ field: rows derived with dataclasses.replace start with an empty cache, so a
+    # reading of another reference or of other rows is never reused)
+    _resolved: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -96,15 +99,29 @@ class Prepared(Rows):
             self._resolved[key] = resolve_dtype(request)
         return self._resolved[key]
 
+    def reference_reading(self, *, ref_kind: str = "auto", seed: int = 0) -> ReferenceReading:
+        """The reference read by :func:`dsecli.inputs.reference.read_reference`, once per setting and kept:
+        every mutual-information method given these rows uses the same reading (and the same
+        bins or k-means clusters)."""
+        if self.reference is None:
+            raise InputError("`y` (the reference) is missing: pass it, or rows prepared with one "
+                             "(prepare_rows(..., reference=y))")
+        key = ("reference", ref_kind, seed)
+        if key not in self._resolved:
+            self._resolved[key] = read_reference(self.reference, ref_kind=ref_kind, seed=seed,
+                                                 where=self.reference_source)
+        return self._resolved[key]
+
     def placed(self, *, device: Any = None, dtype: Any = None) -> Prepared:
         """The same rows with another device and/or dtype request (None keeps the current one)."""
         same_device = device is None or str(device) == str(self.device_request)
         same_dtype = dtype is None or str(dtype) == str(self.dtype_request)
         if same_device and same_dtype:
             return self
-        kept = {k: v for k, v in self._resolved.items() if k != "device" or same_device}
-        return replace(self, device_request=self.device_request if same_device else device,
-                       dtype_request=self.dtype_request if same_dtype else dtype, _resolved=kept)
+        placed = replace(self, device_request=self.device_request if same_device else device,
+                         dtype_request=self.dtype_request if same_dtype else dtype)
+        placed._resolved.update((k, v) for k, v in self._resolved.items() if k != "device" or same_device)
+        return placed
 
 
 def _check_row_count(rows: Prepared, min_rows: int) -> None:
@@ -178,6 +195,16 @@ def prepare_rows(
     if reference is not None:
         prepared = with_reference(prepared, reference)
     return prepared
+
+
+def replace_warnings(rows: Prepared, notes: list[str] | tuple[str, ...]) -> Prepared:
+    """``rows`` whose :attr:`Prepared.warnings` are ``notes`` (the caches kept: same rows, same reference)."""
+    notes = tuple(dict.fromkeys(notes))
+    if notes == rows.warnings:
+        return rows
+    out = replace(rows, warnings=notes)
+    out._resolved.update(rows._resolved)
+    return out
 
 
 def prepare_pair(x: Any, y: Any, **selection: Any) -> Prepared:

@@ -1,16 +1,27 @@
-"""Turning a reference variable Y into classes for conditional entropies (docs/method.md#reference).
+"""Reading a reference variable Y, once per call, by one rule (docs/method.md#reference).
 
-- integer (or boolean) labels, one column: classes as given;
-- strings: each distinct string is a class (sorted order);
-- float scalars: min-max scaled and cut into ``n_clusters`` equal-width bins by the one binning
-  rule of :mod:`dsecli.inputs.binning` (linspace edges; a value on an edge goes to the upper
-  bin, the maximum to the last; docs/method.md#binning);
-- vectors (more than one column): k-means into ``n_clusters`` groups (:mod:`dsecli.inputs.clustering`).
+:func:`read_reference` decides what Y is, and every mutual-information method of a call uses that
+one reading (:meth:`dsecli.inputs.prepare.Prepared.reference_reading` keeps it). The readings,
+under ``ref_kind="auto"``:
 
-``kind="auto"`` decides by dtype and shape: integers/strings are discrete, floats continuous.
-Floats that happen to be integral stay continuous under ``auto`` (a warning says how to use
-them as labels: ``kind="discrete"``). Negative integers are labels like any other. A class of
-a single row is allowed and warned about (its entropy is 0 by definition).
+============== ===================================================== ===============================
+reading        Y                                                     classes (DSMI, CSMI)
+============== ===================================================== ===============================
+labels         one column of integers or booleans                    as given
+strings        one column of strings                                 each distinct string (sorted)
+integral       one column of floats, all integral, at most           each distinct value
+               :data:`MAX_INTEGRAL_LABELS` distinct values
+one-hot        (N, K) of 0/1 with exactly one 1 per row              the column of the 1
+scalars        one column of other floats                            ``n_clusters`` equal-width bins
+vectors        (N, D') otherwise                                     k-means into ``n_clusters``
+============== ===================================================== ===============================
+
+The first four are *discrete*: every method uses the classes (KSG and MINE their
+continuous-discrete forms). ``scalars`` and ``vectors`` are *continuous*: the class-based methods
+(DSMI, CSMI) use the bins or clusters, computed once and cached; KSG and MINE use Y as it is.
+``ref_kind="discrete"`` demands a discrete reading (an error otherwise), ``"continuous"`` forces
+one (integer labels are then binned). A single class is warned about: I(X; Y) = 0 then, for every
+method. A class of a single row is allowed and warned about (its entropy is 0 by definition).
 """
 
 from __future__ import annotations
@@ -21,14 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import DataQualityWarning, InputError, check_at_most, check_choice, check_positive_int
+from dsecli.errors import DataQualityWarning, InputError, check_at_most, check_choice, check_positive_int, where_prefix
 from dsecli.inputs.binning import bin_scalars
 from dsecli.inputs.checks import warn_single_row_classes
 from dsecli.inputs.clustering import kmeans
 
-__all__ = ["REF_KINDS", "Classes", "reference_classes"]
+__all__ = ["REF_KINDS", "READINGS", "MAX_INTEGRAL_LABELS", "Classes", "ReferenceReading", "read_reference",
+           "reference_classes"]
 
 REF_KINDS = ("auto", "discrete", "continuous")
+READINGS = ("labels", "strings", "integral", "one-hot", "scalars", "vectors")
+# A float column of integral values with at most this many distinct values is read as labels
+# (labels saved as floats: pandas, CSV, one-column HDF5); more look like a measured quantity.
+MAX_INTEGRAL_LABELS = 256
 
 
 @dataclass(frozen=True)
@@ -45,80 +61,166 @@ class Classes:
         return np.bincount(self.codes, minlength=len(self.names))
 
 
+@dataclass(frozen=True, eq=False)
+class ReferenceReading:
+    """Y read once: what it is (``reading``), its classes, and its values for continuous estimators.
+
+    Attributes
+    ----------
+    reading : str
+        One of :data:`READINGS`.
+    values : numpy.ndarray, shape (N, D')
+        Y as float64 columns (continuous readings; for discrete ones the class codes as one column).
+    where : str or None
+        The reference's label for messages.
+    detail : dict
+        How the reading was decided (recorded in results' ``params["reference"]``).
+    """
+
+    reading: str
+    values: np.ndarray
+    where: str | None
+    seed: int
+    detail: dict[str, Any]
+    _classes: dict[int | None, Classes] = field(default_factory=dict, repr=False)
+
+    @property
+    def discrete(self) -> bool:
+        """True when every method uses the classes (labels, strings, integral, one-hot)."""
+        return self.reading not in ("scalars", "vectors")
+
+    def classes(self, n_clusters: int = 10) -> Classes:
+        """The classes: as read for a discrete reading (``n_clusters`` unused); for a continuous one,
+        ``n_clusters`` bins (scalars) or k-means clusters (vectors), computed once per ``n_clusters``.
+
+        Warns (:class:`~dsecli.errors.DataQualityWarning`) when they are computed here, as for a
+        discrete reading in :func:`read_reference`, about a single class or single-row classes.
+        """
+        if self.discrete:
+            return self._classes[None]
+        n_clusters = check_positive_int(n_clusters, "n_clusters")
+        if n_clusters not in self._classes:
+            check_at_most(n_clusters, self.values.shape[0], "n_clusters", where=self.where,
+                          why="rows of the reference")
+            if self.reading == "scalars":
+                classes = _binned(self.values[:, 0], n_clusters)
+            else:
+                codes = kmeans(self.values, n_clusters, seed=self.seed)
+                classes = Classes(codes, list(range(int(codes.max()) + 1)), "clustered",
+                                  {"algorithm": "kmeans++/lloyd", "n_init": 10, "seed": self.seed,
+                                   "n_clusters": n_clusters})
+            _warn_classes(classes, self.where)
+            self._classes[n_clusters] = classes
+        return self._classes[n_clusters]
+
+    def params(self) -> dict[str, Any]:
+        """What a result records of the reading: ``{"reading": ..., **detail}``."""
+        return {"reading": self.reading, **self.detail}
+
+
+def read_reference(y: Any, *, ref_kind: str = "auto", seed: int = 0, where: str | None = None) -> ReferenceReading:
+    """Read the reference ``y`` (shape (N,), (N, 1) or (N, D')) by the rule of this module.
+
+    Discrete readings compute their classes here (and warn about a single class or single-row
+    classes); continuous readings compute theirs on first use of :attr:`ReferenceReading.classes`.
+
+    Raises
+    ------
+    InputError
+        ``ref_kind`` not one of :data:`REF_KINDS`, a reading it forbids, non-numeric vectors.
+    """
+    check_choice(ref_kind, "ref_kind", REF_KINDS)
+    w = where_prefix(where)
+    y = np.asarray(y)
+    col = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+    if col.dtype.kind == "b":
+        col = col.astype(np.int64)
+
+    def discrete(reading: str, codes: np.ndarray, names: list[Any], detail: dict[str, Any]) -> ReferenceReading:
+        classes = Classes(codes, names, "labels", {"from": reading} if reading != "labels" else {})
+        _warn_classes(classes, where)
+        return ReferenceReading(reading, codes.astype(np.float64)[:, None], where, seed, detail, {None: classes})
+
+    def continuous(reading: str, values: np.ndarray, detail: dict[str, Any]) -> ReferenceReading:
+        return ReferenceReading(reading, np.ascontiguousarray(values.reshape(values.shape[0], -1), dtype=np.float64),
+                                where, seed, detail)
+
+    if col.ndim == 1 and col.dtype.kind in "SUO":
+        if ref_kind == "continuous":
+            raise InputError(f"{w}`ref_kind` must be auto or discrete for a reference of strings (labels); "
+                             "got 'continuous'")
+        codes, names = _encode(col.astype(str) if col.dtype.kind == "O" else col)
+        return discrete("strings", codes, names, {})
+    if col.ndim == 1 and col.dtype.kind in "iu":
+        if ref_kind == "continuous":
+            return continuous("scalars", col, {"forced_by": "ref_kind=continuous"})
+        codes, names = _encode(col)
+        return discrete("labels", codes, names, {})
+    if col.dtype.kind not in "iuf":
+        raise InputError(f"{w}`reference` must be numeric labels, strings or numeric vectors; got dtype {y.dtype}")
+    if col.ndim == 1:
+        integral = bool(np.all(np.mod(col, 1) == 0))
+        if ref_kind == "discrete" and not integral:
+            raise InputError(
+                f"{w}`ref_kind` discrete needs integer labels; got non-integral float values "
+                f"(e.g. {float(col[np.mod(col, 1) != 0][0])!r}): use ref_kind continuous or auto"
+            )
+        distinct = int(np.unique(col).size)
+        if ref_kind == "discrete" or (ref_kind == "auto" and integral and distinct <= MAX_INTEGRAL_LABELS):
+            # encoded as floats (a cast to int64 would overflow beyond 2**63), named as Python ints
+            codes, names = _encode(col)
+            return discrete("integral", codes, [int(v) for v in names],
+                            {"rule": f"float column of {distinct} distinct integral values "
+                                     f"(<= {MAX_INTEGRAL_LABELS}) read as labels"})
+        return continuous("scalars", col, {})
+    hot = _one_hot_codes(y)
+    if hot is not None and ref_kind != "continuous":
+        codes, names = _encode(hot)
+        return discrete("one-hot", codes, names,
+                        {"rule": f"{y.shape[1]} columns of 0/1 with one 1 per row read as the column of the 1",
+                         "columns": int(y.shape[1])})
+    if ref_kind == "discrete":
+        raise InputError(
+            f"{w}`ref_kind` discrete needs one label per row (or one-hot rows); got a reference with "
+            f"{y.shape[1]} columns: use ref_kind auto (vectors are clustered)"
+        )
+    return continuous("vectors", y, {})
+
+
+def reference_classes(y: Any, *, kind: str = "auto", n_clusters: int = 10, seed: int = 0,
+                      where: str | None = None) -> Classes:
+    """The classes of :func:`read_reference` (bins or k-means for a continuous reading)."""
+    return read_reference(y, ref_kind=kind, seed=seed, where=where).classes(n_clusters)
+
+
+def _one_hot_codes(y: np.ndarray) -> np.ndarray | None:
+    """The column of the 1 in each row when ``y`` (N, K >= 2) holds only 0 and 1 with one 1 per row."""
+    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf":
+        return None
+    ones = y == 1
+    if not np.all(ones | (y == 0)) or not np.all(ones.sum(axis=1) == 1):
+        return None
+    return np.argmax(ones, axis=1).astype(np.int64)
+
+
+def _warn_classes(classes: Classes, where: str | None) -> None:
+    if len(classes.names) == 1:
+        warnings.warn(
+            f"{where_prefix(where)}reference has a single class ({classes.names[0]!r}) on the rows used: "
+            "I(X; Y) = 0 for every method (H(Y) = 0); check that the reference column is the one meant",
+            DataQualityWarning,
+            stacklevel=4,
+        )
+        return
+    warn_single_row_classes(classes.names, classes.counts, where=where)
+
+
 def _encode(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     names, codes = np.unique(values, return_inverse=True)
     return codes.astype(np.int64).ravel(), [v.item() if hasattr(v, "item") else v for v in names]
 
 
-def reference_classes(
-    y: Any, *, kind: str = "auto", n_clusters: int = 10, seed: int = 0, where: str | None = None
-) -> Classes:
-    """Partition rows by the reference ``y`` (shape (N,), (N, 1) or (N, D')).
-
-    Warns (:class:`DataQualityWarning`) when a class holds a single row.
-    """
-    classes = _partition(y, kind=kind, n_clusters=n_clusters, seed=seed, where=where)
-    warn_single_row_classes(classes.names, classes.counts, where=where)
-    return classes
-
-
-def _partition(y: Any, *, kind: str, n_clusters: int, seed: int, where: str | None) -> Classes:
-    check_choice(kind, "ref_kind", REF_KINDS)
-    n_clusters = check_positive_int(n_clusters, "n_clusters")
-    y = np.asarray(y)
-    w = f"{where}: " if where else ""
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.dtype.kind == "b":
-        y = y.astype(np.int64)
-    if y.ndim == 1 and y.dtype.kind in "SU":
-        if kind == "continuous":
-            raise InputError(
-                f"{w}`ref_kind` must be auto or discrete for a reference of strings (labels); got 'continuous'"
-            )
-        codes, names = _encode(y)
-        return Classes(codes, names, "labels", {"from": "strings"})
-    if y.ndim == 1 and y.dtype.kind in "iu":
-        if kind == "continuous":
-            return _binned(y, n_clusters, w)
-        codes, names = _encode(y)
-        return Classes(codes, names, "labels", {})
-    if y.ndim == 1:  # floats
-        integral = bool(np.all(np.mod(y, 1) == 0))
-        if kind == "discrete":
-            if not integral:
-                raise InputError(
-                    f"{w}`ref_kind` discrete needs integer labels; got non-integral float values "
-                    f"(e.g. {float(y[np.mod(y, 1) != 0][0])!r}): use --ref-kind continuous or auto"
-                )
-            # encoded as floats (a cast to int64 would overflow beyond 2**63), named as Python ints
-            codes, names = _encode(y)
-            return Classes(codes, [int(v) for v in names], "labels", {"from": "integral floats"})
-        if kind == "auto" and integral and np.unique(y).size <= max(n_clusters, 20):
-            warnings.warn(
-                f"{w}reference is float with {np.unique(y).size} distinct integral values; under --ref-kind auto "
-                f"it is binned into {n_clusters} equal-width bins as a continuous variable; use --ref-kind discrete "
-                "to treat the values as class labels",
-                DataQualityWarning,
-                stacklevel=2,
-            )
-        return _binned(y, n_clusters, w)
-    # vectors
-    if kind == "discrete":
-        raise InputError(
-            f"{w}`ref_kind` discrete needs one label per row; got a reference with {y.shape[1]} columns: "
-            "use --ref-kind auto (vectors are clustered)"
-        )
-    if y.dtype.kind not in "iuf":
-        raise InputError(f"{w}`reference` vectors must be numeric; got dtype {y.dtype}")
-    check_at_most(n_clusters, y.shape[0], "n_clusters", where=where, why="rows of the reference")
-    codes = kmeans(y, n_clusters, seed=seed)
-    return Classes(codes, list(range(int(codes.max()) + 1)), "clustered",
-                   {"algorithm": "kmeans++/lloyd", "n_init": 10, "seed": seed, "n_clusters": n_clusters})
-
-
-def _binned(y: np.ndarray, n_bins: int, w: str) -> Classes:
-    check_at_most(n_bins, y.shape[0], "n_clusters", where=w[:-2] or None, why="rows of the reference")
+def _binned(y: np.ndarray, n_bins: int) -> Classes:
     bins = bin_scalars(y, n_bins)
     codes, names = _encode(bins)
     return Classes(codes, names, "binned", {"n_bins": n_bins, "min": float(np.min(y)), "max": float(np.max(y))})

@@ -50,7 +50,7 @@ from dsecli.errors import (
 )
 from dsecli.inputs.checks import check_working_range
 from dsecli.inputs.prepare import Prepared, prepare_pair, prepare_rows
-from dsecli.inputs.reference import REF_KINDS, reference_classes
+from dsecli.inputs.reference import REF_KINDS
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
 from dsecli.results import EntropyResult, MIResult, log_n_ceiling, reference_ceiling, units_for_base
@@ -521,8 +521,8 @@ def diffusion_spectral_mutual_information(
 
     approx_runs = 0
     with _Collect(rows.warnings) as notes:
-        classes = reference_classes(rows.reference, kind=ref_kind, n_clusters=n_clusters, seed=seed,
-                                    where=rows.reference_source)
+        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
+        classes = reading.classes(n_clusters)
         plans, shared = _plan_class_sizes(rows.n_used, xt, classes.counts, solver=solver, t=t,
                                           repetitions=repetitions, max_seconds=max_seconds)
         choice = resolve_sigma(sigma, xt, seed=seed)
@@ -575,6 +575,7 @@ def diffusion_spectral_mutual_information(
     params = {
         **_sigma_params(choice), **regime_params(regime), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
         "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions,
+        "reference": reading.params(),
         **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
     }
     # as for DSE: the solver that ran (both when class sizes differ), and what was asked if not that
