@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
 from dsecli.batch import BatchInput, ResultsFile, expand_inputs, run_batch, split_methods
-from dsecli.batch.runners import _digest
+from dsecli.batch.runners import rows_digest as _digest
 from dsecli.cli import app
 from dsecli.errors import InputError
 from dsecli.inputs.sampling import choose_rows

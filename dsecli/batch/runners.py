@@ -27,7 +27,7 @@ from dsecli.methods import METHOD_OPTIONS, RESAMPLING_OPTIONS
 from dsecli.results import json_safe
 from dsecli.version import __version__
 
-__all__ = ["Reference", "Job", "Outcome", "run_in_process", "run_in_processes", "run_on_dask", "dask_client_class",
+__all__ = ["Reference", "Job", "Outcome", "results_row", "rows_digest", "run_in_process", "run_in_processes", "run_on_dask", "dask_client_class",
 ]
 
 
@@ -69,13 +69,14 @@ class Outcome:
     warnings: list[tuple[type, str]] = field(default_factory=list)
 
 
-def _digest(indices: np.ndarray | None) -> str:
+def rows_digest(indices: np.ndarray | None) -> str:
+    """A short digest of the row numbers used ("all" when every row was used in order)."""
     if indices is None:
         return "all"
     return hashlib.sha1(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def _make_row(inp: BatchInput, result: Any, *, key: str, rows_digest: str, ref: Reference | None,
+def results_row(inp: BatchInput, result: Any, *, key: str, rows_digest: str, ref: Reference | None,
               input_fingerprint: dict[str, Any], replaces: dict[str, Any] | None,
               extra_warnings: list[str]) -> dict[str, Any]:
     d = result.to_dict(include_eigenvalues=False)
@@ -130,7 +131,7 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
             src = replace(open_array(inp.spec), path=inp.file)
             rows = prepare_rows(src, **sel)
             input_fp = {**stat_before, "rows_sha256": data_sha256(rows.data)}
-            digest = _digest(rows.indices)
+            digest = rows_digest(rows.indices)
             for kind in ("entropy", "mi"):
                 todo = [(method, key, replaces) for k, method, key, replaces in job.methods if k == kind]
                 if not todo:
@@ -149,7 +150,7 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
                                                           **{**mine, "ref_kind": ref.ref_kind})
                 for (_, key, replaces), result in zip(todo, results):
                     extra = list(job.notes) + (list(ref.warnings) if kind == "mi" and ref else [])
-                    rows_out.append(_make_row(inp, result, key=key, rows_digest=digest,
+                    rows_out.append(results_row(inp, result, key=key, rows_digest=digest,
                                               ref=ref if kind == "mi" else None, input_fingerprint=input_fp,
                                               replaces=replaces, extra_warnings=extra))
                     seen += [(DseWarning, w) for w in result.warnings if (DseWarning, w) not in seen]

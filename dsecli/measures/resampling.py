@@ -54,14 +54,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from dsecli.errors import DseError, DseWarning, InputError, check_positive_int
+from dsecli.errors import DseError, InputError, check_positive_int, quiet
 from dsecli.inputs.prepare import Prepared
 
 __all__ = [
@@ -155,14 +154,13 @@ def _evaluate(fn: Callable[[Prepared], Any], variants: Iterable[tuple[Prepared, 
     warned = 0
     kept: list[str] = []
     for i, (rows, what) in enumerate(variants):
-        with warnings.catch_warnings(record=True) as records:
-            warnings.simplefilter("always")
-            try:
-                vals[i] = float(fn(rows).value)
-            except DseError as exc:
-                raise type(exc)(f"{what}: {exc}") from exc
-        notes = list(dict.fromkeys(str(w.message) for w in records
-                                   if issubclass(w.category, DseWarning) and str(w.message) not in known))
+        try:
+            with quiet():  # kept in the result, summarised by the caller
+                again = fn(rows)
+        except DseError as exc:
+            raise type(exc)(f"{what}: {exc}") from exc
+        vals[i] = float(again.value)
+        notes = [w for w in again.warnings if w not in known]
         if notes:
             warned += 1
             kept += [w for w in notes if w not in kept][: _KEPT_WARNINGS - len(kept)]

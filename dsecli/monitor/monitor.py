@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError, check_positive_int
+from dsecli.errors import InputError, check_positive_int, quiet
 from dsecli.inputs.checks import host_array, is_tensor
 from dsecli.inputs.sampling import Rows, choose_rows
 
@@ -138,7 +137,7 @@ class TrainingMonitor:
         dtype: Any = None,
         tensorboard: Any = None,
     ) -> None:
-        from dsecli.methods import ENTROPY_METHODS, MI_METHODS, parse_methods
+        from dsecli.methods import ENTROPY_METHODS, MI_METHODS, method_options, parse_methods
         from dsecli.monitor.hooks import find_layers
 
         self.model = model
@@ -158,6 +157,8 @@ class TrainingMonitor:
         self.params: dict[str, Any] = dict(params or {})
         if sigma is not None:
             self.params["sigma"] = sigma
+        # each method's share of the options, checked once: an option none of them takes is an error
+        self._options = method_options(names, self.params)
         self.device, self.dtype = device, dtype
         self._eval_data, self._labels_given = eval_data, labels
         self._prepared = False
@@ -173,7 +174,7 @@ class TrainingMonitor:
 
     def _prepare(self) -> None:
         """Read the evaluation set, draw its subsample and cluster its inputs (first call only)."""
-        from dsecli.inputs.clustering import kmeans
+        from dsecli.inputs.reference import read_reference
         from dsecli.monitor.hooks import model_device
 
         x, loader_labels = _materialize(self._eval_data)
@@ -207,7 +208,8 @@ class TrainingMonitor:
         self._codes = None
         if self.mi_methods and self.n_clusters:
             flat = host_array(self._inputs, np.float64).reshape(self._inputs.shape[0], -1)
-            self._codes = kmeans(flat, self.n_clusters, seed=self.seed)
+            # the library's reading of a vector reference (k-means), once: the inputs do not change
+            self._codes = read_reference(flat, seed=self.seed).classes(self.n_clusters).codes
         self._prepared = True
 
     # ---------------------------------------------------------------- keys and rows
@@ -234,14 +236,15 @@ class TrainingMonitor:
         if ref == "inputs":
             given["n_clusters"] = self.n_clusters
         identity = f"monitor:{self.name}:{layer}:epoch={epoch}"
-        return row_key(identity, method, request_params(fn, given),
+        return row_key(identity, method, request_params(method, fn, given),
                        None if ref is None else self._reference_label(ref))
 
     def _compute(self, z: Any, kind: str, method: str, ref: str | None) -> Any:
         from dsecli.methods import estimate_entropy, estimate_mutual_information
 
         rows = Rows(z, self.n_total, self.indices, None)
-        common = {"max_n": None, "seed": self.seed, "device": self.device, "dtype": self.dtype, **self.params}
+        common = {"max_n": None, "seed": self.seed, "device": self.device, "dtype": self.dtype,
+                  **self._options[method]}
         if kind == "entropy":
             (result,) = estimate_entropy(rows, methods=[method], **common)
             return result
@@ -250,13 +253,12 @@ class TrainingMonitor:
             (result,) = estimate_mutual_information(rows, y, methods=[method], **common)
             return result
         y = Rows(self._codes, self.n_total, self.indices, "inputs")
-        (result,) = estimate_mutual_information(rows, y, methods=[method], ref_kind="discrete",
-                                                n_clusters=self.n_clusters, **common)
+        (result,) = estimate_mutual_information(rows, y, methods=[method], **{**common, "ref_kind": "discrete"})
         return result
 
     def _row(self, layer: str, epoch: int, result: Any, key: str, ref: str | None, z_hash: str,
              notes: list[str]) -> dict[str, Any]:
-        from dsecli.batch.runners import Reference, _digest, _make_row
+        from dsecli.batch.runners import Reference, results_row, rows_digest
         from dsecli.inputs.specs import BatchInput
 
         inp = BatchInput(file=self.name, dataset=f"epoch_{epoch}/{layer}", index=epoch, n_total=self.n_total,
@@ -269,7 +271,7 @@ class TrainingMonitor:
             reference = Reference(label=self._reference_label(ref), identity=ref, values=values,
                                   ref_kind="auto" if ref == "labels" else "discrete",
                                   fingerprint={"rows_sha256": data_sha256(values)})
-        return _make_row(inp, result, key=key, rows_digest=_digest(self.indices), ref=reference,
+        return results_row(inp, result, key=key, rows_digest=rows_digest(self.indices), ref=reference,
                          input_fingerprint={"rows_sha256": z_hash}, replaces=None, extra_warnings=notes)
 
     # ---------------------------------------------------------------- the call
@@ -307,11 +309,9 @@ class TrainingMonitor:
             outputs = capture_layers(self.model, self._inputs, self._layers, batch_size=self.batch_size)
             hashes = {layer: data_sha256(z) for layer, z in outputs.items()}
             for layer, (kind, method, ref), key in todo:
-                with warnings.catch_warnings(record=True) as records:
-                    warnings.simplefilter("always")
+                with quiet():  # each warning is kept in its row (result.warnings), not printed per step
                     result = self._compute(outputs[layer], kind, method, ref)
-                notes = list(dict.fromkeys(str(w.message) for w in records))
-                row = self._row(layer, epoch, result, key, ref, hashes[layer], notes)
+                row = self._row(layer, epoch, result, key, ref, hashes[layer], [])
                 if store is not None:
                     store.append(row)
                 self.rows.append(row)
