@@ -227,7 +227,8 @@ class CollectWarnings:
     result can carry them, and show each once.
 
     Blocks nest (a public call inside another): an inner block hands what it recorded to the
-    outer one, and only the outermost shows them to the caller, unless inside :func:`quiet`.
+    outer one, and only the outermost shows them to the caller. Inside :func:`quiet` each block
+    keeps what it recorded and hands nothing on.
     ``carried`` are messages recorded (and shown) earlier for the same result, e.g. while its rows
     were prepared (:attr:`dsecli.inputs.prepare.Prepared.warnings`): they head the list and are
     not shown again. The list holds each message once.
@@ -247,12 +248,11 @@ class CollectWarnings:
     def __exit__(self, *exc: object) -> None:
         self._cm.__exit__(*exc)
         _DEPTH.reset(self._token)
-        outermost = _DEPTH.get() == 0
         for w in self._log:
             if issubclass(w.category, DseWarning):
                 if str(w.message) in self.messages:
                     continue
                 self.messages.append(str(w.message))
-                if outermost and _QUIET.get():
+                if _QUIET.get():  # kept in this block's result only
                     continue
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

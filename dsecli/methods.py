@@ -10,13 +10,12 @@ SciPy's ``methods`` dictionaries do).
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from dsecli.edge import Call, check_call, measure
 from dsecli.errors import CollectWarnings, DseWarning, InputError
 from dsecli.estimators import (
     binned_shannon_entropy,
@@ -96,6 +95,11 @@ METHOD_OPTIONS: dict[str, frozenset[str]] = {name: frozenset(opts) for name, opt
 RESAMPLING_OPTIONS = frozenset({"bootstrap", "permutations", "confidence", "bootstrap_scheme"})
 # MI methods that partition the reference into classes (bins or k-means for a continuous Y)
 CLASS_BASED = frozenset({"dsmi", "csmi"})
+
+
+def _own(options: dict[str, Any]) -> dict[str, Any]:
+    # a method's own options: the selection (checked once, in the Call) and the placement (in the rows) left out
+    return {k: v for k, v in options.items() if k not in SELECTION_OPTIONS and k not in ("device", "dtype")}
 
 
 def method_options(names: Sequence[str], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -209,14 +213,14 @@ def estimate_entropy(
                          "an entropy has no reference to permute")
     bootstrap, _, confidence = check_resampling(bootstrap, 0, confidence)
     options = method_options(names, params)
+    call = check_call(base=params.get("base", 2.0), seed=seed, max_n=max_n, sampler=sampler)
     with CollectWarnings() as notes:
         rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                             drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"))
     rows = replace_warnings(rows, [*rows.warnings, *notes])
-    selection = {"max_n": max_n, "seed": seed, "sampler": sampler}
-    resampling = {"bootstrap": bootstrap, "permutations": 0, "confidence": confidence, "seed": seed,
+    resampling = {"bootstrap": bootstrap, "permutations": 0, "confidence": confidence, "seed": call.seed,
                   "scheme": bootstrap_scheme}
-    return [_run(n, ENTROPY_METHODS[n], rows, {**selection, **options[n]}, resampling) for n in names]
+    return [_run(n, ENTROPY_METHODS[n], rows, call, options[n], resampling) for n in names]
 
 
 def estimate_mutual_information(
@@ -254,6 +258,7 @@ def estimate_mutual_information(
     names = parse_methods(methods, MI_METHODS, MI_ALL)
     bootstrap, permutations, confidence = check_resampling(bootstrap, permutations, confidence)
     options = method_options(names, params)
+    call = check_call(base=params.get("base", 2.0), seed=seed, max_n=max_n, sampler=sampler)
     with CollectWarnings() as notes:
         rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
                             drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"))
@@ -262,41 +267,40 @@ def estimate_mutual_information(
         for n_clusters in {options[n].get("n_clusters", 10) for n in names if n in CLASS_BASED}:
             reading.classes(n_clusters)
     rows = replace_warnings(rows, [*rows.warnings, *notes])
-    selection = {"max_n": max_n, "seed": seed, "sampler": sampler}
-    resampling = {"bootstrap": bootstrap, "permutations": permutations, "confidence": confidence, "seed": seed,
+    resampling = {"bootstrap": bootstrap, "permutations": permutations, "confidence": confidence, "seed": call.seed,
                   "scheme": bootstrap_scheme}
-    return [_run(n, MI_METHODS[n], rows, {**selection, **options[n]}, resampling) for n in names]
+    return [_run(n, MI_METHODS[n], rows, call, options[n], resampling) for n in names]
 
 
-def _run(name: str, fn: Callable[..., Any], rows: Prepared, common: dict[str, Any],
+def _run(name: str, fn: Callable[..., Any], rows: Prepared, call: Call, options: dict[str, Any],
          resampling: dict[str, Any]) -> Any:
-    """One method on ``rows``, then its bootstrap interval and permutation null when asked for (in ``extra``)."""
-    kw = common
-    result = fn(rows, **kw)
-    if not (resampling["bootstrap"] or resampling["permutations"]):
-        return result
-    start = time.perf_counter()
-    extra, notes = dict(result.extra), list(result.warnings)
+    """One method on ``rows``, with its bootstrap interval and permutation null when asked for (in ``extra``)."""
+    resample = None
+    if resampling["bootstrap"] or resampling["permutations"]:
+        def resample(value: float, again: Callable[[Prepared], Any], known: tuple[str, ...]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            if resampling["bootstrap"]:
+                out["bootstrap"], note = bootstrap_interval(
+                    again, rows, value, method=name, resamples=resampling["bootstrap"],
+                    confidence=resampling["confidence"], seed=resampling["seed"], scheme=resampling["scheme"],
+                    known=known)
+                if note is not None:
+                    warnings.warn(note, DseWarning, stacklevel=2)
+            if resampling["permutations"]:
+                out["permutation"], note = permutation_null(
+                    again, rows, value, method=name, permutations=resampling["permutations"], seed=resampling["seed"],
+                    known=known)
+                if note is not None:
+                    warnings.warn(note, DseWarning, stacklevel=2)
+            return out
 
-    def again(r: Prepared) -> Any:
-        return fn(r, **kw)
-
-    found = []
-    if resampling["bootstrap"]:
-        extra["bootstrap"], note = bootstrap_interval(
-            again, rows, result.value, method=name, resamples=resampling["bootstrap"],
-            confidence=resampling["confidence"], seed=resampling["seed"], scheme=resampling["scheme"],
-            known=result.warnings)
-        found.append(note)
-    if resampling["permutations"]:
-        extra["permutation"], note = permutation_null(again, rows, result.value, method=name,
-                                                      permutations=resampling["permutations"],
-                                                      seed=resampling["seed"], known=result.warnings)
-        found.append(note)
-    for note in found:
-        if note is not None:
-            warnings.warn(note, DseWarning, stacklevel=3)
-            notes.append(note)
-    # seconds of the whole call, the re-evaluations included
-    elapsed = (result.elapsed_s or 0.0) + time.perf_counter() - start
-    return replace(result, extra=extra, warnings=tuple(notes), elapsed_s=elapsed)
+    public, fixed = (fn.func, dict(fn.keywords)) if isinstance(fn, partial) else (fn, {})
+    kernel = getattr(public, "kernel", None)
+    if kernel is None:  # a function registered by hand, without the edge: called as users call it
+        if resample is not None:
+            raise InputError(f"`bootstrap` and `permutations` need a method behind dsecli.edge; {name} is not")
+        return fn(rows, **{"max_n": call.max_n, "seed": call.seed, "sampler": call.sampler, "base": call.base,
+                           **options})
+    prepare_rows(rows, max_n=None, seed=call.seed, min_rows=public.min_rows)  # its own fewest rows
+    return measure(public.method_name, kernel, rows, call, {**fixed, **_own(options)}, quantity=public.quantity,
+                   resample=resample)

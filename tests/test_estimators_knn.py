@@ -350,12 +350,14 @@ def test_ksg_bad_arguments() -> None:
         ksg_mutual_information(x, np.array(["a", "b"] * 25), ref_kind="continuous")
 
 
-def test_ksg_reads_integral_floats_as_labels() -> None:
+def test_ksg_warns_about_integral_float_reference() -> None:
     x, _, _ = _pairs([0.5], 300, seed=36)
     y = np.arange(300) % 3 * 1.0
-    auto = ksg_mutual_information(x, y, device="cpu")
-    labels = ksg_mutual_information(x, y.astype(int), device="cpu")
-    cont = ksg_mutual_information(x, y, ref_kind="continuous", device="cpu")
-    assert (auto.params["estimator"], labels.params["estimator"], cont.params["estimator"]) == ("ross", "ross", "ksg1")
-    assert auto.value == labels.value
-    assert auto.params["reference_reading"]["reading"] == "integral"
+    with pytest.warns(DataQualityWarning, match="ref_kind='discrete'"):
+        cont = ksg_mutual_information(x, y, device="cpu")
+    labels = ksg_mutual_information(x, y, ref_kind="discrete", device="cpu")
+    ints = ksg_mutual_information(x, y.astype(int), device="cpu")
+    assert (cont.params["estimator"], labels.params["estimator"], ints.params["estimator"]) == ("ksg1", "ross", "ross")
+    assert labels.value == ints.value
+    assert (cont.params["reference_reading"]["reading"], labels.params["reference_reading"]["reading"]) == (
+        "scalars", "integral")

@@ -29,7 +29,7 @@ from typing import Any
 
 from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype
 from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, ROWS_TILE_COLUMNS, rows_tile_rows
-from dsecli.errors import InputError, check_choice, check_positive_int
+from dsecli.errors import ComputationError, InputError, MemoryLimitError, check_choice, check_positive_int
 
 __all__ = [
     "SOLVERS",
@@ -46,6 +46,8 @@ __all__ = [
     "memory_budget",
     "check_memory",
     "check_dense_memory",
+    "require_entropy_plan",
+    "require_mi_plan",
 ]
 
 SOLVERS = ("exact", "approx", "auto")
@@ -399,6 +401,55 @@ def format_plan(plan: dict[str, Any]) -> str:
     return (f"solver {plan['solver']} ({plan['operator']}, {plan['storage_dtype']}), "
             f"~{plan['memory_bytes'] / 2**30:.2f} GiB of {plan['memory_available'] / 2**30:.1f} GiB available, "
             f"~{when} expected on {plan['device']}")
+
+
+def require_entropy_plan(n: int, xt: Any, *, solver: str, t: int, return_eigenvalues: bool = False,
+                         max_seconds: float | None = None) -> dict[str, Any]:
+    """:func:`plan_entropy` for the N rows of ``xt`` (already on its device), enforced: raises
+    :class:`~dsecli.errors.MemoryLimitError` when it does not fit and
+    :class:`~dsecli.errors.ComputationError` when its expected time exceeds ``max_seconds``."""
+    # the rows are already on the device: count them as available again
+    plan = plan_entropy(n, int(xt.shape[1]), solver=solver, device=xt.device, dtype=xt.dtype, t=t,
+                        return_eigenvalues=return_eigenvalues,
+                        memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
+    if not plan["fits"]:
+        hint = "--solver approx, " if plan["solver"] == "exact" else ""
+        raise MemoryLimitError(
+            f"N = {n} does not fit: {format_plan(plan)}; use --max-n to subsample, {hint}--dtype float32, "
+            "or another device"
+        )
+    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
+        raise ComputationError(
+            f"N = {n}: {format_plan(plan)}, more than `max_seconds` = {max_seconds:g}; use --max-n to subsample, "
+            "another solver or device, or a larger limit"
+        )
+    return plan
+
+
+def require_mi_plan(n: int, xt: Any, counts: Any, *, solver: str, t: int, repetitions: int,
+                    max_seconds: float | None = None) -> tuple[dict[int, dict[str, Any]], bool]:
+    """:func:`plan_mutual_information` (one DSE plan per class size, and whether the N x N kernel is
+    shared), enforced as :func:`require_entropy_plan` is, for every size and the expected total."""
+    from dsecli.device import available_memory_bytes
+
+    plan = plan_mutual_information(counts, int(xt.shape[1]), solver=solver, repetitions=repetitions,
+                                   device=xt.device, dtype=xt.dtype, t=t,
+                                   memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
+    sizes = {int(m): p for m, p in plan["sizes"].items()}
+    for m, p in sorted(sizes.items(), reverse=True):
+        if not p["fits"]:
+            hint = "--solver approx, " if p["solver"] == "exact" else ""
+            raise MemoryLimitError(
+                f"N = {n}: DSMI takes DSEs of classes of up to {max(sizes)} rows and N = {m} does not fit: "
+                f"{format_plan(p)}; use --max-n to subsample, {hint}--dtype float32, or another device"
+            )
+    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
+        raise ComputationError(
+            f"N = {n}: about {plan['expected_seconds']:.0f} s expected for {plan['dse_count']} DSEs (largest class of "
+            f"{max(sizes)} rows: {format_plan(sizes[max(sizes)])}), more than `max_seconds` = {max_seconds:g}; "
+            "use --max-n to subsample, --solver approx or auto, or a larger limit"
+        )
+    return sizes, plan["shared_kernel"]
 
 
 def _rows_and_features(x: Any, *, name: str) -> tuple[int, int]:

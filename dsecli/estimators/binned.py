@@ -9,21 +9,19 @@ dimensionality that DSE avoids. Conventions: docs/method.md#binning, exactly as 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
 
 from dsecli.diffusion.spectrum import entropy_of_probabilities
+from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import check_at_most, check_choice, check_positive_int
-from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed
 from dsecli.inputs.binning import cell_counts
 from dsecli.inputs.checks import host_array
-from dsecli.inputs.prepare import prepare_pair, prepare_rows
+from dsecli.inputs.prepare import Prepared
 from dsecli.inputs.reference import REF_KINDS
-from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
-from dsecli.results import SATURATION_RULE, EntropyResult, MIResult, ceiling_fields, reference_ceiling, units_for_base
+from dsecli.results import SATURATION_RULE, ceiling_fields, reference_ceiling
 
 # bins per dimension beyond this are refused (the edges array alone would take memory for nothing)
 MAX_BINS = 1_000_000
@@ -39,17 +37,13 @@ def binned_entropy_of_array(x: np.ndarray, bins: int, *, base: float = 2.0) -> t
     return entropy_of_probabilities(counts / x.shape[0], base=base), int(counts.size)
 
 
+@public_method("cse")
 def binned_shannon_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
     bins: int = 2,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Classic (binned) Shannon entropy of the rows of ``x``.
 
     .. math::
@@ -94,20 +88,11 @@ def binned_shannon_entropy(
     """
     bins = check_at_most(check_positive_int(bins, "bins"), MAX_BINS, "bins", limit_name="",
                          why="the grid edges are allocated; with N rows at most N cells are occupied anyway")
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
-    with Collect(rows.warnings) as notes:
-        data = host_array(rows.data, np.float64)
-        value, cells = binned_entropy_of_array(data, bins, base=base)
-    params = {"bins": bins, "max_n": max_n, "seed": seed, "sampler": sampler, "n_features": int(data.shape[1])}
+    base = call.base
+    data = host_array(rows.data, np.float64)
+    value, cells = binned_entropy_of_array(data, bins, base=base)
     extra = {"occupied_cells": cells, **_cse_ceiling(value, rows.n_used, int(data.shape[1]), bins, cells, base)}
-    return EntropyResult(
-        method="cse", value=value, units=units_for_base(base), base=base, n_used=rows.n_used, n_total=rows.n_total,
-        params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes), extra=extra,
-    )
+    return Measured(value, {"bins": bins, "n_features": int(data.shape[1])}, extra)
 
 
 def _cse_ceiling(value: float, n: int, d: int, bins: int, cells: int, base: float) -> dict[str, Any]:
@@ -121,21 +106,16 @@ def _cse_ceiling(value: float, n: int, d: int, bins: int, cells: int, base: floa
     return out
 
 
+@public_method("csmi", quantity="mi")
 def binned_shannon_mutual_information(
-    x: Any,
-    y: Any = None,
+    rows: Prepared,
+    call: Call,
     *,
     bins: int = 2,
     ref_kind: str = "auto",
     n_clusters: int = 10,
     repetitions: int = 5,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> MIResult:
+) -> Measured:
     """Classic (binned) Shannon mutual information, CSMI, with the size-matched scheme of DSMI.
 
     .. math::
@@ -172,34 +152,25 @@ def binned_shannon_mutual_information(
     bins = check_at_most(check_positive_int(bins, "bins"), MAX_BINS, "bins", limit_name="",
                          why="the grid edges are allocated; with N rows at most N cells are occupied anyway")
     repetitions = check_positive_int(repetitions, "repetitions")
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
     check_choice(ref_kind, "ref_kind", REF_KINDS)
-    start = time.perf_counter()
-    rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite)
+    base, seed = call.base, call.seed
     data = host_array(rows.data, np.float64)
-    with Collect(rows.warnings) as notes:
-        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
-        classes = reading.classes(n_clusters)
+    reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
+    classes = reading.classes(n_clusters)
 
-        def entropies(sets: list[np.ndarray]) -> list[tuple[float, float, float]]:
-            return [(binned_entropy_of_array(data[idx], bins, base=base)[0], 0.0, 0.0) for idx in sets]
+    def entropies(sets: list[np.ndarray]) -> list[tuple[float, float, float]]:
+        return [(binned_entropy_of_array(data[idx], bins, base=base)[0], 0.0, 0.0) for idx in sets]
 
-        value, details = size_matched_mutual_information(
-            entropies, classes, repetitions=repetitions, seed=seed, sampler=sampler
-        )
+    value, details = size_matched_mutual_information(
+        entropies, classes, repetitions=repetitions, seed=seed, sampler=call.sampler
+    )
     params = {
         "bins": bins, "ref_kind": ref_kind, "classes_from": classes.kind, "n_classes": len(classes.names),
-        "n_clusters": n_clusters, "repetitions": repetitions, "reference": reading.params(), "max_n": max_n,
-        "seed": seed, "sampler": sampler,
+        "n_clusters": n_clusters, "repetitions": repetitions, "reference": reading.params(),
         "n_features": int(data.shape[1]),
     }
     if classes.detail:
         params["reference_detail"] = classes.detail
     details.update(reference_ceiling(value, classes.counts, base,
                                      what="labels" if classes.kind == "labels" else f"classes ({classes.kind})"))
-    return MIResult(
-        method="csmi", value=value, units=units_for_base(base), base=base, n_used=rows.n_used, n_total=rows.n_total,
-        params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes), extra=details,
-    )
+    return Measured(value, params, details)

@@ -1,47 +1,21 @@
-"""Helpers shared by the baseline estimators: argument checks, reference typing, warnings."""
+"""Helpers shared by the baseline estimators: units, column scaling, duplicate counts."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
-from dsecli.errors import (
-    CollectWarnings,
-    InputError,
-    check_positive,
-    check_positive_int,
-)
 from dsecli.inputs.checks import host_array
 
 __all__ = [
-    "check_base", "check_seed", "check_max_n", "nats_to", "Collect", "duplicate_count", "as_matrix",
+    "nats_to", "duplicate_count", "as_matrix",
     "standardize_columns",
 ]
 
 
-def check_base(base: Any) -> float:
-    base = check_positive(base, "base")
-    if base == 1:
-        raise InputError("`base` must be > 0 and != 1; got 1")
-    return base
-
-
-def check_seed(seed: Any) -> int:
-    return check_positive_int(seed, "seed", minimum=0)
-
-
-def check_max_n(max_n: Any) -> None:
-    if max_n is not None:
-        check_positive_int(max_n, "max_n", minimum=0)
-
-
 def nats_to(value: float, base: float) -> float:
     return float(value) / math.log(base)
-
-
-Collect = CollectWarnings  # one implementation, shared with the spectral estimators
 
 
 def as_matrix(a: np.ndarray) -> np.ndarray:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from typing import Any
 
 import numpy as np
 
 from dsecli.device import dtype_name
+from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import (
     ComputationError,
     DataQualityWarning,
@@ -18,12 +17,10 @@ from dsecli.errors import (
     check_positive_int,
     where_prefix,
 )
-from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed, nats_to
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
 from dsecli.inputs.checks import host_array
-from dsecli.inputs.prepare import prepare_rows
-from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import EntropyResult, units_dependent_fields, units_for_base
+from dsecli.inputs.prepare import Prepared
+from dsecli.results import units_dependent_fields
 
 __all__ = ["kozachenko_leonenko_entropy", "log_unit_ball_volume", "distinct_rows"]
 
@@ -56,21 +53,15 @@ def distinct_rows(data: np.ndarray) -> tuple[np.ndarray, int]:
     return distinct, n_dup
 
 
+@public_method("knn")
 def kozachenko_leonenko_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
     k: int = 3,
     metric: str = "euclidean",
     neighbor_method: str = "auto",
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Differential entropy by the Kozachenko-Leonenko k-nearest-neighbour estimator.
 
     .. math::
@@ -133,41 +124,30 @@ def kozachenko_leonenko_entropy(
     k = check_positive_int(k, "k")
     check_choice(metric, "metric", METRICS)
     check_choice(neighbor_method, "neighbor_method", NEIGHBOR_METHODS)
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
-                        device=device, dtype=dtype)
     device, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
     data = host_array(rows.data, np.float64)
     if dtype_name(dt) == "float32":
         data = data.astype(np.float32)
     n_in, d = data.shape
-    with Collect(rows.warnings) as notes:
-        data, n_dup = distinct_rows(data)
-        n = data.shape[0]
-        if k > n - 1:
-            raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1} (distinct rows); got {k}")
-        nb = knn_distances(data, k, metric=metric, method=neighbor_method, device=device, dtype=dt)
-        r = nb.distances[:, k - 1]
-        if np.any(r <= 0):
-            raise ComputationError(
-                f"{int(np.sum(r <= 0))} distinct rows have k-th neighbour distance 0 after rounding; "
-                "rescale the data or use dtype float64"
-            )
-        from scipy.special import digamma
+    data, n_dup = distinct_rows(data)
+    n = data.shape[0]
+    if k > n - 1:
+        raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1} (distinct rows); got {k}")
+    nb = knn_distances(data, k, metric=metric, method=neighbor_method, device=device, dtype=dt)
+    r = nb.distances[:, k - 1]
+    if np.any(r <= 0):
+        raise ComputationError(
+            f"{int(np.sum(r <= 0))} distinct rows have k-th neighbour distance 0 after rounding; "
+            "rescale the data or use dtype float64"
+        )
+    from scipy.special import digamma
 
-        h_nats = float(digamma(n) - digamma(k) + log_unit_ball_volume(d, metric) + d * np.mean(np.log(r)))
+    h_nats = float(digamma(n) - digamma(k) + log_unit_ball_volume(d, metric) + d * np.mean(np.log(r)))
     params = {
         "k": k, "metric": metric, "neighbor_method": nb.method, "neighbor_method_requested": neighbor_method,
-        "duplicates": DUPLICATE_RULE, "max_n": max_n, "seed": seed, "sampler": sampler,
-        "device": nb.detail["device"], "dtype": nb.detail["dtype"], "n_features": int(d),
+        "duplicates": DUPLICATE_RULE, "device": nb.detail["device"], "dtype": nb.detail["dtype"], "n_features": int(d),
     }
     if "block_rows" in nb.detail:
         params["block_rows"] = nb.detail["block_rows"]
-    return EntropyResult(
-        method="knn", value=nats_to(h_nats, base), units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
-        extra={"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats, **units_dependent_fields()},
-    )
+    return Measured(call.from_nats(h_nats), params,
+                    {"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats, **units_dependent_fields()})

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from typing import Any
 
 import numpy as np
 
 from dsecli.device import dtype_name
+from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import (
     ComputationError,
     DataQualityWarning,
@@ -18,13 +17,11 @@ from dsecli.errors import (
     check_positive_int,
     where_prefix,
 )
-from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed, nats_to
 from dsecli.estimators.kl import DUPLICATE_RULE, distinct_rows, log_unit_ball_volume
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
 from dsecli.inputs.checks import host_array
-from dsecli.inputs.prepare import prepare_rows
-from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import EntropyResult, units_dependent_fields, units_for_base
+from dsecli.inputs.prepare import Prepared
+from dsecli.results import units_dependent_fields
 
 __all__ = ["weighted_kl_entropy", "bsy_weights", "default_weighted_k", "WEIGHT_NORM_WARN"]
 
@@ -88,22 +85,16 @@ def bsy_weights(k: int, d: int, n_constraints: int | None = None) -> np.ndarray:
     return w
 
 
+@public_method("knn-weighted")
 def weighted_kl_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
     k: int | None = None,
     n_constraints: int | None = None,
     metric: str = "euclidean",
     neighbor_method: str = "auto",
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Differential entropy by the weighted Kozachenko-Leonenko estimator.
 
     .. math::
@@ -156,12 +147,6 @@ def weighted_kl_entropy(
         k = check_positive_int(k, "k")
     check_choice(metric, "metric", METRICS)
     check_choice(neighbor_method, "neighbor_method", NEIGHBOR_METHODS)
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
-                        device=device, dtype=dtype)
     device, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
     data = host_array(rows.data, np.float64)
     if dtype_name(dt) == "float32":
@@ -175,42 +160,36 @@ def weighted_kl_entropy(
             f"the weighted Kozachenko-Leonenko weights at K = {kk}, D = {d} have norm {w_norm:.3g}: the estimate "
             "would be float64 rounding noise; use a (much) larger k or fewer n_constraints"
         )
-    with Collect(rows.warnings) as notes:
-        if w_norm > WEIGHT_NORM_WARN:
-            warnings.warn(
-                f"the weighted Kozachenko-Leonenko weights at K = {kk}, D = {d} ({w.size} weights, "
-                f"{d // 4 if n_constraints is None else n_constraints} constraints) have norm {w_norm:.3g}: "
-                "they amplify the noise of the single-k estimates; use a larger k, fewer n_constraints or "
-                "the plain estimator (knn)",
-                DataQualityWarning,
-                stacklevel=2,
-            )
-        data, n_dup = distinct_rows(data)
-        n = data.shape[0]
-        if kk > n - 1:
-            raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1} (distinct rows); got {kk}")
-        nb = knn_distances(data, kk, metric=metric, method=neighbor_method, device=device, dtype=dt)
-        r = nb.distances
-        if np.any(r[:, 0] <= 0):
-            raise ComputationError(
-                f"{int(np.sum(r[:, 0] <= 0))} distinct rows have nearest-neighbour distance 0 after rounding; "
-                "rescale the data or use dtype float64"
-            )
-        from scipy.special import digamma
+    if w_norm > WEIGHT_NORM_WARN:
+        warnings.warn(
+            f"the weighted Kozachenko-Leonenko weights at K = {kk}, D = {d} ({w.size} weights, "
+            f"{d // 4 if n_constraints is None else n_constraints} constraints) have norm {w_norm:.3g}: "
+            "they amplify the noise of the single-k estimates; use a larger k, fewer n_constraints or "
+            "the plain estimator (knn)",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    data, n_dup = distinct_rows(data)
+    n = data.shape[0]
+    if kk > n - 1:
+        raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1} (distinct rows); got {kk}")
+    nb = knn_distances(data, kk, metric=metric, method=neighbor_method, device=device, dtype=dt)
+    r = nb.distances
+    if np.any(r[:, 0] <= 0):
+        raise ComputationError(
+            f"{int(np.sum(r[:, 0] <= 0))} distinct rows have nearest-neighbour distance 0 after rounding; "
+            "rescale the data or use dtype float64"
+        )
+    from scipy.special import digamma
 
-        j = np.arange(1, kk + 1)
-        per_k = math.log(n - 1) - digamma(j) + log_unit_ball_volume(d, metric) + d * np.log(r).mean(axis=0)
-        h_nats = float(w @ per_k)
+    j = np.arange(1, kk + 1)
+    per_k = math.log(n - 1) - digamma(j) + log_unit_ball_volume(d, metric) + d * np.log(r).mean(axis=0)
+    h_nats = float(w @ per_k)
     params = {
         "k": kk, "k_requested": k, "weights": "berrett-samworth-yuan minimum-norm", "n_constraints": d // 4 if n_constraints is None else n_constraints,
         "metric": metric, "neighbor_method": nb.method, "neighbor_method_requested": neighbor_method,
-        "duplicates": DUPLICATE_RULE, "max_n": max_n, "seed": seed, "sampler": sampler,
-        "device": nb.detail["device"], "dtype": nb.detail["dtype"], "n_features": int(d),
+        "duplicates": DUPLICATE_RULE, "device": nb.detail["device"], "dtype": nb.detail["dtype"], "n_features": int(d),
     }
-    return EntropyResult(
-        method="knn-weighted", value=nats_to(h_nats, base), units=units_for_base(base), base=base,
-        n_used=rows.n_used, n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start,
-        warnings=tuple(notes),
-        extra={"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats, **units_dependent_fields(), "weights": w.tolist(),
-               "per_k_nats": per_k.tolist(), "weights_norm": w_norm},
-    )
+    return Measured(call.from_nats(h_nats), params,
+                    {"n_duplicates": n_dup, "n_distinct": n, "value_nats": h_nats, **units_dependent_fields(),
+                     "weights": w.tolist(), "per_k_nats": per_k.tolist(), "weights_norm": w_norm})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
 import numpy as np
 
 from dsecli.device import dtype_name
+from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import (
     DataQualityWarning,
     InputError,
@@ -18,20 +18,14 @@ from dsecli.errors import (
     where_prefix,
 )
 from dsecli.estimators.common import (
-    Collect,
     as_matrix,
-    check_base,
-    check_max_n,
-    check_seed,
     duplicate_count,
-    nats_to,
     standardize_columns,
 )
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, ksg_counts, ross_counts
-from dsecli.inputs.prepare import prepare_pair
+from dsecli.inputs.prepare import Prepared
 from dsecli.inputs.reference import REF_KINDS
-from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import MIResult, ceiling_fields, reference_ceiling, units_for_base
+from dsecli.results import ceiling_fields, reference_ceiling
 
 __all__ = ["ksg_mutual_information", "add_jitter", "resolve_ksg_norms", "DEFAULT_JITTER",
            "KSG_DEFAULTS"]
@@ -82,9 +76,10 @@ def add_jitter(a: np.ndarray, amount: float, rng: np.random.Generator) -> np.nda
     return a + amount * scale * rng.standard_normal(a.shape)
 
 
+@public_method("ksg", quantity="mi")
 def ksg_mutual_information(
-    x: Any,
-    y: Any = None,
+    rows: Prepared,
+    call: Call,
     *,
     k: int = 3,
     metric: str | None = None,
@@ -93,15 +88,7 @@ def ksg_mutual_information(
     neighbor_method: str = "auto",
     jitter: float | None = None,
     ref_kind: str = "auto",
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> MIResult:
+) -> Measured:
     """Mutual information by k-nearest neighbours: KSG estimator 1, or Ross's for labels.
 
     Continuous Y (any dimension; X and Y are used jointly, not feature by feature):
@@ -205,16 +192,11 @@ def ksg_mutual_information(
     metric, metric_y, standardize = resolve_ksg_norms(metric, metric_y, standardize)
     check_choice(neighbor_method, "neighbor_method", NEIGHBOR_METHODS)
     check_choice(ref_kind, "ref_kind", REF_KINDS)
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
+    base, seed = call.base, call.seed
     if jitter is not None:  # checked before the data are read; the default depends on the dtype
         jitter = check_finite_number(jitter, "jitter")
         if jitter < 0:
             raise InputError(f"`jitter` must be >= 0; got {jitter!r}")
-    start = time.perf_counter()
-    rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                        drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
     device, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
     if jitter is None:
         jitter = DEFAULT_JITTER[dtype_name(dt)]
@@ -223,80 +205,75 @@ def ksg_mutual_information(
     from scipy.special import digamma
 
     extra: dict[str, Any] = {}
-    with Collect(rows.warnings) as notes:
-        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
-        classes = reading.classes() if reading.discrete else None
-        if classes is None:
-            ya = reading.values
-            estimator = "ksg1"
-            n = xa.shape[0]
-            if k > n - 1:
-                raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1}; got {k}")
-            dup = duplicate_count(np.hstack([xa, ya]))
-            extra.update({"n_duplicates_x": duplicate_count(xa), "n_duplicates_y": duplicate_count(ya),
-                          "n_duplicates_joint": dup})
-            _warn_ties(extra["n_duplicates_y"], n, jitter)
-            xj = add_jitter(standardize_columns(xa) if standardize["continuous"] else xa, jitter, rng)
-            yj = add_jitter(standardize_columns(ya) if standardize["continuous"] else ya, jitter, rng)
-            res = ksg_counts(xj, yj, k, metric=metric["continuous"], metric_y=metric_y, method=neighbor_method,
-                             device=device, dtype=dt)
-            nx, ny = res.counts["nx"], res.counts["ny"]
-            mi_nats = float(digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1)))
-            extra.update({"mean_nx": float(nx.mean()), "mean_ny": float(ny.mean())})
-            n_used_est = n
-            ref_info: dict[str, Any] = {"reference": "continuous", "n_features_y": int(ya.shape[1]),
-                                        "metric": metric["continuous"], "metric_y": metric_y,
-                                        "joint_norm": "max of the two variables' norms",
-                                        "standardize": standardize["continuous"]}
-        else:
-            estimator = "ross"
-            codes = classes.codes
-            sizes = np.bincount(codes)
-            keep = sizes[codes] > 1
-            n_single = int(np.sum(~keep))
-            if n_single:
-                warnings.warn(
-                    f"{n_single} row(s) are the only member of their class and were left out of the "
-                    "continuous-discrete estimate",
-                    DataQualityWarning,
-                    stacklevel=2,
-                )
-            xa_k, codes_k = xa[keep], np.unique(codes[keep], return_inverse=True)[1].ravel()
-            n = int(xa_k.shape[0])
-            if n < 2:
-                raise InputError("the continuous-discrete estimator needs a class with at least 2 rows")
-            dups = duplicate_count(np.hstack([xa_k, codes_k[:, None].astype(np.float64)]))
-            extra.update({"n_singleton_rows": n_single, "n_duplicates_x": duplicate_count(xa_k),
-                          "n_duplicates_within_class": dups})
-            xj = add_jitter(standardize_columns(xa_k) if standardize["labels"] else xa_k, jitter, rng)
-            res = ross_counts(xj, codes_k, k, metric=metric["labels"], method=neighbor_method, device=device, dtype=dt)
-            k_i, m = res.counts["k"], res.counts["m"]
-            n_y = np.bincount(codes_k)[codes_k]
-            mi_nats = float(digamma(n) + np.mean(digamma(k_i)) - np.mean(digamma(n_y)) - np.mean(digamma(m)))
-            extra.update({"mean_m": float(m.mean())})
-            n_used_est = n
-            ref_info = {"reference": "labels", "n_classes": len(classes.names), "metric": metric["labels"],
-                        "standardize": standardize["labels"]}
+    reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
+    classes = reading.classes() if reading.discrete else None
+    if classes is None:
+        ya = reading.values
+        estimator = "ksg1"
+        n = xa.shape[0]
+        if k > n - 1:
+            raise InputError(f"{where_prefix(rows.source)}`k` must be <= N - 1 = {n - 1}; got {k}")
+        dup = duplicate_count(np.hstack([xa, ya]))
+        extra.update({"n_duplicates_x": duplicate_count(xa), "n_duplicates_y": duplicate_count(ya),
+                      "n_duplicates_joint": dup})
+        _warn_ties(extra["n_duplicates_y"], n, jitter)
+        xj = add_jitter(standardize_columns(xa) if standardize["continuous"] else xa, jitter, rng)
+        yj = add_jitter(standardize_columns(ya) if standardize["continuous"] else ya, jitter, rng)
+        res = ksg_counts(xj, yj, k, metric=metric["continuous"], metric_y=metric_y, method=neighbor_method,
+                         device=device, dtype=dt)
+        nx, ny = res.counts["nx"], res.counts["ny"]
+        mi_nats = float(digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1)))
+        extra.update({"mean_nx": float(nx.mean()), "mean_ny": float(ny.mean())})
+        n_used_est = n
+        ref_info: dict[str, Any] = {"reference": "continuous", "n_features_y": int(ya.shape[1]),
+                                    "metric": metric["continuous"], "metric_y": metric_y,
+                                    "joint_norm": "max of the two variables' norms",
+                                    "standardize": standardize["continuous"]}
+    else:
+        estimator = "ross"
+        codes = classes.codes
+        sizes = np.bincount(codes)
+        keep = sizes[codes] > 1
+        n_single = int(np.sum(~keep))
+        if n_single:
+            warnings.warn(
+                f"{n_single} row(s) are the only member of their class and were left out of the "
+                "continuous-discrete estimate",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+        xa_k, codes_k = xa[keep], np.unique(codes[keep], return_inverse=True)[1].ravel()
+        n = int(xa_k.shape[0])
+        if n < 2:
+            raise InputError("the continuous-discrete estimator needs a class with at least 2 rows")
+        dups = duplicate_count(np.hstack([xa_k, codes_k[:, None].astype(np.float64)]))
+        extra.update({"n_singleton_rows": n_single, "n_duplicates_x": duplicate_count(xa_k),
+                      "n_duplicates_within_class": dups})
+        xj = add_jitter(standardize_columns(xa_k) if standardize["labels"] else xa_k, jitter, rng)
+        res = ross_counts(xj, codes_k, k, metric=metric["labels"], method=neighbor_method, device=device, dtype=dt)
+        k_i, m = res.counts["k"], res.counts["m"]
+        n_y = np.bincount(codes_k)[codes_k]
+        mi_nats = float(digamma(n) + np.mean(digamma(k_i)) - np.mean(digamma(n_y)) - np.mean(digamma(m)))
+        extra.update({"mean_m": float(m.mean())})
+        n_used_est = n
+        ref_info = {"reference": "labels", "n_classes": len(classes.names), "metric": metric["labels"],
+                    "standardize": standardize["labels"]}
     extra.update({"value_nats": mi_nats, "n_estimate_rows": n_used_est})
     params = {
         "k": k, "estimator": estimator, "jitter": jitter, "negative_values": "reported as computed",
         "neighbor_method": res.method, "neighbor_method_requested": neighbor_method, "ref_kind": ref_kind, **ref_info,
         "reference_reading": reading.params(),
-        "max_n": max_n, "seed": seed, "sampler": sampler, "device": res.detail["device"], "dtype": res.detail["dtype"],
+        "device": res.detail["device"], "dtype": res.detail["dtype"],
         "n_features": int(xa.shape[1]),
     }
     if "block_rows" in res.detail:
         params["block_rows"] = res.detail["block_rows"]
-    value = nats_to(mi_nats, base)
+    value = call.from_nats(mi_nats)
     if classes is None:
         extra.update(ceiling_fields(value, None, "none: continuous reference (I(X;Y) has no finite bound)"))
     else:
         extra.update(reference_ceiling(value, np.bincount(codes_k), base))
-    return MIResult(
-        method="ksg", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
-        extra=extra,
-    )
+    return Measured(value, params, extra)
 
 
 def _warn_ties(dup_y: int, n: int, jitter: float) -> None:

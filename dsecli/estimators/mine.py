@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,20 +11,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsecli.device import Timer, dtype_name
+from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import DataQualityWarning, InputError, check_choice, check_finite_number, check_positive_int
 from dsecli.estimators.common import (
-    Collect,
     as_matrix,
-    check_base,
-    check_max_n,
-    check_seed,
     nats_to,
     standardize_columns,
 )
-from dsecli.inputs.prepare import prepare_pair
+from dsecli.inputs.prepare import Prepared
 from dsecli.inputs.reference import REF_KINDS
-from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import MIResult, ceiling_fields, reference_ceiling, units_for_base
+from dsecli.results import ceiling_fields, reference_ceiling, units_for_base
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -256,10 +251,7 @@ def _neural_ceiling(value: float, extra_obj: dict[str, Any], classes: Any, base:
     return ceiling_fields(value, None, "none: continuous reference (I(X;Y) has no finite bound)")
 
 
-def _train_neural(
-    rows: Any, yv: np.ndarray, *, objective: Any, settings: dict[str, Any], y_label: str | None, ref_kind: str,
-    seed: int, sampler: str, max_n: int | None, dev: torch.device, dt: torch.dtype, base: float, start: float,
-) -> MIResult:
+def _train_neural(rows: Prepared, call: Call, *, objective: Any, settings: dict[str, Any], ref_kind: str) -> Measured:
     """The training loop and held-out reporting shared by MINE and InfoNCE.
 
     Standardise x and y, split off ``holdout_fraction`` of the rows, train the objective's critic
@@ -270,104 +262,101 @@ def _train_neural(
     import torch
 
     st = settings
-    with Collect(rows.warnings) as notes:
-        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
-        classes = reading.classes() if reading.discrete else None
-        ya = None if classes is not None else reading.values
-        if classes is not None:
-            ym = np.eye(len(classes.names))[classes.codes]
-            ref_info: dict[str, Any] = {"reference": "labels (one-hot)", "n_classes": len(classes.names),
-                                        "reference_reading": reading.params()}
-        else:
-            assert ya is not None
-            ym = ya
-            ref_info = {"reference": "continuous", "n_features_y": int(ya.shape[1]),
-                        "reference_reading": reading.params()}
-        xm = standardize_columns(as_matrix(rows.data))
-        ym = standardize_columns(ym)
-        n = xm.shape[0]
-        n_hold = min(n - 2, max(2, int(round(st["holdout_fraction"] * n))))
-        order = np.random.default_rng(seed).permutation(n)
-        hold, train = order[:n_hold], order[n_hold:]
-        n_train = train.size
-        batch = min(st["batch_size"], n_train)
-        objective.train_k = batch
-        _check_network_memory(xm.shape[1] + ym.shape[1], st["hidden_units"], st["hidden_layers"], batch,
-                              what=objective.network_name, device=dev, dtype=dt)
+    seed, base = call.seed, call.base
+    dev, dt = rows.device, rows.working_dtype("float32")
+    reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
+    classes = reading.classes() if reading.discrete else None
+    ya = None if classes is not None else reading.values
+    if classes is not None:
+        ym = np.eye(len(classes.names))[classes.codes]
+        ref_info: dict[str, Any] = {"reference": "labels (one-hot)", "n_classes": len(classes.names),
+                                    "reference_reading": reading.params()}
+    else:
+        assert ya is not None
+        ym = ya
+        ref_info = {"reference": "continuous", "n_features_y": int(ya.shape[1]),
+                    "reference_reading": reading.params()}
+    xm = standardize_columns(as_matrix(rows.data))
+    ym = standardize_columns(ym)
+    n = xm.shape[0]
+    n_hold = min(n - 2, max(2, int(round(st["holdout_fraction"] * n))))
+    order = np.random.default_rng(seed).permutation(n)
+    hold, train = order[:n_hold], order[n_hold:]
+    n_train = train.size
+    batch = min(st["batch_size"], n_train)
+    objective.train_k = batch
+    _check_network_memory(xm.shape[1] + ym.shape[1], st["hidden_units"], st["hidden_layers"], batch,
+                          what=objective.network_name, device=dev, dtype=dt)
 
-        gen = torch.Generator().manual_seed(seed)
-        xt = torch.as_tensor(xm, dtype=dt).to(dev)
-        yt = torch.as_tensor(ym, dtype=dt).to(dev)
-        x_tr, y_tr = xt[torch.as_tensor(train)], yt[torch.as_tensor(train)]
-        x_ho, y_ho = xt[torch.as_tensor(hold)], yt[torch.as_tensor(hold)]
-        net = objective.network(xm.shape[1], ym.shape[1], st, gen=gen, device=dev, dtype=dt)
-        opt = torch.optim.Adam(net.parameters(), lr=st["learning_rate"])
-        objective.prepare_holdout(n_hold, st, gen, dev)
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.as_tensor(xm, dtype=dt).to(dev)
+    yt = torch.as_tensor(ym, dtype=dt).to(dev)
+    x_tr, y_tr = xt[torch.as_tensor(train)], yt[torch.as_tensor(train)]
+    x_ho, y_ho = xt[torch.as_tensor(hold)], yt[torch.as_tensor(hold)]
+    net = objective.network(xm.shape[1], ym.shape[1], st, gen=gen, device=dev, dtype=dt)
+    opt = torch.optim.Adam(net.parameters(), lr=st["learning_rate"])
+    objective.prepare_holdout(n_hold, st, gen, dev)
 
-        history: list[float] = []
-        best, best_epoch, since_best = -math.inf, -1, 0
-        stopped_early = False
-        threads_before = torch.get_num_threads()
-        threads_used = st["cpu_threads"] if dev.type == "cpu" and st["cpu_threads"] is not None else threads_before
-        with Timer(dev) as timer, _threads(threads_used):
-            for epoch in range(st["epochs"]):
-                perm = torch.randperm(n_train, generator=gen).to(dev)
-                for s in range(0, n_train - 1, batch):
-                    idx = perm[s : s + batch]
-                    if idx.numel() < 2:
-                        break
-                    loss = objective.loss(net, x_tr[idx], y_tr[idx], gen)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                with torch.no_grad():
-                    bound = objective.holdout(net, x_ho, y_ho)
-                history.append(bound)
-                if bound > best:
-                    best, best_epoch, since_best = bound, epoch, 0
-                else:
-                    since_best += 1
-                if st["patience"] and since_best >= st["patience"]:
-                    stopped_early = True
+    history: list[float] = []
+    best, best_epoch, since_best = -math.inf, -1, 0
+    stopped_early = False
+    threads_before = torch.get_num_threads()
+    threads_used = st["cpu_threads"] if dev.type == "cpu" and st["cpu_threads"] is not None else threads_before
+    with Timer(dev) as timer, _threads(threads_used):
+        for epoch in range(st["epochs"]):
+            perm = torch.randperm(n_train, generator=gen).to(dev)
+            for s in range(0, n_train - 1, batch):
+                idx = perm[s : s + batch]
+                if idx.numel() < 2:
                     break
-        last = np.asarray(history[max(0, best_epoch + 1 - st["average_last"]) : best_epoch + 1])
-        value_nats = float(last.mean())
-        std_nats = float(last.std(ddof=1)) if last.size > 1 else 0.0
-        extra_obj = objective.extra(value_nats, base)
-        if "ceiling_nats" in extra_obj and value_nats > extra_obj["ceiling_nats"] - math.log(2):
-            warnings.warn(
-                f"the InfoNCE estimate {nats_to(value_nats, base):.3g} is within log 2 of its ceiling log K = "
-                f"{extra_obj['ceiling']:.3g} ({units_for_base(base)}, K = {objective.eval_k} held-out rows per group); "
-                "the mutual information may be larger: use more rows or a larger eval_batch",
-                DataQualityWarning,
-                stacklevel=3,
-            )
-        extra_obj.update(_neural_ceiling(nats_to(value_nats, base), extra_obj, classes, base))
+                loss = objective.loss(net, x_tr[idx], y_tr[idx], gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                bound = objective.holdout(net, x_ho, y_ho)
+            history.append(bound)
+            if bound > best:
+                best, best_epoch, since_best = bound, epoch, 0
+            else:
+                since_best += 1
+            if st["patience"] and since_best >= st["patience"]:
+                stopped_early = True
+                break
+    last = np.asarray(history[max(0, best_epoch + 1 - st["average_last"]) : best_epoch + 1])
+    value_nats = float(last.mean())
+    std_nats = float(last.std(ddof=1)) if last.size > 1 else 0.0
+    extra_obj = objective.extra(value_nats, base)
+    if "ceiling_nats" in extra_obj and value_nats > extra_obj["ceiling_nats"] - math.log(2):
+        warnings.warn(
+            f"the InfoNCE estimate {nats_to(value_nats, base):.3g} is within log 2 of its ceiling log K = "
+            f"{extra_obj['ceiling']:.3g} ({units_for_base(base)}, K = {objective.eval_k} held-out rows per group); "
+            "the mutual information may be larger: use more rows or a larger eval_batch",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    extra_obj.update(_neural_ceiling(nats_to(value_nats, base), extra_obj, classes, base))
     params = {
         "hidden_units": st["hidden_units"], "hidden_layers": st["hidden_layers"], "activation": ACTIVATION,
         "epochs": st["epochs"], "batch_size": batch, "learning_rate": st["learning_rate"], "optimizer": "adam",
         "patience": st["patience"], "holdout_fraction": st["holdout_fraction"], "n_train": int(n_train),
         "n_holdout": int(n_hold), **objective.params(st), "average_last": st["average_last"], "ref_kind": ref_kind,
-        **ref_info, "standardized": True, "max_n": max_n, "seed": seed, "sampler": sampler, "device": str(dev),
+        **ref_info, "standardized": True, "device": str(dev),
         "dtype": dtype_name(dt), "n_features": int(xm.shape[1]),
     }
     if dev.type == "cpu":
         params["cpu_threads"] = threads_used
-    return MIResult(
-        method=objective.method, value=nats_to(value_nats, base), units=units_for_base(base), base=base,
-        n_used=rows.n_used, n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start,
-        warnings=tuple(notes),
-        extra={
-            "std": nats_to(std_nats, base), "value_nats": value_nats, "std_nats": std_nats, "best_nats": best,
-            "best_epoch": best_epoch, "epochs_run": len(history), "stopped_early": stopped_early,
-            "history_nats": history, "train_s": timer.elapsed_s, **extra_obj,
-        },
-    )
+    return Measured(call.from_nats(value_nats), params, {
+        "std": nats_to(std_nats, base), "value_nats": value_nats, "std_nats": std_nats, "best_nats": best,
+        "best_epoch": best_epoch, "epochs_run": len(history), "stopped_early": stopped_early,
+        "history_nats": history, "train_s": timer.elapsed_s, **extra_obj,
+    }, method=objective.method)
 
 
+@public_method("mine", quantity="mi", min_rows=4)
 def mine_mutual_information(
-    x: Any,
-    y: Any = None,
+    rows: Prepared,
+    call: Call,
     *,
     hidden_units: int = 100,
     hidden_layers: int = 2,
@@ -381,15 +370,7 @@ def mine_mutual_information(
     average_last: int = 5,
     ref_kind: str = "auto",
     cpu_threads: int | None = 1,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> MIResult:
+) -> Measured:
     """Mutual information by MINE: a neural lower bound trained on the rows, evaluated on held-out rows.
 
     Donsker-Varadhan bound, maximised over a statistics network T:
@@ -477,23 +458,14 @@ def mine_mutual_information(
     if not 0 < ma_rate <= 1:
         raise InputError(f"`ma_rate` must be in (0, 1]; got {ma_rate!r}")
     check_choice(ref_kind, "ref_kind", REF_KINDS)
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, min_rows=4, flatten=flatten,
-                        drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
-    dev, dt = rows.device, rows.working_dtype("float32")  # resolved once, for every step below
-    yv = rows.reference
     return _train_neural(
-        rows, yv, objective=_DonskerVaradhan(ma_rate), settings=settings, y_label=rows.reference_source,
-        ref_kind=ref_kind, seed=seed, sampler=sampler, max_n=max_n, dev=dev, dt=dt, base=base, start=start,
-    )
+        rows, call, objective=_DonskerVaradhan(ma_rate), settings=settings, ref_kind=ref_kind)
 
 
+@public_method("infonce", quantity="mi", min_rows=4)
 def infonce_mutual_information(
-    x: Any,
-    y: Any = None,
+    rows: Prepared,
+    call: Call,
     *,
     hidden_units: int = 100,
     hidden_layers: int = 2,
@@ -507,15 +479,7 @@ def infonce_mutual_information(
     average_last: int = 5,
     ref_kind: str = "auto",
     cpu_threads: int | None = 1,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> MIResult:
+) -> Measured:
     """Mutual information by InfoNCE: a contrastive lower bound trained on the rows, evaluated on held-out rows.
 
     For a batch of K pairs and a critic f,
@@ -571,15 +535,5 @@ def infonce_mutual_information(
     embed_dim = check_positive_int(embed_dim, "embed_dim")
     eval_batch = check_positive_int(eval_batch, "eval_batch", minimum=2)
     check_choice(ref_kind, "ref_kind", REF_KINDS)
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, min_rows=4, flatten=flatten,
-                        drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
-    dev, dt = rows.device, rows.working_dtype("float32")  # resolved once, for every step below
-    yv = rows.reference
     return _train_neural(
-        rows, yv, objective=_InfoNCE(embed_dim, eval_batch), settings=settings, y_label=rows.reference_source,
-        ref_kind=ref_kind, seed=seed, sampler=sampler, max_n=max_n, dev=dev, dt=dt, base=base, start=start,
-    )
+        rows, call, objective=_InfoNCE(embed_dim, eval_batch), settings=settings, ref_kind=ref_kind)

@@ -15,13 +15,20 @@ the rows are prepared, and every result computed from the rows lists them in its
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dsecli.errors import CollectWarnings, DataQualityWarning, DseWarning, InputError, check_choice, where_prefix
-from dsecli.inputs.checks import check_embeddings, check_reference_array, check_same_rows, host_array
+from dsecli.inputs.checks import (
+    check_embeddings,
+    check_reference_array,
+    check_same_rows,
+    check_working_range,
+    host_array,
+)
 from dsecli.inputs.quality import data_quality_warnings
 from dsecli.inputs.reference import ReferenceReading, read_reference
 from dsecli.inputs.sampling import SAMPLERS, Rows, take_rows
@@ -97,6 +104,31 @@ class Prepared(Rows):
             from dsecli.device import resolve_dtype
 
             self._resolved[key] = resolve_dtype(request)
+        return self._resolved[key]
+
+    def once(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time ``key`` is asked for on these rows, the kept value afterwards.
+
+        For what every method of a call derives from the same rows (sigma by a rule, the kernel's
+        regime): decided once per call, whichever method asks first.
+        """
+        if key not in self._resolved:
+            self._resolved[key] = make()
+        return self._resolved[key]
+
+    def tensor(self, default_dtype: Any = "float64") -> torch.Tensor:
+        """The rows as a tensor on :attr:`device` in :meth:`working_dtype`, made once per dtype.
+
+        Refuses values whose squared distances would overflow that dtype
+        (:func:`dsecli.inputs.checks.check_working_range`).
+        """
+        dt = self.working_dtype(default_dtype)
+        key = ("tensor", str(dt))
+        if key not in self._resolved:
+            from dsecli.device import to_tensor
+
+            check_working_range(self.data, dt, where=self.source)
+            self._resolved[key] = to_tensor(self.data, device=self.device, dtype=dt)
         return self._resolved[key]
 
     def reference_reading(self, *, ref_kind: str = "auto", seed: int = 0) -> ReferenceReading:

@@ -9,18 +9,19 @@ reading        Y                                                     classes (DS
 ============== ===================================================== ===============================
 labels         one column of integers or booleans                    as given
 strings        one column of strings                                 each distinct string (sorted)
-integral       one column of floats, all integral, at most           each distinct value
-               :data:`MAX_INTEGRAL_LABELS` distinct values
 one-hot        (N, K) of 0/1 with exactly one 1 per row              the column of the 1
-scalars        one column of other floats                            ``n_clusters`` equal-width bins
+scalars        one column of floats                                  ``n_clusters`` equal-width bins
 vectors        (N, D') otherwise                                     k-means into ``n_clusters``
 ============== ===================================================== ===============================
 
-The first four are *discrete*: every method uses the classes (KSG and MINE their
+The first three are *discrete*: every method uses the classes (KSG and MINE their
 continuous-discrete forms). ``scalars`` and ``vectors`` are *continuous*: the class-based methods
-(DSMI, CSMI) use the bins or clusters, computed once and cached; KSG and MINE use Y as it is.
-``ref_kind="discrete"`` demands a discrete reading (an error otherwise), ``"continuous"`` forces
-one (integer labels are then binned). A single class is warned about: I(X; Y) = 0 then, for every
+(DSMI, CSMI) use the bins or clusters, computed once per call; KSG and MINE use Y as it is.
+A float column whose values are all integral (at most :data:`MAX_INTEGRAL_LABELS` distinct) is
+read as a scalar, as the published implementation reads it, with a warning that says how to read
+it as labels: ``ref_kind="discrete"`` (the reading ``integral``). ``ref_kind="discrete"`` demands
+a discrete reading (an error otherwise), ``"continuous"`` forces a continuous one (integer labels
+are then binned). A single class is warned about: I(X; Y) = 0 then, for every
 method. A class of a single row is allowed and warned about (its entropy is 0 by definition).
 """
 
@@ -42,8 +43,8 @@ __all__ = ["REF_KINDS", "READINGS", "MAX_INTEGRAL_LABELS", "Classes", "Reference
 
 REF_KINDS = ("auto", "discrete", "continuous")
 READINGS = ("labels", "strings", "integral", "one-hot", "scalars", "vectors")
-# A float column of integral values with at most this many distinct values is read as labels
-# (labels saved as floats: pandas, CSV, one-column HDF5); more look like a measured quantity.
+# A float column of integral values with at most this many distinct values may be labels saved as
+# floats (pandas, CSV, one-column HDF5): the reading warns; more look like a measured quantity.
 MAX_INTEGRAL_LABELS = 256
 
 
@@ -165,13 +166,20 @@ def read_reference(y: Any, *, ref_kind: str = "auto", seed: int = 0, where: str 
                 f"{w}`ref_kind` discrete needs integer labels; got non-integral float values "
                 f"(e.g. {float(col[np.mod(col, 1) != 0][0])!r}): use ref_kind continuous or auto"
             )
-        distinct = int(np.unique(col).size)
-        if ref_kind == "discrete" or (ref_kind == "auto" and integral and distinct <= MAX_INTEGRAL_LABELS):
+        if ref_kind == "discrete":
             # encoded as floats (a cast to int64 would overflow beyond 2**63), named as Python ints
             codes, names = _encode(col)
-            return discrete("integral", codes, [int(v) for v in names],
-                            {"rule": f"float column of {distinct} distinct integral values "
-                                     f"(<= {MAX_INTEGRAL_LABELS}) read as labels"})
+            return discrete("integral", codes, [int(v) for v in names], {"forced_by": "ref_kind=discrete"})
+        distinct = int(np.unique(col).size)
+        if integral and distinct <= MAX_INTEGRAL_LABELS:
+            warnings.warn(
+                f"{w}reference is a float column of {distinct} distinct integral values: read as a scalar, as the "
+                "published implementation does (binned into n_clusters equal-width bins by dsmi and csmi, used as "
+                "it is by ksg and mine); pass ref_kind='discrete' (--ref-kind discrete) to read the values as labels",
+                DataQualityWarning,
+                stacklevel=3,
+            )
+            return continuous("scalars", col, {"integral_values": distinct})
         return continuous("scalars", col, {})
     hot = _one_hot_codes(y)
     if hot is not None and ref_kind != "continuous":

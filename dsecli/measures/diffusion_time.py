@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from dsecli.diffusion.spectrum import spectral_entropy
-from dsecli.errors import DseWarning, InputError, check_positive, check_positive_int
+from dsecli.errors import CollectWarnings, DseWarning, InputError, check_positive, check_positive_int
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import json_safe, log_n_ceiling, units_for_base
 
@@ -214,9 +214,9 @@ def diffusion_spectrum(
 ) -> Spectrum:
     """Eigenvalues of the diffusion operator of the rows of ``x``, from the cache when possible.
 
-    The eigenvalues are those :func:`dsecli.measures.dse.diffusion_spectral_entropy` computes (it is
-    called with ``return_eigenvalues=True``), so DSE(t) from them equals that function's value
-    at every t.
+    The eigenvalues come from the primitive :func:`dsecli.diffusion.operators.diffusion_eigenvalues`
+    that :func:`dsecli.measures.dse.diffusion_spectral_entropy` uses too, with sigma resolved by the same
+    rule, so DSE(t) from them equals that function's value at every t.
 
     Parameters
     ----------
@@ -233,50 +233,42 @@ def diffusion_spectrum(
     -------
     Spectrum
     """
-    from dsecli.device import dtype_name, to_tensor
+    from dsecli.device import dtype_name
     from dsecli.diffusion.cache import SpectrumCache, cache_key, resolve_cache_dir
-    from dsecli.diffusion.kernels import resolve_sigma
+    from dsecli.diffusion.operators import diffusion_eigenvalues
+    from dsecli.diffusion.plan import require_entropy_plan
+    from dsecli.edge import check_call
     from dsecli.inputs.prepare import prepare_rows
-    from dsecli.measures.dse import _Collect, diffusion_spectral_entropy
+    from dsecli.measures.dse import sigma_for
 
     start = time.perf_counter()
-    seed = check_positive_int(seed, "seed", minimum=0)
-    if max_n is not None:
-        check_positive_int(max_n, "max_n", minimum=0)
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
-                        device=device, dtype=dtype)
-    dev, dt = rows.device, rows.working_dtype("float64")
-    with _Collect(rows.warnings) as notes:
-        data = rows.data
-        digest = rows_sha256(data)
-        choice = resolve_sigma(sigma, to_tensor(data, device=dev, dtype=dt), seed=seed)
-        fields = _key_fields(digest, data.shape, choice.value, dtype=dtype_name(dt), solver=solver)
+    call = check_call(seed=seed, max_n=max_n, sampler=sampler)
+    with CollectWarnings() as notes:
+        rows = prepare_rows(x, max_n=max_n, seed=call.seed, sampler=sampler, flatten=flatten,
+                            drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
+        xt = rows.tensor()
+        digest = rows_sha256(rows.data)
+        plan = require_entropy_plan(rows.n_used, xt, solver=solver, t=1, return_eigenvalues=True)
+        choice, sigma_params = sigma_for(rows, call, xt, sigma)
+        fields = _key_fields(digest, rows.data.shape, choice.value, dtype=dtype_name(xt.dtype), solver=solver)
         directory = resolve_cache_dir(cache)
         store = SpectrumCache(directory) if directory is not None else None
         hit = store.load(fields) if store is not None else None
-        sigma_params: dict[str, Any] = {"sigma": choice.value, "sigma_rule": choice.rule}
-        if choice.detail:
-            sigma_params["sigma_detail"] = choice.detail
         if hit is not None:
             eig = hit.eigenvalues
             stored = dict(hit.meta.get("params") or {})
-            params = {**stored, **sigma_params, "max_n": max_n, "seed": seed, "sampler": sampler}
+            params = {**stored, **sigma_params, "max_n": max_n, "seed": call.seed, "sampler": sampler}
             path = hit.path
-            # diagnostics of the kernel (e.g. a degenerate sigma) were recorded with the entry
-            for msg in hit.meta.get("kernel_warnings") or []:
-                warnings.warn(f"{msg} (recorded when the cached spectrum was computed)", DseWarning, stacklevel=2)
         else:
-            res = diffusion_spectral_entropy(rows, sigma=choice.value, t=1, max_n=None, seed=seed, sampler=sampler,
-                                             solver=solver, return_eigenvalues=True)
-            eig = np.asarray(res.eigenvalues, dtype=np.float64)
-            params = {k: v for k, v in res.params.items() if k not in ("t", "sigma", "sigma_rule", "sigma_detail")}
-            params = {**sigma_params, **params, "max_n": max_n,
-                      "eigen_elapsed_s": float(sum(res.extra.get("timings_s", {}).values()))}
+            lam, timings = diffusion_eigenvalues(xt, choice.value)
+            eig = np.sort(lam.detach().double().cpu().numpy())[::-1].copy()
+            params = {**sigma_params, "solver": plan["solver"], "device": str(xt.device),
+                      "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1]), "max_n": max_n,
+                      "seed": call.seed, "sampler": sampler, "eigen_elapsed_s": float(sum(timings.values()))}
             path = None
             if store is not None:
-                kernel_notes = [m for m in res.warnings if m not in rows.warnings]
                 path = store.store(fields, eig, {"params": params, "n_used": rows.n_used, "n_total": rows.n_total,
-                                                 "kernel_warnings": kernel_notes, "created_unix": time.time()})
+                                                 "created_unix": time.time()})
     cache_info = {
         "enabled": store is not None,
         "hit": hit is not None,

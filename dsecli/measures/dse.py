@@ -4,141 +4,120 @@ Reference: D. Liao, C. Liu, B. W. Christensen, A. Tong, G. Huguet, G. Wolf, M. N
 I. Adelstein, S. Krishnaswamy, "Assessing Neural Network Representations During Training
 Using Noise-Resilient Diffusion Spectral Entropy", ICML 2023 TAG-ML workshop / IEEE CISS
 2024, arXiv:2312.04823. Formulas and conventions: docs/method.md (#kernel to #dsmi, #ase, #matrix-entry, #golden).
+
+Each public function here is a kernel behind the edge of :func:`dsecli.edge.public_method`:
+the edge checks the row selection, prepares the rows and collects warnings; the kernel takes
+the prepared rows (:class:`~dsecli.inputs.prepare.Prepared`) and its own options.
 """
 
 from __future__ import annotations
 
 import math
-import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsecli.device import (
-    Timer,
-    available_memory_bytes,
-    dtype_name,
-    resolve_dtype,
-    to_tensor,
-)
+from dsecli.device import Timer, dtype_name, resolve_dtype
 from dsecli.diffusion.kernels import (
     SigmaChoice,
     gaussian_kernel,
+    kernel_regime,
     pairwise_sq_dists,
+    regime_message,
     regime_params,
     resolve_sigma,
     symmetric_normalize_,
-    warn_if_uninformative,
 )
-from dsecli.diffusion.plan import check_dense_memory
+from dsecli.diffusion.operators import diffusion_eigenvalues
+from dsecli.diffusion.plan import SOLVERS, check_dense_memory, require_entropy_plan, require_mi_plan
 from dsecli.diffusion.spectrum import (
     entropy_of_probabilities,
     general_eigenvalue_moduli,
     spectral_entropy,
-    symmetric_eigenvalues,
     symmetric_eigenvalues_many,
 )
-from dsecli.errors import (
-    CollectWarnings,
-    ComputationError,
-    InputError,
-    MemoryLimitError,
-    check_choice,
-    check_neighbors,
-    check_positive,
-    check_positive_int,
-)
-from dsecli.inputs.checks import check_working_range
-from dsecli.inputs.prepare import Prepared, prepare_pair, prepare_rows
+from dsecli.edge import Call, Measured, public_method
+from dsecli.errors import DegenerateKernelWarning, check_choice, check_neighbors, check_positive, check_positive_int
+from dsecli.inputs.prepare import Prepared
 from dsecli.inputs.reference import REF_KINDS
-from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.conditional import size_matched_mutual_information
-from dsecli.results import EntropyResult, MIResult, log_n_ceiling, reference_ceiling, units_for_base
+from dsecli.results import log_n_ceiling, reference_ceiling
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
     "ASE_KERNELS",
-    "SOLVERS",
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",
     "adjacency_spectral_entropy",
     "matrix_entry_entropy",
+    "sigma_for",
 ]
 
 ASE_KERNELS = ("gaussian", "normalized", "knn")
-SOLVERS = ("exact", "approx", "auto")
 
 
-def _setup(x: Any, *, max_n: Any, seed: Any, sampler: str, device: Any, dtype: Any, base: Any, min_rows: int = 2,
-           flatten: bool = False, drop_nonfinite: bool = False, dense_copies: int | None = 2,
-           y: Any = None, with_reference: bool = False) -> tuple[Prepared, torch.Tensor, float]:
-    """The public edge of every function here: check the shared parameters, prepare the rows once
-    (a :class:`~dsecli.inputs.prepare.Prepared` ``x`` is trusted), resolve device and dtype, and
-    put the rows on the device."""
-    base = check_positive(base, "base")
-    if base == 1:
-        raise InputError("`base` must be > 0 and != 1; got 1")
-    seed = check_positive_int(seed, "seed", minimum=0)
-    if max_n is not None:
-        check_positive_int(max_n, "max_n", minimum=0)
-    selection = {"max_n": max_n, "seed": seed, "sampler": sampler, "min_rows": min_rows, "flatten": flatten,
-                 "drop_nonfinite": drop_nonfinite, "device": device, "dtype": dtype}
-    rows = prepare_pair(x, y, **selection) if with_reference else prepare_rows(x, **selection)
-    dev = rows.device
-    dt = rows.working_dtype("float64")
-    check_working_range(rows.data, dt, where=rows.source)
-    if dense_copies:  # None: the caller checks its own memory plan (DSE's solvers)
-        check_dense_memory(rows.n_used, device=dev, dtype=dt, copies=dense_copies,
-                           memory_bytes=available_memory_bytes(dev))
-    xt = to_tensor(rows.data, device=dev, dtype=dt)
-    return rows, xt, base
-
-
-def _common_params(rows: Prepared, xt: torch.Tensor, *, max_n: Any, seed: int, sampler: str) -> dict[str, Any]:
-    return {
-        "max_n": max_n,
-        "seed": seed,
-        "sampler": sampler,
-        "device": str(xt.device),
-        "dtype": dtype_name(xt.dtype),
-        "n_features": int(xt.shape[1]),
-    }
-
-
-def _sigma_params(choice: SigmaChoice) -> dict[str, Any]:
-    out: dict[str, Any] = {"sigma": choice.value, "sigma_rule": choice.rule}
+def sigma_for(rows: Prepared, call: Call, xt: torch.Tensor, sigma: Any) -> tuple[SigmaChoice, dict[str, Any]]:
+    """``sigma`` (a number or a rule) resolved for ``rows``, and its parameters (the kernel's regime for a
+    number): decided once per call and shared by every method of the call; a bandwidth in the
+    uninformative regime warns for each method that uses it."""
+    key = ("sigma", str(sigma), call.seed, str(xt.dtype), str(xt.device))
+    choice = rows.once(key, lambda: resolve_sigma(sigma, xt, seed=call.seed))
+    regime = None
+    if choice.rule != "median":
+        # computed once; the warning is raised again for each method that uses this bandwidth
+        regime = rows.once(key + ("regime",), lambda: kernel_regime(xt, choice, seed=call.seed))
+        message = regime_message(regime)
+        if message is not None:
+            warnings.warn(message, DegenerateKernelWarning, stacklevel=3)
+    params: dict[str, Any] = {"sigma": choice.value, "sigma_rule": choice.rule}
     if choice.detail:
-        out["sigma_detail"] = choice.detail
-    return out
+        params["sigma_detail"] = choice.detail
+    return choice, {**params, **regime_params(regime)}
 
 
-_Collect = CollectWarnings
+def _placement(xt: torch.Tensor) -> dict[str, Any]:
+    return {"device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
 
 
 def _sorted_desc(lam: torch.Tensor) -> np.ndarray:
     return np.sort(lam.detach().double().cpu().numpy())[::-1].copy()
 
 
+def _check_solver(solver: str, tol_bits: Any, max_seconds: Any) -> tuple[float, float | None]:
+    check_choice(solver, "solver", SOLVERS)
+    if solver != "exact":
+        tol_bits = check_positive(tol_bits, "tol_bits")
+    if max_seconds is not None:
+        max_seconds = check_positive(max_seconds, "max_seconds")
+    return tol_bits, max_seconds
+
+
+def _solver_params(ran: str, solver: str, tol_bits: float, max_seconds: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"solver": ran}
+    if ran != solver:
+        out["solver_requested"] = solver
+    if "approx" in ran:
+        out["tol_bits"] = tol_bits
+    if max_seconds is not None:
+        out["max_seconds"] = max_seconds
+    return out
+
+
+@public_method("dse")
 def diffusion_spectral_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
     sigma: float | str = "median",
     t: int = 1,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
     solver: str = "exact",
     tol_bits: float = 0.01,
     max_seconds: float | None = None,
     return_eigenvalues: bool = False,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Diffusion spectral entropy of the rows of ``x``.
 
     .. math::
@@ -211,76 +190,25 @@ def diffusion_spectral_entropy(
     3.0
     """
     t = check_positive_int(t, "t")
-    check_choice(solver, "solver", SOLVERS)
-    if solver != "exact":
-        tol_bits = check_positive(tol_bits, "tol_bits")
-    if max_seconds is not None:
-        max_seconds = check_positive(max_seconds, "max_seconds")
-    start = time.perf_counter()
-    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
-                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None)
+    tol_bits, max_seconds = _check_solver(solver, tol_bits, max_seconds)
+    xt = rows.tensor()
+    plan = require_entropy_plan(rows.n_used, xt, solver=solver, t=t, return_eigenvalues=return_eigenvalues,
+                                max_seconds=max_seconds)
+    choice, sigma_params = sigma_for(rows, call, xt, sigma)
     lam = None
-    with _Collect(rows.warnings) as notes:
-        plan = _checked_plan(rows.n_used, xt, solver=solver, t=t, return_eigenvalues=return_eigenvalues,
-                             max_seconds=max_seconds)
-        choice = resolve_sigma(sigma, xt, seed=seed)
-        regime = warn_if_uninformative(xt, choice, seed=seed)
-        if plan["solver"] == "exact":
-            with Timer(xt.device) as tk:
-                a = symmetric_normalize_(gaussian_kernel(xt, choice.value))
-            with Timer(xt.device) as te:
-                lam = symmetric_eigenvalues(a)
-            del a
-            value = spectral_entropy(lam, t=t, base=base)
-            extra: dict[str, Any] = {"timings_s": {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}}
-        else:
-            value, extra = _approximate_dse(xt, choice.value, plan=plan, t=t, base=base, seed=seed, tol_bits=tol_bits)
-    params = {**_sigma_params(choice), **regime_params(regime), "t": t, "solver": plan["solver"],
-              **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
-    if solver != plan["solver"]:
-        params["solver_requested"] = solver
-    if plan["solver"] == "approx":
-        params["tol_bits"] = tol_bits
-    if max_seconds is not None:
-        params["max_seconds"] = max_seconds
+    if plan["solver"] == "exact":
+        lam, timings = diffusion_eigenvalues(xt, choice.value)
+        value = spectral_entropy(lam, t=t, base=call.base)
+        extra: dict[str, Any] = {"timings_s": timings}
+    else:
+        value, extra = _approximate_dse(xt, choice.value, plan=plan, t=t, base=call.base, seed=call.seed,
+                                        tol_bits=tol_bits)
     extra["plan"] = plan
-    extra.update(log_n_ceiling(value, rows.n_used, base))
-    return EntropyResult(
-        method="dse",
-        value=value,
-        units=units_for_base(base),
-        base=base,
-        n_used=rows.n_used,
-        n_total=rows.n_total,
-        params=params,
-        elapsed_s=time.perf_counter() - start,
-        warnings=tuple(notes),
-        eigenvalues=_sorted_desc(lam) if return_eigenvalues and lam is not None else None,
-        extra=extra,
-    )
-
-
-def _checked_plan(n: int, xt: torch.Tensor, *, solver: str, t: int, return_eigenvalues: bool,
-                  max_seconds: float | None) -> dict[str, Any]:
-    """The solver plan for N rows of ``xt``; raises when it does not fit or exceeds ``max_seconds``."""
-    from dsecli.diffusion.plan import format_plan, plan_entropy
-
-    # the rows are already on the device: count them as available again
-    plan = plan_entropy(n, int(xt.shape[1]), solver=solver, device=xt.device, dtype=xt.dtype, t=t,
-                        return_eigenvalues=return_eigenvalues,
-                        memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
-    if not plan["fits"]:
-        hint = "--solver approx, " if plan["solver"] == "exact" else ""
-        raise MemoryLimitError(
-            f"N = {n} does not fit: {format_plan(plan)}; use --max-n to subsample, {hint}--dtype float32, "
-            "or another device"
-        )
-    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
-        raise ComputationError(
-            f"N = {n}: {format_plan(plan)}, more than `max_seconds` = {max_seconds:g}; use --max-n to subsample, "
-            "another solver or device, or a larger limit"
-        )
-    return plan
+    extra.update(log_n_ceiling(value, rows.n_used, call.base))
+    params = {**sigma_params, "t": t, **_solver_params(plan["solver"], solver, tol_bits, max_seconds),
+              **_placement(xt)}
+    return Measured(value, params, extra,
+                    eigenvalues=_sorted_desc(lam) if return_eigenvalues and lam is not None else None)
 
 
 def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t: int, base: float, seed: int,
@@ -307,35 +235,6 @@ def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t:
     return nats / math.log(base), report
 
 
-def _plan_class_sizes(n: int, xt: torch.Tensor, counts: Any, *, solver: str, t: int, repetitions: int,
-                      max_seconds: float | None) -> tuple[dict[int, dict[str, Any]], bool]:
-    """DSMI's plan (:func:`dsecli.diffusion.plan.plan_mutual_information`): one DSE plan per class size, and
-    whether the N x N kernel is shared. Raises like :func:`diffusion_spectral_entropy` when a
-    size does not fit, or when the expected total exceeds ``max_seconds``.
-    """
-    from dsecli.diffusion.plan import format_plan, plan_mutual_information
-
-    # the rows are already on the device: count them as available again
-    plan = plan_mutual_information(counts, int(xt.shape[1]), solver=solver, repetitions=repetitions,
-                                   device=xt.device, dtype=xt.dtype, t=t,
-                                   memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
-    sizes = {int(m): p for m, p in plan["sizes"].items()}
-    for m, p in sorted(sizes.items(), reverse=True):
-        if not p["fits"]:
-            hint = "--solver approx, " if p["solver"] == "exact" else ""
-            raise MemoryLimitError(
-                f"N = {n}: DSMI takes DSEs of classes of up to {max(sizes)} rows and N = {m} does not fit: "
-                f"{format_plan(p)}; use --max-n to subsample, {hint}--dtype float32, or another device"
-            )
-    if max_seconds is not None and plan["expected_seconds"] > max_seconds:
-        raise ComputationError(
-            f"N = {n}: about {plan['expected_seconds']:.0f} s expected for {plan['dse_count']} DSEs (largest class of "
-            f"{max(sizes)} rows: {format_plan(sizes[max(sizes)])}), more than `max_seconds` = {max_seconds:g}; "
-            "use --max-n to subsample, --solver approx or auto, or a larger limit"
-        )
-    return sizes, plan["shared_kernel"]
-
-
 def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:
     """A_ij = 1 if d_ij <= r_i, r_i the k-th smallest distance of row i counting the point itself."""
     import torch
@@ -346,23 +245,17 @@ def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:
     return (d2 <= kth).to(xt.dtype)
 
 
+@public_method("ase")
 def adjacency_spectral_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
     kernel: str = "gaussian",
     sigma: float | str = "median",
     k: int = 10,
     t: int = 1,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
     return_eigenvalues: bool = False,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Spectral entropy of an adjacency matrix (the published variants; docs/method.md#ase).
 
     ``kernel="gaussian"``: eigenvalues of G; ``"normalized"``: of Q^-1/2 G Q^-1/2 (equal to
@@ -379,47 +272,23 @@ def adjacency_spectral_entropy(
     """
     check_choice(kernel, "kernel", ASE_KERNELS)
     t = check_positive_int(t, "t")
-    start = time.perf_counter()
-    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
-                            flatten=flatten, drop_nonfinite=drop_nonfinite)
-    extra_params: dict[str, Any] = {}
-    with _Collect(rows.warnings) as notes:
-        if kernel == "knn":
-            k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True, where=rows.source)
-            lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
-            extra_params["k"] = k
-        else:
-            choice = resolve_sigma(sigma, xt, seed=seed)
-            extra_params.update(regime_params(warn_if_uninformative(xt, choice, seed=seed)))
-            g = gaussian_kernel(xt, choice.value)
-            if kernel == "normalized":
-                symmetric_normalize_(g)
-            lam = symmetric_eigenvalues(g)
-            del g
-            extra_params = {**_sigma_params(choice), **extra_params}
-        value = spectral_entropy(lam, t=t, base=base)
-    params = {"kernel": kernel, **extra_params, "t": t, **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
-    return EntropyResult(
-        method=f"ase-{kernel}", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
-        eigenvalues=_sorted_desc(lam) if return_eigenvalues else None,
-        extra=log_n_ceiling(value, rows.n_used, base),
-    )
+    xt = rows.tensor()
+    check_dense_memory(rows.n_used, device=xt.device, dtype=xt.dtype)
+    if kernel == "knn":
+        k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True, where=rows.source)
+        lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
+        own: dict[str, Any] = {"k": k}
+    else:
+        choice, own = sigma_for(rows, call, xt, sigma)
+        lam, _ = diffusion_eigenvalues(xt, choice.value, normalized=kernel == "normalized")
+    value = spectral_entropy(lam, t=t, base=call.base)
+    return Measured(value, {"kernel": kernel, **own, "t": t, **_placement(xt)},
+                    log_n_ceiling(value, rows.n_used, call.base),
+                    eigenvalues=_sorted_desc(lam) if return_eigenvalues else None, method=f"ase-{kernel}")
 
 
-def matrix_entry_entropy(
-    x: Any,
-    *,
-    sigma: float | str = "median",
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+@public_method("matrix-entry")
+def matrix_entry_entropy(rows: Prepared, call: Call, *, sigma: float | str = "median") -> Measured:
     """Entropy of the entries of the row-normalised diffusion matrix (docs/method.md#matrix-entry).
 
     P'_ij = K_ij / sum_l K_il with K = Q^-1/2 G Q^-1/2; p_ij = |P'_ij| / N over all N^2
@@ -430,49 +299,33 @@ def matrix_entry_entropy(
     EntropyResult
         ``method`` "matrix-entry", ``value`` in ``units``; ``params`` records the numeric sigma.
     """
-    start = time.perf_counter()
-    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
-                            flatten=flatten, drop_nonfinite=drop_nonfinite)
-    with _Collect(rows.warnings) as notes:
-        choice = resolve_sigma(sigma, xt, seed=seed)
-        regime = warn_if_uninformative(xt, choice, seed=seed)
-        g = gaussian_kernel(xt, choice.value)
-        k = symmetric_normalize_(g)
-        k.abs_()
-        k.div_(k.sum(dim=1, keepdim=True))
-        k.div_(k.sum())
-        value = entropy_of_probabilities(k.double().cpu().numpy().ravel(), base=base)
-        del k, g
-    params = {**_sigma_params(choice), **regime_params(regime),
-              **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler)}
-    return EntropyResult(
-        method="matrix-entry", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
-        extra=log_n_ceiling(value, rows.n_used, base, power=2),
-    )
+    xt = rows.tensor()
+    check_dense_memory(rows.n_used, device=xt.device, dtype=xt.dtype)
+    choice, sigma_params = sigma_for(rows, call, xt, sigma)
+    k = symmetric_normalize_(gaussian_kernel(xt, choice.value))
+    k.abs_()
+    k.div_(k.sum(dim=1, keepdim=True))
+    k.div_(k.sum())
+    value = entropy_of_probabilities(k.double().cpu().numpy().ravel(), base=call.base)
+    del k
+    return Measured(value, {**sigma_params, **_placement(xt)},
+                    log_n_ceiling(value, rows.n_used, call.base, power=2))
 
 
+@public_method("dsmi", quantity="mi")
 def diffusion_spectral_mutual_information(
-    x: Any,
-    y: Any = None,
+    rows: Prepared,
+    call: Call,
     *,
     sigma: float | str = "median",
     t: int = 1,
     ref_kind: str = "auto",
     n_clusters: int = 10,
     repetitions: int = 5,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
     solver: str = "exact",
     tol_bits: float = 0.01,
     max_seconds: float | None = None,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> MIResult:
+) -> Measured:
     """Diffusion spectral mutual information I_D(X; Y) (docs/method.md#dsmi).
 
     .. math::
@@ -508,63 +361,54 @@ def diffusion_spectral_mutual_information(
     t = check_positive_int(t, "t")
     repetitions = check_positive_int(repetitions, "repetitions")
     check_choice(ref_kind, "ref_kind", REF_KINDS)
-    check_choice(solver, "solver", SOLVERS)
-    if solver != "exact":
-        tol_bits = check_positive(tol_bits, "tol_bits")
-    if max_seconds is not None:
-        max_seconds = check_positive(max_seconds, "max_seconds")
-    start = time.perf_counter()
-    rows, xt, base = _setup(x, max_n=max_n, seed=seed, sampler=sampler, device=device, dtype=dtype, base=base,
-                            flatten=flatten, drop_nonfinite=drop_nonfinite, dense_copies=None, y=y,
-                            with_reference=True)
+    tol_bits, max_seconds = _check_solver(solver, tol_bits, max_seconds)
     import torch
 
+    xt = rows.tensor()
+    base, seed = call.base, call.seed
     approx_runs = 0
-    with _Collect(rows.warnings) as notes:
-        reading = rows.reference_reading(ref_kind=ref_kind, seed=seed)
-        classes = reading.classes(n_clusters)
-        plans, shared = _plan_class_sizes(rows.n_used, xt, classes.counts, solver=solver, t=t,
-                                          repetitions=repetitions, max_seconds=max_seconds)
-        choice = resolve_sigma(sigma, xt, seed=seed)
-        regime = warn_if_uninformative(xt, choice, seed=seed)
-        if shared:
-            g = gaussian_kernel(xt, choice.value)
+    classes = rows.reference_reading(ref_kind=ref_kind, seed=seed).classes(n_clusters)
+    plans, shared = require_mi_plan(rows.n_used, xt, classes.counts, solver=solver, t=t, repetitions=repetitions,
+                                    max_seconds=max_seconds)
+    choice, sigma_params = sigma_for(rows, call, xt, sigma)
+    if shared:
+        g = gaussian_kernel(xt, choice.value)
 
-        def entropies(sets: list[np.ndarray]) -> list[tuple[float, float, float]]:
-            nonlocal approx_runs
-            out: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(sets)
-            exact: list[int] = []
-            for i, idx in enumerate(sets):
-                plan = plans[len(idx)]
-                if plan["solver"] != "approx":
-                    exact.append(i)
-                    continue
-                # each run its own probes (seed + run number): their errors do not line up
-                ti = torch.as_tensor(idx, device=xt.device)
-                value, report = _approximate_dse(xt.index_select(0, ti), choice.value, plan=plan, t=t, base=base,
-                                                 seed=seed + approx_runs, tol_bits=tol_bits / 2)
-                approx_runs += 1
-                noise = report["noise_estimate"]
-                out[i] = (value, report["error_estimate"] - noise, noise)
+    def entropies(sets: list[np.ndarray]) -> list[tuple[float, float, float]]:
+        nonlocal approx_runs
+        out: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(sets)
+        exact: list[int] = []
+        for i, idx in enumerate(sets):
+            plan = plans[len(idx)]
+            if plan["solver"] != "approx":
+                exact.append(i)
+                continue
+            # each run its own probes (seed + run number): their errors do not line up
+            ti = torch.as_tensor(idx, device=xt.device)
+            value, report = _approximate_dse(xt.index_select(0, ti), choice.value, plan=plan, t=t, base=base,
+                                             seed=seed + approx_runs, tol_bits=tol_bits / 2)
+            approx_runs += 1
+            noise = report["noise_estimate"]
+            out[i] = (value, report["error_estimate"] - noise, noise)
 
-            def operator_of(j: int) -> torch.Tensor:
-                ti = torch.as_tensor(sets[exact[j]], device=xt.device)
-                if not shared:
-                    return symmetric_normalize_(gaussian_kernel(xt.index_select(0, ti), choice.value))
-                # one gather of the n_y^2 entries (two index_selects copy n_y x N first: 8x slower at N = 8,000)
-                m = ti.shape[0]
-                return symmetric_normalize_(g.reshape(-1).take((ti[:, None] * g.shape[0] + ti[None, :]).reshape(-1))
-                                            .reshape(m, m))
+        def operator_of(j: int) -> torch.Tensor:
+            ti = torch.as_tensor(sets[exact[j]], device=xt.device)
+            if not shared:
+                return symmetric_normalize_(gaussian_kernel(xt.index_select(0, ti), choice.value))
+            # one gather of the n_y^2 entries (two index_selects copy n_y x N first: 8x slower at N = 8,000)
+            m = ti.shape[0]
+            return symmetric_normalize_(g.reshape(-1).take((ti[:, None] * g.shape[0] + ti[None, :]).reshape(-1))
+                                        .reshape(m, m))
 
-            for i, lam in zip(exact, symmetric_eigenvalues_many(operator_of, len(exact),
-                                                                 sizes=[len(sets[j]) for j in exact])):
-                out[i] = (spectral_entropy(lam, t=t, base=base), 0.0, 0.0)
-            return out
+        for i, lam in zip(exact, symmetric_eigenvalues_many(operator_of, len(exact),
+                                                             sizes=[len(sets[j]) for j in exact])):
+            out[i] = (spectral_entropy(lam, t=t, base=base), 0.0, 0.0)
+        return out
 
-        value, details = size_matched_mutual_information(
-            entropies, classes, repetitions=repetitions, seed=seed, sampler=sampler,
-            with_errors=any(p["solver"] == "approx" for p in plans.values()),
-        )
+    value, details = size_matched_mutual_information(
+        entropies, classes, repetitions=repetitions, seed=seed, sampler=call.sampler,
+        with_errors=any(p["solver"] == "approx" for p in plans.values()),
+    )
     details.update(reference_ceiling(value, classes.counts, base,
                                      what="labels" if classes.kind == "labels" else f"classes ({classes.kind})"))
     details["solvers"] = {str(n): p["solver"] for n, p in sorted(plans.items())}
@@ -572,25 +416,14 @@ def diffusion_spectral_mutual_information(
     if "error_estimate" in details:
         details["error_estimate_bits"] = details["error_estimate"] * math.log(base) / math.log(2.0)
         details["approx_runs"] = approx_runs
-    params = {
-        **_sigma_params(choice), **regime_params(regime), "t": t, "ref_kind": ref_kind, "classes_from": classes.kind,
-        "n_classes": len(classes.names), "n_clusters": n_clusters, "repetitions": repetitions,
-        "reference": reading.params(),
-        **_common_params(rows, xt, max_n=max_n, seed=seed, sampler=sampler),
-    }
     # as for DSE: the solver that ran (both when class sizes differ), and what was asked if not that
-    ran = sorted({p["solver"] for p in plans.values()}, key=SOLVERS.index) or ["exact"]
-    params["solver"] = "+".join(ran)
-    if params["solver"] != solver:
-        params["solver_requested"] = solver
-    if "approx" in ran:
-        params["tol_bits"] = tol_bits
-    if max_seconds is not None:
-        params["max_seconds"] = max_seconds
+    ran = "+".join(sorted({p["solver"] for p in plans.values()}, key=SOLVERS.index) or ["exact"])
+    params = {
+        **sigma_params, "t": t, "ref_kind": ref_kind, "classes_from": classes.kind, "n_classes": len(classes.names),
+        "n_clusters": n_clusters, "repetitions": repetitions,
+        "reference": rows.reference_reading(ref_kind=ref_kind, seed=seed).params(),
+        **_solver_params(ran, solver, tol_bits, max_seconds), **_placement(xt),
+    }
     if classes.detail:
         params["reference_detail"] = classes.detail
-    return MIResult(
-        method="dsmi", value=value, units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start, warnings=tuple(notes),
-        extra=details,
-    )
+    return Measured(value, params, details)

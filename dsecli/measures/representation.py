@@ -17,17 +17,15 @@ singular values), reported in ``extra`` as DSE reports its ceilings.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
 
-from dsecli.device import dtype_name, to_tensor
-from dsecli.errors import CollectWarnings, ComputationError, InputError, check_finite_number
-from dsecli.estimators.common import check_base, check_max_n, check_seed, nats_to
-from dsecli.inputs.prepare import prepare_rows
-from dsecli.inputs.sampling import DEFAULT_MAX_N
-from dsecli.results import EntropyResult, ceiling_fields, units_for_base
+from dsecli.device import dtype_name
+from dsecli.edge import Call, Measured, public_method
+from dsecli.errors import ComputationError, InputError, check_finite_number
+from dsecli.inputs.prepare import Prepared
+from dsecli.results import ceiling_fields
 
 __all__ = ["renyi_gram_entropy", "covariance_von_neumann_entropy", "rankme_entropy", "spectral_entropy_nats"]
 
@@ -61,52 +59,26 @@ def _spectrum_probabilities(vals: Any, what: str) -> np.ndarray:
     return np.sort(v / total)[::-1]
 
 
-def _result(method: str, p: np.ndarray, alpha: float, base: float, rows: Any, params: dict[str, Any],
-            extra: dict[str, Any], start: float, ceiling_len: int, ceiling_name: str,
-            return_eigenvalues: bool, notes: tuple[str, ...] | None = None) -> EntropyResult:
+def _result(p: np.ndarray, alpha: float, call: Call, params: dict[str, Any], ceiling_len: int, ceiling_name: str,
+            return_eigenvalues: bool) -> Measured:
     h = spectral_entropy_nats(p, alpha)
     ceiling = math.log(ceiling_len)
     what = {"n": "N_used", "d": "D", "rank": "min(N_used, D)"}[ceiling_name]
-    extra = {"value_nats": h, f"ceiling_{ceiling_name}": nats_to(ceiling, base), "ceiling_nats": ceiling,
-             **ceiling_fields(nats_to(h, base), nats_to(ceiling, base), f"log {what} = log {ceiling_len}"),
-             "effective_rank": math.exp(h), "n_positive": int(np.sum(p > 0)), **extra}
-    return EntropyResult(
-        method=method, value=nats_to(h, base), units=units_for_base(base), base=base, n_used=rows.n_used,
-        n_total=rows.n_total, params=params, elapsed_s=time.perf_counter() - start,
-        warnings=tuple(rows.warnings) if notes is None else notes,  # preparation's warnings at least
-        eigenvalues=p if return_eigenvalues else None, extra=extra,
-    )
+    extra = {"value_nats": h, f"ceiling_{ceiling_name}": call.from_nats(ceiling), "ceiling_nats": ceiling,
+             **ceiling_fields(call.from_nats(h), call.from_nats(ceiling), f"log {what} = log {ceiling_len}"),
+             "effective_rank": math.exp(h), "n_positive": int(np.sum(p > 0))}
+    return Measured(call.from_nats(h), params, extra, eigenvalues=p if return_eigenvalues else None)
 
 
-def _setup(x: Any, *, max_n: int | None, seed: Any, sampler: str, flatten: bool, drop_nonfinite: bool,
-           device: Any, dtype: Any, base: Any) -> tuple[Any, Any, float, int, float]:
-    """Checks shared by the three metrics, then the rows as a tensor: (rows, x, base, seed, start)."""
-    base = check_base(base)
-    seed = check_seed(seed)
-    check_max_n(max_n)
-    start = time.perf_counter()
-    rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, drop_nonfinite=drop_nonfinite,
-                        device=device, dtype=dtype)
-    dev, dt = rows.device, rows.working_dtype("float64")  # resolved once, for every step below
-    xt = to_tensor(rows.data, device=dev, dtype=dt)
-    return rows, xt, base, seed, start
-
-
+@public_method("renyi-gram")
 def renyi_gram_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
     alpha: float = 1.0,
     sigma: Any = "median",
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
     return_eigenvalues: bool = False,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Matrix-based Renyi alpha-entropy of the trace-normalised Gaussian Gram matrix ("renyi-gram").
 
     .. math::
@@ -140,38 +112,28 @@ def renyi_gram_entropy(
     "Layer by Layer: Uncovering Hidden Representations in Language Models", ICML 2025.
     """
     alpha = _check_alpha(alpha)
-    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
+    xt = rows.tensor()
     import torch
 
-    from dsecli.diffusion.kernels import gaussian_kernel, regime_params, resolve_sigma, warn_if_uninformative
+    from dsecli.diffusion.kernels import gaussian_kernel
+    from dsecli.measures.dse import sigma_for
 
-    with CollectWarnings(rows.warnings) as notes:
-        choice = resolve_sigma(sigma, xt, seed=seed)
-        regime = regime_params(warn_if_uninformative(xt, choice, seed=seed))
-        g = gaussian_kernel(xt, choice.value)
-        vals = torch.linalg.eigvalsh(g / g.diagonal().sum())
-        p = _spectrum_probabilities(vals, "Gram matrix")
-    params = {"alpha": alpha, "sigma": choice.value, "sigma_rule": choice.rule, **regime, "kernel": "gaussian",
-              "normalisation": "trace", "max_n": max_n, "seed": seed, "sampler": sampler, "device": str(xt.device),
-              "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
-    return _result("renyi-gram", p, alpha, base, rows, params, {}, start, int(xt.shape[0]), "n",
-                   return_eigenvalues, notes=tuple(notes))
+    choice, sigma_params = sigma_for(rows, call, xt, sigma)
+    g = gaussian_kernel(xt, choice.value)
+    vals = torch.linalg.eigvalsh(g / g.diagonal().sum())
+    p = _spectrum_probabilities(vals, "Gram matrix")
+    params = {"alpha": alpha, **sigma_params, "kernel": "gaussian", "normalisation": "trace",
+              "device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
+    return _result(p, alpha, call, params, int(xt.shape[0]), "n", return_eigenvalues)
 
 
+@public_method("vne-cov")
 def covariance_von_neumann_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
     return_eigenvalues: bool = False,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Von Neumann entropy of the trace-normalised covariance ("vne-cov").
 
     .. math::
@@ -199,35 +161,27 @@ def covariance_von_neumann_entropy(
     L. Wei, Z. Tan, C. Li, J. Wang, W. Huang, "Diff-eRank: A Novel Rank-Based Metric for Evaluating
     Large Language Models", NeurIPS 2024 (matrix entropy of the normalised covariance).
     """
-    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
+    xt = rows.tensor()
     import torch
 
     xc = xt - xt.mean(dim=0, keepdim=True)
     cov = xc.T @ xc / xt.shape[0]
     vals = torch.linalg.eigvalsh(cov / cov.diagonal().sum().clamp_min(torch.finfo(cov.dtype).tiny))
     p = _spectrum_probabilities(vals, "covariance")
-    params = {"centred": True, "normalisation": "trace", "max_n": max_n, "seed": seed, "sampler": sampler,
-              "device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
-    return _result("vne-cov", p, 1.0, base, rows, params, {}, start, int(xt.shape[1]), "d",
-                   return_eigenvalues)
+    params = {"centred": True, "normalisation": "trace", "device": str(xt.device), "dtype": dtype_name(xt.dtype),
+              "n_features": int(xt.shape[1])}
+    return _result(p, 1.0, call, params, int(xt.shape[1]), "d", return_eigenvalues)
 
 
+@public_method("rankme")
 def rankme_entropy(
-    x: Any,
+    rows: Prepared,
+    call: Call,
     *,
     centre: bool = False,
     eps: float = 1e-7,
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    device: Any = None,
-    dtype: Any = None,
-    base: float = 2.0,
     return_eigenvalues: bool = False,
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-) -> EntropyResult:
+) -> Measured:
     """Entropy of the normalised singular values ("rankme"); the effective rank is base^value.
 
     .. math::
@@ -264,15 +218,13 @@ def rankme_entropy(
     eps = check_finite_number(eps, "eps")
     if eps < 0:
         raise InputError(f"`eps` must be >= 0; got {eps!r}")
-    rows, xt, base, seed, start = _setup(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                                         drop_nonfinite=drop_nonfinite, device=device, dtype=dtype, base=base)
+    xt = rows.tensor()
     import torch
 
     if centre:
         xt = xt - xt.mean(dim=0, keepdim=True)
     s = torch.linalg.svdvals(xt)
     p = _spectrum_probabilities(s, "data matrix") + eps
-    params = {"centre": bool(centre), "eps": eps, "max_n": max_n, "seed": seed, "sampler": sampler,
-              "device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
-    return _result("rankme", p, 1.0, base, rows, params, {}, start, int(min(xt.shape)), "rank",
-                   return_eigenvalues)
+    params = {"centre": bool(centre), "eps": eps, "device": str(xt.device), "dtype": dtype_name(xt.dtype),
+              "n_features": int(xt.shape[1])}
+    return _result(p, 1.0, call, params, int(min(xt.shape)), "rank", return_eigenvalues)
