@@ -14,7 +14,8 @@ says otherwise.
   ``MI_METHODS`` map each method name to its function.
 - Inputs (``dse info``): :func:`open_array`, :func:`list_arrays`, :func:`split_spec`.
 - Plans without computing (``--dry-run``): :func:`dry_run_entropy`, :func:`dry_run_mutual_information`,
-  :func:`plan_entropy`, :func:`plan_mutual_information`, :func:`format_plan`.
+  :func:`plan_entropy`, :func:`plan_mutual_information`, :func:`format_plan`; the plan a computation
+  follows, as it starts (a progress display): :func:`on_plan`.
 - ``dse spectrum``: :func:`spectrum_scan`; ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
   ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
 - CPU threads for a block of work: :func:`cpu_threads`.
@@ -49,8 +50,8 @@ _LAZY = {
     **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
     "sanity_report": "dsecli.diagnostics.sanity",
     "run_validation": "dsecli.diagnostics.selftest",
-    **dict.fromkeys(("plan_entropy", "plan_mutual_information", "dry_run_entropy", "dry_run_mutual_information",
-                     "format_plan"), "dsecli.diffusion.plan"),
+    **dict.fromkeys(("plan_entropy", "plan_mutual_information", "format_plan", "on_plan"), "dsecli.diffusion.plan"),
+    **dict.fromkeys(("dry_run_entropy", "dry_run_mutual_information"), "dsecli.measures.dry_run"),
     "cpu_threads": "dsecli.device",
     "TrainingMonitor": "dsecli.monitor.monitor",
 }
@@ -106,6 +107,7 @@ __all__ = [
     "plan_mutual_information",
     "dry_run_entropy",
     "dry_run_mutual_information",
+    "on_plan",
     "format_plan",
     "cpu_threads",
     "TrainingMonitor",

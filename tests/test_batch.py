@@ -215,7 +215,7 @@ def test_vector_reference_is_clustered_once_and_matches_dsmi(h5file, tmp_path, m
             continue
         assert r["value"] == direct.value
         assert r["params"]["classes_from"] == "clustered" and r["params"]["ref_kind"] == "auto"
-        assert r["params"]["reference"]["reading"] == "vectors"
+        assert r["params"]["reference_reading"]["reading"] == "vectors"
 
 
 def test_reference_row_count_must_match(h5file, tmp_path) -> None:

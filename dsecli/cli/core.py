@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -157,67 +159,25 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
     stdout_console().print("\n".join(lines), markup=False)
 
 
-def _progress(quiet: bool, planner: Any) -> Any:
-    """The spinner context of a long solve: ``planner()`` -> (label, expected seconds) or None, asked only when
-    stderr is a terminal and not --quiet (a plan that cannot be made shows nothing; the computation reports why)."""
-    import contextlib
-
+@contextlib.contextmanager
+def progress(quiet: bool) -> Iterator[None]:
+    """The spinner of a long solve on a terminal (not with --quiet): it shows the plan the library
+    announces when it starts computing (:func:`dsecli.diffusion.plan.on_plan`), and stops with the block."""
+    from dsecli import on_plan
     from dsecli.cli._app import stderr_console
-    from dsecli.errors import DseError
     from dsecli.report.progress import solve_spinner
 
     console = stderr_console()
     if quiet or not console.is_terminal:
-        return contextlib.nullcontext()
-    try:
-        planned = planner()
-    except DseError:
-        planned = None
-    if planned is None:
-        return contextlib.nullcontext()
-    label, expected = planned
-    return solve_spinner(label, expected, console=console)
+        yield
+        return
+    with contextlib.ExitStack() as spinners:
+        def show(label: str, expected: float) -> None:
+            spinners.close()  # the previous solve of the call is over
+            spinners.enter_context(solve_spinner(label, expected, console=console))
 
-
-def _entropy_planner(src: Any, *, method: str, max_n: int, solver: str, device: str, dtype: str) -> Any:
-    def plan() -> tuple[str, float] | None:
-        from dsecli import ENTROPY_METHODS, dry_run_entropy, parse_methods
-
-        if "dse" not in parse_methods(method, ENTROPY_METHODS):
-            return None
-        p = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, calibrate=False)
-        return f"dse: N = {p['n_rows']:,}, {p['solver']} solver", float(p["expected_seconds"])
-
-    return plan
-
-
-def spectrum_progress(src: Any, *, quiet: bool, max_n: int, device: str, dtype: str) -> Any:
-    """The spinner of ``dse spectrum``'s eigendecomposition (all eigenvalues: the exact solver's plan)."""
-
-    def plan() -> tuple[str, float]:
-        from dsecli import dry_run_entropy
-
-        p = dry_run_entropy(src, max_n=max_n, solver="exact", device=device, dtype=dtype, return_eigenvalues=True,
-                            calibrate=False)
-        return f"spectrum: N = {p['n_rows']:,}, all eigenvalues", float(p["expected_seconds"])
-
-    return _progress(quiet, plan)
-
-
-def _mi_planner(x_src: Any, y_src: Any, *, method: str, max_n: int, seed: int, sampler: str, ref_kind: str,
-                n_clusters: int, repetitions: int, solver: str, device: str, dtype: str | None) -> Any:
-    def plan() -> tuple[str, float] | None:
-        from dsecli import MI_METHODS, dry_run_mutual_information, parse_methods
-
-        # a vector reference would be clustered just to plan: only labels and scalars are planned
-        if "dsmi" not in parse_methods(method, MI_METHODS) or len(getattr(y_src, "shape", ())) > 1:
-            return None
-        p = dry_run_mutual_information(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
-                                       n_clusters=n_clusters, repetitions=repetitions, solver=solver,
-                                       device=device, dtype=dtype or "float64", calibrate=False)
-        return f"dsmi: N = {p['n_rows']:,}, {p['dse_count']} DSEs", float(p["expected_seconds"])
-
-    return plan
+        with on_plan(show):
+            yield
 
 
 @app.command()
@@ -269,8 +229,7 @@ def entropy(
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=fmt_ == "json",
                         eigenvalues=eigenvalues, bootstrap=bootstrap)
             return
-        planner = _entropy_planner(src, method=method, max_n=max_n, solver=solver, device=device, dtype=dtype)
-        with cpu_threads(threads), _progress(quiet, planner):
+        with cpu_threads(threads), progress(quiet):
             results = estimate_entropy(
                 src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base), flatten=flatten,
                 drop_nonfinite=drop_nonfinite, return_eigenvalues=eigenvalues or None, bootstrap=bootstrap,
@@ -354,10 +313,7 @@ def mi(
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
                            t=t, as_json=fmt_ == "json", bootstrap=bootstrap, permutations=permutations)
             return
-        planner = _mi_planner(x_src, y_src, method=method, max_n=max_n, seed=seed, sampler=sampler,
-                              ref_kind=ref_kind, n_clusters=n_clusters, repetitions=repetitions, solver=solver,
-                              device=device, dtype=dtype)
-        with cpu_threads(threads), _progress(quiet, planner):
+        with cpu_threads(threads), progress(quiet):
             results = estimate_mutual_information(
                 x_src, y_src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base),
                 flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,

@@ -164,9 +164,9 @@ def spectrum(
 
         src = open_array(emb)
         cache: bool | str = False if no_cache else (os.path.expanduser(cache_dir) if cache_dir else True)
-        from dsecli.cli.core import spectrum_progress
+        from dsecli.cli.core import progress
 
-        with spectrum_progress(src, quiet=quiet, max_n=max_n, device=device, dtype=dtype):
+        with progress(quiet):
             scan = spectrum_scan(
                 src, t=t, t_max=t_max, sigma=sigma, max_n=max_n, seed=seed, sampler=sampler, device=device,
                 dtype=dtype, base=parse_base(base), flatten=flatten, drop_nonfinite=drop_nonfinite, cache=cache,

@@ -25,6 +25,9 @@ the eigvalsh constant; benchmarks/dry_run_error.py measures the model's error.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype
@@ -36,9 +39,6 @@ __all__ = [
     "AUTO_EXACT_MAX_N",
     "plan_entropy",
     "plan_mutual_information",
-    "dry_run_entropy",
-    "dry_run_mutual_information",
-    "with_resampling",
     "format_plan",
     "calibration_note",
     "solver_settings",
@@ -47,6 +47,7 @@ __all__ = [
     "check_memory",
     "check_dense_memory",
     "require_entropy_plan",
+    "on_plan",
     "require_mi_plan",
 ]
 
@@ -403,11 +404,35 @@ def format_plan(plan: dict[str, Any]) -> str:
             f"~{when} expected on {plan['device']}")
 
 
+# Who hears of the plan a computation is about to follow (the CLI's spinner): set by on_plan()
+_LISTENER: contextvars.ContextVar[Callable[[str, float], None] | None] = contextvars.ContextVar(
+    "dsecli_plan_listener", default=None)
+
+
+@contextlib.contextmanager
+def on_plan(listener: Callable[[str, float], None]) -> Iterator[None]:
+    """Inside the block, ``listener(label, expected_seconds)`` is called with each plan a computation
+    enforces (:func:`require_entropy_plan`, :func:`require_mi_plan`) just before it computes: the plan
+    that runs is the plan shown, made once."""
+    token = _LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _LISTENER.reset(token)
+
+
+def _announce(label: str, plan: dict[str, Any]) -> None:
+    listener = _LISTENER.get()
+    if listener is not None:
+        listener(label, float(plan["expected_seconds"]))
+
+
 def require_entropy_plan(n: int, xt: Any, *, solver: str, t: int, return_eigenvalues: bool = False,
                          max_seconds: float | None = None) -> dict[str, Any]:
     """:func:`plan_entropy` for the N rows of ``xt`` (already on its device), enforced: raises
     :class:`~dsecli.errors.MemoryLimitError` when it does not fit and
-    :class:`~dsecli.errors.ComputationError` when its expected time exceeds ``max_seconds``."""
+    :class:`~dsecli.errors.ComputationError` when its expected time exceeds ``max_seconds``; announced
+    to :func:`on_plan`'s listener."""
     # the rows are already on the device: count them as available again
     plan = plan_entropy(n, int(xt.shape[1]), solver=solver, device=xt.device, dtype=xt.dtype, t=t,
                         return_eigenvalues=return_eigenvalues,
@@ -423,6 +448,8 @@ def require_entropy_plan(n: int, xt: Any, *, solver: str, t: int, return_eigenva
             f"N = {n}: {format_plan(plan)}, more than `max_seconds` = {max_seconds:g}; use --max-n to subsample, "
             "another solver or device, or a larger limit"
         )
+    what = "all eigenvalues" if return_eigenvalues else f"{plan['solver']} solver"
+    _announce(f"{'spectrum' if return_eigenvalues else 'dse'}: N = {n:,}, {what}", plan)
     return plan
 
 
@@ -449,179 +476,5 @@ def require_mi_plan(n: int, xt: Any, counts: Any, *, solver: str, t: int, repeti
             f"{max(sizes)} rows: {format_plan(sizes[max(sizes)])}), more than `max_seconds` = {max_seconds:g}; "
             "use --max-n to subsample, --solver approx or auto, or a larger limit"
         )
+    _announce(f"dsmi: N = {n:,}, {plan['dse_count']} DSEs", plan)
     return sizes, plan["shared_kernel"]
-
-
-def _rows_and_features(x: Any, *, name: str) -> tuple[int, int]:
-    """N and D (the product of the trailing dimensions) from ``x.shape``, without reading data."""
-    import math
-
-    import numpy as np
-
-    from dsecli.errors import where_prefix
-
-    shape = tuple(int(s) for s in (x.shape if hasattr(x, "shape") else np.shape(x)))
-    n, d = (shape[0] if shape else 0), (int(math.prod(shape[1:])) if len(shape) > 1 else 1)
-    w = where_prefix(getattr(x, "label", None))
-    if name == "embeddings" and n < 2:
-        raise InputError(f"{w}`{name}` must have at least 2 rows; got N = {n} (shape {shape})")
-    if d < 1:
-        raise InputError(f"{w}`{name}` must have at least 1 feature (column); got D = 0 (shape {shape})")
-    return n, d
-
-
-def _rows_used(n_total: int, max_n: Any) -> int:
-    if max_n is None:
-        return n_total
-    max_n = check_positive_int(max_n, "max_n", minimum=0)
-    return n_total if max_n == 0 else min(n_total, max_n)
-
-
-def dry_run_entropy(
-    x: Any,
-    *,
-    max_n: int | None = 10_000,
-    solver: str = "exact",
-    device: Any = "auto",
-    dtype: Any = "float64",
-    t: int = 1,
-    return_eigenvalues: bool = False,
-    bootstrap: int = 0,
-    calibrate: bool = True,
-) -> dict[str, Any]:
-    """The plan :func:`dsecli.diffusion_spectral_entropy` would follow on ``x``, from its shape alone.
-
-    Behind ``dse entropy --dry-run``: nothing is read but the shape (a lazy source from
-    :func:`dsecli.open_array` reads no rows), nothing is computed.
-
-    Parameters
-    ----------
-    x : array-like, tensor or lazy file source
-        Anything with a ``shape`` (N, ...); trailing dimensions count as flattened features.
-    max_n : int or None
-        Rows that would be used: ``min(N, max_n)``; None or 0 means all N.
-    solver, device, dtype, t, return_eigenvalues :
-        As for :func:`plan_entropy`.
-    bootstrap : int
-        Bootstrap resamples asked for (``--bootstrap``): each is one more DSE on
-        :func:`dsecli.measures.resampling.bootstrap_rows` rows (half of them, without replacement).
-    calibrate : bool
-        Calibrate the time model on this machine first when no calibration is stored (a probe of
-        about half a second, cached: :func:`dsecli.diffusion.calibration.calibrate`); False uses
-        the stored calibration or the default rates.
-
-    Returns
-    -------
-    dict
-        :func:`plan_entropy`'s plan for the rows that would be used, plus ``input`` (the
-        source's label, or None) and ``n_total`` (N before subsampling). With ``bootstrap``,
-        ``resampling`` (see :func:`with_resampling`) and ``expected_seconds`` counting every
-        evaluation.
-    """
-    n_total, n_features = _rows_and_features(x, name="embeddings")
-    n_used = _rows_used(n_total, max_n)
-    plan = plan_entropy(n_used, n_features, solver=solver, device=device, dtype=dtype, t=t,
-                        return_eigenvalues=return_eigenvalues, calibration=True if calibrate else None)
-    out = {"input": getattr(x, "label", None), "n_total": n_total, **plan}
-
-    def resample_seconds(m: int) -> float:
-        return float(plan_entropy(m, n_features, solver=solver, device=device, dtype=dtype, t=t)["expected_seconds"])
-
-    return with_resampling(out, "dse", bootstrap=bootstrap, permutations=0, resample_seconds=resample_seconds)
-
-
-def with_resampling(plan: dict[str, Any], method: str, *, bootstrap: int, permutations: int,
-                    resample_seconds: Any) -> dict[str, Any]:
-    """``plan`` with the extra evaluations of ``--bootstrap`` / ``--permutations`` counted in.
-
-    ``resample_seconds(m)`` is the expected time of one evaluation on m rows; a permutation
-    costs what the estimate costs (same rows, Y reordered).
-
-    Returns
-    -------
-    dict
-        ``plan`` itself when both are 0; else a copy with ``resampling`` = {``bootstrap``,
-        ``bootstrap_scheme``, ``rows_per_resample``, ``permutations``, ``evaluations`` (1 + B + P),
-        ``single_seconds`` (the estimate alone), ``bootstrap_seconds``, ``permutation_seconds``}
-        and ``expected_seconds`` the total.
-    """
-    if not (bootstrap or permutations):
-        return plan
-    from dsecli.measures.resampling import bootstrap_rows, bootstrap_scheme
-
-    scheme = bootstrap_scheme(method)
-    m = bootstrap_rows(int(plan["n_rows"]), scheme)
-    single = float(plan["expected_seconds"])
-    boot = bootstrap * float(resample_seconds(m)) if bootstrap else 0.0
-    perm = permutations * single
-    resampling = {"bootstrap": bootstrap, "bootstrap_scheme": scheme, "rows_per_resample": m,
-                  "permutations": permutations, "evaluations": 1 + bootstrap + permutations,
-                  "single_seconds": single, "bootstrap_seconds": boot, "permutation_seconds": perm}
-    return {**plan, "resampling": resampling, "expected_seconds": single + boot + perm}
-
-
-def dry_run_mutual_information(
-    x: Any,
-    y: Any,
-    *,
-    max_n: int | None = 10_000,
-    seed: int = 0,
-    sampler: str = "numpy",
-    ref_kind: str = "auto",
-    n_clusters: int = 10,
-    repetitions: int = 5,
-    solver: str = "exact",
-    device: Any = "auto",
-    dtype: Any = "float64",
-    t: int = 1,
-    bootstrap: int = 0,
-    permutations: int = 0,
-    calibrate: bool = True,
-) -> dict[str, Any]:
-    """The plan :func:`dsecli.diffusion_spectral_mutual_information` would follow on ``x`` and ``y``.
-
-    Behind ``dse mi --dry-run``. Only the shape of ``x`` is used; the reference ``y`` is read
-    (the rows that would be used, with the same seeded subsample) because DSMI's cost depends
-    on its class sizes. ``calibrate`` as for :func:`dry_run_entropy`.
-
-    Returns
-    -------
-    dict
-        :func:`plan_mutual_information`'s plan, plus ``input`` and ``reference`` (labels, or
-        None), ``n_total``, ``classes_from`` (how classes were formed: labels, binned or
-        clustered) and ``n_classes``. ``bootstrap`` / ``permutations`` as in
-        :func:`dry_run_entropy` (a resample's classes are taken as the full classes scaled to its
-        rows; a permutation keeps the class sizes): ``resampling`` and the total
-        ``expected_seconds``.
-    """
-    import numpy as np
-
-    from dsecli.inputs.checks import check_same_rows
-    from dsecli.inputs.reference import read_reference
-    from dsecli.inputs.sampling import choose_rows
-
-    n_total, n_features = _rows_and_features(x, name="embeddings")
-    n_ref, _ = _rows_and_features(y, name="reference")
-    x_label, y_label = getattr(x, "label", None), getattr(y, "label", None)
-    check_same_rows(n_total, n_ref, where=y_label, embeddings=x_label)
-    seed = check_positive_int(seed, "seed", minimum=0)
-    _rows_used(n_total, max_n)  # validates max_n
-    idx = choose_rows(n_total, max_n or None, seed=seed, sampler=sampler)
-    if hasattr(y, "read"):
-        yv = y.read(idx)
-    else:
-        yv = np.asarray(y) if idx is None else np.asarray(y)[idx]
-    classes = read_reference(yv, ref_kind=ref_kind, seed=seed, where=y_label).classes(n_clusters)
-    plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
-                                   device=device, dtype=dtype or "float64", t=t,
-                                   calibration=True if calibrate else None)
-    out = {"input": x_label, "reference": y_label, "n_total": n_total, "classes_from": classes.kind,
-           "n_classes": len(classes.names), **plan}
-
-    def resample_seconds(m: int) -> float:
-        counts = [int(c) * m // max(1, plan["n_rows"]) for c in classes.counts]
-        return float(plan_mutual_information(counts, n_features, solver=solver, repetitions=repetitions,
-                                             device=device, dtype=dtype or "float64", t=t)["expected_seconds"])
-
-    return with_resampling(out, "dsmi", bootstrap=bootstrap, permutations=permutations,
-                           resample_seconds=resample_seconds)

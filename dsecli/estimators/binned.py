@@ -166,7 +166,7 @@ def binned_shannon_mutual_information(
     )
     params = {
         "bins": bins, "ref_kind": ref_kind, "classes_from": classes.kind, "n_classes": len(classes.names),
-        "n_clusters": n_clusters, "repetitions": repetitions, "reference": reading.params(),
+        "n_clusters": n_clusters, "repetitions": repetitions, "reference_reading": reading.params(),
         "n_features": int(data.shape[1]),
     }
     if classes.detail:

@@ -421,7 +421,7 @@ def diffusion_spectral_mutual_information(
     params = {
         **sigma_params, "t": t, "ref_kind": ref_kind, "classes_from": classes.kind, "n_classes": len(classes.names),
         "n_clusters": n_clusters, "repetitions": repetitions,
-        "reference": rows.reference_reading(ref_kind=ref_kind, seed=seed).params(),
+        "reference_reading": rows.reference_reading(ref_kind=ref_kind, seed=seed).params(),
         **_solver_params(ran, solver, tol_bits, max_seconds), **_placement(xt),
     }
     if classes.detail:
