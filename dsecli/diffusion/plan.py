@@ -413,7 +413,13 @@ _LISTENER: contextvars.ContextVar[Callable[[str, float], None] | None] = context
 def on_plan(listener: Callable[[str, float], None]) -> Iterator[None]:
     """Inside the block, ``listener(label, expected_seconds)`` is called with each plan a computation
     enforces (:func:`require_entropy_plan`, :func:`require_mi_plan`) just before it computes: the plan
-    that runs is the plan shown, made once."""
+    that runs is the plan shown, made once.
+
+    Yields
+    ------
+    None
+        A context manager: ``with on_plan(show): estimate_entropy(...)``.
+    """
     token = _LISTENER.set(listener)
     try:
         yield
