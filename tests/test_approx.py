@@ -257,10 +257,10 @@ def test_plan_operator_follows_memory() -> None:
 
 
 def test_memory_and_time_guards_raise_with_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dsecli.measures.dse as dse_mod
+    import dsecli.diffusion.plan as plan_mod
 
     x = _seeded("blobs", 500, 8)
-    monkeypatch.setattr(dse_mod, "available_memory_bytes", lambda device: 1_000_000)
+    monkeypatch.setattr(plan_mod, "available_memory_bytes", lambda device: 1_000_000)
     with pytest.raises(MemoryLimitError, match="does not fit: solver exact"):
         diffusion_spectral_entropy(x, solver="exact", device="cpu")
     monkeypatch.undo()
@@ -283,7 +283,7 @@ def _three_classes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_dsmi_per_subset_kernels_equal_shared_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     # without room for the N x N kernel, each subset's kernel comes from its own rows: same value
-    import dsecli.measures.dse as dse_mod
+    import dsecli.diffusion.plan as plan_mod
 
     x, y = _three_classes(600)
     # zero columns change no distance, but make cutting the subsets from one kernel the cheaper way
@@ -291,7 +291,7 @@ def test_dsmi_per_subset_kernels_equal_shared_kernel(monkeypatch: pytest.MonkeyP
     shared = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu")
     assert shared.extra["shared_kernel"] is True
     room = 2 * 600**2 * 8 - 1  # below two 600 x 600 matrices, far above the 200-row subsets
-    monkeypatch.setattr(dse_mod, "available_memory_bytes", lambda device: room)
+    monkeypatch.setattr(plan_mod, "available_memory_bytes", lambda device: room)
     alone = diffusion_spectral_mutual_information(x, y, sigma="median", device="cpu")
     assert alone.extra["shared_kernel"] is False
     assert alone.extra["solvers"] == {"200": "exact"}

@@ -180,8 +180,9 @@ CASES = [
          "y39.npy: `reference` must have one row per embedding row; embeddings (x.npy) have 40 rows but the reference "
          "has 39"),
     Case("labels-integral-floats-auto", ["mi", "x.npy", "yfloat.npy", *D], 0, None,
-         ["yfloat.npy: reference is float with 4 distinct integral values; under --ref-kind auto it is binned into 10 "
-          "equal-width bins as a continuous variable; use --ref-kind discrete to treat the values as class labels"]),
+         ["yfloat.npy: reference is a float column of 4 distinct integral values: read as a scalar, as the published "
+          "implementation does (binned into n_clusters equal-width bins by dsmi and csmi, used as it is by ksg and "
+          "mine); pass ref_kind='discrete' (--ref-kind discrete) to read the values as labels"]),
     Case("labels-integral-floats-discrete", ["mi", "x.npy", "yfloat.npy", "--ref-kind", "discrete", *D], 0),
     Case("labels-fractional-floats-discrete", ["mi", "x.npy", "yfrac.npy", "--ref-kind", "discrete", *D], E_IN,
          "yfrac.npy: `ref_kind` discrete needs integer labels; got non-integral float values (e.g. 0.5): use "

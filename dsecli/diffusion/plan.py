@@ -463,7 +463,6 @@ def require_mi_plan(n: int, xt: Any, counts: Any, *, solver: str, t: int, repeti
                     max_seconds: float | None = None) -> tuple[dict[int, dict[str, Any]], bool]:
     """:func:`plan_mutual_information` (one DSE plan per class size, and whether the N x N kernel is
     shared), enforced as :func:`require_entropy_plan` is, for every size and the expected total."""
-    from dsecli.device import available_memory_bytes
 
     plan = plan_mutual_information(counts, int(xt.shape[1]), solver=solver, repetitions=repetitions,
                                    device=xt.device, dtype=xt.dtype, t=t,

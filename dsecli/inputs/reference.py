@@ -164,7 +164,7 @@ def read_reference(y: Any, *, ref_kind: str = "auto", seed: int = 0, where: str 
         if ref_kind == "discrete" and not integral:
             raise InputError(
                 f"{w}`ref_kind` discrete needs integer labels; got non-integral float values "
-                f"(e.g. {float(col[np.mod(col, 1) != 0][0])!r}): use ref_kind continuous or auto"
+                f"(e.g. {float(col[np.mod(col, 1) != 0][0])!r}): use --ref-kind continuous or auto"
             )
         if ref_kind == "discrete":
             # encoded as floats (a cast to int64 would overflow beyond 2**63), named as Python ints
