@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 import dsecli.diagnostics.selftest as validate
+import dsecli.diffusion.kernels
+import dsecli.diffusion.spectrum
 import dsecli.measures.dse
 from dsecli.cli import app
 from dsecli.diagnostics.selftest import load_golden, run_validation
@@ -71,7 +73,7 @@ def test_report_is_strict_json(fast_report):
 
 
 def test_wrong_kernel_bandwidth_makes_the_suite_fail(monkeypatch):
-    monkeypatch.setattr(dsecli.measures.dse, "gaussian_kernel", _wrong_bandwidth_kernel)
+    monkeypatch.setattr(dsecli.diffusion.kernels, "gaussian_kernel", _wrong_bandwidth_kernel)
     report = run_validation(mode="fast", device="cpu", methods="dse")
     assert not report.passed
     failed = {c.name for c in report.cases if not c.passed}
@@ -93,7 +95,7 @@ def test_a_case_that_raises_is_a_failure_with_its_message(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("solver exploded\nsecond line")
 
-    monkeypatch.setattr(dsecli.measures.dse, "symmetric_eigenvalues", boom)
+    monkeypatch.setattr(dsecli.diffusion.spectrum, "symmetric_eigenvalues", boom)
     report = run_validation(mode="fast", device="cpu", methods="dse")
     assert report.n_failed == len(report.cases)
     assert report.cases[0].error == "RuntimeError: solver exploded"
@@ -109,7 +111,7 @@ def test_cli_validate_json_passes():
 
 
 def test_cli_validate_table_and_exit_1_on_failure(monkeypatch):
-    monkeypatch.setattr(dsecli.measures.dse, "gaussian_kernel", _wrong_bandwidth_kernel)
+    monkeypatch.setattr(dsecli.diffusion.kernels, "gaussian_kernel", _wrong_bandwidth_kernel)
     result = runner.invoke(app, ["validate", "--device", "cpu", "-m", "dse"])
     assert result.exit_code == 1
     assert "FAIL" in result.stdout and "golden-dse-sigma10-t1" in result.stdout
