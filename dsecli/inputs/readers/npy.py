@@ -18,6 +18,7 @@ from dsecli.inputs.readers._common import (
     corrupt,
     from_memory,
     head,
+    native_dtype,
     rows_of,
 )
 
@@ -131,7 +132,27 @@ def list_npz(path: str, data: bytes | None = None) -> list[dict[str, Any]]:
         if not isinstance(npz, np.lib.npyio.NpzFile):
             return [{"key": None, "shape": list(np.shape(npz)), "dtype": str(np.asarray(npz).dtype)}]
         for name in npz.files:
-            src = pick_npz(path, name, npz)
-            out.append({"key": name, "shape": list(src.shape), "dtype": str(src.dtype)})
+            header = _npz_header(npz, name)
+            if header is None:  # an unusual member: load it to learn its shape
+                src = pick_npz(path, name, npz)
+                header = src.shape, src.dtype
+            shape, dtype = header
+            what = "object (not numeric: Python objects)" if dtype.hasobject else str(native_dtype(dtype))
+            out.append({"key": name, "shape": list(shape), "dtype": what})
     return out
+
+
+def _npz_header(npz: Any, name: str) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype of an .npz member from its .npy header alone (nothing loaded, no pickle run); None if unread."""
+    members = [m for m in npz.zip.namelist() if m in (name, name + ".npy")]
+    if not members:
+        return None
+    try:
+        with npz.zip.open(members[0]) as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = read(fh)
+    except Exception:  # noqa: BLE001 - a header this code cannot parse: the caller loads the member
+        return None
+    return tuple(int(n) for n in shape), np.dtype(dtype)
 

@@ -65,8 +65,19 @@ def _unwritten(arr: Any) -> str | None:
 
 
 def _labels(arr: Any) -> bool:
-    return np.dtype(arr.dtype).kind in "OUST" if not hasattr(arr.dtype, "to_native_dtype") else \
-        np.dtype(arr.dtype.to_native_dtype()).kind in "OUST"
+    """Strings: fixed width (U, S), objects, or NumPy 2's variable-width StringDType (kind T, zarr 3's ``str``)."""
+    return np.dtype(arr.dtype).kind in "OUSTV" if not hasattr(arr.dtype, "to_native_dtype") else \
+        np.dtype(arr.dtype.to_native_dtype()).kind in "OUSTV"
+
+
+def _as_str(out: Any) -> np.ndarray:
+    """Labels as a fixed-width str array (a StringDType array cannot be cast to ``str`` directly)."""
+    a = np.asarray(out)
+    if a.dtype.kind in "TOV":
+        a = a.astype(object)
+    if a.dtype.kind == "S" or (a.dtype == object and a.size and isinstance(a.flat[0], bytes)):
+        return np.char.decode(a.astype("S"), "utf-8", errors="replace")
+    return a.astype(str)
 
 
 def open_zarr(path: str, key: str | None) -> ArraySource:
@@ -100,7 +111,7 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
         except Exception as exc:  # noqa: BLE001 - codecs raise their own errors (RuntimeError, ZstdError, ...)
             raise InputError(f"{label}: cannot read the data, a chunk may be corrupt or truncated "
                              f"({first_line(exc)})") from exc
-        return np.asarray(out, dtype=str) if labels else np.asarray(out)
+        return _as_str(out) if labels else np.asarray(out)
 
     dtype = np.dtype("U") if labels else np.dtype(str(arr.dtype) if not hasattr(arr.dtype, "to_native_dtype")
                                                   else arr.dtype.to_native_dtype())
@@ -108,5 +119,5 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
 
 
 def list_zarr(path: str) -> list[dict[str, Any]]:
-    return [{"key": None if name == "/" else name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
-            for name, arr in _arrays(_open(path))]
+    return [{"key": None if name == "/" else name, "shape": list(arr.shape),
+             "dtype": "str" if _labels(arr) else str(arr.dtype)} for name, arr in _arrays(_open(path))]
