@@ -319,7 +319,7 @@ def test_pt_nested_dicts_both_spellings(tmp_path: Path) -> None:
         ("embeddings.train", [60, 5]), ("embeddings.test", [7, 5]), ("layers.0", [60, 2]), ("model.weight", [3, 2])]
     names = "embeddings.train, embeddings.test, layers.0, model.weight"
     _raises(f"{path}:embeddings.val", f"{path}: key 'embeddings.val' not found; tensors: {names}")
-    _raises(f"{path}:/epoch", f"{path}: key '/epoch' is not a tensor; tensors: {names}")
+    _raises(f"{path}:/epoch", f"{path}: key '/epoch' holds a int (4), not a tensor; tensors: {names}")
     _raises(str(path), f"{path}: holds several tensors ({names}); choose one with {path}:KEY")
     assert [b.dataset for b in expand_inputs(f"{path}:embeddings.*")] == ["embeddings.test", "embeddings.train"]
 

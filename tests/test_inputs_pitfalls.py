@@ -7,6 +7,7 @@ rewording that keeps the cause still passes and a raw Python exception never doe
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -72,3 +73,65 @@ def test_info_on_npz_with_an_object_array_lists_it_as_not_numeric(tmp_path) -> N
     assert [a["key"] for a in json.loads(res.stdout)["arrays"]] == ["x", "meta"]
     with pytest.raises(InputError, match=r"obj\.npz:meta: holds Python objects"):
         open_array(f"{path}:meta")
+
+
+# ---- 3. the true cause ---------------------------------------------------------------------------------------------
+
+
+def test_zarr_group_is_a_group_not_missing(tmp_path) -> None:
+    zarr = pytest.importorskip("zarr")
+    store = str(tmp_path / "g.zarr")
+    root = zarr.open_group(store, mode="w")
+    root.create_group("grp").create_array("emb", shape=(4, 2), dtype="f8")[:] = 1.0
+    root.create_group("empty")
+    with pytest.raises(InputError, match=r"g\.zarr: array '/grp' is a group, not an array; arrays in it: /grp/emb"):
+        open_array(f"{store}:/grp")
+    with pytest.raises(InputError, match=r"array '/empty' is a group, not an array; arrays: /grp/emb"):
+        open_array(f"{store}:empty")
+    with pytest.raises(InputError, match=r"array '/nope' not found"):
+        open_array(f"{store}:/nope")
+
+
+def _pt(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "ck.pt"
+    torch.save({"a.b": torch.ones(5, 3), "a": {"b": torch.zeros(5, 3)}, "layers": [torch.ones(4, 2)] * 2,
+                "cfg": {"lr": 0.1}, "epoch": 4}, path)
+    return path
+
+
+def test_pt_key_holding_a_list_or_dict_says_what_it_holds(tmp_path) -> None:
+    path = _pt(tmp_path)
+    with pytest.raises(InputError, match=re.escape(f"{path}: key 'layers' holds a list of 2 entries with 2 tensors, "
+                                                   "not a tensor; the tensors in it: layers.0, layers.1")):
+        open_array(f"{path}:layers")
+    with pytest.raises(InputError, match=re.escape(f"{path}: key 'cfg' holds a dict of 1 entry and no tensors, "
+                                                   "not a tensor")):
+        open_array(f"{path}:cfg")
+    with pytest.raises(InputError, match=re.escape(f"{path}: key 'epoch' holds a int (4), not a tensor")):
+        open_array(f"{path}:epoch")
+
+
+def test_pt_dotted_key_naming_two_values_is_refused_and_both_are_listed(tmp_path) -> None:
+    path = _pt(tmp_path)
+    with pytest.raises(InputError, match=re.escape(f"{path}: key 'a.b' is ambiguous: it names 2 values (/a.b and /a/b")):
+        open_array(f"{path}:a.b")
+    np.testing.assert_array_equal(open_array(f"{path}:/a.b").read(), np.ones((5, 3), np.float32))
+    np.testing.assert_array_equal(open_array(f"{path}:/a/b").read(), np.zeros((5, 3), np.float32))
+    keys = [a["key"] for a in list_arrays(str(path))]
+    assert keys == ["/a.b", "/a/b", "layers.0", "layers.1"]
+    for k in keys:  # every listed name opens exactly one tensor
+        open_array(f"{path}:{k}")
+
+
+def test_info_with_a_key_lists_that_array(tmp_path) -> None:
+    path = _pt(tmp_path)
+    res = _cli("info", f"{path}:/a/b", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["arrays"] == [{"key": "/a/b", "shape": [5, 3], "dtype": "float32"}]
+    res = _cli("info", f"{path}:layers.0", "--check", "--json")
+    assert res.exit_code == 0, res.output
+    res = _cli("info", f"{path}:a.b")
+    assert res.exit_code == 2 and "ambiguous" in res.output and "file not found" not in res.output
+    res = _cli("info", f"{path}:nope")
+    assert res.exit_code == 2 and "key 'nope' not found" in res.output

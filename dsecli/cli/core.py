@@ -402,7 +402,7 @@ def info(
     def body() -> None:
         fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(file,))
-        from dsecli import list_arrays
+        from dsecli import list_arrays, split_spec
         from dsecli.report.tables import arrays_table
 
         arrays = list_arrays(file, header=header)
@@ -416,7 +416,7 @@ def info(
                     checks.append({"key": a["key"], "skipped": "not a numeric array of 2 or more dimensions; "
                                    "labels or a reference?"})
                     continue
-                spec = file if a["key"] is None else f"{file}:{a['key']}"
+                spec = file if a["key"] is None else f"{split_spec(file)[0]}:{a['key']}"
                 checks.append({"key": a["key"], "report": check_source(
                     spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0,
                     header=header)})

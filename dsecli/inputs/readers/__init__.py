@@ -189,7 +189,7 @@ def load_array(spec: str, rows: np.ndarray | None = None, *, header: bool | None
 
 
 def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]]:
-    """Every array in a file (for ``dse info``).
+    """Every array in a file (for ``dse info``); ``file:key`` lists that array alone.
 
     Returns
     -------
@@ -198,8 +198,12 @@ def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]
         path, npz, checkpoint or safetensors key, table column (and ``*``); None for
         single-array files).
     """
-    path = os.fspath(path)
+    path, key = split_spec(os.fspath(path))
     _check_file(path)
+    if key is not None:  # ``file:key``: that array alone (or why it cannot be opened)
+        src = _open(path, key, header)
+        return [{"key": src.key, "shape": list(src.shape), "dtype": "str" if src.dtype.kind == "U" else
+                 str(src.dtype)}]
     ext = _ext(path)
     data = read_stream(path) if path != "-" and is_stream(path) else None
     if ext in _HDF5:

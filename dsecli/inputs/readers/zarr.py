@@ -52,6 +52,17 @@ def _arrays(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return found
 
 
+def _is_group(root: Any, key: str) -> bool:
+    """True when ``key`` names a group of the store (an empty one included)."""
+    if _is_array(root):
+        return False
+    try:
+        node = root[key.strip("/")] if key.strip("/") else root
+    except Exception:  # noqa: BLE001 - zarr 2 and 3 raise different errors for a missing member
+        return False
+    return not _is_array(node)
+
+
 def _unwritten(arr: Any) -> str | None:
     try:
         total, written = int(arr.nchunks), int(arr.nchunks_initialized)
@@ -93,6 +104,10 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
         key = "/" + key.strip("/")
         arr = dict(found).get(key) if names != ["/"] else None
         if arr is None:
+            inside = [n for n in names if n.startswith(key + "/")]
+            if inside or _is_group(root, key):
+                raise InputError(f"{path}: array {key!r} is a group, not an array; arrays"
+                                 f"{' in it' if inside else ''}: {shown(inside or names)}")
             raise InputError(f"{path}: array {key!r} not found; arrays: {shown(names)}")
     label = path if key == "/" else f"{path}:{key}"
     if arr.shape == ():
