@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -135,3 +136,72 @@ def test_info_with_a_key_lists_that_array(tmp_path) -> None:
     assert res.exit_code == 2 and "ambiguous" in res.output and "file not found" not in res.output
     res = _cli("info", f"{path}:nope")
     assert res.exit_code == 2 and "key 'nope' not found" in res.output
+
+
+# ---- 4. silent answers ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("dtype", "offset"), [("int64", 2**62), ("int64", -(2**63) + 5), ("uint64", 2**64 - 2000)])
+def test_integers_beyond_2_53_keep_their_distances(tmp_path, dtype, offset) -> None:
+    from dsecli import diffusion_spectral_entropy
+    from dsecli.inputs.checks import as_float_matrix
+
+    small = np.random.default_rng(0).integers(0, 1000, (60, 4))
+    x = (np.array(small, dtype=object) + offset).astype(dtype)  # exact: no float on the way
+    assert len(np.unique(x.astype(np.float64), axis=0)) < 60  # a plain cast merges distinct rows
+    got, _ = as_float_matrix(x)
+    assert len(np.unique(got, axis=0)) == len(np.unique(small, axis=0))
+    np.testing.assert_array_equal(np.diff(got, axis=0), np.diff(small.astype(np.float64), axis=0))
+    want = diffusion_spectral_entropy(small.astype(np.float64), sigma=10.0, device="cpu").value
+    assert diffusion_spectral_entropy(x, sigma=10.0, device="cpu").value == pytest.approx(want, abs=1e-12)
+    np.save(tmp_path / "ids.npy", x)
+    res = _cli("check", str(tmp_path / "ids.npy"), "--json")
+    assert "repeat an earlier row" not in res.output
+
+
+def test_integers_spread_beyond_2_53_that_float64_would_merge_are_refused() -> None:
+    from dsecli.inputs.checks import as_float_matrix
+
+    x = np.array([[-(2**63)], [2**63 - 1], [2**63 - 2], [0]], dtype=np.int64)
+    with pytest.raises(InputError, match=r"column 0 holds integers \(int64\) spread over more than 2\*\*53"):
+        as_float_matrix(x, where="ids.npy")
+    spread = np.array([[-(2**62)], [2**62], [0]], dtype=np.int64)  # far apart but exact after centring
+    np.testing.assert_array_equal(as_float_matrix(spread)[0][:, 0], [-(2.0**62), 2.0**62, 0.0])
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_zarr_with_stale_consolidated_metadata_reads_the_true_shape(tmp_path, fmt) -> None:
+    zarr = pytest.importorskip("zarr")
+    if int(zarr.__version__.split(".")[0]) < 3:
+        pytest.skip("writing both store formats needs zarr 3")
+    store = str(tmp_path / "s.zarr")
+    g = zarr.open_group(store, mode="w", zarr_format=fmt)
+    g.create_array("emb", shape=(4, 2), chunks=(2, 2), dtype="f8")[:] = np.arange(8.0).reshape(4, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr 3: consolidated metadata is not part of format 3
+        zarr.consolidate_metadata(store)
+        a = zarr.open_array(f"{store}/emb", mode="a", zarr_format=fmt)
+        a.resize((6, 2))
+        a[4:] = 9.0  # the consolidated copy still says (4, 2)
+        assert zarr.open(store, mode="r")["emb"].shape == (4, 2)
+    src = open_array(store)
+    assert src.shape == (6, 2)
+    np.testing.assert_array_equal(src.read()[4:], np.full((2, 2), 9.0))
+    assert list_arrays(store)[0]["shape"] == [6, 2]
+
+
+def test_dry_run_plans_an_unwritten_hdf5_dataset_and_says_so(tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "nw.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("emb", shape=(300, 8), dtype="f4")
+    res = _cli("entropy", str(path), "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "N used 300 of 300, D = 8" in res.stdout and "data      not written yet: was created but never written" \
+        in res.stdout
+    res = _cli("entropy", str(path), "--dry-run", "--json")
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.stdout)
+    assert plan["n_rows"] == 300 and "never written" in plan["data_not_written"]
+    res = _cli("entropy", str(path))
+    assert res.exit_code == 2 and "nw.h5:/emb: was created but never written" in res.output

@@ -102,6 +102,9 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
 
     plan = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t,
                            return_eigenvalues=eigenvalues, bootstrap=bootstrap)
+    not_written = getattr(src, "not_written", None)  # planned from the shape; running would refuse it
+    if not_written:
+        plan["data_not_written"] = f"{src.label}: {not_written}"
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
@@ -116,6 +119,7 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
         + (f" (exact would take ~{plan['exact_seconds']:.3g} s)" if "exact_seconds" in plan else ""),
         *_resampling_lines(plan),
         f"  model     {plan['calibration']['note']}",
+        *([f"  data      not written yet: {not_written}"] if not_written else []),
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)

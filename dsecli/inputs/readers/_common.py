@@ -43,6 +43,9 @@ class ArraySource:
     shape: tuple[int, ...]
     dtype: np.dtype
     _reader: Callable[[np.ndarray | None], np.ndarray] = field(repr=False)
+    #: why the values cannot be read yet (an HDF5 dataset or zarr array created but not, or only partly,
+    #: written), or None. The shape is known, so a plan (``--dry-run``) works; ``read`` raises this reason.
+    not_written: str | None = None
 
     def __post_init__(self) -> None:
         self.dtype = native_dtype(np.dtype(self.dtype))
@@ -52,6 +55,8 @@ class ArraySource:
         return f"{self.path}:{self.key}" if self.key else self.path
 
     def read(self, rows: np.ndarray | None = None) -> np.ndarray:
+        if self.not_written:
+            raise InputError(f"{self.label}: {self.not_written}")
         try:
             out = self._reader(rows)
         except InputError:

@@ -3,13 +3,16 @@
 Both store versions are read, with zarr 2.x (format 2) or zarr 3.x (formats 2 and 3). An array
 inside groups is named by its path: ``store.zarr:/group/array``; a store holding one array needs
 no key. ``read(rows)`` is an orthogonal selection on the first axis (``oindex``), so zarr
-decodes only the chunks that hold a row asked for. An array with chunks never written (zarr
+decodes only the chunks that hold a row asked for. Shapes come from each array's own
+metadata: consolidated metadata (``.zmetadata``, or ``consolidated_metadata`` in ``zarr.json``)
+is not used, since a store changed after ``zarr.consolidate_metadata`` keeps stale shapes there. An array with chunks never written (zarr
 would return its fill value for them) is refused, as HDF5's are (:mod:`.hdf5`). Needs the
 ``zarr`` package (extra ``formats``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -33,9 +36,26 @@ def _open(path: str) -> Any:
     if not is_zarr_dir(path):
         raise InputError(f"{path}: not a zarr store (no zarr.json, .zarray or .zgroup in it)")
     try:
-        return zarr.open(path, mode="r")
+        if _root_is_array(path):
+            return zarr.open_array(path, mode="r")
+        if int(zarr.__version__.split(".")[0]) >= 3:
+            # each array's own metadata, never the consolidated copy: a store resized or rewritten after
+            # zarr.consolidate_metadata keeps the old shapes there, and would be read short
+            return zarr.open_group(path, mode="r", use_consolidated=False)
+        return zarr.open_group(path, mode="r")  # zarr 2 reads .zmetadata only through open_consolidated
     except Exception as exc:  # noqa: BLE001 - bad metadata raises many kinds
         raise corrupt(path, "zarr", exc) from exc
+
+
+def _root_is_array(path: str) -> bool:
+    """The store's root is an array (v2 ``.zarray``, or a v3 ``zarr.json`` whose node_type is array)."""
+    if os.path.isfile(os.path.join(path, ".zarray")):
+        return True
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as fh:
+            return json.load(fh).get("node_type") == "array"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _is_array(obj: Any) -> bool:
@@ -112,9 +132,7 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
     label = path if key == "/" else f"{path}:{key}"
     if arr.shape == ():
         raise InputError(f"{label}: is a scalar array (one value, shape ()); expected one row per sample")
-    reason = _unwritten(arr)
-    if reason:
-        raise InputError(f"{label}: {reason}")
+    not_written = _unwritten(arr)  # read() raises it; the shape (a --dry-run plan) is fine
     labels = _labels(arr)
     shape = tuple(int(n) for n in arr.shape)
 
@@ -130,7 +148,7 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
 
     dtype = np.dtype("U") if labels else np.dtype(str(arr.dtype) if not hasattr(arr.dtype, "to_native_dtype")
                                                   else arr.dtype.to_native_dtype())
-    return ArraySource(path, None if key == "/" else key, shape, dtype, reader)
+    return ArraySource(path, None if key == "/" else key, shape, dtype, reader, not_written)
 
 
 def list_zarr(path: str) -> list[dict[str, Any]]:
