@@ -131,7 +131,7 @@ CASES = [
     Case("pt-several-tensors", ["entropy", "two.pt"], E_IN, "two.pt: holds several tensors (a, b); choose one with two.pt:KEY"),
     Case("npz-key-not-found", ["entropy", "two.npz:c"], E_IN, "two.npz: key 'c' not found; arrays: a, b"),
     Case("hdf5-key-not-found", ["entropy", "two.h5:/c"], E_IN, "two.h5: dataset '/c' not found; datasets: /a, /g/b"),
-    Case("hdf5-key-is-group", ["entropy", "two.h5:/g"], E_IN, "two.h5: dataset '/g' is a group, not a dataset; datasets: /a, /g/b"),
+    Case("hdf5-key-is-group", ["entropy", "two.h5:/g"], E_IN, "two.h5: dataset '/g' is a group, not a dataset; the datasets in it: /g/b"),
     Case("pt-key-not-found", ["entropy", "two.pt:c"], E_IN, "two.pt: key 'c' not found; tensors: a, b"),
     Case("npy-with-key", ["entropy", "x.npy:a"], E_IN, "x.npy: a .npy file holds one array; remove the key 'a'"),
     # dtypes and shapes

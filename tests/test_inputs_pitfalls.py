@@ -85,9 +85,9 @@ def test_zarr_group_is_a_group_not_missing(tmp_path) -> None:
     root = zarr.open_group(store, mode="w")
     root.create_group("grp").create_array("emb", shape=(4, 2), dtype="f8")[:] = 1.0
     root.create_group("empty")
-    with pytest.raises(InputError, match=r"g\.zarr: array '/grp' is a group, not an array; arrays in it: /grp/emb"):
+    with pytest.raises(InputError, match=r"g\.zarr: array '/grp' is a group, not an array; the arrays in it: /grp/emb"):
         open_array(f"{store}:/grp")
-    with pytest.raises(InputError, match=r"array '/empty' is a group, not an array; arrays: /grp/emb"):
+    with pytest.raises(InputError, match=r"array '/empty' is a group, not an array; it holds no arrays; arrays: /grp/emb"):
         open_array(f"{store}:empty")
     with pytest.raises(InputError, match=r"array '/nope' not found"):
         open_array(f"{store}:/nope")
@@ -205,3 +205,80 @@ def test_dry_run_plans_an_unwritten_hdf5_dataset_and_says_so(tmp_path) -> None:
     assert plan["n_rows"] == 300 and "never written" in plan["data_not_written"]
     res = _cli("entropy", str(path))
     assert res.exit_code == 2 and "nw.h5:/emb: was created but never written" in res.output
+
+
+# ---- 5. nearest match ----------------------------------------------------------------------------------------------
+
+
+def test_suggest_offers_a_handful_and_counts_the_rest() -> None:
+    from dsecli.errors import suggest
+
+    names = [f"/run{i}/emb_{s}" for i in range(8) for s in ("train", "test", "val")]
+    assert suggest("/run3/emb_tran", names, what="dataset") == \
+        "; did you mean '/run3/emb_train'? (24 datasets in all; dse info lists them)"
+    assert suggest("/RUN1/EMB_VAL", names, what="dataset").startswith("; did you mean '/run1/emb_val'?")
+    many = suggest("emb_val", names, what="dataset")
+    assert many.count("'/run") == 5 and "(24 datasets in all" in many
+    far = suggest("/zzz", names, what="dataset")
+    assert far == ("; 24 datasets, none close to '/zzz': /run0/emb_train, /run0/emb_test, /run0/emb_val, "
+                   "/run1/emb_train, /run1/emb_test and 19 more (dse info lists them)")
+    assert suggest("c", ["a", "b"], what="array") == "; arrays: a, b"
+    assert suggest("embx", ["emb", "labels"], what="tensor") == "; did you mean 'emb'? tensors: emb, labels"
+    assert suggest("x", [], what="column") == "; there are no columns"
+
+
+def test_wrong_hdf5_key_among_many_names_a_few_not_all(tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "many.h5"
+    with h5py.File(path, "w") as f:
+        for layer in range(23):
+            f[f"/model/layer_{layer:02d}/embeddings"] = np.zeros((3, 2))
+    with pytest.raises(InputError) as info:
+        open_array(f"{path}:/model/layer_07/embedding")
+    msg = str(info.value)
+    assert msg == (f"{path}: dataset '/model/layer_07/embedding' not found; did you mean "
+                   "'/model/layer_07/embeddings'? (23 datasets in all; dse info lists them)")
+    with pytest.raises(InputError) as info:
+        open_array(f"{path}:/nothing/like/it")
+    assert "and 18 more" in str(info.value) and len(str(info.value)) < 300 + len(str(path))
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pt", "safetensors", "parquet", "zarr"])
+def test_every_container_suggests_the_nearest_key(tmp_path, fmt) -> None:
+    names = [f"layer{i}" for i in range(12)]
+    arrays = {n: np.full((4, 2), i, dtype=np.float32) for i, n in enumerate(names)}
+    path = _container(tmp_path, fmt, arrays)
+    with pytest.raises(InputError, match=r"'/?layr7' not found; did you mean '/?layer7'\? \(12 \w+ in all"):
+        open_array(f"{path}:layr7")
+
+
+def _container(tmp_path, fmt: str, arrays: dict) -> str:
+    """``arrays`` (name -> array) saved as one container file of format ``fmt``; returns its path."""
+    path = str(tmp_path / f"c.{fmt}")
+    if fmt == "npz":
+        np.savez(path, **arrays)
+    elif fmt == "h5":
+        h5py = pytest.importorskip("h5py")
+        with h5py.File(path, "w") as f:
+            for k, v in arrays.items():
+                f[k] = v
+    elif fmt == "pt":
+        torch = pytest.importorskip("torch")
+        torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, path)
+    elif fmt == "safetensors":
+        st = pytest.importorskip("safetensors.numpy")
+        st.save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, path)
+    elif fmt == "parquet":
+        pa = pytest.importorskip("pyarrow")
+        import pyarrow.parquet as pq
+
+        cols = {}
+        for k, v in arrays.items():
+            cols[k] = pa.array(list(v)) if v.ndim == 2 else pa.array(v)
+        pq.write_table(pa.table(cols), path)
+    elif fmt == "zarr":
+        zarr = pytest.importorskip("zarr")
+        g = zarr.open_group(path, mode="w")
+        for k, v in arrays.items():
+            g.create_array(k, shape=v.shape, dtype=v.dtype)[:] = v
+    return path

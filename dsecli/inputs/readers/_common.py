@@ -179,6 +179,13 @@ def shown(names: list[str], limit: int = 20) -> str:
     return (", ".join(names[:limit]) + (", ..." if len(names) > limit else "")) or "(none)"
 
 
+def few(names: list[str], limit: int = 5) -> str:
+    """A handful of names for a message, then a count of the rest (never hundreds)."""
+    if len(names) <= limit:
+        return ", ".join(names) or "(none)"
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
 def natural_key(text: str) -> list[Any]:
     """Sort key that orders numbers by value: ``ep2`` before ``ep10``."""
     import re

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
+from dsecli.errors import InputError, suggest
 from dsecli.inputs.readers._common import ArraySource, corrupt, head, optional_module, shown
 
 PARQUET = (".parquet", ".pq")
@@ -150,7 +150,7 @@ def _columns(path: str, table: _Table, key: str | None) -> list[str]:
     cols = [c.strip() for c in key.split(",")]
     for c in cols:
         if c not in kinds:
-            raise InputError(f"{path}: column {c!r} not found; columns: {shown(names)}")
+            raise InputError(f"{path}: column {c!r} not found{suggest(c, names, what='column')}")
         if kinds[c] == "other":
             raise InputError(f"{path}: column {c!r} has type {table.schema.field(c).type}, which is not numbers, a "
                              "list of numbers, or labels")

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ArraySource, corrupt, head, is_locked, locked_error
+from dsecli.errors import InputError, suggest
+from dsecli.inputs.readers._common import ArraySource, corrupt, few, head, is_locked, locked_error
 
 
 def h5py_module() -> Any:
@@ -141,9 +141,12 @@ def open_hdf5(path: str, key: str | None, data: bytes | None = None) -> ArraySou
             key = "/" + key
         obj = fh.get(key)
         if obj is None or not isinstance(obj, h5py.Dataset):
-            shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-            what = "is a group, not a dataset" if obj is not None else "not found"
-            raise InputError(f"{path}: dataset {key!r} {what}; datasets: {shown or '(none)'}")
+            if obj is None:
+                raise InputError(f"{path}: dataset {key!r} not found{suggest(key, names, what='dataset')}")
+            inside = [n for n in names if n.startswith(key.rstrip("/") + "/")]
+            raise InputError(f"{path}: dataset {key!r} is a group, not a dataset; "
+                             + (f"the datasets in it: {few(inside)}" if inside else
+                                f"it holds no datasets{suggest(key, names, what='dataset')}"))
         not_written = _check_readable(path, key, obj)
         shape, dtype = tuple(obj.shape), obj.dtype
 

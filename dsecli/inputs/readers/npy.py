@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
+from dsecli.errors import InputError, suggest
 from dsecli.inputs.readers._common import (
     NPY_MAGIC,
     ZIP_MAGIC,
@@ -87,7 +87,7 @@ def pick_npz(path: str, key: str | None, npz: Any) -> ArraySource:
             raise InputError(f"{path}: holds several arrays ({', '.join(names)}); choose one with {path}:KEY")
         key = names[0]
     if key not in names:
-        raise InputError(f"{path}: key {key!r} not found; arrays: {', '.join(names)}")
+        raise InputError(f"{path}: key {key!r} not found{suggest(key, names, what='array')}")
     try:
         arr = npz[key]
     except ValueError as exc:

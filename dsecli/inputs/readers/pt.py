@@ -27,8 +27,8 @@ import re
 import zipfile
 from typing import Any
 
-from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, from_memory, head, shown
+from dsecli.errors import InputError, suggest
+from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, few, from_memory, head, shown
 
 # torch's refusal texts across versions, used only when the pickle itself cannot be scanned
 _REFUSAL_PHRASES = ("Unsupported global", "Unsupported class", "is blocked", "Trying to call reduce",
@@ -229,11 +229,11 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
                              f"a key with a dot in it, and nested keys); choose one with "
                              f"{' or '.join(f'{path}:{s}' for s in spelled)} (a path of exact keys)")
         if not found:
-            raise InputError(f"{path}: key {key!r} not found; tensors: {shown(names)}")
+            raise InputError(f"{path}: key {key!r} not found{suggest(key, names, what='tensor')}")
         (where, value), = found
         if not isinstance(value, torch.Tensor):
             inside = [n for (p, _), n in zip(tensors, names) if p[: len(where)] == where]
-            hint = f"; the tensors in it: {shown(inside)}" if inside else f"; tensors: {shown(names)}"
+            hint = f"; the tensors in it: {few(inside)}" if inside else f"; tensors: {few(names)}"
             raise InputError(f"{path}: key {key!r} holds {_describe(value)}, not a tensor{hint}")
         obj = value
     elif key is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
+from dsecli.errors import InputError, suggest
 from dsecli.inputs.readers._common import ArraySource, corrupt, head, optional_module, runs, shown
 
 # safetensors dtype names -> NumPy; the others (BF16, F8_*) go through torch
@@ -82,7 +82,7 @@ def open_safetensors(path: str, key: str | None, data: bytes | None = None) -> A
                              f"with {path}:NAME")
         key = names[0]
     if key not in tensors:
-        raise InputError(f"{path}: tensor {key!r} not found; tensors: {shown(names)}")
+        raise InputError(f"{path}: tensor {key!r} not found{suggest(key, names, what='tensor')}")
     shape, kind = tensors[key]
     if kind not in _NUMPY and kind not in ("BF16", "F8_E4M3", "F8_E5M2"):
         raise InputError(f"{path}:{key}: holds a tensor of dtype {kind}, which has no NumPy equivalent; save it as "

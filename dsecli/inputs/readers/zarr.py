@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ArraySource, corrupt, first_line, optional_module, shown
+from dsecli.errors import InputError, suggest
+from dsecli.inputs.readers._common import ArraySource, corrupt, few, first_line, optional_module, shown
 
 _MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -126,9 +126,10 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
         if arr is None:
             inside = [n for n in names if n.startswith(key + "/")]
             if inside or _is_group(root, key):
-                raise InputError(f"{path}: array {key!r} is a group, not an array; arrays"
-                                 f"{' in it' if inside else ''}: {shown(inside or names)}")
-            raise InputError(f"{path}: array {key!r} not found; arrays: {shown(names)}")
+                raise InputError(f"{path}: array {key!r} is a group, not an array; "
+                                 + (f"the arrays in it: {few(inside)}" if inside else
+                                    f"it holds no arrays{suggest(key, names, what='array')}"))
+            raise InputError(f"{path}: array {key!r} not found{suggest(key, names, what='array')}")
     label = path if key == "/" else f"{path}:{key}"
     if arr.shape == ():
         raise InputError(f"{label}: is a scalar array (one value, shape ()); expected one row per sample")
