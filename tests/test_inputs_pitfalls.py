@@ -282,3 +282,31 @@ def _container(tmp_path, fmt: str, arrays: dict) -> str:
         for k, v in arrays.items():
             g.create_array(k, shape=v.shape, dtype=v.dtype)[:] = v
     return path
+
+
+# ---- 6. one key rule for every container ---------------------------------------------------------------------------
+
+CONTAINERS = ["npz", "h5", "pt", "safetensors", "parquet", "zarr"]
+
+
+@pytest.mark.parametrize("fmt", CONTAINERS)
+def test_without_a_key_the_only_array_of_two_or_more_dimensions_is_used(tmp_path, fmt) -> None:
+    emb = np.arange(12, dtype=np.float32).reshape(6, 2)
+    path = _container(tmp_path, fmt, {"emb": emb, "label": np.arange(6, dtype=np.int64)})
+    src = open_array(path)
+    assert src.key.strip("/") == "emb" and src.shape == (6, 2)
+    np.testing.assert_array_equal(src.read(), emb)
+
+
+@pytest.mark.parametrize("fmt", CONTAINERS)
+def test_without_a_key_several_candidates_are_listed(tmp_path, fmt) -> None:
+    two = _container(tmp_path, fmt, {"a": np.ones((4, 2), np.float32), "b": np.ones((4, 3), np.float32),
+                                     "y": np.arange(4, dtype=np.int64)})
+    with pytest.raises(InputError, match=r"holds (2 \w+ of 2 or more dimensions|several columns) \(/?a, /?b[,)].*"
+                                         r"choose one with .*:"):
+        open_array(two)
+    sub = tmp_path / "flat"
+    sub.mkdir()
+    flat = _container(sub, fmt, {"y": np.arange(4, dtype=np.int64), "z": np.arange(4, dtype=np.int64)})
+    with pytest.raises(InputError, match=r"holds several \w+(, none of 2 or more dimensions)? \(/?y, /?z.*choose one"):
+        open_array(flat)

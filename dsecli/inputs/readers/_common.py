@@ -179,6 +179,27 @@ def shown(names: list[str], limit: int = 20) -> str:
     return (", ".join(names[:limit]) + (", ..." if len(names) > limit else "")) or "(none)"
 
 
+def default_key(path: str, entries: list[tuple[str, int]], *, what: str, how: str) -> str:
+    """The one rule every container follows when no key is given.
+
+    ``entries`` are (name, number of dimensions) of what the file holds. Without a key, the file's
+    only array is used; else its only array of 2 or more dimensions (the embeddings beside 1-D
+    labels or ids); else the user is asked to choose, with the candidates listed (those of 2 or
+    more dimensions when there are several).
+    """
+    if len(entries) == 1:
+        return entries[0][0]
+    multi = [n for n, ndim in entries if ndim >= 2]
+    if len(multi) == 1:
+        return multi[0]
+    if not entries:
+        raise InputError(f"{path}: holds no {what}s")
+    listed = multi or [n for n, _ in entries]
+    which = f"{len(multi)} {what}s of 2 or more dimensions" if multi else \
+        f"several {what}s, none of 2 or more dimensions"
+    raise InputError(f"{path}: holds {which} ({shown(listed)}); choose one with {path}:{how}")
+
+
 def few(names: list[str], limit: int = 5) -> str:
     """A handful of names for a message, then a count of the rest (never hundreds)."""
     if len(names) <= limit:

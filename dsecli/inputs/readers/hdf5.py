@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import InputError, suggest
-from dsecli.inputs.readers._common import ArraySource, corrupt, few, head, is_locked, locked_error
+from dsecli.inputs.readers._common import ArraySource, corrupt, default_key, few, head, is_locked, locked_error
 
 
 def h5py_module() -> Any:
@@ -133,10 +133,7 @@ def open_hdf5(path: str, key: str | None, data: bytes | None = None) -> ArraySou
         if key is None:
             if not names:
                 raise InputError(f"{path}: the HDF5 file holds no datasets")
-            if len(names) > 1:
-                shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-                raise InputError(f"{path}: holds several datasets ({shown}); choose one with {path}:/DATASET")
-            key = names[0]
+            key = default_key(path, [(n, len(fh[n].shape or ())) for n in names], what="dataset", how="/DATASET")
         if not key.startswith("/"):
             key = "/" + key
         obj = fh.get(key)

@@ -16,6 +16,7 @@ from dsecli.inputs.readers._common import (
     ZIP_MAGIC,
     ArraySource,
     corrupt,
+    default_key,
     from_memory,
     head,
     native_dtype,
@@ -83,9 +84,7 @@ def pick_npz(path: str, key: str | None, npz: Any) -> ArraySource:
     if not names:
         raise InputError(f"{path}: the .npz archive holds no arrays")
     if key is None:
-        if len(names) > 1:
-            raise InputError(f"{path}: holds several arrays ({', '.join(names)}); choose one with {path}:KEY")
-        key = names[0]
+        key = default_key(path, [(n, _ndim(npz, n)) for n in names], what="array", how="KEY")
     if key not in names:
         raise InputError(f"{path}: key {key!r} not found{suggest(key, names, what='array')}")
     try:
@@ -140,6 +139,16 @@ def list_npz(path: str, data: bytes | None = None) -> list[dict[str, Any]]:
             what = "object (not numeric: Python objects)" if dtype.hasobject else str(native_dtype(dtype))
             out.append({"key": name, "shape": list(shape), "dtype": what})
     return out
+
+
+def _ndim(npz: Any, name: str) -> int:
+    header = _npz_header(npz, name)
+    if header is None:
+        try:
+            return int(np.ndim(npz[name]))
+        except Exception:  # noqa: BLE001 - an unreadable member is never the default
+            return 0
+    return len(header[0])
 
 
 def _npz_header(npz: Any, name: str) -> tuple[tuple[int, ...], np.dtype] | None:

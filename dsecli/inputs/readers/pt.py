@@ -28,7 +28,7 @@ import zipfile
 from typing import Any
 
 from dsecli.errors import InputError, suggest
-from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, few, from_memory, head, shown
+from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, default_key, few, from_memory, head
 
 # torch's refusal texts across versions, used only when the pickle itself cannot be scanned
 _REFUSAL_PHRASES = ("Unsupported global", "Unsupported class", "is blocked", "Trying to call reduce",
@@ -219,9 +219,7 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
             raise InputError(f"{path}: holds a {type(obj).__name__} with no tensors in it (keys: {keys or 'none'}); "
                              "save a tensor or a dict of tensors")
         if key is None:
-            if len(names) != 1:
-                raise InputError(f"{path}: holds several tensors ({shown(names)}); choose one with {path}:KEY")
-            key = names[0]
+            key = default_key(path, [(n, t.ndim) for n, (_, t) in zip(names, tensors)], what="tensor", how="KEY")
         found = _matches(obj, key)
         if len(found) > 1:
             spelled = ["/" + "/".join(p) for p, _ in found]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import InputError, suggest
-from dsecli.inputs.readers._common import ArraySource, corrupt, few, first_line, optional_module, shown
+from dsecli.inputs.readers._common import ArraySource, corrupt, default_key, few, first_line, optional_module
 
 _MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -116,10 +116,8 @@ def open_zarr(path: str, key: str | None) -> ArraySource:
     found = _arrays(root)
     names = [n for n, _ in found]
     if key is None:
-        if len(found) != 1:
-            raise InputError(f"{path}: holds {'several' if found else 'no'} arrays ({shown(names)}); choose one with "
-                             f"{path}:/GROUP/ARRAY")
-        key, arr = found[0]
+        key = default_key(path, [(n, len(a.shape)) for n, a in found], what="array", how="/GROUP/ARRAY")
+        arr = dict(found)[key]
     else:
         key = "/" + key.strip("/")
         arr = dict(found).get(key) if names != ["/"] else None
