@@ -310,3 +310,26 @@ def test_without_a_key_several_candidates_are_listed(tmp_path, fmt) -> None:
     flat = _container(sub, fmt, {"y": np.arange(4, dtype=np.int64), "z": np.arange(4, dtype=np.int64)})
     with pytest.raises(InputError, match=r"holds several \w+(, none of 2 or more dimensions)? \(/?y, /?z.*choose one"):
         open_array(flat)
+
+
+# ---- 7. np.asarray of a lazy source --------------------------------------------------------------------------------
+
+
+def test_np_asarray_of_an_opened_file_reads_it(tmp_path) -> None:
+    import dsecli
+
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "x.npy", x)
+    src = dsecli.open_array(str(tmp_path / "x.npy"))
+    got = np.asarray(src)
+    assert got.dtype == np.float32 and got.shape == (4, 3)
+    np.testing.assert_array_equal(got, x)
+    np.testing.assert_array_equal(np.asarray(src, dtype=np.float64), x.astype(np.float64))
+    np.testing.assert_array_equal(np.array(src), x)
+    with pytest.raises(ValueError, match="copy=False"):
+        np.asarray(src, copy=False)
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "nw.h5", "w") as f:
+        f.create_dataset("emb", shape=(5, 2), dtype="f4")
+    with pytest.raises(InputError, match="never written"):
+        np.asarray(dsecli.open_array(str(tmp_path / "nw.h5")))

@@ -54,6 +54,15 @@ class ArraySource:
     def label(self) -> str:
         return f"{self.path}:{self.key}" if self.key else self.path
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(source)``: every row, read now (as :meth:`read`); ``copy=False`` is refused, as
+        NumPy asks, since the values are always read into a new array."""
+        if copy is False:
+            raise ValueError(f"{self.label}: the values of a file are read into a new array; np.asarray(source, "
+                             "copy=False) cannot avoid that copy")
+        out = self.read()
+        return out if dtype is None or out.dtype == np.dtype(dtype) else out.astype(dtype)
+
     def read(self, rows: np.ndarray | None = None) -> np.ndarray:
         if self.not_written:
             raise InputError(f"{self.label}: {self.not_written}")
