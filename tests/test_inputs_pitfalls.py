@@ -205,6 +205,11 @@ def test_dry_run_plans_an_unwritten_hdf5_dataset_and_says_so(tmp_path) -> None:
     assert plan["n_rows"] == 300 and "never written" in plan["data_not_written"]
     res = _cli("entropy", str(path))
     assert res.exit_code == 2 and "nw.h5:/emb: was created but never written" in res.output
+    np.save(tmp_path / "lab.npy", np.arange(300) % 3)
+    res = _cli("mi", str(path), str(tmp_path / "lab.npy"), "--dry-run")
+    assert res.exit_code == 0 and "data      not written yet: was created but never written" in res.stdout, res.output
+    res = _cli("mi", str(path), str(tmp_path / "lab.npy"))
+    assert res.exit_code == 2 and "nw.h5:/emb: was created but never written" in res.output
 
 
 # ---- 5. nearest match ----------------------------------------------------------------------------------------------

@@ -137,6 +137,9 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
                                       n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device,
                                       dtype=dtype or "float64", t=t, bootstrap=bootstrap,
                                       permutations=permutations)
+    not_written = getattr(x_src, "not_written", None)  # planned from the shape; running would refuse it
+    if not_written:
+        plan["data_not_written"] = f"{x_src.label}: {not_written}"
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
@@ -155,6 +158,7 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
         f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
         *_resampling_lines(plan),
         f"  model     {plan['calibration']['note']}",
+        *([f"  data      not written yet: {not_written}"] if not_written else []),
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
