@@ -36,14 +36,11 @@ def test_in_repo_golden_copy_is_complete() -> None:
             assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["file"]
             arr = np.load(GOLDEN / entry["file"])
             assert str(arr.dtype) == entry["dtype"] and list(arr.shape) == entry["shape"]
-
-
-def test_in_repo_golden_copy_equals_the_shared_folder() -> None:
-    if not SHARED_GOLDEN.is_dir():
-        pytest.skip(f"no shared golden folder at {SHARED_GOLDEN} to cross-check against (the in-repo copy is used)")
-    for path in sorted(SHARED_GOLDEN.iterdir()):
-        if path.suffix in (".npy", ".json"):
-            assert (GOLDEN / path.name).read_bytes() == path.read_bytes(), path.name
+    # next to the development checkouts, the shared folder it was copied from: the two must not drift apart
+    if SHARED_GOLDEN.is_dir():
+        for path in sorted(SHARED_GOLDEN.iterdir()):
+            if path.suffix in (".npy", ".json"):
+                assert (GOLDEN / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 def _records(*quantities: str) -> list:
