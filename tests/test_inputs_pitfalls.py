@@ -338,3 +338,11 @@ def test_np_asarray_of_an_opened_file_reads_it(tmp_path) -> None:
         f.create_dataset("emb", shape=(5, 2), dtype="f4")
     with pytest.raises(InputError, match="never written"):
         np.asarray(dsecli.open_array(str(tmp_path / "nw.h5")))
+
+
+def test_without_a_key_many_candidates_are_counted_not_all_listed(tmp_path) -> None:
+    path = _container(tmp_path, "npz", {f"layer{i}": np.ones((3, 2)) for i in range(23)})
+    with pytest.raises(InputError, match=re.escape(f"{path}: holds several arrays of 2 or more dimensions (layer0, "
+                                                   f"layer1, layer2, layer3, layer4 and 18 more) (dse info {path} "
+                                                   f"lists them); choose one with {path}:KEY")):
+        open_array(path)

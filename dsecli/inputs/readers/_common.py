@@ -205,7 +205,8 @@ def default_key(path: str, entries: list[tuple[str, int]], *, what: str, how: st
         raise InputError(f"{path}: holds no {what}s")
     listed = multi or [n for n, _ in entries]
     which = f"several {what}s of 2 or more dimensions" if multi else f"several {what}s, none of 2 or more dimensions"
-    raise InputError(f"{path}: holds {which} ({few(listed, 20)}); choose one with {path}:{how}")
+    more = f" (dse info {path} lists them)" if len(listed) > 5 else ""
+    raise InputError(f"{path}: holds {which} ({few(listed)}){more}; choose one with {path}:{how}")
 
 
 def few(names: list[str], limit: int = 5) -> str:
