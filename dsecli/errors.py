@@ -256,3 +256,49 @@ class CollectWarnings:
                 if _QUIET.get():  # kept in this block's result only
                     continue
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def suggest(name: str, candidates: Any, *, what: str = "key", limit: int = 5) -> str:
+    """The end of a "not found" message: the nearest candidates, and a count instead of a long list.
+
+    Up to ``limit`` candidates closest to ``name`` (a case-insensitive match; else, of the names
+    with a :class:`difflib.SequenceMatcher` ratio of at least 0.6, those fewest edits away; else names
+    that contain ``name`` or are contained in it) are offered as "did you mean"; the others are counted, never all listed. A short list (``limit`` or fewer) is shown
+    whole. ``what`` names one candidate ("dataset", "column", ...); an "s" makes the plural.
+
+    Returns
+    -------
+    str
+        Text starting with "; ", e.g. ``"; did you mean '/emb/train'? (23 datasets in all; dse info lists them)"``.
+    """
+    import difflib
+
+    names = [str(c) for c in candidates]
+    plural = what + "s"
+    if not names:
+        return f"; there are no {plural}"
+    if len(names) <= limit:
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"; {hint}{plural}: {', '.join(names)}"
+    low = name.lower().strip("/")
+    picked = [c for c in names if c.lower().strip("/") == low]
+    if not picked:
+        # of the names similar enough (difflib's ratio >= 0.6), those fewest characters away (ties all shown)
+        scored = []
+        for i, c in enumerate(names):
+            m = difflib.SequenceMatcher(None, name, c)
+            if m.ratio() >= 0.6:
+                edits = sum(max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in m.get_opcodes() if op != "equal")
+                scored.append((edits, -m.ratio(), i))
+        scored.sort()
+        picked = [names[i] for e, _r, i in scored if e == scored[0][0]]
+    if not picked and low:  # a name that holds the one asked for, or is held in it ('emb' for 'embedding')
+        picked = [c for c in names if low in c.lower() or (len(c.strip("/")) >= 3 and c.lower().strip("/") in low)]
+    picked = picked[:limit]
+    if picked:
+        shown = " or ".join(repr(c) for c in picked) if len(picked) <= 2 else \
+            ", ".join(repr(c) for c in picked[:-1]) + f" or {picked[-1]!r}"
+        return f"; did you mean {shown}? ({len(names)} {plural} in all; dse info lists them)"
+    return (f"; {len(names)} {plural}, none close to {name!r}: {', '.join(names[:limit])} and {len(names) - limit} "
+            "more (dse info lists them)")

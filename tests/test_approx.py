@@ -1,6 +1,6 @@
 """The approximate DSE solver against exact eigenvalues, its plan and memory guard, and CPU/CUDA agreement.
 
-Truths: golden values read from ../shared/golden at test time, and exact spectra from
+Truths: golden values read from tests/golden at test time, and exact spectra from
 ``torch.linalg.eigvalsh`` of the same operator. The solver must land within the error bound it
 reports (and within 0.01 bits) on the golden data and on seeded N = 3,000 sets at t = 1, 2, 5.
 """

@@ -125,13 +125,13 @@ CASES = [
     Case("ragged-csv", ["entropy", "ragged.csv"], E_IN,
          "ragged.csv: line 2 has 1 field(s) but line 1 has 2; every line must have the same number of fields"),
     # keys
-    Case("npz-several-arrays", ["entropy", "two.npz"], E_IN, "two.npz: holds several arrays (a, b); choose one with two.npz:KEY"),
+    Case("npz-several-arrays", ["entropy", "two.npz"], E_IN, "two.npz: holds several arrays of 2 or more dimensions (a, b); choose one with two.npz:KEY"),
     Case("hdf5-several-datasets", ["entropy", "two.h5"], E_IN,
-         "two.h5: holds several datasets (/a, /g/b); choose one with two.h5:/DATASET"),
-    Case("pt-several-tensors", ["entropy", "two.pt"], E_IN, "two.pt: holds several tensors (a, b); choose one with two.pt:KEY"),
+         "two.h5: holds several datasets of 2 or more dimensions (/a, /g/b); choose one with two.h5:/DATASET"),
+    Case("pt-several-tensors", ["entropy", "two.pt"], E_IN, "two.pt: holds several tensors of 2 or more dimensions (a, b); choose one with two.pt:KEY"),
     Case("npz-key-not-found", ["entropy", "two.npz:c"], E_IN, "two.npz: key 'c' not found; arrays: a, b"),
     Case("hdf5-key-not-found", ["entropy", "two.h5:/c"], E_IN, "two.h5: dataset '/c' not found; datasets: /a, /g/b"),
-    Case("hdf5-key-is-group", ["entropy", "two.h5:/g"], E_IN, "two.h5: dataset '/g' is a group, not a dataset; datasets: /a, /g/b"),
+    Case("hdf5-key-is-group", ["entropy", "two.h5:/g"], E_IN, "two.h5: dataset '/g' is a group, not a dataset; the datasets in it: /g/b"),
     Case("pt-key-not-found", ["entropy", "two.pt:c"], E_IN, "two.pt: key 'c' not found; tensors: a, b"),
     Case("npy-with-key", ["entropy", "x.npy:a"], E_IN, "x.npy: a .npy file holds one array; remove the key 'a'"),
     # dtypes and shapes

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GOLDEN
 from scipy.stats import entropy as scipy_entropy
 
 from dsecli import binned_shannon_entropy, binned_shannon_mutual_information, estimate_entropy
 from dsecli.errors import InputError
 from dsecli.inputs.binning import bin_indices
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
 needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden reference values not found at {GOLDEN}")
 
 

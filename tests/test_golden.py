@@ -1,4 +1,4 @@
-"""Every DSE / ASE / matrix-entry / DSMI / subsampled-DSE value of ../shared/golden, through the
+"""Every DSE / ASE / matrix-entry / DSMI / subsampled-DSE value of tests/golden, through the
 library and (for a selection) the CLI, within the tolerances of the golden README section 5.
 
 Expected numbers are read from the golden JSON files at test time, never copied here.
@@ -6,11 +6,12 @@ Expected numbers are read from the golden JSON files at test time, never copied 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
-from conftest import GOLDEN, golden_datasets
+from conftest import GOLDEN, SHARED_GOLDEN, golden_datasets
 from typer.testing import CliRunner
 
 from dsecli import (
@@ -23,7 +24,23 @@ from dsecli.cli import app
 from dsecli.inputs.binning import bin_scalars
 
 DATASETS = golden_datasets()
-pytestmark = pytest.mark.skipif(not DATASETS, reason=f"golden data not found at {GOLDEN}")
+
+
+def test_in_repo_golden_copy_is_complete() -> None:
+    # the reference data ship with the tests: every array each values file lists is there, with its SHA-256
+    assert (GOLDEN / "README.md").is_file() and "Provenance" in (GOLDEN / "README.md").read_text()
+    assert len(DATASETS) == 7
+    for ds in DATASETS:
+        for entry in ds["values_data"]["files"].values():
+            data = (GOLDEN / entry["file"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["file"]
+            arr = np.load(GOLDEN / entry["file"])
+            assert str(arr.dtype) == entry["dtype"] and list(arr.shape) == entry["shape"]
+    # next to the development checkouts, the shared folder it was copied from: the two must not drift apart
+    if SHARED_GOLDEN.is_dir():
+        for path in sorted(SHARED_GOLDEN.iterdir()):
+            if path.suffix in (".npy", ".json"):
+                assert (GOLDEN / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 def _records(*quantities: str) -> list:

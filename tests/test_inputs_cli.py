@@ -152,7 +152,7 @@ BAD = [
     Bad("device", lambda d: os.symlink("/dev/zero", d / "z.npy"), ["entropy", "z.npy"],
         "z.npy: is a device, not a file; save the data to a file, or pipe it to - (standard input)"),
     Bad("pt-int-keys", _torch("ik.pt", lambda torch: {0: torch.ones(3, 2), 1: torch.ones(3, 2)}), ["entropy", "ik.pt"],
-        "ik.pt: holds several tensors (0, 1); choose one with ik.pt:KEY"),
+        "ik.pt: holds several tensors of 2 or more dimensions (0, 1); choose one with ik.pt:KEY"),
 ]
 
 

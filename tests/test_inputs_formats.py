@@ -79,8 +79,8 @@ def test_safetensors_bfloat16_widened_exactly(tmp_path: Path) -> None:
 
 
 def test_safetensors_errors(st_file: Path, tmp_path: Path) -> None:
-    _raises(str(st_file), f"{st_file}: holds several tensors (emb, label); choose one with {st_file}:NAME")
-    _raises(f"{st_file}:emb2", f"{st_file}: tensor 'emb2' not found; tensors: emb, label")
+    assert open_array(str(st_file)).key == "emb"  # the only tensor of 2 or more dimensions: no key needed
+    _raises(f"{st_file}:emb2", f"{st_file}: tensor 'emb2' not found; did you mean 'emb'? tensors: emb, label")
     bad = tmp_path / "junk.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
     with pytest.raises(InputError, match=re.escape(f"{bad}: corrupt or truncated safetensors file (")):
@@ -180,7 +180,8 @@ def test_arrow_errors(ext: str, tmp_path: Path) -> None:
     p = _write(tmp_path, ext)
     _raises(str(p), f"{p}: holds several columns (emb, vec, label, y, c0, c1, c2, c3, c4); choose one with "
             f"{p}:COLUMN, several with {p}:COL1,COL2, or every numeric column with {p}:*")
-    _raises(f"{p}:embedding", f"{p}: column 'embedding' not found; columns: emb, vec, label, y, c0, c1, c2, c3, c4")
+    _raises(f"{p}:embedding", f"{p}: column 'embedding' not found; did you mean 'emb'? (9 columns in all; dse info "
+            "lists them)")
     _raises(f"{p}:c0,label", f"{p}: column 'label' (string) cannot be taken together with others; {p}:COL1,COL2 "
             "takes numeric columns only")
     odd = tmp_path / "odd"
@@ -265,8 +266,8 @@ def test_zarr_values_equal_npy(fmt: int, tmp_path: Path) -> None:
     assert got == want
     np.testing.assert_array_equal(open_array(f"{store}:/run/y").read(ROWS), Y[ROWS])
     assert [(a["key"], a["shape"]) for a in list_arrays(str(store))] == [("/run/emb", [60, 5]), ("/run/y", [60])]
-    _raises(f"{store}:/run/z", f"{store}: array '/run/z' not found; arrays: /run/emb, /run/y")
-    _raises(str(store), f"{store}: holds several arrays (/run/emb, /run/y); choose one with {store}:/GROUP/ARRAY")
+    _raises(f"{store}:/run/z", f"{store}: array '/run/z' not found; did you mean '/run/y'? arrays: /run/emb, /run/y")
+    assert open_array(str(store)).key == "/run/emb"  # the only array of 2 or more dimensions: no key needed
 
 
 @pytest.mark.parametrize("fmt", [2, 3])
@@ -318,9 +319,10 @@ def test_pt_nested_dicts_both_spellings(tmp_path: Path) -> None:
     assert [(a["key"], a["shape"]) for a in list_arrays(str(path))] == [
         ("embeddings.train", [60, 5]), ("embeddings.test", [7, 5]), ("layers.0", [60, 2]), ("model.weight", [3, 2])]
     names = "embeddings.train, embeddings.test, layers.0, model.weight"
-    _raises(f"{path}:embeddings.val", f"{path}: key 'embeddings.val' not found; tensors: {names}")
-    _raises(f"{path}:/epoch", f"{path}: key '/epoch' is not a tensor; tensors: {names}")
-    _raises(str(path), f"{path}: holds several tensors ({names}); choose one with {path}:KEY")
+    _raises(f"{path}:embeddings.val", f"{path}: key 'embeddings.val' not found; did you mean 'embeddings.train'? "
+            f"tensors: {names}")
+    _raises(f"{path}:/epoch", f"{path}: key '/epoch' holds a int (4), not a tensor; tensors: {names}")
+    _raises(str(path), f"{path}: holds several tensors of 2 or more dimensions ({names}); choose one with {path}:KEY")
     assert [b.dataset for b in expand_inputs(f"{path}:embeddings.*")] == ["embeddings.test", "embeddings.train"]
 
 

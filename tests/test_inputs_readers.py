@@ -83,6 +83,20 @@ def _plain(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.float64))
 
 
+def _plain_matrix(arr: np.ndarray) -> np.ndarray:
+    """What as_float_matrix gives: the plain values, except a 64-bit integer column that float64 cannot hold exactly,
+    which is centred on its lower median first (computed here with Python integers)."""
+    out = _plain(arr)
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
+        for j in range(arr.shape[1]):
+            col = [int(v) for v in arr[:, j]]
+            if all(abs(v) <= 2**53 for v in col) or all(float(v) == v for v in col):
+                continue
+            med = sorted(col)[(len(col) - 1) // 2]
+            out[:, j] = [float(v - med) for v in col]
+    return out
+
+
 @SETTINGS
 @given(arr=_matrices(), fmt=st.sampled_from(["npy", "npz", "h5"]))
 def test_byte_order_dtype_layout_give_the_plain_values(arr: np.ndarray, fmt: str, tmp_path: Path) -> None:
@@ -91,7 +105,7 @@ def test_byte_order_dtype_layout_give_the_plain_values(arr: np.ndarray, fmt: str
     got = src.read()
     assert got.dtype.isnative and got.dtype == arr.dtype.newbyteorder("=") and src.dtype == got.dtype
     matrix, _ = as_float_matrix(got)
-    np.testing.assert_array_equal(matrix.astype(np.float64), _plain(arr))
+    np.testing.assert_array_equal(matrix.astype(np.float64), _plain_matrix(arr))
     rows = np.array([0, arr.shape[0] - 1])
     np.testing.assert_array_equal(src.read(rows).astype(np.float64), _plain(arr)[rows])
 
@@ -251,7 +265,7 @@ def _h5(tmp_path: Path, build) -> str:
 def test_hdf5_datasets_that_hold_no_data(build, message: str, tmp_path: Path) -> None:
     path = _h5(tmp_path, build)
     with pytest.raises(InputError, match=re.escape(f"{path}:/x: {message}")):
-        open_array(f"{path}:/x")
+        load_array(f"{path}:/x")  # an unwritten dataset opens (its shape is known) but never reads
 
 
 def test_hdf5_zero_rows_is_not_called_unwritten(tmp_path: Path) -> None:

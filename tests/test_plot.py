@@ -181,7 +181,7 @@ def test_plot_batch_results_png(tmp_path) -> None:
 
 def test_read_result_rows_errors(tmp_path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"value": 1}\n{not json}\n')
+    bad.write_text('{"method": "dse", "value": 1}\n{not json}\n')
     with pytest.raises(InputError, match="line 2 is not valid JSON"):
         read_result_rows(bad)
     empty = tmp_path / "empty.jsonl"
@@ -335,3 +335,23 @@ def test_cli_plot_pdf_with_title(tmp_path) -> None:
     assert res.exit_code == 2 and res.stderr.strip() == (f"error: {tmp_path / 'c.jpg'}: plots are written as PNG, PDF "
                                                          "or SVG; give a file name ending in .png, .pdf or .svg")
     assert not (tmp_path / "c.jpg").exists()
+
+
+@pytest.mark.parametrize(("row", "why"), [
+    ({"method": "dse", "value": 1.0, "params": [1, 2]}, "line 2 has a 'params' field that is not an object"),
+    ({"method": "dse", "value": 1.0, "params": "sigma"}, "line 2 has a 'params' field that is not an object"),
+    ({"value": 2.0}, "line 2 has no 'method' field"),
+    ({"method": "dse", "value": "1.5"}, "line 2 has a 'value' field that is not a number"),
+    ({"method": 3, "value": 1.0}, "line 2 has a 'method' field that is not a non-empty string"),
+])
+def test_plot_refuses_a_malformed_row_naming_file_and_line(tmp_path, row, why) -> None:
+    path = tmp_path / "results.jsonl"
+    good = {"file": "a.npy", "method": "dse", "quantity": "entropy", "value": 1.5, "params": {"sigma": 1.0}}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(InputError, match=re.escape(f"{path}: {why}")):
+        read_result_rows(path)
+    res = runner.invoke(app, ["plot", str(path), "-o", str(tmp_path / "p.png")])
+    assert res.exit_code == 2 and why in res.output and "Error" not in res.output
+    assert not (tmp_path / "p.png").exists()
+    with pytest.raises(InputError, match="result row 2"):
+        batch_series([good, row])

@@ -105,6 +105,9 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
 
     plan = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t,
                            return_eigenvalues=eigenvalues, bootstrap=bootstrap)
+    not_written = getattr(src, "not_written", None)  # planned from the shape; running would refuse it
+    if not_written:
+        plan["data_not_written"] = f"{src.label}: {not_written}"
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
@@ -119,6 +122,7 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
         + (f" (exact would take ~{plan['exact_seconds']:.3g} s)" if "exact_seconds" in plan else ""),
         *_resampling_lines(plan),
         f"  model     {plan['calibration']['note']}",
+        *([f"  data      not written yet: {not_written}"] if not_written else []),
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
@@ -136,6 +140,9 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
                                       n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device,
                                       dtype=dtype or "float64", t=t, bootstrap=bootstrap,
                                       permutations=permutations)
+    not_written = getattr(x_src, "not_written", None)  # planned from the shape; running would refuse it
+    if not_written:
+        plan["data_not_written"] = f"{x_src.label}: {not_written}"
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
@@ -154,6 +161,7 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
         f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
         *_resampling_lines(plan),
         f"  model     {plan['calibration']['note']}",
+        *([f"  data      not written yet: {not_written}"] if not_written else []),
         "nothing was computed (--dry-run)",
     ]
     stdout_console().print("\n".join(lines), markup=False)
@@ -354,7 +362,7 @@ def info(
     def body() -> None:
         fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(file,))
-        from dsecli import list_arrays
+        from dsecli import list_arrays, split_spec
         from dsecli.report.tables import arrays_table
 
         arrays = list_arrays(file, header=header)
@@ -368,7 +376,7 @@ def info(
                     checks.append({"key": a["key"], "skipped": "not a numeric array of 2 or more dimensions; "
                                    "labels or a reference?"})
                     continue
-                spec = file if a["key"] is None else f"{file}:{a['key']}"
+                spec = file if a["key"] is None else f"{split_spec(file)[0]}:{a['key']}"
                 checks.append({"key": a["key"], "report": check_source(
                     spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0,
                     header=header)})

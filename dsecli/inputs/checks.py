@@ -42,6 +42,7 @@ __all__ = [
     "describe_dtype",
     "max_safe_magnitude",
     "as_float_matrix",
+    "exact_integers_as_float",
     "native_numbers",
     "check_working_range",
     "is_tensor",
@@ -169,7 +170,8 @@ def as_float_matrix(
 
     Returns ``(matrix as float32/float64, original shape if flattened else None)``; NaN/Inf
     are left in place (the sanity report counts them). dtype rules: float32 and float64 are
-    kept; float16, integers and booleans become float64 (exactly, up to 2^53 for integers);
+    kept; float16, integers and booleans become float64 (exactly: 64-bit integer columns beyond 2^53
+    are first centred in integer arithmetic, :func:`exact_integers_as_float`);
     wider floats follow :func:`native_numbers`. The values are those of the same numbers in a
     plain float64 C-order array, whatever the byte order or memory layout.
     """
@@ -186,9 +188,61 @@ def as_float_matrix(
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{w}`{name}` must be numeric; got dtype {describe_dtype(arr.dtype)}")
     arr, flattened_from = _two_dimensional(arr, where=where, name=name, flatten=flatten, min_rows=min_rows)
-    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize >= 8:
+        arr = exact_integers_as_float(arr, where=where, name=name)
+    elif arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
         arr = arr.astype(np.float64)
     return arr, flattened_from
+
+
+_EXACT_INT = 2**53  # every integer of magnitude up to 2**53 is exact in float64
+
+
+def _cast_is_exact(col: np.ndarray, cast: np.ndarray) -> bool:
+    """True when every integer of ``col`` equals its float64 ``cast`` (2**63 and 2**64 themselves do not fit back)."""
+    top = 2.0**63 if col.dtype.kind == "i" else 2.0**64
+    if (cast >= top).any():
+        return False
+    return bool((cast.astype(col.dtype) == col).all())
+
+
+def exact_integers_as_float(arr: np.ndarray, *, where: str | None = None, name: str = "embeddings") -> np.ndarray:
+    """A 2-D int64/uint64 matrix as float64 without merging distinct values.
+
+    Integers up to 2**53 in magnitude are exact in float64 and are converted as they are, and
+    so is a column whose values float64 holds exactly. Beyond that (ids, hashes, counters near
+    2**63), float64 would round neighbouring values to one number, making distinct rows look like
+    duplicates: each such column is then centred on
+    its (lower) median in exact integer arithmetic before the conversion, which leaves every
+    distance, and so every translation-invariant measure (DSE, CSE, kNN), as it was. A column
+    whose values still differ from its median by more than 2**53 cannot be converted without
+    rounding; if the rounding merges two of its distinct values it is refused.
+    """
+    lo, hi = arr.min(axis=0), arr.max(axis=0)
+    big = (hi > _EXACT_INT) | (lo < -_EXACT_INT) if arr.dtype.kind == "i" else hi > _EXACT_INT
+    if arr.shape[0] == 0 or not big.any():
+        return arr.astype(np.float64)
+    out = arr.astype(np.float64)
+    n = arr.shape[0]
+    for j in np.flatnonzero(big):
+        col = arr[:, j]
+        if _cast_is_exact(col, out[:, j]):
+            continue  # e.g. multiples of 2**11 near 2**63: float64 holds them as they are
+        med = np.partition(col, (n - 1) // 2)[(n - 1) // 2]
+        # in uint64, order-preserving (int64 shifted by 2**63), so that |x - median| < 2**64 never overflows
+        u = col.view(np.uint64) ^ np.uint64(1 << 63) if arr.dtype.kind == "i" else col
+        m = np.uint64(int(med) + (1 << 63)) if arr.dtype.kind == "i" else np.uint64(med)
+        up = u >= m
+        diff = np.where(up, u - np.where(up, m, u), m - np.where(up, m, u))
+        centred = np.where(up, 1.0, -1.0) * diff.astype(np.float64)
+        if diff.max(initial=0) > _EXACT_INT and len(np.unique(centred)) < len(np.unique(col)):
+            raise InputError(
+                f"{where_prefix(where)}`{name}` column {j} holds integers ({arr.dtype}) spread over more than 2**53 "
+                f"(from {int(lo[j])} to {int(hi[j])}), so float64 would merge some distinct values into one: "
+                "compute with a transform that keeps them apart (e.g. rescale, or map ids to ranks)"
+            )
+        out[:, j] = centred
+    return out
 
 
 def _two_dimensional(arr: Any, *, where: str | None, name: str, flatten: bool,
@@ -234,6 +288,10 @@ def _device_float_matrix(t: Any, *, where: str | None, name: str, flatten: bool,
         raise InputError(f"{where_prefix(where)}`{name}` must be real numbers; got dtype "
                          f"{str(t.dtype).replace('torch.', '')} (complex numbers): take x.real or abs(x) first")
     t, flattened_from = _two_dimensional(t, where=where, name=name, flatten=flatten, min_rows=min_rows)
+    if t.dtype == torch.int64 and t.numel() and max(int(t.max()), -int(t.min())) > _EXACT_INT:
+        # rare (ids near 2**63): centred exactly on the host, then back on the device
+        host = exact_integers_as_float(t.cpu().numpy(), where=where, name=name)
+        return torch.as_tensor(host, device=t.device), flattened_from
     if t.dtype not in (torch.float32, torch.float64):
         t = t.to(torch.float64)
     return t, flattened_from

@@ -256,6 +256,10 @@ def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(rows, list):
+            raise InputError(f"{path}: not a list of result rows (a JSON {type(rows).__name__})")
+        for i, row in enumerate(rows, start=1):
+            _check_row(path, f"row {i}", row)
     else:
         rows = []
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -266,17 +270,59 @@ def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
             if isinstance(obj, dict) and isinstance(obj.get("results"), list) and "value" not in obj:
-                rows.extend(obj["results"])  # a single `dse entropy --json` report
+                for i, row in enumerate(obj["results"], start=1):  # a single `dse entropy --json` report
+                    _check_row(path, f"line {lineno} (result {i})", row)
+                rows.extend(obj["results"])
             else:
+                _check_row(path, f"line {lineno}", obj)
                 rows.append(obj)
-    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
-    if bad is not None:
-        raise InputError(f"{path}: row {bad + 1} is not a JSON object")
     if not rows:
         raise InputError(f"{path}: no result rows")
     from dsecli.batch.store import latest_rows
 
     return latest_rows(rows)  # a row recomputed on resume supersedes the earlier one with its key
+
+
+def row_problem(row: Any) -> str | None:
+    """Why ``row`` is not a result row that can be drawn, or None.
+
+    A row is a JSON object with ``method`` (a non-empty string) and ``value`` (a number, or null
+    for a failed row, which is skipped); ``quantity``, ``units``, ``dataset``, ``file`` and
+    ``series`` are strings when present, ``params`` and ``extra`` objects.
+    """
+    if not isinstance(row, dict):
+        return f"is not a JSON object (a JSON {_json_type(row)})"
+    missing = [f for f in ("method", "value") if f not in row]
+    if missing:
+        return f"has no {' or '.join(repr(m) for m in missing)} field, so it is not a result row"
+    if not isinstance(row["method"], str) or not row["method"]:
+        return f"has a 'method' field that is not a non-empty string ({_json_type(row['method'])} {_short(row['method'])})"
+    v = row["value"]
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+        return f"has a 'value' field that is not a number or null ({_json_type(v)} {_short(v)})"
+    for name in ("quantity", "units", "dataset", "file", "series"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            return f"has a {name!r} field that is not a string ({_json_type(row[name])} {_short(row[name])})"
+    for name in ("params", "extra"):
+        if row.get(name) is not None and not isinstance(row[name], dict):
+            return f"has a {name!r} field that is not an object ({_json_type(row[name])} {_short(row[name])})"
+    return None
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _short(v: Any, limit: int = 40) -> str:
+    text = json.dumps(v, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_row(path: str, where: str, row: Any) -> None:
+    why = row_problem(row)
+    if why:
+        raise InputError(f"{path}: {where} {why}; dse plot draws the rows of dse batch (or of dse entropy/mi --json)")
 
 
 @dataclass
@@ -366,7 +412,10 @@ def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
     """Group result rows into series (see the module docstring); x sorted, rows without a value skipped."""
     groups: dict[tuple[str, str, str, str], Series] = {}
     order: dict[tuple[str, str, str, str], int] = {}
-    for row in rows:
+    for i, row in enumerate(rows, start=1):
+        why = row_problem(row)
+        if why:
+            raise InputError(f"result row {i} {why}")
         value = row.get("value")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             continue
@@ -379,7 +428,7 @@ def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
         if isinstance(row.get("series"), str) and row["series"]:
             pattern = row["series"]  # as dse batch named it
         quantity = str(row.get("quantity") or "value")
-        method = str(row.get("method") or "?")
+        method = row["method"]
         settings = _settings(row)
         key = (quantity, method, pattern, settings)
         s = groups.get(key)

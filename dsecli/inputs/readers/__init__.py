@@ -4,8 +4,8 @@ Supported inputs (``SPEC`` is a path, optionally followed by ``:key``):
 
 ========================  ===============================================================
 ``emb.npy``               memory-mapped: only the rows used are read
-``emb.npz[:key]``         the only array, or ``key``
-``emb.h5[:/grp/ds]``      HDF5 (also .hdf5, .hdf, .he5); the only dataset, or the given path;
+``emb.npz[:key]``         the array named by ``key`` (without one: the key rule below)
+``emb.h5[:/grp/ds]``      HDF5 (also .hdf5, .hdf, .he5); the given path (or the key rule);
                           only the rows used are read (:mod:`.hdf5`)
 ``emb.pt[:key]``          a tensor, or (nested) dicts of tensors (``a.b`` or ``/a/b``), loaded with
                           ``torch.load(weights_only=True)``: no pickle code runs (:mod:`.pt`)
@@ -18,6 +18,11 @@ Supported inputs (``SPEC`` is a path, optionally followed by ``:key``):
 ``s.zarr[:/grp/array]``   a zarr store (format 2 or 3); chunks holding the rows used (:mod:`.zarr`)
 ``-``                     ``.npy`` (or ``.npz``) bytes on standard input
 ========================  ===============================================================
+
+The key rule, the same for every container (npz, HDF5, .pt, safetensors, tables, zarr): without a
+key, the only array; else the only array of 2 or more dimensions (a table's only vector column);
+else an error listing the candidates (:func:`._common.default_key`). A key that does not exist gets
+the nearest names (:func:`dsecli.errors.suggest`).
 
 Whatever the format, :meth:`ArraySource.read` returns the values in the machine's byte order,
 so a big-endian or Fortran-order file gives the same numbers as a plain C-order ``.npy``.
@@ -189,7 +194,7 @@ def load_array(spec: str, rows: np.ndarray | None = None, *, header: bool | None
 
 
 def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]]:
-    """Every array in a file (for ``dse info``).
+    """Every array in a file (for ``dse info``); ``file:key`` lists that array alone.
 
     Returns
     -------
@@ -198,8 +203,12 @@ def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]
         path, npz, checkpoint or safetensors key, table column (and ``*``); None for
         single-array files).
     """
-    path = os.fspath(path)
+    path, key = split_spec(os.fspath(path))
     _check_file(path)
+    if key is not None:  # ``file:key``: that array alone (or why it cannot be opened)
+        src = _open(path, key, header)
+        return [{"key": src.key, "shape": list(src.shape), "dtype": "str" if src.dtype.kind == "U" else
+                 str(src.dtype)}]
     ext = _ext(path)
     data = read_stream(path) if path != "-" and is_stream(path) else None
     if ext in _HDF5:

@@ -43,6 +43,9 @@ class ArraySource:
     shape: tuple[int, ...]
     dtype: np.dtype
     _reader: Callable[[np.ndarray | None], np.ndarray] = field(repr=False)
+    #: why the values cannot be read yet (an HDF5 dataset or zarr array created but not, or only partly,
+    #: written), or None. The shape is known, so a plan (``--dry-run``) works; ``read`` raises this reason.
+    not_written: str | None = None
 
     def __post_init__(self) -> None:
         self.dtype = native_dtype(np.dtype(self.dtype))
@@ -51,7 +54,18 @@ class ArraySource:
     def label(self) -> str:
         return f"{self.path}:{self.key}" if self.key else self.path
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(source)``: every row, read now (as :meth:`read`); ``copy=False`` is refused, as
+        NumPy asks, since the values are always read into a new array."""
+        if copy is False:
+            raise ValueError(f"{self.label}: the values of a file are read into a new array; np.asarray(source, "
+                             "copy=False) cannot avoid that copy")
+        out = self.read()
+        return out if dtype is None or out.dtype == np.dtype(dtype) else out.astype(dtype)
+
     def read(self, rows: np.ndarray | None = None) -> np.ndarray:
+        if self.not_written:
+            raise InputError(f"{self.label}: {self.not_written}")
         try:
             out = self._reader(rows)
         except InputError:
@@ -172,6 +186,34 @@ def runs(rows: np.ndarray) -> list[np.ndarray]:
 def shown(names: list[str], limit: int = 20) -> str:
     """A list of keys for an error message: the first ``limit``, then '...'."""
     return (", ".join(names[:limit]) + (", ..." if len(names) > limit else "")) or "(none)"
+
+
+def default_key(path: str, entries: list[tuple[str, int]], *, what: str, how: str) -> str:
+    """The one rule every container follows when no key is given.
+
+    ``entries`` are (name, number of dimensions) of what the file holds. Without a key, the file's
+    only array is used; else its only array of 2 or more dimensions (the embeddings beside 1-D
+    labels or ids); else the user is asked to choose, with the candidates listed (those of 2 or
+    more dimensions when there are several).
+    """
+    if len(entries) == 1:
+        return entries[0][0]
+    multi = [n for n, ndim in entries if ndim >= 2]
+    if len(multi) == 1:
+        return multi[0]
+    if not entries:
+        raise InputError(f"{path}: holds no {what}s")
+    listed = multi or [n for n, _ in entries]
+    which = f"several {what}s of 2 or more dimensions" if multi else f"several {what}s, none of 2 or more dimensions"
+    more = f" (dse info {path} lists them)" if len(listed) > 5 else ""
+    raise InputError(f"{path}: holds {which} ({few(listed)}){more}; choose one with {path}:{how}")
+
+
+def few(names: list[str], limit: int = 5) -> str:
+    """A handful of names for a message, then a count of the rest (never hundreds)."""
+    if len(names) <= limit:
+        return ", ".join(names) or "(none)"
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
 
 
 def natural_key(text: str) -> list[Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
+from dsecli.errors import InputError, suggest
 from dsecli.inputs.readers._common import ArraySource, corrupt, head, optional_module, shown
 
 PARQUET = (".parquet", ".pq")
@@ -51,8 +51,12 @@ def _parquet(path: str, data: bytes | None) -> _Table:
 
     pf = pq.ParquetFile(_source(path, data))
     sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)]
-    return _Table(pf.schema_arrow, np.cumsum([0] + sizes[:-1], dtype=np.int64), int(sum(sizes)),
-                  lambda i, cols: pf.read_row_group(i, columns=cols))
+    return _Table(pf.schema_arrow, _starts(sizes), int(sum(sizes)), lambda i, cols: pf.read_row_group(i, columns=cols))
+
+
+def _starts(sizes: list[int]) -> np.ndarray:
+    """Each group's first row; none for a table without groups (a Parquet file written with no row group)."""
+    return np.cumsum([0] + sizes[:-1], dtype=np.int64) if sizes else np.zeros(0, dtype=np.int64)
 
 
 def _ipc(path: str, data: bytes | None) -> _Table:
@@ -64,8 +68,7 @@ def _ipc(path: str, data: bytes | None) -> _Table:
         table = pa.ipc.open_stream(_source(path, data)).read_all()
         batches = table.to_batches()
         sizes = [b.num_rows for b in batches]
-        return _Table(table.schema, np.cumsum([0] + sizes[:-1], dtype=np.int64), int(sum(sizes)),
-                      lambda i, cols: batches[i].select(cols))
+        return _Table(table.schema, _starts(sizes), int(sum(sizes)), lambda i, cols: batches[i].select(cols))
     schema = reader.schema
     readers: dict[tuple[str, ...], Any] = {}
 
@@ -81,8 +84,7 @@ def _ipc(path: str, data: bytes | None) -> _Table:
     cheap = next((n for n in schema.names if _kind(schema.field(n).type) == "number"), None)
     counter = with_fields([cheap]) if cheap else reader
     sizes = [counter.get_batch(i).num_rows for i in range(counter.num_record_batches)]
-    return _Table(schema, np.cumsum([0] + sizes[:-1], dtype=np.int64), int(sum(sizes)),
-                  lambda i, cols: with_fields(cols).get_batch(i).select(cols))
+    return _Table(schema, _starts(sizes), int(sum(sizes)), lambda i, cols: with_fields(cols).get_batch(i).select(cols))
 
 
 def _source(path: str, data: bytes | None) -> Any:
@@ -148,7 +150,7 @@ def _columns(path: str, table: _Table, key: str | None) -> list[str]:
     cols = [c.strip() for c in key.split(",")]
     for c in cols:
         if c not in kinds:
-            raise InputError(f"{path}: column {c!r} not found; columns: {shown(names)}")
+            raise InputError(f"{path}: column {c!r} not found{suggest(c, names, what='column')}")
         if kinds[c] == "other":
             raise InputError(f"{path}: column {c!r} has type {table.schema.field(c).type}, which is not numbers, a "
                              "list of numbers, or labels")

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ArraySource, corrupt, head, is_locked, locked_error
+from dsecli.errors import InputError, suggest
+from dsecli.inputs.readers._common import ArraySource, corrupt, default_key, few, head, is_locked, locked_error
 
 
 def h5py_module() -> Any:
@@ -112,15 +112,18 @@ def _invented(path: str, ds: Any) -> str | None:
     return None
 
 
-def _check_readable(path: str, key: str, ds: Any) -> None:
+def _check_readable(path: str, key: str, ds: Any) -> str | None:
+    """Raise for a dataset without rows or with a missing source; return why its values cannot be read yet
+    (never or only partly written: the shape is known, a plan works), or None."""
     label = f"{path}:{key}"
     if ds.shape is None:
         raise InputError(f"{label}: has an empty (null) dataspace: no shape and no values")
     if ds.shape == ():
         raise InputError(f"{label}: is a scalar dataset (one value, shape ()); expected one row per sample")
     reason = _invented(path, ds)
-    if reason:
+    if reason and "written" not in reason:  # a missing source or external file: refused now
         raise InputError(f"{label}: {reason}")
+    return reason
 
 
 def open_hdf5(path: str, key: str | None, data: bytes | None = None) -> ArraySource:
@@ -130,18 +133,18 @@ def open_hdf5(path: str, key: str | None, data: bytes | None = None) -> ArraySou
         if key is None:
             if not names:
                 raise InputError(f"{path}: the HDF5 file holds no datasets")
-            if len(names) > 1:
-                shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-                raise InputError(f"{path}: holds several datasets ({shown}); choose one with {path}:/DATASET")
-            key = names[0]
+            key = default_key(path, [(n, len(fh[n].shape or ())) for n in names], what="dataset", how="/DATASET")
         if not key.startswith("/"):
             key = "/" + key
         obj = fh.get(key)
         if obj is None or not isinstance(obj, h5py.Dataset):
-            shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-            what = "is a group, not a dataset" if obj is not None else "not found"
-            raise InputError(f"{path}: dataset {key!r} {what}; datasets: {shown or '(none)'}")
-        _check_readable(path, key, obj)
+            if obj is None:
+                raise InputError(f"{path}: dataset {key!r} not found{suggest(key, names, what='dataset')}")
+            inside = [n for n in names if n.startswith(key.rstrip("/") + "/")]
+            raise InputError(f"{path}: dataset {key!r} is a group, not a dataset; "
+                             + (f"the datasets in it: {few(inside)}" if inside else
+                                f"it holds no datasets{suggest(key, names, what='dataset')}"))
+        not_written = _check_readable(path, key, obj)
         shape, dtype = tuple(obj.shape), obj.dtype
 
     def reader(rows: np.ndarray | None) -> np.ndarray:
@@ -168,8 +171,8 @@ def open_hdf5(path: str, key: str | None, data: bytes | None = None) -> ArraySou
             values = np.asarray(values, dtype=str) if dtype.kind != "V" else np.asarray(values)
             return values if rows is None else values[rows]
 
-        return ArraySource(path, key, shape, np.dtype("U"), str_reader)
-    return ArraySource(path, key, shape, dtype, reader)
+        return ArraySource(path, key, shape, np.dtype("U"), str_reader, not_written)
+    return ArraySource(path, key, shape, dtype, reader, not_written)
 
 
 def list_hdf5(path: str, data: bytes | None = None) -> list[dict[str, Any]]:

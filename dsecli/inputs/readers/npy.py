@@ -10,14 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
+from dsecli.errors import InputError, suggest
 from dsecli.inputs.readers._common import (
     NPY_MAGIC,
     ZIP_MAGIC,
     ArraySource,
     corrupt,
+    default_key,
     from_memory,
     head,
+    native_dtype,
     rows_of,
 )
 
@@ -82,11 +84,9 @@ def pick_npz(path: str, key: str | None, npz: Any) -> ArraySource:
     if not names:
         raise InputError(f"{path}: the .npz archive holds no arrays")
     if key is None:
-        if len(names) > 1:
-            raise InputError(f"{path}: holds several arrays ({', '.join(names)}); choose one with {path}:KEY")
-        key = names[0]
+        key = default_key(path, [(n, _ndim(npz, n)) for n in names], what="array", how="KEY")
     if key not in names:
-        raise InputError(f"{path}: key {key!r} not found; arrays: {', '.join(names)}")
+        raise InputError(f"{path}: key {key!r} not found{suggest(key, names, what='array')}")
     try:
         arr = npz[key]
     except ValueError as exc:
@@ -131,7 +131,37 @@ def list_npz(path: str, data: bytes | None = None) -> list[dict[str, Any]]:
         if not isinstance(npz, np.lib.npyio.NpzFile):
             return [{"key": None, "shape": list(np.shape(npz)), "dtype": str(np.asarray(npz).dtype)}]
         for name in npz.files:
-            src = pick_npz(path, name, npz)
-            out.append({"key": name, "shape": list(src.shape), "dtype": str(src.dtype)})
+            header = _npz_header(npz, name)
+            if header is None:  # an unusual member: load it to learn its shape
+                src = pick_npz(path, name, npz)
+                header = src.shape, src.dtype
+            shape, dtype = header
+            what = "object (not numeric: Python objects)" if dtype.hasobject else str(native_dtype(dtype))
+            out.append({"key": name, "shape": list(shape), "dtype": what})
     return out
+
+
+def _ndim(npz: Any, name: str) -> int:
+    header = _npz_header(npz, name)
+    if header is None:
+        try:
+            return int(np.ndim(npz[name]))
+        except Exception:  # noqa: BLE001 - an unreadable member is never the default
+            return 0
+    return len(header[0])
+
+
+def _npz_header(npz: Any, name: str) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype of an .npz member from its .npy header alone (nothing loaded, no pickle run); None if unread."""
+    members = [m for m in npz.zip.namelist() if m in (name, name + ".npy")]
+    if not members:
+        return None
+    try:
+        with npz.zip.open(members[0]) as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = read(fh)
+    except Exception:  # noqa: BLE001 - a header this code cannot parse: the caller loads the member
+        return None
+    return tuple(int(n) for n in shape), np.dtype(dtype)
 

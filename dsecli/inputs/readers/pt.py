@@ -6,6 +6,11 @@ opcodes are listed (``pickletools``, nothing is executed) and the first global t
 weights-only loader does not allow is named. A refused file is "pickled Python code/objects",
 anything else that fails is corrupt.
 
+Keys: ``a.b`` is a dotted name, ``/a/b`` (or ``a/b``) a path of exact keys. A dotted name that
+names two values (a key ``'a.b'`` beside ``{'a': {'b': ...}}``) is refused, naming both paths;
+listings then show the two as ``/a.b`` and ``/a/b``. A key that holds a dict, a list or a number
+is reported as such, with the tensors inside it.
+
 A file in torch's zip format (``torch.save`` since 1.6) is memory-mapped (``mmap=True``), so
 only the rows used are read from disk; the legacy format is read whole.
 
@@ -22,8 +27,8 @@ import re
 import zipfile
 from typing import Any
 
-from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, from_memory, head, shown
+from dsecli.errors import InputError, suggest
+from dsecli.inputs.readers._common import ZIP_MAGIC, ArraySource, corrupt, default_key, few, from_memory, head
 
 # torch's refusal texts across versions, used only when the pickle itself cannot be scanned
 _REFUSAL_PHRASES = ("Unsupported global", "Unsupported class", "is blocked", "Trying to call reduce",
@@ -155,32 +160,50 @@ def tensor_to_numpy(label: str, t: Any) -> Any:
                          "NumPy equivalent; save it as float32 or float64") from exc
 
 
-def _tensors(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Every tensor in nested dicts/lists/tuples, by dotted name (``embeddings.train``, ``layers.0``)."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return {prefix: obj}
+def _nodes(obj: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every value in nested dicts/lists/tuples (containers included), by its path of keys, depth first."""
+    found = [(path, obj)]
     items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else []
-    found: dict[str, Any] = {}
     for k, v in items:
-        found.update(_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+        found += _nodes(v, (*path, str(k)))
     return found
 
 
-def _lookup(obj: Any, key: str) -> Any:
-    """The value at ``/a/b`` (a path of keys, each exact), or None."""
-    for part in key.strip("/").split("/"):
-        if isinstance(obj, dict):
-            match = [v for k, v in obj.items() if str(k) == part]
-            if not match:
-                return None
-            obj = match[0]
-        elif isinstance(obj, (list, tuple)) and part.isdigit() and int(part) < len(obj):
-            obj = obj[int(part)]
-        else:
-            return None
-    return obj
+def _tensors(obj: Any) -> list[tuple[tuple[str, ...], Any]]:
+    """Every tensor in nested dicts/lists/tuples, by its path of keys (``('embeddings', 'train')``)."""
+    import torch
+
+    return [(p, v) for p, v in _nodes(obj) if isinstance(v, torch.Tensor)]
+
+
+def _names(paths: list[tuple[str, ...]]) -> list[str]:
+    """The name of each path for listings and messages: dotted (``a.b``), or ``/a/b`` where two paths share a dotted
+    name (a key ``'a.b'`` beside ``{'a': {'b': ...}}``), so that every name listed opens exactly one value."""
+    dotted = [".".join(p) for p in paths]
+    return [d if dotted.count(d) == 1 else "/" + "/".join(p) for p, d in zip(paths, dotted)]
+
+
+def _matches(obj: Any, key: str) -> list[tuple[tuple[str, ...], Any]]:
+    """The values a key names: ``/a/b`` (or ``a/b``) is a path of keys, each exact; ``a.b`` is a dotted name, which
+    can name several values (the key ``'a.b'``, and ``'b'`` inside ``'a'``)."""
+    nodes = [(p, v) for p, v in _nodes(obj) if p]
+    if "/" in key:
+        want = tuple(part for part in key.strip("/").split("/"))
+        return [(p, v) for p, v in nodes if p == want]
+    return [(p, v) for p, v in nodes if ".".join(p) == key]
+
+
+def _describe(value: Any) -> str:
+    """What a value that is not a tensor holds, in a few words."""
+    if isinstance(value, (dict, list, tuple)):
+        inner = _tensors(value)
+        kind = type(value).__name__
+        n = len(value)
+        if inner:
+            return f"a {kind} of {n} entr{'y' if n == 1 else 'ies'} with {len(inner)} tensor{'s' if len(inner) > 1 else ''}"
+        return f"a {kind} of {n} entr{'y' if n == 1 else 'ies'} and no tensors"
+    text = repr(value)
+    return f"a {type(value).__name__} ({text if len(text) <= 30 else text[:27] + '...'})"
 
 
 def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySource:
@@ -190,22 +213,27 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
     obj = torch_load(path, data)
     if isinstance(obj, (dict, list, tuple)):
         tensors = _tensors(obj)
-        names = list(tensors)
+        names = _names([p for p, _ in tensors])
         if not names:
             keys = ", ".join(str(k) for k in (list(obj) if isinstance(obj, dict) else range(len(obj)))[:20])
             raise InputError(f"{path}: holds a {type(obj).__name__} with no tensors in it (keys: {keys or 'none'}); "
                              "save a tensor or a dict of tensors")
         if key is None:
-            if len(names) != 1:
-                raise InputError(f"{path}: holds several tensors ({shown(names)}); choose one with {path}:KEY")
-            key = names[0]
-        found = tensors.get(key)
-        if found is None and ("/" in key):
-            found = _lookup(obj, key)
-        if not isinstance(found, torch.Tensor):
-            what = "is not a tensor" if found is not None else "not found"
-            raise InputError(f"{path}: key {key!r} {what}; tensors: {shown(names)}")
-        obj = found
+            key = default_key(path, [(n, t.ndim) for n, (_, t) in zip(names, tensors)], what="tensor", how="KEY")
+        found = _matches(obj, key)
+        if len(found) > 1:
+            spelled = ["/" + "/".join(p) for p, _ in found]
+            raise InputError(f"{path}: key {key!r} is ambiguous: it names {len(found)} values ({' and '.join(spelled)}: "
+                             f"a key with a dot in it, and nested keys); choose one with "
+                             f"{' or '.join(f'{path}:{s}' for s in spelled)} (a path of exact keys)")
+        if not found:
+            raise InputError(f"{path}: key {key!r} not found{suggest(key, names, what='tensor')}")
+        (where, value), = found
+        if not isinstance(value, torch.Tensor):
+            inside = [n for (p, _), n in zip(tensors, names) if p[: len(where)] == where]
+            hint = f"; the tensors in it: {few(inside)}" if inside else f"; tensors: {few(names)}"
+            raise InputError(f"{path}: key {key!r} holds {_describe(value)}, not a tensor{hint}")
+        obj = value
     elif key is not None:
         raise InputError(f"{path}: holds a single tensor; remove the key {key!r}")
     if not isinstance(obj, torch.Tensor):
@@ -214,10 +242,14 @@ def open_torch(path: str, key: str | None, data: bytes | None = None) -> ArraySo
 
 
 def list_torch(path: str, data: bytes | None = None) -> list[dict[str, Any]]:
-    """Every tensor, nested ones by dotted name (``/a/b`` opens the same one)."""
+    """Every tensor, nested ones by dotted name (``/a/b`` opens the same one; the only name where two share a dotted
+    name)."""
     obj = torch_load(path, data)
-    items = _tensors(obj).items() if not _is_tensor(obj) else [(None, obj)]
-    return [{"key": name, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")} for name, v in items]
+    if _is_tensor(obj):
+        return [{"key": None, "shape": list(obj.shape), "dtype": str(obj.dtype).replace("torch.", "")}]
+    tensors = _tensors(obj)
+    return [{"key": name, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")}
+            for name, (_, v) in zip(_names([p for p, _ in tensors]), tensors)]
 
 
 def _is_tensor(obj: Any) -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
-from dsecli.inputs.readers._common import ArraySource, corrupt, head, optional_module, runs, shown
+from dsecli.errors import InputError, suggest
+from dsecli.inputs.readers._common import ArraySource, corrupt, default_key, head, optional_module, runs
 
 # safetensors dtype names -> NumPy; the others (BF16, F8_*) go through torch
 _NUMPY = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64", "I32": "int32", "I16": "int16",
@@ -77,12 +77,9 @@ def open_safetensors(path: str, key: str | None, data: bytes | None = None) -> A
     tensors = _header(path, data)
     names = list(tensors)
     if key is None:
-        if len(names) != 1:
-            raise InputError(f"{path}: holds {'several' if names else 'no'} tensors ({shown(names)}); choose one "
-                             f"with {path}:NAME")
-        key = names[0]
+        key = default_key(path, [(n, len(tensors[n][0])) for n in names], what="tensor", how="NAME")
     if key not in tensors:
-        raise InputError(f"{path}: tensor {key!r} not found; tensors: {shown(names)}")
+        raise InputError(f"{path}: tensor {key!r} not found{suggest(key, names, what='tensor')}")
     shape, kind = tensors[key]
     if kind not in _NUMPY and kind not in ("BF16", "F8_E4M3", "F8_E5M2"):
         raise InputError(f"{path}:{key}: holds a tensor of dtype {kind}, which has no NumPy equivalent; save it as "
