@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError
+from dsecli.errors import InputError, first_line
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK"
@@ -78,14 +78,6 @@ class ArraySource:
             raise InputError(f"{self.label}: cannot read the data, the file may be corrupt or truncated "
                              f"({first_line(exc)})") from exc
         return native(np.asarray(out))
-
-
-def first_line(exc: BaseException, limit: int = 160) -> str:
-    """The first line of an exception's text, cut at its first sentence when long (torch's run on)."""
-    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    if len(text) > limit and ". " in text[:limit]:
-        text = text[: text.index(". ", 0, limit) + 1]
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_locked(exc: BaseException) -> bool:
