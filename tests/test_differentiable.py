@@ -112,6 +112,18 @@ def test_closed_forms() -> None:
     assert abs(dse_loss(torch.tensor(clusters), sigma=2.0).item() - math.log2(3)) < 1e-12
 
 
+def test_spectral_entropy_takes_the_modulus_first() -> None:
+    # docs/method.md#dse: alpha = |lambda|^t / sum |lambda|^t (a rounding-negative eigenvalue counts by its size)
+    from dsecli.differentiable import _spectral_entropy
+
+    lam = torch.tensor([1.0, -0.5, 0.5, 0.0], dtype=torch.float64, requires_grad=True)
+    assert _spectral_entropy(lam, 1, 2.0).item() == pytest.approx(1.5, abs=1e-12)  # alpha = 1/2, 1/4, 1/4, 0
+    h3 = _spectral_entropy(lam, 3, 2.0)  # alpha = 4/5, 1/10, 1/10, 0
+    assert h3.item() == pytest.approx(-(0.8 * math.log2(0.8) + 0.2 * math.log2(0.1)), abs=1e-12)
+    h3.backward()  # |.| and the power at an eigenvalue of exactly 0: finite
+    assert torch.isfinite(lam.grad).all()
+
+
 def test_dsmi_closed_form_two_point_clusters() -> None:
     # two far-apart clusters of 4 identical rows, labelled by cluster: DSE(class) = 0, and a draw of
     # 4 of the 8 rows has DSE 1 bit if it holds rows of both clusters, else 0 (A: one all-ones block each)
