@@ -32,6 +32,10 @@ logarithm is of alpha + eps >= 2^-52, never of 0, so -(log(alpha + eps) + 1) is 
 about 37 in magnitude). A is positive semi-definite, so eigenvalues below 0 are rounding (about
 1e-16) and so is their gradient's share.
 
+The median rule's sigma (the default) is a plain number in the gradient unless ``sigma_grad`` says
+otherwise: ``"scale"`` or ``"smoothed"`` give it a gradient path that makes the loss's gradient
+agree with its scale-invariant value (docs/differentiable.md measures the difference).
+
 This module is torch's by nature (its losses are ``torch.nn.Module`` s), so it imports torch at
 load; ``import dsecli`` does not import it.
 """
@@ -46,10 +50,10 @@ import torch  # noqa: TID253 - the module defines nn.Modules; nothing imports it
 
 from dsecli.errors import InputError, check_positive, check_positive_int
 
-__all__ = ["EPS", "DSELoss", "DSMILoss", "dse_loss", "dsmi_loss", "diffusion_kernel", "resolve_batch_sigma"]
+__all__ = ["EPS", "SIGMA_GRADS", "DSELoss", "DSMILoss", "dse_loss", "dsmi_loss", "diffusion_kernel", "resolve_batch_sigma"]
 
 EPS = 2.0**-52  # added to every alpha_i before the logarithm, as the published code does
-SIGMA_RULES = ("median", "sqrt-d")
+SIGMA_GRADS = ("detached", "scale", "smoothed")  # what the median rule's sigma passes to the gradient
 
 
 # --------------------------------------------------------------------------- checks
@@ -87,6 +91,14 @@ def _check_sigma(sigma: Any) -> float | str:
     return check_positive(sigma, "sigma")
 
 
+def _check_sigma_grad(sigma_grad: Any, sigma: float | str) -> str:
+    if sigma_grad not in SIGMA_GRADS:
+        raise InputError(f"`sigma_grad` must be one of {', '.join(SIGMA_GRADS)}; got {sigma_grad!r}")
+    if sigma_grad != "detached" and sigma != "median":
+        raise InputError(f"`sigma_grad` {sigma_grad!r} applies to sigma='median' only; got sigma={sigma!r}")
+    return str(sigma_grad)
+
+
 def _check_labels(labels: Any, n: int) -> np.ndarray:
     if isinstance(labels, torch.Tensor):
         labels = labels.detach().cpu().numpy()
@@ -116,18 +128,54 @@ def _sq_dists(z: torch.Tensor) -> torch.Tensor:
     return d2.masked_fill(eye, 0.0)
 
 
-def _median_sigma(d2: torch.Tensor) -> float:
-    """sigma = sqrt(lower_median_{i<j} d_ij^2 / 2), from values detached from the graph."""
+def _pairs(d2: torch.Tensor) -> torch.Tensor:
+    """The B(B-1)/2 entries d_ij^2, i < j (with d2's graph)."""
     n = d2.shape[0]
+    iu = torch.triu_indices(n, n, offset=1, device=d2.device)
+    return d2[iu[0], iu[1]]
+
+
+def _order_statistic(vals: torch.Tensor, index: int) -> float:
+    """The value at zero-based ``index`` of ``vals`` sorted ascending."""
+    return float(torch.kthvalue(vals, index + 1).values.item())
+
+
+def _median_sq(d2: torch.Tensor) -> float:
+    """lower_median_{i<j} d_ij^2, from values detached from the graph."""
     with torch.no_grad():
-        iu = torch.triu_indices(n, n, offset=1, device=d2.device)
-        vals = d2.detach()[iu[0], iu[1]]
+        vals = _pairs(d2.detach())
         # the lower of the two middle values for an even count (torch.median's convention)
-        med = float(torch.kthvalue(vals, (vals.numel() - 1) // 2 + 1).values.item())
+        med = _order_statistic(vals, (vals.numel() - 1) // 2)
     if not med > 0:
         raise InputError("`sigma` median: the median pairwise distance of the batch is 0 (more than half the "
                          "pairs are duplicates); give a numeric sigma")
-    return math.sqrt(med / 2.0)
+    return med
+
+
+def _sigma_tensor(d2: torch.Tensor, med: float, sigma_grad: str) -> torch.Tensor:
+    """The median rule's sigma as a tensor whose value is sqrt(med / 2) and whose gradient is chosen.
+
+    - ``"scale"``: sigma = sqrt(med / 2) * rms / rms.detach(), rms^2 = mean_{i<j} d_ij^2: sigma follows
+      the overall scale of the rows (every pair contributes), so the loss is invariant to scaling z
+      in its gradient too;
+    - ``"smoothed"``: sigma = sqrt(m / 2), m = med + sum_k w_k (v_k - v_k.detach()) / sum_k w_k over the
+      pairs' v_k = d_k^2, with Gaussian weights w_k = exp(-(v_k - med)^2 / (2 h^2)) (detached) and
+      Silverman's bandwidth h = 0.9 (IQR / 1.349) M^(-1/5) over the M pairs: the implicit derivative of
+      the median of a kernel-smoothed distribution of the v_k, spread over the pairs near the median
+      (all pairs tied with the median when the IQR is 0).
+    """
+    if sigma_grad == "scale":
+        n = d2.shape[0]
+        rms2 = d2.sum() / (n * (n - 1))  # the diagonal is 0
+        return math.sqrt(med / 2.0) * (rms2 / rms2.detach()).sqrt()
+    v = _pairs(d2)
+    with torch.no_grad():
+        vd = v.detach()
+        m = vd.numel()
+        iqr = _order_statistic(vd, (3 * (m - 1)) // 4) - _order_statistic(vd, (m - 1) // 4)
+        h = 0.9 * iqr / 1.349 * m**-0.2
+        w = torch.exp(-0.5 * ((vd - med) / h) ** 2) if h > 0 else (vd == med).to(vd.dtype)
+    return ((med + (w * (v - vd)).sum() / w.sum()) / 2.0).sqrt()
 
 
 def resolve_batch_sigma(sigma: Any, z: torch.Tensor, d2: torch.Tensor | None = None) -> float:
@@ -143,7 +191,7 @@ def resolve_batch_sigma(sigma: Any, z: torch.Tensor, d2: torch.Tensor | None = N
     """
     spec = _check_sigma(sigma)
     if spec == "median":
-        value = _median_sigma(_sq_dists(z.detach()) if d2 is None else d2)
+        value = math.sqrt(_median_sq(_sq_dists(z.detach()) if d2 is None else d2) / 2.0)
     elif spec == "sqrt-d":
         value = math.sqrt(z.shape[1])
     else:
@@ -155,14 +203,17 @@ def resolve_batch_sigma(sigma: Any, z: torch.Tensor, d2: torch.Tensor | None = N
     return value
 
 
-def diffusion_kernel(z: torch.Tensor, sigma: Any = "median") -> tuple[torch.Tensor, float]:
+def diffusion_kernel(z: torch.Tensor, sigma: Any = "median", *,
+                     sigma_grad: str = "detached") -> tuple[torch.Tensor, float]:
     """The Gaussian affinity G_ij = exp(-||z_i - z_j||^2 / (2 sigma^2)) of the rows of ``z``, differentiably.
 
     Parameters
     ----------
     z : Tensor, shape (B, D), float32 or float64, any device
     sigma : float or {"median", "sqrt-d"}
-        The median rule's sigma is computed without gradient (see :func:`dse_loss`).
+        The median rule's sigma is computed without gradient by default (see :func:`dse_loss`).
+    sigma_grad : {"detached", "scale", "smoothed"}
+        What the median rule's sigma passes to the gradient (see :func:`dse_loss`).
 
     Returns
     -------
@@ -170,9 +221,13 @@ def diffusion_kernel(z: torch.Tensor, sigma: Any = "median") -> tuple[torch.Tens
         G, shape (B, B), dtype and device of ``z``, carrying the graph; and the numeric sigma used.
     """
     z = _check_rows(z)
+    sigma_grad = _check_sigma_grad(sigma_grad, _check_sigma(sigma))
     d2 = _sq_dists(z)
     s = resolve_batch_sigma(sigma, z, d2)
-    return torch.exp(d2 * (-1.0 / (2.0 * s * s))), s
+    if sigma_grad == "detached":
+        return torch.exp(d2 * (-1.0 / (2.0 * s * s))), s
+    st = _sigma_tensor(d2, _median_sq(d2), sigma_grad)  # the same median, now with a path for the gradient
+    return torch.exp(d2 * (-1.0 / (2.0 * st * st))), s
 
 
 def _normalise(g: torch.Tensor) -> torch.Tensor:
@@ -202,7 +257,8 @@ def _dse_of_kernels(g: torch.Tensor, t: int, base: float) -> torch.Tensor:
 # --------------------------------------------------------------------------- losses
 
 
-def dse_loss(z: torch.Tensor, *, sigma: float | str = "median", t: int = 1, base: float = 2.0) -> torch.Tensor:
+def dse_loss(z: torch.Tensor, *, sigma: float | str = "median", t: int = 1, base: float = 2.0,
+             sigma_grad: str = "detached") -> torch.Tensor:
     """Diffusion spectral entropy of the rows of ``z`` as a differentiable torch scalar (bits by default).
 
     .. math::
@@ -227,11 +283,21 @@ def dse_loss(z: torch.Tensor, *, sigma: float | str = "median", t: int = 1, base
         is the median from step to step) and would cancel any change of overall scale (the loss
         at the median rule is scale-invariant). Detached, the loss is a function of the geometry
         at a fixed scale per step: its gradient is that of DSE at sigma = the batch's median
-        rule value, held fixed.
+        rule value, held fixed. The value is scale-invariant but that gradient is not: at a
+        fixed sigma, shrinking all rows lowers DSE and spreading them raises it, so an optimiser
+        working on raw embeddings mostly changes their scale (docs/differentiable.md measures it).
     t : int >= 1
         Diffusion time (powers of the eigenvalues).
     base : float
         Logarithm base: 2 gives bits, ``math.e`` nats.
+    sigma_grad : {"detached", "scale", "smoothed"}
+        With ``sigma="median"``, what sigma passes to the gradient (the value is the same):
+        ``"detached"`` (default) nothing; ``"scale"`` the overall scale, sigma * rms / rms.detach()
+        with rms^2 the mean d_ij^2 over all pairs, so the gradient is scale-invariant as the value
+        is; ``"smoothed"`` the implicit derivative of the median of a kernel-smoothed
+        distribution of the d_ij^2 (Gaussian weights on the pairs near the median, Silverman's
+        bandwidth), the closest of the three to the median rule's own derivative. Neither pushes a
+        single pair.
 
     Returns
     -------
@@ -249,7 +315,7 @@ def dse_loss(z: torch.Tensor, *, sigma: float | str = "median", t: int = 1, base
     z = _check_rows(z)
     t = check_positive_int(t, "t")
     base = _check_base(base)
-    g, _ = diffusion_kernel(z, sigma)
+    g, _ = diffusion_kernel(z, sigma, sigma_grad=sigma_grad)
     return _dse_of_kernels(g, t, base).to(z.dtype)
 
 
@@ -272,6 +338,7 @@ def dsmi_loss(
     repetitions: int = 5,
     seed: int = 0,
     base: float = 2.0,
+    sigma_grad: str = "detached",
 ) -> torch.Tensor:
     """Diffusion spectral mutual information between the rows of ``z`` and integer labels, as a torch scalar.
 
@@ -302,7 +369,7 @@ def dsmi_loss(
         Embeddings, float32 or float64, on any device; the result follows its dtype and device.
     labels : Tensor or array, shape (B,)
         Integer (or boolean) class labels; read on the CPU, never differentiated.
-    sigma, t, base
+    sigma, t, base, sigma_grad
         As for :func:`dse_loss`.
     repetitions : int >= 1
         R, the draws per class.
@@ -332,7 +399,7 @@ def dsmi_loss(
     _, codes = np.unique(y, return_inverse=True)
     codes = codes.reshape(-1)
     counts = np.bincount(codes)
-    g, _ = diffusion_kernel(z, sigma)
+    g, _ = diffusion_kernel(z, sigma, sigma_grad=sigma_grad)
     total = torch.zeros((), dtype=torch.float64, device=z.device)
     for c, n_c in enumerate(counts.tolist()):
         if n_c < 2:
@@ -351,11 +418,13 @@ class DSELoss(torch.nn.Module):
     returns the DSE of its rows (docs/differentiable.md). No parameters, no buffers, no state.
     """
 
-    def __init__(self, *, sigma: float | str = "median", t: int = 1, base: float = 2.0) -> None:
+    def __init__(self, *, sigma: float | str = "median", t: int = 1, base: float = 2.0,
+                 sigma_grad: str = "detached") -> None:
         super().__init__()
         self.sigma = _check_sigma(sigma)
         self.t = check_positive_int(t, "t")
         self.base = _check_base(base)
+        self.sigma_grad = _check_sigma_grad(sigma_grad, self.sigma)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """DSE of the rows of ``z``.
@@ -365,10 +434,10 @@ class DSELoss(torch.nn.Module):
         Tensor
             0-dim, dtype and device of ``z``.
         """
-        return dse_loss(z, sigma=self.sigma, t=self.t, base=self.base)
+        return dse_loss(z, sigma=self.sigma, t=self.t, base=self.base, sigma_grad=self.sigma_grad)
 
     def extra_repr(self) -> str:
-        return f"sigma={self.sigma!r}, t={self.t}, base={self.base}"
+        return f"sigma={self.sigma!r}, t={self.t}, base={self.base}, sigma_grad={self.sigma_grad!r}"
 
 
 class DSMILoss(torch.nn.Module):
@@ -379,13 +448,14 @@ class DSMILoss(torch.nn.Module):
     """
 
     def __init__(self, *, sigma: float | str = "median", t: int = 1, repetitions: int = 5, seed: int = 0,
-                 base: float = 2.0) -> None:
+                 base: float = 2.0, sigma_grad: str = "detached") -> None:
         super().__init__()
         self.sigma = _check_sigma(sigma)
         self.t = check_positive_int(t, "t")
         self.repetitions = check_positive_int(repetitions, "repetitions")
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.base = _check_base(base)
+        self.sigma_grad = _check_sigma_grad(sigma_grad, self.sigma)
 
     def forward(self, z: torch.Tensor, labels: Any) -> torch.Tensor:
         """DSMI of the rows of ``z`` with ``labels``.
@@ -396,7 +466,8 @@ class DSMILoss(torch.nn.Module):
             0-dim, dtype and device of ``z``.
         """
         return dsmi_loss(z, labels, sigma=self.sigma, t=self.t, repetitions=self.repetitions, seed=self.seed,
-                         base=self.base)
+                         base=self.base, sigma_grad=self.sigma_grad)
 
     def extra_repr(self) -> str:
-        return f"sigma={self.sigma!r}, t={self.t}, repetitions={self.repetitions}, seed={self.seed}, base={self.base}"
+        return (f"sigma={self.sigma!r}, t={self.t}, repetitions={self.repetitions}, seed={self.seed}, "
+                f"base={self.base}, sigma_grad={self.sigma_grad!r}")

@@ -181,6 +181,65 @@ def test_median_sigma_gradient_is_the_fixed_sigma_gradient(case, t) -> None:
         assert gradcheck(fn_fixed, (_leaf(a),))
 
 
+def _frozen_sigma_dse(a: np.ndarray, sigma_grad: str, t: int):
+    """DSE(z) at the sigma of ``sigma_grad`` with every detached quantity frozen at z0 = a: a plain smooth
+    function of z, whose gradient at z0 is what ``sigma_grad`` promises."""
+    from dsecli import differentiable as dl
+
+    z0 = torch.tensor(a)
+    d20 = dl._sq_dists(z0)
+    med = dl._median_sq(d20)
+    n = a.shape[0]
+    if sigma_grad == "scale":
+        rms0 = float(d20.sum() / (n * (n - 1)))
+
+        def sigma_of(d2):
+            return math.sqrt(med / 2) * (d2.sum() / (n * (n - 1)) / rms0).sqrt()
+    else:
+        v0 = dl._pairs(d20)
+        m = v0.numel()
+        iqr = dl._order_statistic(v0, (3 * (m - 1)) // 4) - dl._order_statistic(v0, (m - 1) // 4)
+        w = torch.exp(-0.5 * ((v0 - med) / (0.9 * iqr / 1.349 * m**-0.2)) ** 2)
+
+        def sigma_of(d2):
+            return ((med + (w * (dl._pairs(d2) - v0)).sum() / w.sum()) / 2).sqrt()
+
+    def fn(z):
+        d2 = dl._sq_dists(z)
+        st = sigma_of(d2)
+        g = torch.exp(d2 * (-1.0 / (2.0 * st * st)))
+        return dl._spectral_entropy(torch.linalg.eigvalsh(dl._normalise(g)), t, 2.0)
+
+    return fn
+
+
+@pytest.mark.parametrize("t", [1, 3])
+@pytest.mark.parametrize("sigma_grad", ["scale", "smoothed"])
+def test_sigma_grad_options(sigma_grad, t) -> None:
+    # same value as the detached median rule; the gradient of the function with the detached parts
+    # frozen, which passes gradcheck (duplicates included)
+    for a in (GENERIC, DUPLICATES):
+        z = torch.tensor(a)
+        assert abs(dse_loss(z, t=t, sigma_grad=sigma_grad).item() - dse_loss(z, t=t).item()) < 1e-13
+        frozen = _frozen_sigma_dse(a, sigma_grad, t)
+        torch.testing.assert_close(_grad(lambda z: dse_loss(z, t=t, sigma_grad=sigma_grad), a), _grad(frozen, a),
+                                   rtol=1e-10, atol=1e-12)
+        assert gradcheck(frozen, (_leaf(a),))
+    assert torch.isfinite(_grad(lambda z: dsmi_loss(z, SMALL_LABELS, t=t, sigma_grad=sigma_grad), DUPLICATES)).all()
+
+
+def test_scale_gradient_is_scale_invariant() -> None:
+    # DSE at the median rule does not change when all rows are scaled: its derivative along z - mean
+    # is 0. sigma_grad="scale" has that property; the detached sigma's gradient does not (it shrinks
+    # or spreads the rows)
+    a = _data(16, 3)
+    radial = torch.tensor(a - a.mean(axis=0))
+    for sigma_grad, small in (("scale", True), ("detached", False)):
+        g = _grad(lambda z, sg=sigma_grad: dse_loss(z, sigma_grad=sg), a)
+        ratio = abs(float((g * radial).sum())) / float(g.norm() * radial.norm())
+        assert (ratio < 1e-10) == small, (sigma_grad, ratio)
+
+
 def test_a_step_along_the_gradient_raises_dse() -> None:
     z = _leaf(_data(16, 2))
     before = dse_loss(z, sigma=1.0)
@@ -267,6 +326,8 @@ def test_modules_equal_the_functions() -> None:
     lambda: dsmi_loss(torch.randn(4, 2), np.array([0.5, 1.0, 0.0, 1.0])),
     lambda: dsmi_loss(torch.randn(4, 2), [0, 1, 0, 1], repetitions=0),
     lambda: DSELoss(t=1.5),
+    lambda: dse_loss(torch.randn(4, 2), sigma_grad="full"),
+    lambda: DSMILoss(sigma=1.0, sigma_grad="scale"),
     lambda: DSMILoss(seed=-1),
 ], ids=lambda _: "")
 def test_bad_inputs_raise_input_error(call) -> None:
