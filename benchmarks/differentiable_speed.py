@@ -15,7 +15,7 @@ are printed with the table.
 
 Usage::
 
-    python benchmarks/differentiable_speed.py [--sizes 256 1024 2048] [--repeats 3] [--dsmi]
+    python benchmarks/differentiable_speed.py [--sizes 256 1024 2048] [--repeats 3] [--dsmi] [--sigma-grad smoothed]
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dsmi", action="store_true", help="also time DSMI (10 classes, R = 5)")
+    parser.add_argument("--sigma-grad", default="detached", help="sigma_grad of the losses (detached, scale, smoothed)")
     args = parser.parse_args()
 
     # dsecli first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
@@ -79,9 +80,11 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}, "
           f"load average {os.getloadavg()[0]:.2f} at start")
-    losses = [("DSE", lambda z: dse_loss(z))]
+    sg = args.sigma_grad
+    print(f"sigma='median', sigma_grad={sg!r}")
+    losses = [("DSE", lambda z: dse_loss(z, sigma_grad=sg))]
     if args.dsmi:
-        losses.append(("DSMI", lambda z: dsmi_loss(z, np.arange(z.shape[0]) % 10)))
+        losses.append(("DSMI", lambda z: dsmi_loss(z, np.arange(z.shape[0]) % 10, sigma_grad=sg)))
     print(f"{'loss':5s} {'B':>5s} {'dtype':8s} {'fwd no-grad ms':>15s} {'fwd ms':>9s} {'bwd ms':>9s} {'bwd/fwd':>8s}")
     for name, loss in losses:
         for b in args.sizes:

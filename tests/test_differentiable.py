@@ -199,7 +199,9 @@ def _frozen_sigma_dse(a: np.ndarray, sigma_grad: str, t: int):
         v0 = dl._pairs(d20)
         m = v0.numel()
         iqr = dl._order_statistic(v0, (3 * (m - 1)) // 4) - dl._order_statistic(v0, (m - 1) // 4)
-        w = torch.exp(-0.5 * ((v0 - med) / (0.9 * iqr / 1.349 * m**-0.2)) ** 2)
+        h = 0.9 * iqr / 1.349 * m**-0.2  # Silverman's (below 65,536 pairs the quartiles are exact)
+        assert h == dl._bandwidth(v0)
+        w = torch.exp(-0.5 * ((v0 - med) / h) ** 2)
 
         def sigma_of(d2):
             return ((med + (w * (dl._pairs(d2) - v0)).sum() / w.sum()) / 2).sqrt()
