@@ -11,6 +11,7 @@ inside a training loop (docs/differentiable.md):
 
     loss = ce + lam * dse_loss(z)              # z: (B, D) embeddings of a minibatch
     loss = ce - lam * dsmi_loss(z, labels)     # labels: (B,) integers
+    loss = ce + lam * dse_loss(z, sigma_grad="smoothed")   # the median rule's sigma in the gradient too
 
 Formulas (docs/method.md#kernel, #operator, #dse, #dsmi), for the B rows z_i of a batch:
 
@@ -302,10 +303,9 @@ def dse_loss(z: torch.Tensor, *, sigma: float | str = "median", t: int = 1, base
         sqrt(lower_median_{i<j} d_ij^2 / 2) over the batch's pairs, computed **detached**: the
         median is a non-smooth order statistic, and its gradient would act on the one or two
         pairs that happen to sit at the median (pushing single distances, changing which pair
-        is the median from step to step) and would cancel any change of overall scale (the loss
-        at the median rule is scale-invariant). Detached, the loss is a function of the geometry
-        at a fixed scale per step: its gradient is that of DSE at sigma = the batch's median
-        rule value, held fixed. The value is scale-invariant but that gradient is not: at a
+        is the median from step to step). Detached, the loss is a function of the geometry at a
+        fixed scale per step: its gradient is that of DSE at sigma = the batch's median rule
+        value, held fixed. The value is scale-invariant but that gradient is not: at a
         fixed sigma, shrinking all rows lowers DSE and spreading them raises it, so an optimiser
         working on raw embeddings mostly changes their scale (docs/differentiable.md measures it).
     t : int >= 1
