@@ -228,6 +228,8 @@ def test_sigma_grad_options(sigma_grad, t) -> None:
                                    rtol=1e-10, atol=1e-12)
         assert gradcheck(frozen, (_leaf(a),))
     assert torch.isfinite(_grad(lambda z: dsmi_loss(z, SMALL_LABELS, t=t, sigma_grad=sigma_grad), DUPLICATES)).all()
+    z = torch.tensor(_data())
+    assert dsmi_loss(z, _labels(), t=t, sigma_grad=sigma_grad).item() == dsmi_loss(z, _labels(), t=t).item()
 
 
 def test_scale_gradient_is_scale_invariant() -> None:
