@@ -26,7 +26,7 @@ from dsecli.estimators import (
 )
 from dsecli.estimators.kl_weighted import weighted_kl_entropy
 from dsecli.estimators.mine import infonce_mutual_information
-from dsecli.inputs.prepare import Prepared, prepare_pair, prepare_rows, replace_warnings
+from dsecli.inputs.prepare import Prepared, prepare_rows, replace_warnings
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.dse import (
     adjacency_spectral_entropy,
@@ -38,7 +38,7 @@ from dsecli.measures.representation import covariance_von_neumann_entropy, rankm
 from dsecli.measures.resampling import bootstrap_interval, check_resampling, permutation_null
 from dsecli.results import EntropyResult, MIResult
 
-__all__ = ["ENTROPY_METHODS", "MI_METHODS", "METHOD_OPTIONS", "CLASS_BASED", "SELECTION_OPTIONS", "RESAMPLING_OPTIONS", "method_options",
+__all__ = ["estimate", "ENTROPY_METHODS", "MI_METHODS", "METHOD_OPTIONS", "CLASS_BASED", "SELECTION_OPTIONS", "RESAMPLING_OPTIONS", "method_options",
            "parse_methods", "estimate_entropy", "estimate_mutual_information"]
 
 ENTROPY_METHODS: dict[str, Callable[..., EntropyResult]] = {
@@ -211,16 +211,9 @@ def estimate_entropy(
     if params.pop("permutations", 0):
         raise InputError("`permutations` applies to mutual information (estimate_mutual_information, dse mi): "
                          "an entropy has no reference to permute")
-    bootstrap, _, confidence = check_resampling(bootstrap, 0, confidence)
-    options = method_options(names, params)
-    call = check_call(base=params.get("base", 2.0), seed=seed, max_n=max_n, sampler=sampler)
-    with CollectWarnings() as notes:
-        rows = prepare_rows(x, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"))
-    rows = replace_warnings(rows, [*rows.warnings, *notes])
-    resampling = {"bootstrap": bootstrap, "permutations": 0, "confidence": confidence, "seed": call.seed,
-                  "scheme": bootstrap_scheme}
-    return [_run(n, ENTROPY_METHODS[n], rows, call, options[n], resampling) for n in names]
+    return estimate(x, methods=names, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                    drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, confidence=confidence,
+                    bootstrap_scheme=bootstrap_scheme, **params)
 
 
 def estimate_mutual_information(
@@ -256,20 +249,63 @@ def estimate_mutual_information(
         One per method, in the order of ``methods``.
     """
     names = parse_methods(methods, MI_METHODS, MI_ALL)
+    if y is None and not (isinstance(x, Prepared) and x.reference is not None):
+        raise InputError("`y` (the reference) is missing: pass it, or rows prepared with one "
+                         "(prepare_rows(..., reference=y))")
+    return estimate(x, y, methods=names, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
+                    drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,
+                    confidence=confidence, bootstrap_scheme=bootstrap_scheme, **params)
+
+
+def estimate(
+    x: Any,
+    y: Any = None,
+    *,
+    methods: str | Sequence[str],
+    max_n: int | None = DEFAULT_MAX_N,
+    seed: int = 0,
+    sampler: str = "numpy",
+    flatten: bool = False,
+    drop_nonfinite: bool = False,
+    bootstrap: int = 0,
+    permutations: int = 0,
+    confidence: float = 0.95,
+    bootstrap_scheme: str = "auto",
+    **params: Any,
+) -> list[EntropyResult | MIResult]:
+    """Entropy and mutual-information methods together, on the same rows: one call, one edge.
+
+    The options and the selection are checked once; the rows are prepared once and, with ``y``,
+    the reference rows read once and read by one rule (:mod:`dsecli.inputs.reference`; classes
+    made once for the class-based methods); then each method's kernel runs on them
+    (:func:`dsecli.edge.measure`). ``permutations`` applies to the mutual-information methods.
+    :func:`estimate_entropy` and :func:`estimate_mutual_information` are this call with one kind.
+
+    Returns
+    -------
+    list of EntropyResult and MIResult
+        One per method, in the order of ``methods``.
+    """
+    names = parse_methods(methods)
+    mi = [n for n in names if n in MI_METHODS]
+    if mi and y is None and not (isinstance(x, Prepared) and x.reference is not None):
+        raise InputError(f"`y` (the reference) is missing: {', '.join(mi)} measure mutual information with it")
     bootstrap, permutations, confidence = check_resampling(bootstrap, permutations, confidence)
     options = method_options(names, params)
     call = check_call(base=params.get("base", 2.0), seed=seed, max_n=max_n, sampler=sampler)
     with CollectWarnings() as notes:
-        rows = prepare_pair(x, y, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"))
-        # Y read once, by one rule, for every method (and classed once for those that use classes)
-        reading = rows.reference_reading(ref_kind=params.get("ref_kind") or "auto", seed=seed)
-        for n_clusters in {options[n].get("n_clusters", 10) for n in names if n in CLASS_BASED}:
-            reading.classes(n_clusters)
+        rows = prepare_rows(x, max_n=max_n, seed=call.seed, sampler=sampler, flatten=flatten,
+                            drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"),
+                            reference=y if mi else None)
+        if mi:
+            # Y read once, by one rule, for every method (and classed once for those that use classes)
+            reading = rows.reference_reading(ref_kind=params.get("ref_kind") or "auto", seed=call.seed)
+            for n_clusters in {options[n].get("n_clusters", 10) for n in mi if n in CLASS_BASED}:
+                reading.classes(n_clusters)
     rows = replace_warnings(rows, [*rows.warnings, *notes])
-    resampling = {"bootstrap": bootstrap, "permutations": permutations, "confidence": confidence, "seed": call.seed,
-                  "scheme": bootstrap_scheme}
-    return [_run(n, MI_METHODS[n], rows, call, options[n], resampling) for n in names]
+    resampling = {"bootstrap": bootstrap, "confidence": confidence, "seed": call.seed, "scheme": bootstrap_scheme}
+    return [_run(n, {**ENTROPY_METHODS, **MI_METHODS}[n], rows, call, options[n],
+                 {**resampling, "permutations": permutations if n in MI_METHODS else 0}) for n in names]
 
 
 def _run(name: str, fn: Callable[..., Any], rows: Prepared, call: Call, options: dict[str, Any],

@@ -117,7 +117,7 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
     from dsecli.batch.store import data_sha256, file_stat
     from dsecli.inputs.prepare import prepare_rows
     from dsecli.inputs.readers import open_array
-    from dsecli.methods import estimate_entropy, estimate_mutual_information
+    from dsecli.methods import estimate
 
     inp = job.input
     sel = settings["selection"]
@@ -132,28 +132,19 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
             rows = prepare_rows(src, **sel)
             input_fp = {**stat_before, "rows_sha256": data_sha256(rows.data)}
             digest = rows_digest(rows.indices)
-            for kind in ("entropy", "mi"):
-                todo = [(method, key, replaces) for k, method, key, replaces in job.methods if k == kind]
-                if not todo:
-                    continue
-                names = [method for method, _, _ in todo]
-                # the batch's options were checked against all of its methods: each call takes its share
-                taken = set().union(*(METHOD_OPTIONS[n] for n in names)) | RESAMPLING_OPTIONS
-                mine = {k: v for k, v in params.items() if k in taken}
-                if kind == "entropy":
-                    # permutations are for the mutual-information methods of the batch only
-                    mine.pop("permutations", None)
-                    results = estimate_entropy(rows, methods=names, **sel, **mine)
-                else:
-                    assert ref is not None
-                    results = estimate_mutual_information(rows, ref.values, methods=names, **sel,
-                                                          **{**mine, "ref_kind": ref.ref_kind})
-                for (_, key, replaces), result in zip(todo, results):
-                    extra = list(job.notes) + (list(ref.warnings) if kind == "mi" and ref else [])
-                    rows_out.append(results_row(inp, result, key=key, rows_digest=digest,
-                                              ref=ref if kind == "mi" else None, input_fingerprint=input_fp,
-                                              replaces=replaces, extra_warnings=extra))
-                    seen += [(DseWarning, w) for w in result.warnings if (DseWarning, w) not in seen]
+            names = [method for _, method, _, _ in job.methods]
+            # the batch's options were checked against all of its methods: this call takes their share
+            taken = set().union(*(METHOD_OPTIONS[n] for n in names)) | RESAMPLING_OPTIONS
+            mine = {k: v for k, v in params.items() if k in taken}
+            if ref is not None:
+                mine["ref_kind"] = ref.ref_kind
+            results = estimate(rows, ref.values if ref is not None else None, methods=names, **sel, **mine)
+            for (kind, _, key, replaces), result in zip(job.methods, results):
+                extra = list(job.notes) + (list(ref.warnings) if kind == "mi" and ref else [])
+                rows_out.append(results_row(inp, result, key=key, rows_digest=digest,
+                                            ref=ref if kind == "mi" else None, input_fingerprint=input_fp,
+                                            replaces=replaces, extra_warnings=extra))
+                seen += [(DseWarning, w) for w in result.warnings if (DseWarning, w) not in seen]
     except Exception as exc:  # noqa: BLE001 - reported per input; the rows already computed are kept
         cls = type(exc) if isinstance(exc, DseError) else ComputationError
         text = first_line(exc)

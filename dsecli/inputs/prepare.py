@@ -281,7 +281,10 @@ def _validated_rows(x: Any, *, max_n: int | None, seed: int, sampler: str, min_r
 def with_reference(rows: Prepared, y: Any, *, where: str | None = None) -> Prepared:
     """``rows`` with the reference rows of ``y`` that match them (:func:`prepare_reference`)."""
     where = where or getattr(y, "label", None)
-    return replace(rows, reference=prepare_reference(y, rows, where=where), reference_source=where)
+    out = replace(rows, reference=prepare_reference(y, rows, where=where), reference_source=where)
+    # the same rows: what was resolved of them (device, tensors, sigma) holds; the old reference's reading does not
+    out._resolved.update((k, v) for k, v in rows._resolved.items() if not (isinstance(k, tuple) and k[0] == "reference"))
+    return out
 
 
 def prepare_reference(y: Any, rows: Rows, *, where: str | None = None) -> np.ndarray:
