@@ -35,8 +35,8 @@ from dsecli.version import __version__
 # ``dse --help`` stay light; numpy, torch and the estimators load with the first call).
 _LAZY = {
     **dict.fromkeys(("EntropyResult", "MIResult"), "dsecli.results"),
-    **dict.fromkeys(("diffusion_spectral_entropy", "diffusion_spectral_mutual_information",
-                     "adjacency_spectral_entropy", "matrix_entry_entropy"), "dsecli.measures.dse"),
+    **dict.fromkeys(("diffusion_spectral_entropy", "diffusion_spectral_mutual_information"), "dsecli.measures.dse"),
+    **dict.fromkeys(("adjacency_spectral_entropy", "matrix_entry_entropy"), "dsecli.measures.variants"),
     **dict.fromkeys(("binned_shannon_entropy", "binned_shannon_mutual_information", "kozachenko_leonenko_entropy",
                      "ksg_mutual_information", "mine_mutual_information"), "dsecli.estimators"),
     **dict.fromkeys(("ENTROPY_METHODS", "MI_METHODS", "estimate_entropy", "estimate_mutual_information",

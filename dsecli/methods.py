@@ -29,13 +29,12 @@ from dsecli.estimators.mine import infonce_mutual_information
 from dsecli.inputs.prepare import Prepared, prepare_rows, replace_warnings
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.measures.dse import (
-    adjacency_spectral_entropy,
     diffusion_spectral_entropy,
     diffusion_spectral_mutual_information,
-    matrix_entry_entropy,
 )
 from dsecli.measures.representation import covariance_von_neumann_entropy, rankme_entropy, renyi_gram_entropy
 from dsecli.measures.resampling import bootstrap_interval, check_resampling, permutation_null
+from dsecli.measures.variants import adjacency_spectral_entropy, matrix_entry_entropy
 from dsecli.results import EntropyResult, MIResult
 
 __all__ = ["estimate", "ENTROPY_METHODS", "MI_METHODS", "METHOD_OPTIONS", "CLASS_BASED", "SELECTION_OPTIONS", "RESAMPLING_OPTIONS", "method_options",

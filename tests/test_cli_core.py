@@ -234,7 +234,7 @@ def test_mi_dry_run_plans_per_class_size_without_computing(tmp_path, monkeypatch
         raise AssertionError("--dry-run computed something")
 
     monkeypatch.setattr(dsecli.diffusion.spectrum, "symmetric_eigenvalues", fail)
-    monkeypatch.setattr(dsecli.measures.dse, "gaussian_kernel", fail)
+    monkeypatch.setattr(dsecli.diffusion.kernels, "gaussian_kernel", fail)
     args = ["mi", str(tmp_path / "big.npy"), str(tmp_path / "y.npy"), "--max-n", "0", "--dry-run"]
     auto = _json([*args, "--solver", "auto", "--device", "cpu", "--json"])
     assert auto["n_rows"] == 60_000 and auto["n_classes"] == 4 and auto["dse_count"] == 4 * (1 + 5)

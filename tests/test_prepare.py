@@ -23,12 +23,8 @@ from dsecli.estimators import (
     mine_mutual_information,
 )
 from dsecli.inputs.prepare import Prepared, prepare_rows
-from dsecli.measures.dse import (
-    adjacency_spectral_entropy,
-    diffusion_spectral_entropy,
-    diffusion_spectral_mutual_information,
-    matrix_entry_entropy,
-)
+from dsecli.measures.dse import diffusion_spectral_entropy, diffusion_spectral_mutual_information
+from dsecli.measures.variants import adjacency_spectral_entropy, matrix_entry_entropy
 from dsecli.methods import estimate_entropy, estimate_mutual_information
 
 N = 61  # the last row holds a NaN (dropped with drop_nonfinite), 60 rows remain

@@ -1,4 +1,4 @@
-"""Diffusion spectral entropy and mutual information, and the published spectral variants.
+"""Diffusion spectral entropy and mutual information.
 
 Reference: D. Liao, C. Liu, B. W. Christensen, A. Tong, G. Huguet, G. Wolf, M. Nickel,
 I. Adelstein, S. Krishnaswamy, "Assessing Neural Network Representations During Training
@@ -23,22 +23,19 @@ from dsecli.diffusion.kernels import (
     SigmaChoice,
     gaussian_kernel,
     kernel_regime,
-    pairwise_sq_dists,
     regime_message,
     regime_params,
     resolve_sigma,
     symmetric_normalize_,
 )
 from dsecli.diffusion.operators import diffusion_eigenvalues
-from dsecli.diffusion.plan import SOLVERS, check_dense_memory, require_entropy_plan, require_mi_plan
+from dsecli.diffusion.plan import SOLVERS, require_entropy_plan, require_mi_plan
 from dsecli.diffusion.spectrum import (
-    entropy_of_probabilities,
-    general_eigenvalue_moduli,
     spectral_entropy,
     symmetric_eigenvalues_many,
 )
 from dsecli.edge import Call, Measured, public_method
-from dsecli.errors import DegenerateKernelWarning, check_choice, check_neighbors, check_positive, check_positive_int
+from dsecli.errors import DegenerateKernelWarning, check_choice, check_positive, check_positive_int
 from dsecli.inputs.prepare import Prepared
 from dsecli.inputs.reference import REF_KINDS
 from dsecli.measures.conditional import size_matched_mutual_information
@@ -48,16 +45,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
-    "ASE_KERNELS",
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",
-    "adjacency_spectral_entropy",
-    "matrix_entry_entropy",
     "sigma_for",
+    "placement",
+    "sorted_descending",
 ]
-
-ASE_KERNELS = ("gaussian", "normalized", "knn")
-
 
 def sigma_for(rows: Prepared, call: Call, xt: torch.Tensor, sigma: Any) -> tuple[SigmaChoice, dict[str, Any]]:
     """``sigma`` (a number or a rule) resolved for ``rows``, and its parameters (the kernel's regime for a
@@ -78,11 +71,11 @@ def sigma_for(rows: Prepared, call: Call, xt: torch.Tensor, sigma: Any) -> tuple
     return choice, {**params, **regime_params(regime)}
 
 
-def _placement(xt: torch.Tensor) -> dict[str, Any]:
+def placement(xt: torch.Tensor) -> dict[str, Any]:
     return {"device": str(xt.device), "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1])}
 
 
-def _sorted_desc(lam: torch.Tensor) -> np.ndarray:
+def sorted_descending(lam: torch.Tensor) -> np.ndarray:
     return np.sort(lam.detach().double().cpu().numpy())[::-1].copy()
 
 
@@ -206,9 +199,9 @@ def diffusion_spectral_entropy(
     extra["plan"] = plan
     extra.update(log_n_ceiling(value, rows.n_used, call.base))
     params = {**sigma_params, "t": t, **_solver_params(plan["solver"], solver, tol_bits, max_seconds),
-              **_placement(xt)}
+              **placement(xt)}
     return Measured(value, params, extra,
-                    eigenvalues=_sorted_desc(lam) if return_eigenvalues and lam is not None else None)
+                    eigenvalues=sorted_descending(lam) if return_eigenvalues and lam is not None else None)
 
 
 def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t: int, base: float, seed: int,
@@ -233,83 +226,6 @@ def _approximate_dse(xt: torch.Tensor, sigma: float, *, plan: dict[str, Any], t:
     report.update(describe(op))
     report["timings_s"] = {"kernel": tk.elapsed_s, "spectral_sums": ts.elapsed_s, **report["timings_s"]}
     return nats / math.log(base), report
-
-
-def _knn_adjacency(xt: torch.Tensor, k: int) -> torch.Tensor:
-    """A_ij = 1 if d_ij <= r_i, r_i the k-th smallest distance of row i counting the point itself."""
-    import torch
-
-    xc = xt - xt.mean(dim=0, keepdim=True)
-    d2 = pairwise_sq_dists(xc)
-    kth = torch.kthvalue(d2, k, dim=1, keepdim=True).values
-    return (d2 <= kth).to(xt.dtype)
-
-
-@public_method("ase")
-def adjacency_spectral_entropy(
-    rows: Prepared,
-    call: Call,
-    *,
-    kernel: str = "gaussian",
-    sigma: float | str = "median",
-    k: int = 10,
-    t: int = 1,
-    return_eigenvalues: bool = False,
-) -> Measured:
-    """Spectral entropy of an adjacency matrix (the published variants; docs/method.md#ase).
-
-    ``kernel="gaussian"``: eigenvalues of G; ``"normalized"``: of Q^-1/2 G Q^-1/2 (equal to
-    DSE); ``"knn"``: of the binary kNN adjacency A_ij = [d_ij <= r_i], r_i the k-th smallest
-    distance of row i including the point itself. The kNN matrix is not symmetric: a general
-    eigensolver is used and |lambda| is the complex modulus. Then alpha = |lambda|^t / sum,
-    H = -sum alpha log alpha.
-
-    Returns
-    -------
-    EntropyResult
-        ``method`` "ase-<kernel>", ``value`` in ``units``; ``params`` records the kernel, the
-        numeric sigma (or k) and everything else used.
-    """
-    check_choice(kernel, "kernel", ASE_KERNELS)
-    t = check_positive_int(t, "t")
-    xt = rows.tensor()
-    check_dense_memory(rows.n_used, device=xt.device, dtype=xt.dtype)
-    if kernel == "knn":
-        k = check_neighbors(k, rows.n_used, method="the kNN adjacency", self_included=True, where=rows.source)
-        lam = general_eigenvalue_moduli(_knn_adjacency(xt, k))
-        own: dict[str, Any] = {"k": k}
-    else:
-        choice, own = sigma_for(rows, call, xt, sigma)
-        lam, _ = diffusion_eigenvalues(xt, choice.value, normalized=kernel == "normalized")
-    value = spectral_entropy(lam, t=t, base=call.base)
-    return Measured(value, {"kernel": kernel, **own, "t": t, **_placement(xt)},
-                    log_n_ceiling(value, rows.n_used, call.base),
-                    eigenvalues=_sorted_desc(lam) if return_eigenvalues else None, method=f"ase-{kernel}")
-
-
-@public_method("matrix-entry")
-def matrix_entry_entropy(rows: Prepared, call: Call, *, sigma: float | str = "median") -> Measured:
-    """Entropy of the entries of the row-normalised diffusion matrix (docs/method.md#matrix-entry).
-
-    P'_ij = K_ij / sum_l K_il with K = Q^-1/2 G Q^-1/2; p_ij = |P'_ij| / N over all N^2
-    entries; H = -sum (p + eps) log (p + eps). At most log N^2 = 2 log N.
-
-    Returns
-    -------
-    EntropyResult
-        ``method`` "matrix-entry", ``value`` in ``units``; ``params`` records the numeric sigma.
-    """
-    xt = rows.tensor()
-    check_dense_memory(rows.n_used, device=xt.device, dtype=xt.dtype)
-    choice, sigma_params = sigma_for(rows, call, xt, sigma)
-    k = symmetric_normalize_(gaussian_kernel(xt, choice.value))
-    k.abs_()
-    k.div_(k.sum(dim=1, keepdim=True))
-    k.div_(k.sum())
-    value = entropy_of_probabilities(k.double().cpu().numpy().ravel(), base=call.base)
-    del k
-    return Measured(value, {**sigma_params, **_placement(xt)},
-                    log_n_ceiling(value, rows.n_used, call.base, power=2))
 
 
 @public_method("dsmi", quantity="mi")
@@ -422,7 +338,7 @@ def diffusion_spectral_mutual_information(
         **sigma_params, "t": t, "ref_kind": ref_kind, "classes_from": classes.kind, "n_classes": len(classes.names),
         "n_clusters": n_clusters, "repetitions": repetitions,
         "reference_reading": rows.reference_reading(ref_kind=ref_kind, seed=seed).params(),
-        **_solver_params(ran, solver, tol_bits, max_seconds), **_placement(xt),
+        **_solver_params(ran, solver, tol_bits, max_seconds), **placement(xt),
     }
     if classes.detail:
         params["reference_detail"] = classes.detail
