@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsecli.diagnostics.sanity import (
+from dsecli.diagnostics.check import (
     constant_columns,
     data_quality_warnings,
     distinct_row_counts,

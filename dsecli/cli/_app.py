@@ -419,8 +419,8 @@ def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool
 def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: Callable[[dict[str, Any]], Any] | None,
          inputs: tuple[str | None, ...] = (), fmt: str | None = None) -> None:
     """Write ``report``: to ``output`` if given (by the output policy, never over one of ``inputs``); on stdout
-    in ``fmt`` (:func:`dsecli.report.formats.check_format`: table, json, jsonl, csv or tsv; ``--json`` is json)."""
-    from dsecli.report.formats import check_format, report_rows, rows_text
+    in ``fmt`` (:func:`dsecli.report.rows.check_format`: table, json, jsonl, csv or tsv; ``--json`` is json)."""
+    from dsecli.report.rows import check_format, report_rows, rows_text
     from dsecli.report.writing import to_json, write_atomic
 
     fmt = check_format(fmt, as_json=as_json)

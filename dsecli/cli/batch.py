@@ -184,7 +184,7 @@ def batch(
     def body() -> None:
         from dsecli import run_batch
         from dsecli.errors import ComputationError
-        from dsecli.report.formats import check_format, rows_text
+        from dsecli.report.rows import check_format, rows_text
         from dsecli.report.writing import to_json
 
         fmt_ = check_format(fmt, as_json=as_json)

@@ -22,7 +22,7 @@ from dsecli.cli._app import (
     emit,
     run_command,
 )
-from dsecli.report.formats import check_format
+from dsecli.report.rows import check_format
 
 _LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
 

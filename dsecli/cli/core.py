@@ -28,7 +28,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
-from dsecli.report.formats import check_format
+from dsecli.report.rows import check_format
 
 SigmaOpt = Annotated[
     str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the median rule, "

@@ -25,7 +25,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
-from dsecli.report.formats import check_format
+from dsecli.report.rows import check_format
 
 # kept in step with dsecli.measures.diffusion_time.DEFAULT_T / DEFAULT_T_MAX (not imported: the module pulls in numpy)
 _DEFAULT_T = "1:10,20,50,100"
@@ -192,7 +192,7 @@ def spectrum(
         elif fmt_ != "table":
             import sys
 
-            from dsecli.report.formats import report_rows, rows_text
+            from dsecli.report.rows import report_rows, rows_text
 
             sys.stdout.write(rows_text(report_rows(report), fmt_))
             sys.stdout.flush()

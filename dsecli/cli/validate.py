@@ -1,4 +1,4 @@
-"""``dse validate``: run the known-answer suite (:mod:`dsecli.diagnostics.selftest`) with the user's options."""
+"""``dse validate``: run the known-answer suite (:mod:`dsecli.diagnostics.known_answers`) with the user's options."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dsecli.cli._app import (
     stderr_console,
 )
 from dsecli.errors import ExitStatus
-from dsecli.report.formats import check_format
+from dsecli.report.rows import check_format
 
 
 def _fmt(value: float | None) -> str:
