@@ -24,39 +24,6 @@ from dsecli.cli._app import (
 )
 from dsecli.report.rows import check_format
 
-_LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
-
-
-def findings_table(report: dict[str, Any]) -> Any:
-    """A rich Table of one sanity report (``SanityReport.to_dict()``)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    shape = " x ".join(map(str, report["shape"]))
-    title = Text(f"Check — {report['source'] or 'array'} ({shape}, {report['dtype']})")
-    table = Table(title=title, title_justify="left")
-    table.add_column("level")
-    table.add_column("check")
-    table.add_column("finding", overflow="fold")
-    for f in report["findings"]:
-        table.add_row(Text(f["level"], style=_LEVEL_STYLE.get(f["level"], "")), f["code"], Text(f["message"]))
-    if not report["findings"]:
-        table.add_row("ok", "-", "nothing to report")
-    stats = report.get("stats") or {}
-    rows = f"{report['n_used']:,} of {report['n_total']:,} rows checked" if report.get("subsampled") else (
-        f"{report['n_used']:,} rows checked")
-    parts = [rows]
-    if "duplicate_rows" in stats:
-        parts.append(f"{stats['distinct_rows']:,} distinct")
-    if stats.get("binned_cells") is not None:
-        parts.append(f"{stats['binned_cells']:,} cells at {stats['binned_bins']} bins")
-    sigma_median = (stats.get("kernel") or {}).get("sigma_median")
-    if sigma_median:
-        parts.append(f"median-rule sigma {sigma_median:.4g}")
-    table.caption = Text("; ".join(parts) + ("" if report["ok"] else " — see the warnings above"))
-    table.caption_justify = "left"
-    return table
-
 
 def check_source(spec: str, *, max_n: int, seed: int, sampler: str, flatten: bool, bins: int,
                  sigma: float, header: bool | None = None) -> dict[str, Any]:
@@ -95,6 +62,8 @@ def check(
     def body() -> None:
         fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(emb,))
+        from dsecli.report.tables import findings_table
+
         report = check_source(emb, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins, sigma=sigma,
                               header=header)
         emit(report, as_json=as_json, output=output, render=findings_table, inputs=(emb,), fmt=fmt_)
