@@ -16,7 +16,8 @@ says otherwise.
 - Plans without computing (``--dry-run``): :func:`dry_run_entropy`, :func:`dry_run_mutual_information`,
   :func:`plan_entropy`, :func:`plan_mutual_information`, :func:`format_plan`; the plan a computation
   follows, as it starts (a progress display): :func:`on_plan`.
-- ``dse spectrum``: :func:`spectrum_scan`; ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
+- ``dse spectrum``: :func:`spectrum_scan` (its defaults ``DEFAULT_T``, the diffusion times reported,
+  and ``DEFAULT_T_MAX``, the end of the automatic t search); ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
   ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
 - CPU threads for a block of work: :func:`cpu_threads`.
 - Inside a training loop: :class:`TrainingMonitor` (DSE/DSMI of named layers at each epoch).
@@ -46,10 +47,10 @@ _LAZY = {
     "infonce_mutual_information": "dsecli.estimators.mine",
     **dict.fromkeys(("renyi_gram_entropy", "covariance_von_neumann_entropy", "rankme_entropy"),
                     "dsecli.measures.representation"),
-    "spectrum_scan": "dsecli.measures.diffusion_time",
+    **dict.fromkeys(("spectrum_scan", "DEFAULT_T", "DEFAULT_T_MAX"), "dsecli.measures.diffusion_time"),
     **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
-    "sanity_report": "dsecli.diagnostics.sanity",
-    "run_validation": "dsecli.diagnostics.selftest",
+    "sanity_report": "dsecli.diagnostics.check",
+    "run_validation": "dsecli.diagnostics.known_answers",
     **dict.fromkeys(("plan_entropy", "plan_mutual_information", "format_plan", "on_plan"), "dsecli.diffusion.plan"),
     **dict.fromkeys(("dry_run_entropy", "dry_run_mutual_information"), "dsecli.measures.dry_run"),
     "cpu_threads": "dsecli.device",
@@ -99,6 +100,8 @@ __all__ = [
     "list_arrays",
     "split_spec",
     "spectrum_scan",
+    "DEFAULT_T",
+    "DEFAULT_T_MAX",
     "run_batch",
     "expand_inputs",
     "sanity_report",

@@ -468,10 +468,10 @@ def test_threads_setting_is_restored_after_an_in_process_batch(npy_dir) -> None:
 
 
 def test_progress_bar_only_on_a_terminal_and_not_with_quiet() -> None:
-    from dsecli.cli.batch import _Bar
+    from dsecli.report.progress import BatchBar
 
-    assert _Bar(quiet=True).progress is None
-    bar = _Bar(quiet=False)  # stderr is not a terminal under pytest
+    assert BatchBar(quiet=True).progress is None
+    bar = BatchBar(quiet=False)  # stderr is not a terminal under pytest
     assert bar.progress is None
     bar(0, 3, None)
     bar.stop()

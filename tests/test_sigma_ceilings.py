@@ -20,7 +20,7 @@ from dsecli import (
     ksg_mutual_information,
     run_batch,
 )
-from dsecli.diagnostics.sanity import sanity_report
+from dsecli.diagnostics.check import sanity_report
 from dsecli.diffusion.kernels import (
     FLAT_MEDIAN_AFFINITY,
     ISOLATED_MEDIAN_AFFINITY,

@@ -13,19 +13,19 @@ import pytest
 from conftest import GOLDEN
 from typer.testing import CliRunner
 
-import dsecli.diagnostics.selftest as validate
+import dsecli.diagnostics.known_answers as known_answers
 import dsecli.diffusion.kernels
 import dsecli.diffusion.spectrum
 import dsecli.measures.dse
 from dsecli.cli import app
-from dsecli.diagnostics.selftest import load_golden, run_validation
+from dsecli.diagnostics.known_answers import load_golden, run_validation
 from dsecli.errors import InputError
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def fast_report() -> validate.ValidationReport:
+def fast_report() -> known_answers.ValidationReport:
     return run_validation(mode="fast", device="cpu")
 
 
@@ -61,7 +61,7 @@ def test_known_values_are_the_closed_forms(fast_report):
     assert by_name["dse-sigma-to-0"].expected == 6.0
     for k in (1, 2, 5, 10):
         assert by_name[f"dse-clusters-k{k}"].expected == pytest.approx(math.log2(k), abs=0)
-    golden = json.loads((Path(validate.__file__).parent / "reference_data" / "golden_b_blobs_500x32.json").read_text())
+    golden = json.loads((Path(known_answers.__file__).parent / "reference_data" / "golden_b_blobs_500x32.json").read_text())
     rec = {r["id"]: r for r in golden["records"]}
     assert by_name["golden-dse-sigma10-t1"].expected == rec["dse_sigma10_t1"]["value"]
 
@@ -144,7 +144,7 @@ def test_cli_unknown_method_exits_2():
 
 def test_shipped_golden_case_is_the_shared_golden_data():
     shared = json.loads((GOLDEN / "b_blobs_500x32_values.json").read_text())
-    data_dir = Path(validate.__file__).parent / "reference_data"
+    data_dir = Path(known_answers.__file__).parent / "reference_data"
     shipped = json.loads((data_dir / "golden_b_blobs_500x32.json").read_text())
     g = load_golden()
     for key, name in (("X", "b_blobs_500x32_X.npy"), ("labels", "b_blobs_500x32_labels.npy"),

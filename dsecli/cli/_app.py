@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - older typer runs on the click package
 
 from dsecli import __version__
 from dsecli.errors import DseError, ExitStatus, InputError
+from dsecli.report.console import PIPE_WIDTH, stderr_console, stdout_console  # noqa: F401 - re-exported
 
 
 def usage_error_line(exc: Any) -> str:
@@ -161,54 +162,6 @@ def parse_base(text: str) -> float:
     if not (math.isfinite(base) and base > 0 and base != 1):
         raise InputError(f"`--base` must be a finite number > 0 and != 1; got {text!r}")
     return base
-
-
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-# Width of the console when standard output is not a terminal (a pipe or a file): wide enough that
-# rich never folds or cuts a cell ("…"); tables take their natural width, not this one.
-PIPE_WIDTH = 100_000
-
-
-def stdout_console() -> Any:
-    """The console of reports on standard output: the terminal's width on a terminal; on a pipe or file a
-    width no table reaches, so that nothing is cut or folded."""
-    from rich.console import Console
-
-    console = Console(highlight=False)
-    if console.is_terminal:
-        return console
-    return Console(file=_TrimmedLines(sys.stdout), highlight=False, width=PIPE_WIDTH, no_color=True,
-                   color_system=None, soft_wrap=False)
-
-
-class _TrimmedLines:
-    """A text stream that passes whole lines on to ``target`` without their trailing blanks (rich pads a
-    table's title and caption lines to the table's width)."""
-
-    def __init__(self, target: Any) -> None:
-        self.target = target
-        self.pending = ""
-
-    def write(self, text: str) -> int:
-        lines = (self.pending + text).split("\n")
-        self.pending = lines.pop()
-        if lines:
-            self.target.write("".join(line.rstrip() + "\n" for line in lines))
-        return len(text)
-
-    def flush(self) -> None:
-        if self.pending:
-            self.target.write(self.pending.rstrip())
-            self.pending = ""
-        self.target.flush()
-
-    def isatty(self) -> bool:
-        return False
 
 
 class _Terminated(BaseException):
@@ -417,25 +370,31 @@ def run_command(body: Callable[[], Any], *, traceback: bool = False, quiet: bool
 
 
 def emit(report: dict[str, Any], *, as_json: bool, output: str | None, render: Callable[[dict[str, Any]], Any] | None,
-         inputs: tuple[str | None, ...] = (), fmt: str | None = None) -> None:
+         inputs: tuple[str | None, ...] = (), fmt: str | None = None,
+         rows: list[dict[str, Any]] | None = None, soft_wrap: bool = False) -> None:
     """Write ``report``: to ``output`` if given (by the output policy, never over one of ``inputs``); on stdout
-    in ``fmt`` (:func:`dsecli.report.formats.check_format`: table, json, jsonl, csv or tsv; ``--json`` is json)."""
-    from dsecli.report.formats import check_format, report_rows, rows_text
-    from dsecli.report.writing import to_json, write_atomic
+    in ``fmt`` (:func:`dsecli.report.rows.check_format`: table, json, jsonl, csv or tsv; ``--json`` is json).
+
+    jsonl, csv and tsv print ``rows`` (default: :func:`dsecli.report.rows.report_rows` of ``report``); a
+    table is ``render(report)``, printed unless ``render`` is None (``soft_wrap``: lines outside tables are
+    not wrapped to the terminal)."""
+    from dsecli.report.rows import check_format, report_rows, rows_text
+    from dsecli.report.writing import to_json
 
     fmt = check_format(fmt, as_json=as_json)
-    text = to_json(report)
     if output is not None:
-        write_atomic(output, text + "\n", name="--output", inputs=inputs)
+        from dsecli.report.writing import write_atomic
+
+        write_atomic(output, to_json(report) + "\n", name="--output", inputs=inputs)
         note_written(output)
     if fmt == "json":
         sys.stdout.write(to_json(report, indent=None) + "\n")
         sys.stdout.flush()
     elif fmt != "table":
-        sys.stdout.write(rows_text(report_rows(report), fmt))
+        sys.stdout.write(rows_text(report_rows(report) if rows is None else rows, fmt))
         sys.stdout.flush()
     elif render is not None:
-        stdout_console().print(render(report))
+        stdout_console().print(render(report), soft_wrap=soft_wrap)
 
 
 def check_output_early(output: str | None, *, inputs: tuple[str | None, ...] = (), name: str = "--output") -> None:

@@ -18,12 +18,11 @@ from dsecli.cli._app import (
     SeedOpt,
     TracebackOpt,
     app,
+    emit,
     given_options,
     note_written,
     parse_base,
     run_command,
-    stderr_console,
-    stdout_console,
 )
 from dsecli.cli.core import (
     BinsOpt,
@@ -39,77 +38,6 @@ from dsecli.cli.core import (
     TolOpt,
     TOpt,
 )
-
-
-def _values_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
-    """One line per input, one column per method (values with their units)."""
-    from rich.table import Table
-
-    from dsecli.report.tables import format_uncertainty, format_value
-
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    units = {m: next(r["units"] for r in rows if r["method"] == m) for m in methods}
-    files = {r["file"] for r in rows}
-    one_file = len(files) == 1 and all(r.get("dataset") for r in rows)
-    table = Table(title=f"dse batch — {files.pop()}" if one_file else "dse batch", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("dataset" if one_file else "input", overflow="fold")
-    for m in methods:
-        table.add_column(f"{m} ({units[m]})", justify="right")
-    by_input: dict[str, dict[str, str]] = {}
-    order: dict[str, int] = {}
-    for r in rows:
-        name = r["dataset"] if one_file else r["input"]
-        # the value, then its bootstrap interval / permutation p-value when the batch computed them
-        shown = " ".join(s for s in (format_value(r["value"]), format_uncertainty(r.get("extra"))) if s)
-        by_input.setdefault(name, {})[r["method"]] = shown
-        order.setdefault(name, r.get("index", len(order)))
-    for name in sorted(by_input, key=lambda n: order[n]):
-        vals = by_input[name]
-        table.add_row(str(order[name]), name, *(vals.get(m, "") for m in methods))
-    replaced = f", {summary['rows_replaced']} recomputed as their data changed" if summary.get("rows_replaced") else ""
-    caption = (f"{summary['rows']} rows in {summary['output']} ({summary['rows_computed']} new, "
-               f"{summary['rows_skipped']} already there{replaced}), {summary['elapsed_s']:.1f} s")
-    if summary["failures"]:
-        caption += f"; {len(summary['failures'])} input(s) failed"
-    table.caption = caption
-    table.caption_justify = "left"
-    return table
-
-
-class _Bar:
-    """A rich progress bar on stderr, only when stderr is a terminal and not --quiet."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.progress = None
-        self.task = None
-        console = stderr_console()
-        if quiet or not console.is_terminal:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
-                                 transient=True)
-
-    def __call__(self, done: int, total: int, label: str | None) -> None:
-        if self.progress is None:
-            return
-        if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task("", total=total)
-        self.progress.update(self.task, completed=done, description=label or "")
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 @app.command()
@@ -184,7 +112,9 @@ def batch(
     def body() -> None:
         from dsecli import run_batch
         from dsecli.errors import ComputationError
-        from dsecli.report.formats import check_format, rows_text
+        from dsecli.report.progress import BatchBar
+        from dsecli.report.rows import check_format
+        from dsecli.report.tables import batch_table
         from dsecli.report.writing import to_json
 
         fmt_ = check_format(fmt, as_json=as_json)
@@ -201,7 +131,7 @@ def batch(
             note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
         options = given_options(repetitions=repetitions, sigma=sigma, t=t, bins=bins, k=k, metric=metric,
                                 device=device, dtype=dtype, solver=solver, tol_bits=tol_bits)
-        bar = _Bar(quiet)
+        bar = BatchBar(quiet)
         try:
             summary = run_batch(
                 inputs, reference=ref, methods=method, output=output, workers=workers, scheduler=scheduler,
@@ -212,16 +142,9 @@ def batch(
             )
         finally:
             bar.stop()
-        report = summary.to_dict()
-        if fmt_ == "json":
-            sys.stdout.write(to_json(report, indent=None) + "\n")
-            sys.stdout.flush()
-        elif fmt_ == "table":
-            if summary.rows:
-                stdout_console().print(_values_table(report, summary.rows))
-        elif not stream:
-            sys.stdout.write(rows_text(summary.rows, fmt_))
-            sys.stdout.flush()
+        if not stream:  # the summary (json), the table, or the rows (csv, tsv, jsonl at the end)
+            emit(summary.to_dict(), as_json=as_json, output=None, fmt=fmt_, rows=summary.rows,
+                 render=(lambda r: batch_table(r, summary.rows)) if summary.rows else None)
         if summary.failures:
             first = summary.failures[0]
             total = summary.inputs + sum(1 for f in summary.failures if f.get("stage") == "open")

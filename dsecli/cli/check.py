@@ -1,4 +1,4 @@
-"""``dse check``: a sanity report on embeddings before estimating anything."""
+"""``dse check``: a report on embeddings (and a reference) before estimating anything."""
 
 from __future__ import annotations
 
@@ -22,57 +22,33 @@ from dsecli.cli._app import (
     emit,
     run_command,
 )
-from dsecli.report.formats import check_format
-
-_LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
-
-
-def findings_table(report: dict[str, Any]) -> Any:
-    """A rich Table of one sanity report (``SanityReport.to_dict()``)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    shape = " x ".join(map(str, report["shape"]))
-    title = Text(f"Check — {report['source'] or 'array'} ({shape}, {report['dtype']})")
-    table = Table(title=title, title_justify="left")
-    table.add_column("level")
-    table.add_column("check")
-    table.add_column("finding", overflow="fold")
-    for f in report["findings"]:
-        table.add_row(Text(f["level"], style=_LEVEL_STYLE.get(f["level"], "")), f["code"], Text(f["message"]))
-    if not report["findings"]:
-        table.add_row("ok", "-", "nothing to report")
-    stats = report.get("stats") or {}
-    rows = f"{report['n_used']:,} of {report['n_total']:,} rows checked" if report.get("subsampled") else (
-        f"{report['n_used']:,} rows checked")
-    parts = [rows]
-    if "duplicate_rows" in stats:
-        parts.append(f"{stats['distinct_rows']:,} distinct")
-    if stats.get("binned_cells") is not None:
-        parts.append(f"{stats['binned_cells']:,} cells at {stats['binned_bins']} bins")
-    sigma_median = (stats.get("kernel") or {}).get("sigma_median")
-    if sigma_median:
-        parts.append(f"median-rule sigma {sigma_median:.4g}")
-    table.caption = Text("; ".join(parts) + ("" if report["ok"] else " — see the warnings above"))
-    table.caption_justify = "left"
-    return table
+from dsecli.cli.core import NClustersOpt, RefKindOpt, SigmaOpt, TOpt
+from dsecli.report.rows import check_format
 
 
-def check_source(spec: str, *, max_n: int, seed: int, sampler: str, flatten: bool, bins: int,
-                 sigma: float, header: bool | None = None) -> dict[str, Any]:
-    """Open ``spec`` (``file[:key]``) and return its sanity report as a dict."""
+def check_source(spec: str, *, max_n: int, seed: int, sampler: str, flatten: bool, bins: int = 2,
+                 sigma: float | str = "median", t: int = 1, ref: str | None = None, ref_kind: str = "auto",
+                 n_clusters: int = 10, header: bool | None = None) -> dict[str, Any]:
+    """Open ``spec`` (``file[:key]``) and ``ref`` if given (as ``dse mi`` does), and return the check report as a dict."""
     from dsecli import open_array, sanity_report
 
     src = open_array(spec, header=header)
-    return sanity_report(src, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins,
-                         sigma=sigma).to_dict()
+    reference = open_array(ref, header=header) if ref is not None else None
+    return sanity_report(src, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins, sigma=sigma, t=t,
+                         reference=reference, ref_kind=ref_kind, n_clusters=n_clusters).to_dict()
 
 
 @app.command()
 def check(
     emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or -.")],
+    ref: Annotated[str | None, typer.Option("--ref", help="Reference Y of dse mi (N rows: labels, scalars or "
+                                            "vectors): how it would be read, its classes, and whether EMB and "
+                                            "REF look swapped.")] = None,
     bins: Annotated[int, typer.Option("--bins", help="Bins per feature for the binned-entropy saturation check.")] = 2,
-    sigma: Annotated[float, typer.Option("--sigma", help="Kernel bandwidth to judge against the median rule (default 10, the paper's setting; dse itself defaults to --sigma median).")] = 10.0,
+    sigma: SigmaOpt = "median",  # as dse entropy: the estimators' default (tests keep the two in step)
+    t: TOpt = 1,
+    ref_kind: RefKindOpt = "auto",
+    n_clusters: NClustersOpt = 10,
     max_n: MaxNOpt = 10_000,
     seed: SeedOpt = 0,
     sampler: SamplerOpt = "numpy",
@@ -84,8 +60,9 @@ def check(
     quiet: QuietOpt = False,
     traceback: TracebackOpt = False,
 ) -> None:
-    """Sanity report on EMB: NaN/Inf, constant columns, duplicate rows, N versus D, precision, kernel scale,
-    and whether binned entropy saturates at log2 N.
+    """Check EMB before estimating: NaN/Inf, constant columns, duplicate rows, N versus D, precision, the kernel
+    bandwidth the estimators would use (--sigma, as dse entropy takes it), whether binned entropy saturates at
+    log2 N, and with --ref how the reference would be read (single class, one-row classes, EMB and REF swapped).
 
     Checks the rows the estimators would use (the same seeded subsample; --max-n 0 checks all).
     Exits 0 when the report was made, whatever it found; the JSON field "ok" is false when it
@@ -94,9 +71,12 @@ def check(
 
     def body() -> None:
         fmt_ = check_format(fmt, as_json=as_json)
-        check_output_early(output, inputs=(emb,))
+        inputs = (emb,) if ref is None else (emb, ref)
+        check_output_early(output, inputs=inputs)
+        from dsecli.report.tables import findings_table
+
         report = check_source(emb, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten, bins=bins, sigma=sigma,
-                              header=header)
-        emit(report, as_json=as_json, output=output, render=findings_table, inputs=(emb,), fmt=fmt_)
+                              t=t, ref=ref, ref_kind=ref_kind, n_clusters=n_clusters, header=header)
+        emit(report, as_json=as_json, output=output, render=findings_table, inputs=inputs, fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)

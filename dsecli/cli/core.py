@@ -30,7 +30,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
-from dsecli.report.formats import check_format
+from dsecli.report.rows import check_format
 
 SigmaOpt = Annotated[
     str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the median rule, "
@@ -80,60 +80,32 @@ def _note_subsample(report: dict[str, Any], quiet: bool) -> None:
         )
 
 
-def _resampling_lines(plan: dict[str, Any]) -> list[str]:
-    """The ``--bootstrap`` / ``--permutations`` part of a printed plan (nothing when neither was asked for)."""
-    r = plan.get("resampling")
-    if not r:
-        return []
-    parts = []
-    if r["bootstrap"]:
-        parts.append(f"{r['bootstrap']} bootstrap resamples of {r['rows_per_resample']:,} rows "
-                     f"({'with' if r['bootstrap_scheme'] == 'replacement' else 'without'} replacement, "
-                     f"~{r['bootstrap_seconds']:.3g} s)")
-    if r["permutations"]:
-        parts.append(f"{r['permutations']} permutations (~{r['permutation_seconds']:.3g} s)")
-    return [f"  resampling {r['evaluations']} evaluations: the estimate (~{r['single_seconds']:.3g} s), "
-            + ", ".join(parts)]
-
-
 def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t: int, as_json: bool,
                 eigenvalues: bool, bootstrap: int = 0) -> None:
     """``--dry-run``: the plan for the rows that would be used, from the file's shape alone."""
     from dsecli import dry_run_entropy
     from dsecli.cli._app import stdout_console
+    from dsecli.report.plans import entropy_plan_text
     from dsecli.report.writing import to_json
 
     plan = dry_run_entropy(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t,
                            return_eigenvalues=eigenvalues, bootstrap=bootstrap)
     not_written = getattr(src, "not_written", None)  # planned from the shape; running would refuse it
     if not_written:
-        plan["data_not_written"] = f"{src.label}: {not_written}"
+        plan["data_not_written"] = not_written
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
-    gib = 2.0**30
-    lines = [
-        f"plan for dse on {src.label}: N used {plan['n_rows']:,} of {plan['n_total']:,}, D = {plan['n_features']:,}",
-        f"  solver    {plan['solver']} ({plan['reason']})",
-        f"  operator  {plan['operator']}, stored in {plan['storage_dtype']} on {plan['device']}",
-        f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available"
-        + ("" if plan["fits"] else "  (does NOT fit)"),
-        f"  time      ~{plan['expected_seconds']:.3g} s expected"
-        + (f" (exact would take ~{plan['exact_seconds']:.3g} s)" if "exact_seconds" in plan else ""),
-        *_resampling_lines(plan),
-        f"  model     {plan['calibration']['note']}",
-        *([f"  data      not written yet: {not_written}"] if not_written else []),
-        "nothing was computed (--dry-run)",
-    ]
-    stdout_console().print("\n".join(lines), markup=False)
+    stdout_console().print(entropy_plan_text(plan, src.label), markup=False)
 
 
 def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: str, ref_kind: str, n_clusters: int,
                    repetitions: int, solver: str, device: str, dtype: str | None, t: int, as_json: bool,
                    bootstrap: int = 0, permutations: int = 0) -> None:
     """``dse mi --dry-run``: DSMI's plan from the file's shape and the reference's classes (read, not X)."""
-    from dsecli import dry_run_mutual_information, format_plan
+    from dsecli import dry_run_mutual_information
     from dsecli.cli._app import stdout_console
+    from dsecli.report.plans import mi_plan_text
     from dsecli.report.writing import to_json
 
     plan = dry_run_mutual_information(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
@@ -142,29 +114,11 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
                                       permutations=permutations)
     not_written = getattr(x_src, "not_written", None)  # planned from the shape; running would refuse it
     if not_written:
-        plan["data_not_written"] = f"{x_src.label}: {not_written}"
+        plan["data_not_written"] = not_written
     if as_json:
         typer.echo(to_json(plan, indent=None))
         return
-    gib = 2.0**30
-    lines = [f"plan for dsmi on {x_src.label} with {y_src.label}: N used {plan['n_rows']:,} of {plan['n_total']:,}, "
-             f"D = {plan['n_features']:,}, {plan['n_classes']} classes ({plan['classes_from']}), "
-             f"{plan['dse_count']} DSEs"]
-    by_size = sorted(plan["sizes"].items(), key=lambda kv: -int(kv[0]))
-    for m, p in by_size[:4]:  # the largest sizes cost the most
-        lines.append(f"  class size {int(m):,}: {format_plan(p)}" + ("" if p["fits"] else "  (does NOT fit)"))
-    if len(by_size) > 4:
-        lines.append(f"  ... {len(by_size) - 4} smaller class sizes, down to {int(by_size[-1][0]):,} rows")
-    lines += [
-        f"  kernel    {'one N x N kernel shared by all subsets' if plan['shared_kernel'] else 'computed per subset'}",
-        f"  memory    ~{plan['memory_bytes'] / gib:.2f} GiB of {plan['memory_available'] / gib:.1f} GiB available",
-        f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
-        *_resampling_lines(plan),
-        f"  model     {plan['calibration']['note']}",
-        *([f"  data      not written yet: {not_written}"] if not_written else []),
-        "nothing was computed (--dry-run)",
-    ]
-    stdout_console().print("\n".join(lines), markup=False)
+    stdout_console().print(mi_plan_text(plan, x_src.label, y_src.label), markup=False)
 
 
 @contextlib.contextmanager
@@ -363,12 +317,12 @@ def info(
         fmt_ = check_format(fmt, as_json=as_json)
         check_output_early(output, inputs=(file,))
         from dsecli import list_arrays, split_spec
-        from dsecli.report.tables import arrays_table
+        from dsecli.report.tables import info_view
 
         arrays = list_arrays(file, header=header)
         report: dict[str, Any] = {"file": file, "arrays": arrays}
         if check:
-            from dsecli.cli.check import check_source
+            from dsecli import open_array, sanity_report
 
             checks = []
             for a in arrays:
@@ -377,25 +331,10 @@ def info(
                                    "labels or a reference?"})
                     continue
                 spec = file if a["key"] is None else f"{split_spec(file)[0]}:{a['key']}"
-                checks.append({"key": a["key"], "report": check_source(
-                    spec, max_n=max_n, seed=seed, sampler="numpy", flatten=len(a["shape"]) > 2, bins=2, sigma=10.0,
-                    header=header)})
+                checks.append({"key": a["key"], "report": sanity_report(
+                    open_array(spec, header=header), max_n=max_n, seed=seed, flatten=len(a["shape"]) > 2).to_dict()})
             report["checks"] = checks
 
-        def render(r: dict[str, Any]) -> Any:
-            from rich.console import Group
-            from rich.text import Text
-
-            from dsecli.cli.check import findings_table
-
-            parts: list[Any] = [arrays_table(file, r["arrays"])]
-            for c in r.get("checks", []):
-                if "report" in c:
-                    parts.append(findings_table(c["report"]))
-                else:
-                    parts.append(Text(f"{c['key']}: skipped ({c['skipped']})"))
-            return Group(*parts)
-
-        emit(report, as_json=as_json, output=output, render=render, inputs=(file,), fmt=fmt_)
+        emit(report, as_json=as_json, output=output, render=info_view, inputs=(file,), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from dsecli.cli._app import JsonOpt, QuietOpt, TracebackOpt, app, emit, run_command
-
-
-def _series_table(summary: dict[str, Any]) -> Any:
-    from rich.table import Table
-
-    table = Table(title=f"wrote {summary['plot']}", title_justify="left")
-    table.add_column("quantity")
-    table.add_column("series")
-    table.add_column("points", justify="right")
-    for s in summary["series"]:
-        table.add_row(s["quantity"], s["label"], str(s["points"]))
-    return table
 
 
 @app.command()
@@ -45,6 +33,7 @@ def plot(
     def body() -> None:
         from dsecli import ENTROPY_METHODS, MI_METHODS, parse_methods
         from dsecli.report.plots import check_plot_path, plot_batch_results, require_matplotlib
+        from dsecli.report.tables import series_table
 
         check_plot_path(out, name="--output", inputs=(results,))
 
@@ -52,6 +41,6 @@ def plot(
         # "all" here is every method there is: plot filters rows, it runs nothing
         methods = parse_methods(method, [*ENTROPY_METHODS, *MI_METHODS]) if method else None
         summary = plot_batch_results(results, out, title=title, methods=methods, xscale=xscale)
-        emit(summary, as_json=as_json, output=None, render=_series_table)
+        emit(summary, as_json=as_json, output=None, render=series_table)
 
     run_command(body, traceback=traceback, quiet=quiet)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dsecli import DEFAULT_T, DEFAULT_T_MAX
 from dsecli.cli._app import (
     BaseOpt,
     DeviceOpt,
@@ -22,14 +23,11 @@ from dsecli.cli._app import (
     TracebackOpt,
     app,
     check_output_early,
+    emit,
     parse_base,
     run_command,
 )
-from dsecli.report.formats import check_format
-
-# kept in step with dsecli.measures.diffusion_time.DEFAULT_T / DEFAULT_T_MAX (not imported: the module pulls in numpy)
-_DEFAULT_T = "1:10,20,50,100"
-_DEFAULT_T_MAX = 1000
+from dsecli.report.rows import check_format
 
 
 def _write_output(path: str, report: dict[str, Any], scan: Any, *, inputs: tuple[str, ...]) -> None:
@@ -58,60 +56,12 @@ def _write_output(path: str, report: dict[str, Any], scan: Any, *, inputs: tuple
     write_atomic(path, data, name="--output", inputs=inputs)
 
 
-def spectrum_table(report: dict[str, Any]) -> Any:
-    """A rich Table of DSE at each requested t and at the automatic t, then the provenance lines."""
-    from rich.table import Table
-
-    from dsecli.report.tables import format_value
-
-    units = report["units"]
-    auto = report.get("auto_t") or {}
-    marks: dict[int, list[str]] = {}
-    for key, label in (("knee", "knee (auto)"), ("rule_of_thumb", "rule of thumb")):
-        t = (auto.get(key) or {}).get("t")
-        if t is not None:
-            marks.setdefault(int(t), []).append(label)
-    values = {int(d["t"]): d["value"] for d in report["dse"]}
-    for key in ("knee", "rule_of_thumb"):
-        c = auto.get(key) or {}
-        if c.get("t") is not None:
-            values.setdefault(int(c["t"]), c["value"])
-    table = Table(title="DSE versus diffusion time", title_justify="left")
-    table.add_column("t", justify="right")
-    table.add_column(f"DSE ({units})", justify="right")
-    table.add_column("automatic t")
-    for t in sorted(values):
-        table.add_row(str(t), format_value(values[t]), ", ".join(marks.get(t, [])))
-    p = report.get("params") or {}
-    cache = report.get("cache") or {}
-    summ = report.get("spectrum_summary") or {}
-    lines = [f"input: {report['inputs']['embeddings']}", f"N used {report['n_used']:,} of {report['n_total']:,}"
-             + (f" (subsample, seed {p.get('seed')})" if report.get("subsampled") else "")
-             + f"; sigma = {format_value(p.get('sigma'))} ({p.get('sigma_rule')}); {p.get('dtype')} on {p.get('device')}"]
-    lines.append(f"eigenvalues: {summ.get('n')} (|λ| > 0.5: {summ.get('above_0.5')}, > 0.1: {summ.get('above_0.1')}, "
-                 f"> 0.01: {summ.get('above_0.01')}); rows sha256 {report['rows_sha256'][:16]}…")
-    if cache.get("enabled"):
-        where = cache.get("file") or f"{cache.get('dir')} (not written)"
-        lines.append(f"cache: {'hit' if cache.get('hit') else 'miss'}, {where}")
-    else:
-        lines.append("cache: off")
-    for key, label in (("rule_of_thumb", "rule of thumb"), ("knee", "knee")):
-        c = auto.get(key) or {}
-        if c.get("t") is None:
-            reason = (c.get("detail") or {}).get("reason", "not applicable")
-            lines.append(f"{label}: none ({reason})")
-    from rich.console import Group
-    from rich.text import Text
-
-    return Group(table, Text("\n".join(lines)))
-
-
 @app.command()
 def spectrum(
     emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or -.")],
     t: Annotated[str, typer.Option("--t", "-t", help="Diffusion times to report: 1,2,5,10, a range 1:50, or 1:50:5 "
-                                   "(ranges include their end).")] = _DEFAULT_T,
-    t_max: Annotated[int, typer.Option("--t-max", min=3, help="The automatic (knee) t is searched on 1..t-max (log-t axis).")] = _DEFAULT_T_MAX,
+                                   "(ranges include their end).")] = DEFAULT_T,
+    t_max: Annotated[int, typer.Option("--t-max", min=3, help="The automatic (knee) t is searched on 1..t-max (log-t axis).")] = DEFAULT_T_MAX,
     sigma: Annotated[str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the "
                                        "median rule, scale-invariant), sqrt-d, or a number in data units (10 is the "
                                        "paper's setting).")] = "median",
@@ -159,8 +109,7 @@ def spectrum(
             require_matplotlib()
         check_distinct_outputs({"--output": output, "--plot": plot, "--plot-t": plot_t})
         from dsecli import __version__, open_array, spectrum_scan
-        from dsecli.cli._app import stdout_console
-        from dsecli.report.writing import to_json
+        from dsecli.report.tables import spectrum_table
 
         src = open_array(emb)
         cache: bool | str = False if no_cache else (os.path.expanduser(cache_dir) if cache_dir else True)
@@ -184,19 +133,7 @@ def spectrum(
                 plot_dse_versus_t(report, plot_t, label=label, inputs=inputs)
         if output is not None:
             _write_output(output, report, scan, inputs=inputs)
-        if fmt_ == "json":
-            import sys
-
-            sys.stdout.write(to_json(report, indent=None) + "\n")
-            sys.stdout.flush()
-        elif fmt_ != "table":
-            import sys
-
-            from dsecli.report.formats import report_rows, rows_text
-
-            sys.stdout.write(rows_text(report_rows(report), fmt_))
-            sys.stdout.flush()
-        else:
-            stdout_console().print(spectrum_table(report), soft_wrap=True)
+        # --output was written above (.json, .npy or .npz): standard output only here
+        emit(report, as_json=as_json, output=None, render=spectrum_table, fmt=fmt_, soft_wrap=True)
 
     run_command(body, traceback=traceback, quiet=quiet)

@@ -1,4 +1,4 @@
-"""``dse validate``: run the known-answer suite (:mod:`dsecli.diagnostics.selftest`) with the user's options."""
+"""``dse validate``: run the known-answer suite (:mod:`dsecli.diagnostics.known_answers`) with the user's options."""
 
 from __future__ import annotations
 
@@ -21,50 +21,7 @@ from dsecli.cli._app import (
     stderr_console,
 )
 from dsecli.errors import ExitStatus
-from dsecli.report.formats import check_format
-
-
-def _fmt(value: float | None) -> str:
-    from dsecli.report.tables import format_value
-
-    return format_value(value)
-
-
-def validation_table(report: dict[str, Any]) -> Any:
-    """A rich Table: one row per case with expected, got, tolerance and the verdict."""
-    from rich import box
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    opts = report["options"]
-    title = (f"dse validate ({report['mode']}) — device {opts['device']}, dtype {opts['dtype']}, "
-             f"solver {opts['solver']}")
-    # a light box keeps the seven-column table inside 80 columns without wrapping numbers
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("case", style="bold", no_wrap=True)
-    table.add_column("expected", justify="right", no_wrap=True)
-    table.add_column("got", justify="right", no_wrap=True)
-    table.add_column("tolerance", justify="right", no_wrap=True)
-    table.add_column("pass", no_wrap=True)
-    table.add_column("s", justify="right", no_wrap=True)
-    for c in report["cases"]:
-        expected = f">= {_fmt(c['expected'])}" if c["comparison"] == "at_least" else _fmt(c["expected"])
-        tolerance = "" if c["comparison"] == "at_least" else f"± {c['tolerance']:.2g}"
-        table.add_row(c["name"], expected, _fmt(c["got"]), tolerance,
-                      "PASS" if c["passed"] else "FAIL", f"{c['elapsed_s']:.2f}")
-    summary = f"{report['n_passed']} of {report['n_cases']} cases passed in {report['elapsed_s']:.1f} s"
-    if report["skipped_methods"]:
-        summary += f"; not run (estimator not registered): {', '.join(report['skipped_methods'])}"
-    table.caption = summary
-    table.caption_justify = "left"
-    notes = []
-    for c in report["cases"]:
-        if not c["passed"]:
-            why = c["error"] or (f"deviation {_fmt(c['deviation'])} exceeds ± {_fmt(c['tolerance'])} ({c['tolerance_note']})"
-                                 if c["comparison"] == "approx" else f"{_fmt(c['got'])} is below {_fmt(c['expected'])}")
-            notes.append(Text(f"FAIL {c['name']}: {why}"))
-    return Group(table, *notes) if notes else table
+from dsecli.report.rows import check_format
 
 
 def _reference_files() -> tuple[str, ...]:
@@ -106,6 +63,7 @@ def validate(
         inputs = _reference_files()
         check_output_early(output, inputs=inputs)
         from dsecli import run_validation
+        from dsecli.report.tables import validation_table
 
         progress = None
         if full and not quiet:

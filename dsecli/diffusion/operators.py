@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "OPERATOR_KINDS",
+    "DiffusionOperator",
     "DenseDiffusionOperator",
     "KernelRowsOperator",
     "build_operator",
@@ -64,7 +65,7 @@ ROWS_TILE_COLUMNS = 8192
 ROWS_FLOAT32_MAX_UNIT = 1e-4
 
 
-class _Operator:
+class DiffusionOperator:
     kind = "?"
     n: int
     device: torch.device
@@ -103,7 +104,7 @@ def _normalised_sq_norm_(rows: torch.Tensor, r: torch.Tensor, start: int, stop: 
     return float(torch.linalg.vector_norm(rows, dtype=torch.float64)) ** 2
 
 
-class DenseDiffusionOperator(_Operator):
+class DenseDiffusionOperator(DiffusionOperator):
     """A held in memory (``storage`` dtype); built from kernel rows computed in the dtype of ``xt``.
 
     Peak memory: one N x N array in ``storage`` plus one block of rows in the working dtype.
@@ -154,7 +155,7 @@ def rows_tile_rows(n: int, block_elements: int = ROWS_BLOCK_ELEMENTS) -> int:
     return min(n, max(256, min(512, block_elements // max(1, min(n, ROWS_TILE_COLUMNS)))))
 
 
-class KernelRowsOperator(_Operator):
+class KernelRowsOperator(DiffusionOperator):
     """Matrix-free A: kernel rows recomputed in blocks at every product, one triangle of them.
 
     G is symmetric, so a pass forms only rows ``s:e`` against columns ``0:e`` for each block of
@@ -246,7 +247,7 @@ class KernelRowsOperator(_Operator):
         return f.left.numel() * f.left.element_size() + f.right.numel() * f.right.element_size()
 
 
-def build_operator(xt: torch.Tensor, sigma: float, *, kind: str, storage: torch.dtype | None = None) -> _Operator:
+def build_operator(xt: torch.Tensor, sigma: float, *, kind: str, storage: torch.dtype | None = None) -> DiffusionOperator:
     """The diffusion operator of the rows of ``xt`` as ``kind`` ("dense" or "rows")."""
     check_choice(kind, "operator", OPERATOR_KINDS)
     if kind == "dense":
@@ -254,7 +255,7 @@ def build_operator(xt: torch.Tensor, sigma: float, *, kind: str, storage: torch.
     return KernelRowsOperator(xt, sigma)
 
 
-def describe(op: _Operator) -> dict[str, object]:
+def describe(op: DiffusionOperator) -> dict[str, object]:
     """Operator facts for ``result.extra``."""
     return {
         "operator": op.kind,

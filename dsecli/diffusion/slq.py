@@ -68,7 +68,7 @@ from dsecli.errors import ComputationError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from dsecli.diffusion.operators import _Operator
+    from dsecli.diffusion.operators import DiffusionOperator
 
 __all__ = ["ApproxSettings", "approximate_spectral_entropy", "approximate_spectral_entropy_times", "deflate_top"]
 
@@ -139,7 +139,7 @@ def _orthonormalize(w: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor
     return w
 
 
-def deflate_top(op: _Operator, *, block: int, depth: int, ritz_tol: float, generator: torch.Generator,
+def deflate_top(op: DiffusionOperator, *, block: int, depth: int, ritz_tol: float, generator: torch.Generator,
                 min_depth: int = 3) -> Deflation:
     """Top eigenpairs of A by block Lanczos (full reorthogonalisation) orthogonal to v_1.
 
@@ -220,7 +220,7 @@ class LanczosRun:
     against V is applied at every step.
     """
 
-    def __init__(self, op: _Operator, v: torch.Tensor, *, probes: int, generator: torch.Generator) -> None:
+    def __init__(self, op: DiffusionOperator, v: torch.Tensor, *, probes: int, generator: torch.Generator) -> None:
         import torch
 
         dev = op.device
@@ -238,7 +238,7 @@ class LanczosRun:
     def steps(self) -> int:
         return len(self.alphas)
 
-    def extend(self, op: _Operator, v: torch.Tensor, steps: int) -> None:
+    def extend(self, op: DiffusionOperator, v: torch.Tensor, steps: int) -> None:
         """Advance every probe to ``steps`` Lanczos steps in all."""
         import torch
 
@@ -492,7 +492,7 @@ class _Start:
     first_seconds: float
 
 
-def _start(op: _Operator, *, seed: int, settings: ApproxSettings | None) -> _Start:
+def _start(op: DiffusionOperator, *, seed: int, settings: ApproxSettings | None) -> _Start:
     import torch
 
     settings = (settings or ApproxSettings()).resolved(op.n, op.kind)
@@ -530,7 +530,7 @@ def _copy_run(run: LanczosRun) -> LanczosRun:
     return out
 
 
-def _solve(op: _Operator, start: _Start, *, t: int) -> tuple[float, dict[str, Any]]:
+def _solve(op: DiffusionOperator, start: _Start, *, t: int) -> tuple[float, dict[str, Any]]:
     import torch
 
     settings, defl, u = start.settings, start.defl, start.unit
@@ -602,7 +602,7 @@ def _solve(op: _Operator, start: _Start, *, t: int) -> tuple[float, dict[str, An
     return full.dse_nats, report
 
 
-def approximate_spectral_entropy(op: _Operator, *, t: int, seed: int, settings: ApproxSettings | None = None) -> tuple[float, dict[str, Any]]:
+def approximate_spectral_entropy(op: DiffusionOperator, *, t: int, seed: int, settings: ApproxSettings | None = None) -> tuple[float, dict[str, Any]]:
     """DSE in **nats** of the operator ``op`` and the solver's report (for ``result.extra``).
 
     Parameters
@@ -625,7 +625,7 @@ def approximate_spectral_entropy(op: _Operator, *, t: int, seed: int, settings: 
     return nats, {**report, "seed": int(seed)}
 
 
-def approximate_spectral_entropy_times(op: _Operator, *, ts: list[int], seed: int,
+def approximate_spectral_entropy_times(op: DiffusionOperator, *, ts: list[int], seed: int,
                                        settings: ApproxSettings | None = None) -> list[tuple[float, dict[str, Any]]]:
     """:func:`approximate_spectral_entropy` at several diffusion times, sharing what does not depend on t.
 

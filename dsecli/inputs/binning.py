@@ -2,7 +2,7 @@
 
 Used by binned Shannon entropy and mutual information (:mod:`dsecli.estimators.binned`, per
 feature), by the binning of a scalar reference into classes (:mod:`dsecli.inputs.reference`)
-and by the sanity report's saturation check (:mod:`dsecli.diagnostics.sanity`), so all three
+and by the sanity report's saturation check (:mod:`dsecli.diagnostics.check`), so all three
 cut the data at the same places.
 
 Per column: u = (x - min) / (max - min); bin = number of edges e_k <= u with

@@ -2,7 +2,7 @@
 
 :func:`data_quality_warnings` costs O(N D) (rows are hashed, not sorted) and runs once per call
 in :func:`dsecli.inputs.prepare.prepare_rows`, which turns each message into a
-:class:`~dsecli.errors.DataQualityWarning`; the sanity report (:mod:`dsecli.diagnostics.sanity`)
+:class:`~dsecli.errors.DataQualityWarning`; the sanity report (:mod:`dsecli.diagnostics.check`)
 uses the same counts for its findings.
 
 Why these matter: duplicates are points at distance 0 (DSE counts them as one point at small

@@ -156,10 +156,10 @@ def _files_of(path_part: str, exclude: str | None) -> list[str]:
 
 
 def _keys_matching(file: str, key_part: str) -> list[str]:
-    from dsecli.inputs.readers import _HDF5, _check_file
+    from dsecli.inputs.readers import HDF5_EXTENSIONS, check_file
 
-    _check_file(file)
-    hdf5 = os.path.splitext(file)[1].lower() in _HDF5
+    check_file(file)
+    hdf5 = os.path.splitext(file)[1].lower() in HDF5_EXTENSIONS
     pattern = key_part if not hdf5 or key_part.startswith("/") else "/" + key_part
     keys = _keys_of(file)
     matched = sorted((k for k in keys if fnmatch.fnmatchcase(k, pattern)), key=natural_key)

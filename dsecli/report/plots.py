@@ -360,7 +360,7 @@ def row_band(row: dict[str, Any]) -> tuple[float, float] | None:
     tuple of float or None
         (low, high).
     """
-    from dsecli.report.tables import _ERROR_KEYS
+    from dsecli.report.tables import ERROR_KEYS
 
     extra = row.get("extra")
     if not isinstance(extra, dict):
@@ -369,7 +369,7 @@ def row_band(row: dict[str, Any]) -> tuple[float, float] | None:
     if isinstance(boot, dict) and _finite(boot.get("low")) and _finite(boot.get("high")):
         return float(boot["low"]), float(boot["high"])
     value = row.get("value")
-    for key in _ERROR_KEYS:
+    for key in ERROR_KEYS:
         err = extra.get(key)
         if _finite(err) and err >= 0 and _finite(value):
             return float(value) - float(err), float(value) + float(err)

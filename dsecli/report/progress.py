@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["MIN_SECONDS", "show_progress", "format_seconds", "solve_spinner"]
+__all__ = ["MIN_SECONDS", "show_progress", "format_seconds", "solve_spinner", "BatchBar"]
 
 # a solve expected to take less than this shows nothing
 MIN_SECONDS = 3.0
@@ -68,3 +68,43 @@ def solve_spinner(label: str, expected_seconds: float | None, *, quiet: bool = F
     progress.add_task(label, total=None)
     with progress:
         yield
+
+
+class BatchBar:
+    """``dse batch``'s progress bar on stderr (inputs done of all, elapsed, remaining, the input now
+    running), only when stderr is a terminal and not ``quiet``; called as ``bar(done, total, label)``."""
+
+    def __init__(self, quiet: bool, *, console: Any = None) -> None:
+        self.progress = None
+        self.task = None
+        if console is None:
+            from dsecli.report.console import stderr_console
+
+            console = stderr_console()
+        if quiet or not console.is_terminal:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
+                                 transient=True)
+
+    def __call__(self, done: int, total: int, label: str | None) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("", total=total)
+        self.progress.update(self.task, completed=done, description=label or "")
+
+    def stop(self) -> None:
+        """Remove the bar (it is transient)."""
+        if self.progress is not None:
+            self.progress.stop()

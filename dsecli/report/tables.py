@@ -1,7 +1,9 @@
-"""Rendering results for people (rich tables) and scripts (JSON); the only module importing rich.
+"""Rendering reports for people: the rich tables of every command (rich is imported only in :mod:`dsecli.report`).
 
-A *report* is the JSON-safe dict built by :func:`make_report`: the command, the inputs, the rows
-used, and one entry per method (each a result's ``to_dict()``).
+A *report* is the JSON-safe dict a command prints with ``--json``: for ``entropy`` and ``mi`` the
+one built by :func:`make_report` (the command, the inputs, the rows used, and one entry per
+method, each a result's ``to_dict()``); for the other commands their library result's
+``to_dict()``. Each renderer takes that dict and returns something a rich console prints.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ from typing import Any
 from dsecli.results import json_safe
 from dsecli.version import __version__
 
-__all__ = ["make_report", "format_value", "format_params", "format_uncertainty", "format_ceiling", "report_table",
-           "arrays_table"]
+__all__ = ["ERROR_KEYS", "make_report", "format_value", "format_params", "format_uncertainty", "format_ceiling",
+           "report_table", "arrays_table", "findings_table", "info_view", "validation_table", "spectrum_table",
+           "batch_table", "series_table"]
 
 # parameters shown in the table's "parameters" column; everything else stays in the JSON
 _SHOWN = ("sigma", "sigma_rule", "t", "bins", "k", "metric", "kernel", "solver", "n_classes", "classes_from",
           "repetitions", "device", "dtype", "neighbor_search", "epochs_run", "hidden_units")
 
 
-_ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread", "repetition_stderr")
+# the fields of a result's ``extra`` that hold the estimator's own uncertainty, in order of preference
+ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread", "repetition_stderr")
 
 
 def make_report(command: str, results: Sequence[Any], *, inputs: dict[str, Any], include_eigenvalues: bool = False) -> dict[str, Any]:
@@ -67,6 +71,8 @@ def format_uncertainty(extra: Any) -> str:
     if isinstance(p, dict) and p.get("p_value") is not None:
         out.append(f"p={p['p_value']:.2g} (P={p['P']})")
     return "; ".join(out)
+
+
 def format_ceiling(extra: dict[str, Any]) -> str:
     """The ceiling cell: ``"10.97 (36%)"``, ``"3.322 (99%) saturated"``, ``"units-dependent"`` or ``""``."""
     if extra.get("depends_on_units"):
@@ -99,7 +105,7 @@ def report_table(report: dict[str, Any]) -> Any:
     for r, interval in zip(report["results"], intervals):
         extra = r.get("extra") or {}
         # the estimator's own uncertainty: the approximate solver's error bound, MINE's spread
-        err = next((extra[k] for k in _ERROR_KEYS if isinstance(extra, dict) and extra.get(k) is not None), None)
+        err = next((extra[k] for k in ERROR_KEYS if isinstance(extra, dict) and extra.get(k) is not None), None)
         table.add_row(
             r["method"], format_value(r["value"]), r["units"], format_ceiling(extra if isinstance(extra, dict) else {}),
             "" if err is None else format_value(err),
@@ -132,4 +138,193 @@ def arrays_table(path: str, arrays: list[dict[str, Any]]) -> Any:
     for a in arrays:
         table.add_row(str(a["key"]) if a["key"] is not None else "(array)", " x ".join(map(str, a["shape"])) or "scalar",
                       a["dtype"])
+    return table
+
+
+# ------------------------------------------------------------------------------------------ dse check
+
+_LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
+
+
+def findings_table(report: dict[str, Any]) -> Any:
+    """A rich Table of one check report (``SanityReport.to_dict()``, ``dse check``)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    shape = " x ".join(map(str, report["shape"]))
+    title = Text(f"Check — {report['source'] or 'array'} ({shape}, {report['dtype']})")
+    table = Table(title=title, title_justify="left")
+    table.add_column("level")
+    table.add_column("check")
+    table.add_column("finding", overflow="fold")
+    for f in report["findings"]:
+        table.add_row(Text(f["level"], style=_LEVEL_STYLE.get(f["level"], "")), f["code"], Text(f["message"]))
+    if not report["findings"]:
+        table.add_row("ok", "-", "nothing to report")
+    stats = report.get("stats") or {}
+    rows = f"{report['n_used']:,} of {report['n_total']:,} rows checked" if report.get("subsampled") else (
+        f"{report['n_used']:,} rows checked")
+    parts = [rows]
+    if "duplicate_rows" in stats:
+        parts.append(f"{stats['distinct_rows']:,} distinct")
+    if stats.get("binned_cells") is not None:
+        parts.append(f"{stats['binned_cells']:,} cells at {stats['binned_bins']} bins")
+    sigma_median = (stats.get("kernel") or {}).get("sigma_median")
+    if sigma_median:
+        parts.append(f"median-rule sigma {sigma_median:.4g}")
+    table.caption = Text("; ".join(parts) + ("" if report["ok"] else " — see the warnings above"))
+    table.caption_justify = "left"
+    return table
+
+
+def info_view(report: dict[str, Any]) -> Any:
+    """``dse info``: the arrays of a file, then (``--check``) each array's check report or why it was skipped."""
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[Any] = [arrays_table(report["file"], report["arrays"])]
+    for c in report.get("checks", []):
+        if "report" in c:
+            parts.append(findings_table(c["report"]))
+        else:
+            parts.append(Text(f"{c['key']}: skipped ({c['skipped']})"))
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------------------- dse validate
+
+
+def validation_table(report: dict[str, Any]) -> Any:
+    """A rich Table of ``dse validate``: one row per case with expected, got, tolerance and the verdict."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    fmt = format_value
+    opts = report["options"]
+    title = (f"dse validate ({report['mode']}) — device {opts['device']}, dtype {opts['dtype']}, "
+             f"solver {opts['solver']}")
+    # a light box keeps the seven-column table inside 80 columns without wrapping numbers
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("case", style="bold", no_wrap=True)
+    table.add_column("expected", justify="right", no_wrap=True)
+    table.add_column("got", justify="right", no_wrap=True)
+    table.add_column("tolerance", justify="right", no_wrap=True)
+    table.add_column("pass", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    for c in report["cases"]:
+        expected = f">= {fmt(c['expected'])}" if c["comparison"] == "at_least" else fmt(c["expected"])
+        tolerance = "" if c["comparison"] == "at_least" else f"± {c['tolerance']:.2g}"
+        table.add_row(c["name"], expected, fmt(c["got"]), tolerance,
+                      "PASS" if c["passed"] else "FAIL", f"{c['elapsed_s']:.2f}")
+    summary = f"{report['n_passed']} of {report['n_cases']} cases passed in {report['elapsed_s']:.1f} s"
+    if report["skipped_methods"]:
+        summary += f"; not run (estimator not registered): {', '.join(report['skipped_methods'])}"
+    table.caption = summary
+    table.caption_justify = "left"
+    notes = []
+    for c in report["cases"]:
+        if not c["passed"]:
+            why = c["error"] or (f"deviation {fmt(c['deviation'])} exceeds ± {fmt(c['tolerance'])} ({c['tolerance_note']})"
+                                 if c["comparison"] == "approx" else f"{fmt(c['got'])} is below {fmt(c['expected'])}")
+            notes.append(Text(f"FAIL {c['name']}: {why}"))
+    return Group(table, *notes) if notes else table
+
+
+# --------------------------------------------------------------------------------------- dse spectrum
+
+
+def spectrum_table(report: dict[str, Any]) -> Any:
+    """``dse spectrum``: a rich Table of DSE at each requested t and at the automatic t, then the provenance lines."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    units = report["units"]
+    auto = report.get("auto_t") or {}
+    marks: dict[int, list[str]] = {}
+    for key, label in (("knee", "knee (auto)"), ("rule_of_thumb", "rule of thumb")):
+        t = (auto.get(key) or {}).get("t")
+        if t is not None:
+            marks.setdefault(int(t), []).append(label)
+    values = {int(d["t"]): d["value"] for d in report["dse"]}
+    for key in ("knee", "rule_of_thumb"):
+        c = auto.get(key) or {}
+        if c.get("t") is not None:
+            values.setdefault(int(c["t"]), c["value"])
+    table = Table(title="DSE versus diffusion time", title_justify="left")
+    table.add_column("t", justify="right")
+    table.add_column(f"DSE ({units})", justify="right")
+    table.add_column("automatic t")
+    for t in sorted(values):
+        table.add_row(str(t), format_value(values[t]), ", ".join(marks.get(t, [])))
+    p = report.get("params") or {}
+    cache = report.get("cache") or {}
+    summ = report.get("spectrum_summary") or {}
+    lines = [f"input: {report['inputs']['embeddings']}", f"N used {report['n_used']:,} of {report['n_total']:,}"
+             + (f" (subsample, seed {p.get('seed')})" if report.get("subsampled") else "")
+             + f"; sigma = {format_value(p.get('sigma'))} ({p.get('sigma_rule')}); {p.get('dtype')} on {p.get('device')}"]
+    lines.append(f"eigenvalues: {summ.get('n')} (|λ| > 0.5: {summ.get('above_0.5')}, > 0.1: {summ.get('above_0.1')}, "
+                 f"> 0.01: {summ.get('above_0.01')}); rows sha256 {report['rows_sha256'][:16]}…")
+    if cache.get("enabled"):
+        where = cache.get("file") or f"{cache.get('dir')} (not written)"
+        lines.append(f"cache: {'hit' if cache.get('hit') else 'miss'}, {where}")
+    else:
+        lines.append("cache: off")
+    for key, label in (("rule_of_thumb", "rule of thumb"), ("knee", "knee")):
+        c = auto.get(key) or {}
+        if c.get("t") is None:
+            reason = (c.get("detail") or {}).get("reason", "not applicable")
+            lines.append(f"{label}: none ({reason})")
+    return Group(table, Text("\n".join(lines)))
+
+
+# ------------------------------------------------------------------------------------ dse batch, plot
+
+
+def batch_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
+    """``dse batch``: one line per input, one column per method (values with their units)."""
+    from rich.table import Table
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    units = {m: next(r["units"] for r in rows if r["method"] == m) for m in methods}
+    files = {r["file"] for r in rows}
+    one_file = len(files) == 1 and all(r.get("dataset") for r in rows)
+    table = Table(title=f"dse batch — {files.pop()}" if one_file else "dse batch", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("dataset" if one_file else "input", overflow="fold")
+    for m in methods:
+        table.add_column(f"{m} ({units[m]})", justify="right")
+    by_input: dict[str, dict[str, str]] = {}
+    order: dict[str, int] = {}
+    for r in rows:
+        name = r["dataset"] if one_file else r["input"]
+        # the value, then its bootstrap interval / permutation p-value when the batch computed them
+        shown = " ".join(s for s in (format_value(r["value"]), format_uncertainty(r.get("extra"))) if s)
+        by_input.setdefault(name, {})[r["method"]] = shown
+        order.setdefault(name, r.get("index", len(order)))
+    for name in sorted(by_input, key=lambda n: order[n]):
+        vals = by_input[name]
+        table.add_row(str(order[name]), name, *(vals.get(m, "") for m in methods))
+    replaced = f", {summary['rows_replaced']} recomputed as their data changed" if summary.get("rows_replaced") else ""
+    caption = (f"{summary['rows']} rows in {summary['output']} ({summary['rows_computed']} new, "
+               f"{summary['rows_skipped']} already there{replaced}), {summary['elapsed_s']:.1f} s")
+    if summary["failures"]:
+        caption += f"; {len(summary['failures'])} input(s) failed"
+    table.caption = caption
+    table.caption_justify = "left"
+    return table
+
+
+def series_table(summary: dict[str, Any]) -> Any:
+    """``dse plot``: the series drawn (quantity, label, number of points) under the figure's name."""
+    from rich.table import Table
+
+    table = Table(title=f"wrote {summary['plot']}", title_justify="left")
+    table.add_column("quantity")
+    table.add_column("series")
+    table.add_column("points", justify="right")
+    for s in summary["series"]:
+        table.add_row(s["quantity"], s["label"], str(s["points"]))
     return table

@@ -55,17 +55,19 @@ __all__ = [
     "load_array",
     "list_arrays",
     "split_spec",
+    "check_file",
+    "HDF5_EXTENSIONS",
 ]
 
 _NPY = (".npy",)
 _NPZ = (".npz",)
-_HDF5 = (".h5", ".hdf5", ".hdf", ".he5")
+HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf", ".he5")
 _TORCH = (".pt", ".pth")
 _TEXT = (".csv", ".tsv", ".txt")
 _SAFETENSORS = (".safetensors",)
 _ARROW = arrow.PARQUET + arrow.IPC
 _ZARR = (".zarr",)
-EXTENSIONS = _NPY + _NPZ + _HDF5 + _TORCH + _TEXT + _SAFETENSORS + _ARROW + _ZARR
+EXTENSIONS = _NPY + _NPZ + HDF5_EXTENSIONS + _TORCH + _TEXT + _SAFETENSORS + _ARROW + _ZARR
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -97,7 +99,9 @@ def _ext(path: str) -> str:
     return os.path.splitext(path)[1].lower()
 
 
-def _check_file(path: str) -> None:
+def check_file(path: str) -> None:
+    """Refuse what cannot be opened as an input: a missing path, a directory (a zarr store is fine), a device,
+    an unreadable file or an unknown extension ("-", standard input, is fine)."""
     if path == "-":
         return
     if not os.path.exists(path):
@@ -149,7 +153,7 @@ def _folder_hint(path: str) -> str:
 
 
 # binary formats: extensions -> opener(path, key, bytes of a stream or None)
-_OPENERS = ((_NPY, npy.open_npy), (_NPZ, npy.open_npz), (_HDF5, hdf5.open_hdf5), (_TORCH, pt.open_torch),
+_OPENERS = ((_NPY, npy.open_npy), (_NPZ, npy.open_npz), (HDF5_EXTENSIONS, hdf5.open_hdf5), (_TORCH, pt.open_torch),
             (_SAFETENSORS, safetensors.open_safetensors), (_ARROW, arrow.open_arrow))
 
 
@@ -181,7 +185,7 @@ def open_array(spec: str, *, header: bool | None = None) -> ArraySource:
         the rows asked for, in the machine's byte order.
     """
     path, key = split_spec(str(spec))
-    _check_file(path)
+    check_file(path)
     src = _open(path, key, header)
     if len(src.shape) == 0:
         raise InputError(f"{src.label}: holds a 0-d array (a single value, shape ()); expected one row per sample")
@@ -204,14 +208,14 @@ def list_arrays(path: str, *, header: bool | None = None) -> list[dict[str, Any]
         single-array files).
     """
     path, key = split_spec(os.fspath(path))
-    _check_file(path)
+    check_file(path)
     if key is not None:  # ``file:key``: that array alone (or why it cannot be opened)
         src = _open(path, key, header)
         return [{"key": src.key, "shape": list(src.shape), "dtype": "str" if src.dtype.kind == "U" else
                  str(src.dtype)}]
     ext = _ext(path)
     data = read_stream(path) if path != "-" and is_stream(path) else None
-    if ext in _HDF5:
+    if ext in HDF5_EXTENSIONS:
         return hdf5.list_hdf5(path, data)
     if ext in _NPZ:
         return npy.list_npz(path, data)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dsecli.cli import app
 from dsecli.errors import InputError
-from dsecli.report.formats import check_format, flatten_row, report_rows, rows_text
+from dsecli.report.rows import check_format, flatten_row, report_rows, rows_text
 
 runner = CliRunner()
 LONG = "embeddings_of_a_model_with_a_rather_long_descriptive_name_checkpoint_epoch_0001_layer_12"
