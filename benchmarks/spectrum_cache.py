@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from dsecli import diffusion_spectral_entropy
-from dsecli.measures.diffusion_time import dse_versus_t, spectrum_scan
+from dsecli.measures.spectrum_scan import dse_versus_t, spectrum_scan
 
 
 def main(sizes: list[int]) -> None:

@@ -47,7 +47,7 @@ _LAZY = {
     "infonce_mutual_information": "dsecli.estimators.mine",
     **dict.fromkeys(("renyi_gram_entropy", "covariance_von_neumann_entropy", "rankme_entropy"),
                     "dsecli.measures.representation"),
-    **dict.fromkeys(("spectrum_scan", "DEFAULT_T", "DEFAULT_T_MAX"), "dsecli.measures.diffusion_time"),
+    **dict.fromkeys(("spectrum_scan", "DEFAULT_T", "DEFAULT_T_MAX"), "dsecli.measures.spectrum_scan"),
     **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
     "sanity_report": "dsecli.diagnostics.check",
     "run_validation": "dsecli.diagnostics.known_answers",

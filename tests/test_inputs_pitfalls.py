@@ -144,7 +144,7 @@ def test_info_with_a_key_lists_that_array(tmp_path) -> None:
 @pytest.mark.parametrize(("dtype", "offset"), [("int64", 2**62), ("int64", -(2**63) + 5), ("uint64", 2**64 - 2000)])
 def test_integers_beyond_2_53_keep_their_distances(tmp_path, dtype, offset) -> None:
     from dsecli import diffusion_spectral_entropy
-    from dsecli.inputs.checks import as_float_matrix
+    from dsecli.inputs.arrays import as_float_matrix
 
     small = np.random.default_rng(0).integers(0, 1000, (60, 4))
     x = (np.array(small, dtype=object) + offset).astype(dtype)  # exact: no float on the way
@@ -160,7 +160,7 @@ def test_integers_beyond_2_53_keep_their_distances(tmp_path, dtype, offset) -> N
 
 
 def test_integers_spread_beyond_2_53_that_float64_would_merge_are_refused() -> None:
-    from dsecli.inputs.checks import as_float_matrix
+    from dsecli.inputs.arrays import as_float_matrix
 
     x = np.array([[-(2**63)], [2**63 - 1], [2**63 - 2], [0]], dtype=np.int64)
     with pytest.raises(InputError, match=r"column 0 holds integers \(int64\) spread over more than 2\*\*53"):

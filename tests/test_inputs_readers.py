@@ -24,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 
 import dsecli
 from dsecli.errors import DseWarning, InputError
-from dsecli.inputs.checks import as_float_matrix, native_numbers
+from dsecli.inputs.arrays import as_float_matrix, native_numbers
 from dsecli.inputs.readers import EXTENSIONS, list_arrays, load_array, open_array
 from dsecli.inputs.readers.text import parse_table
 

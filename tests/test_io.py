@@ -19,7 +19,7 @@ from dsecli.diagnostics.check import (
     sanity_report,
 )
 from dsecli.errors import DataQualityWarning, DseWarning, InputError, OutputError
-from dsecli.inputs.checks import check_embeddings
+from dsecli.inputs.arrays import check_embeddings
 from dsecli.inputs.prepare import prepare_reference, prepare_rows
 from dsecli.inputs.readers import list_arrays, load_array, open_array, split_spec
 from dsecli.report.writing import check_output_path, remove_pending_files, write_atomic

@@ -184,11 +184,11 @@ def test_empty_and_directory_outputs_are_usage_errors_before_computing(cmd: Comm
 @pytest.mark.parametrize("cmd", [c for c in COMMANDS if c.png], ids=[c.id for c in COMMANDS if c.png])
 def test_a_plot_file_must_be_png_pdf_or_svg_before_anything_is_computed(cmd: Command, work: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import dsecli.measures.diffusion_time
+    import dsecli.measures.spectrum_scan
     import dsecli.report.plots
 
     started: list[int] = []
-    monkeypatch.setattr(dsecli.measures.diffusion_time, "spectrum_scan", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(dsecli.measures.spectrum_scan, "spectrum_scan", lambda *a, **k: started.append(1))
     monkeypatch.setattr(dsecli.report.plots, "read_result_rows", lambda *a, **k: started.append(1))
     before, tree = _digests(_protected(work, cmd)), _tree(work)
     res = _run(cmd.args("figure.txt"))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dsecli.cli import app
 from dsecli.errors import InputError
-from dsecli.measures.diffusion_time import spectrum_scan
+from dsecli.measures.spectrum_scan import spectrum_scan
 from dsecli.report.plots import (
     PlotDependencyError,
     batch_series,

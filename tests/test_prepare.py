@@ -149,7 +149,7 @@ def test_cli_json_lists_and_stderr_shows_each_warning_once(tmp_path) -> None:
 
 @pytest.mark.parametrize("cached", [False, True])
 def test_spectrum_lists_the_preparation_warnings_once(cached: bool, tmp_path) -> None:
-    from dsecli.measures.diffusion_time import diffusion_spectrum
+    from dsecli.measures.spectrum_scan import diffusion_spectrum
 
     x, _ = _data()
     cache = str(tmp_path / "cache") if cached else False

@@ -17,7 +17,7 @@ from conftest import CUDA
 import dsecli
 from dsecli.device import to_tensor
 from dsecli.errors import InputError
-from dsecli.inputs import checks, quality
+from dsecli.inputs import arrays, findings
 from dsecli.inputs.prepare import prepare_rows
 
 torch = pytest.importorskip("torch")
@@ -173,20 +173,20 @@ def test_device_checks_agree_with_numpy() -> None:
     x[11, 0] = np.nan
     x[30, 4] = np.inf
     t = torch.tensor(x)
-    np.testing.assert_array_equal(checks.nonfinite_rows(t), checks.nonfinite_rows(x))
+    np.testing.assert_array_equal(arrays.nonfinite_rows(t), arrays.nonfinite_rows(x))
     finite = np.delete(x, [11, 30], axis=0)
     tf = torch.tensor(finite)
-    np.testing.assert_array_equal(quality.constant_columns(tf), quality.constant_columns(finite))
-    assert quality.duplicate_rows(tf) == quality.duplicate_rows(finite) == (2, N - 4, (3, 9))
-    assert quality.data_quality_warnings(tf) == quality.data_quality_warnings(finite)
+    np.testing.assert_array_equal(findings.constant_columns(tf), findings.constant_columns(finite))
+    assert findings.duplicate_rows(tf) == findings.duplicate_rows(finite) == (2, N - 4, (3, 9))
+    assert findings.data_quality_warnings(tf) == findings.data_quality_warnings(finite)
     signed = torch.tensor([[0.0, 1.0], [-0.0, 1.0], [2.0, 3.0]])
-    assert quality.duplicate_rows(signed) == quality.duplicate_rows(signed.numpy()) == (1, 2, (0, 1))
+    assert findings.duplicate_rows(signed) == findings.duplicate_rows(signed.numpy()) == (1, 2, (0, 1))
 
 
 @pytest.mark.parametrize("tdtype", ["float16", "bfloat16", "int32", "bool", "float32", "float64"])
 def test_device_dtype_rules(tdtype: str) -> None:
     t = (torch.arange(12).reshape(6, 2) % 3).to(getattr(torch, tdtype))
-    out, flat = checks._device_float_matrix(t, where=None, name="embeddings", flatten=False, min_rows=2)
+    out, flat = arrays._device_float_matrix(t, where=None, name="embeddings", flatten=False, min_rows=2)
     assert flat is None
     assert out.dtype == (t.dtype if tdtype in ("float32", "float64") else torch.float64)
     np.testing.assert_array_equal(out.numpy(), t.to(torch.float64).numpy())
@@ -196,9 +196,9 @@ def test_device_dtype_rules(tdtype: str) -> None:
 def test_device_shape_messages_are_those_of_arrays(shape: tuple[int, ...], flatten: bool) -> None:
     arr = np.zeros(shape)
     with pytest.raises(InputError) as expected:
-        checks.as_float_matrix(arr, where="f.npy", flatten=flatten)
+        arrays.as_float_matrix(arr, where="f.npy", flatten=flatten)
     with pytest.raises(InputError, match=re.escape(str(expected.value))):
-        checks._device_float_matrix(torch.zeros(shape), where="f.npy", name="embeddings", flatten=flatten,
+        arrays._device_float_matrix(torch.zeros(shape), where="f.npy", name="embeddings", flatten=flatten,
                                     min_rows=2)
 
 
@@ -212,15 +212,15 @@ def test_tensor_errors_name_the_cause() -> None:
         dsecli.diffusion_spectral_entropy(torch.tensor(_x()).to(torch.complex128))
     with pytest.raises(InputError, match=re.escape("`embeddings` must be real numbers; got dtype complex64 (complex "
                                                    "numbers): take x.real or abs(x) first")):
-        checks._device_float_matrix(torch.zeros(3, 2, dtype=torch.complex64), where=None, name="embeddings",
+        arrays._device_float_matrix(torch.zeros(3, 2, dtype=torch.complex64), where=None, name="embeddings",
                                     flatten=False, min_rows=2)
 
 
 def test_device_working_range_on_tensors() -> None:
     t = torch.full((4, 2), 1e19)
     with pytest.raises(InputError, match=re.escape("in float32 (squared distances overflow); got 1e+19")):
-        checks.check_working_range(t, torch.float32)
-    checks.check_working_range(t, torch.float64)
+        arrays.check_working_range(t, torch.float32)
+    arrays.check_working_range(t, torch.float64)
 
 
 @pytest.mark.parametrize("name,call", ENTROPY_CALLS + MI_CALLS, ids=[c[0] for c in ENTROPY_CALLS + MI_CALLS])
@@ -231,7 +231,7 @@ def test_the_device_path_end_to_end_with_cpu_tensors(name: str, call: Callable[.
     x[5] = x[2]  # a duplicate row: the data-quality count runs on the tensor too
     args = (x, y) if (name, call) in MI_CALLS else (x,)
     want = call(*args)
-    monkeypatch.setattr(checks, "stays_on_device", lambda t: True)
+    monkeypatch.setattr(arrays, "stays_on_device", lambda t: True)
     t = torch.tensor(x, requires_grad=True)
     rows = prepare_rows(t, max_n=None, seed=0)
     assert torch.is_tensor(rows.data) and rows.data.data_ptr() == t.data_ptr()  # not copied

@@ -151,7 +151,7 @@ def _warn_again(records: Iterable[tuple[type, str]]) -> list[str]:
 
 
 def _load_reference(spec: str, *, ref_kind: str) -> Reference:
-    from dsecli.inputs.checks import check_reference_array
+    from dsecli.inputs.arrays import check_reference_array
     from dsecli.inputs.readers import open_array
     from dsecli.inputs.reference import REF_KINDS
 

@@ -137,7 +137,7 @@ def file_stat(path: str | os.PathLike[str]) -> dict[str, int]:
 def data_sha256(values: Any) -> str:
     """SHA-256 of rows: numbers as float64 C-order bytes with the shape (as ``dse spectrum``'s ``rows_sha256``);
     labels (strings, objects) as their text, one per row, with the shape."""
-    from dsecli.measures.diffusion_time import rows_sha256
+    from dsecli.measures.spectrum_scan import rows_sha256
 
     arr = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
     if arr.dtype.kind in "biuf":

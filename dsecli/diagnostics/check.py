@@ -2,8 +2,8 @@
 
 Two levels:
 
-- :func:`~dsecli.inputs.quality.data_quality_warnings` (duplicate rows, constant columns; in
-  :mod:`dsecli.inputs.quality`, re-exported here) costs O(N D) and runs on every call:
+- :func:`~dsecli.inputs.findings.data_quality_warnings` (duplicate rows, constant columns; in
+  :mod:`dsecli.inputs.findings`, re-exported here) costs O(N D) and runs on every call:
   :func:`dsecli.inputs.prepare.prepare_rows` turns its messages into
   :class:`~dsecli.errors.DataQualityWarning`, so every estimator reports them.
 - :func:`sanity_report` (``dse check FILE``, ``dse info FILE --check``) adds NaN/Inf counts,
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.inputs.checks import as_float_matrix, max_safe_magnitude, nonfinite_rows, source_label
-from dsecli.inputs.quality import (
+from dsecli.inputs.arrays import as_float_matrix, max_safe_magnitude, nonfinite_rows, source_label
+from dsecli.inputs.findings import (
     are,
     columns_phrase,
     constant_columns,

@@ -16,8 +16,8 @@ import numpy as np
 from dsecli.diffusion.spectrum import entropy_of_probabilities
 from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import check_at_most, check_choice, check_positive_int
+from dsecli.inputs.arrays import host_array
 from dsecli.inputs.binning import cell_counts
-from dsecli.inputs.checks import host_array
 from dsecli.inputs.prepare import Prepared
 from dsecli.inputs.reference import REF_KINDS
 from dsecli.measures.conditional import size_matched_mutual_information

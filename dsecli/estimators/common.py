@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from dsecli.inputs.checks import host_array
+from dsecli.inputs.arrays import host_array
 
 __all__ = [
     "nats_to", "duplicate_count", "as_matrix",

@@ -18,7 +18,7 @@ from dsecli.errors import (
     where_prefix,
 )
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
-from dsecli.inputs.checks import host_array
+from dsecli.inputs.arrays import host_array
 from dsecli.inputs.prepare import Prepared
 from dsecli.results import units_dependent_fields
 

@@ -19,7 +19,7 @@ from dsecli.errors import (
 )
 from dsecli.estimators.kl import DUPLICATE_RULE, distinct_rows, log_unit_ball_volume
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
-from dsecli.inputs.checks import host_array
+from dsecli.inputs.arrays import host_array
 from dsecli.inputs.prepare import Prepared
 from dsecli.results import units_dependent_fields
 

@@ -2,8 +2,8 @@
 
 Every public estimator (DSE, DSMI, the published spectral variants, the baselines) accepts raw
 data or a :class:`Prepared`. Raw data go through :func:`prepare_rows`: one seeded subsample, the
-checks of :func:`dsecli.inputs.checks.check_embeddings`, and the data-quality findings of
-:func:`dsecli.inputs.quality.data_quality_warnings`. A :class:`Prepared` is trusted as it is (only
+checks of :func:`dsecli.inputs.arrays.check_embeddings`, and the data-quality findings of
+:func:`dsecli.inputs.findings.data_quality_warnings`. A :class:`Prepared` is trusted as it is (only
 its row count is compared with what the method needs). :func:`dsecli.methods.estimate_entropy` and
 :func:`dsecli.methods.estimate_mutual_information` prepare once and hand the same value to every
 method, so all methods of one call see the same rows, the same messages and one device resolution.
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsecli.errors import CollectWarnings, DataQualityWarning, DseWarning, InputError, check_choice, where_prefix
-from dsecli.inputs.checks import (
+from dsecli.inputs.arrays import (
     check_embeddings,
     check_reference_array,
     check_same_rows,
     check_working_range,
     host_array,
 )
-from dsecli.inputs.quality import data_quality_warnings
+from dsecli.inputs.findings import data_quality_warnings
 from dsecli.inputs.reference import ReferenceReading, read_reference
 from dsecli.inputs.sampling import SAMPLERS, Rows, take_rows
 
@@ -64,7 +64,7 @@ class Prepared(Rows):
         once, when the rows were prepared; every result computed from these rows lists them.
     reference : numpy.ndarray or None
         Reference rows aligned with ``data`` (validated by
-        :func:`dsecli.inputs.checks.check_reference_array`), for mutual information.
+        :func:`dsecli.inputs.arrays.check_reference_array`), for mutual information.
     reference_source : str or None
         The reference's label for messages.
     device_request, dtype_request
@@ -120,7 +120,7 @@ class Prepared(Rows):
         """The rows as a tensor on :attr:`device` in :meth:`working_dtype`, made once per dtype.
 
         Refuses values whose squared distances would overflow that dtype
-        (:func:`dsecli.inputs.checks.check_working_range`).
+        (:func:`dsecli.inputs.arrays.check_working_range`).
         """
         dt = self.working_dtype(default_dtype)
         key = ("tensor", str(dt))
@@ -197,7 +197,7 @@ def prepare_rows(
     min_rows : int
         Fewest rows the caller's method accepts.
     flatten, drop_nonfinite
-        As in :func:`dsecli.inputs.checks.check_embeddings`; each dropped row is reported.
+        As in :func:`dsecli.inputs.arrays.check_embeddings`; each dropped row is reported.
     device, dtype
         Recorded in the result (resolved on first use); None keeps the default ("auto", and each
         method's own dtype).

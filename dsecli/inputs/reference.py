@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import DataQualityWarning, InputError, check_at_most, check_choice, check_positive_int, where_prefix
+from dsecli.inputs.arrays import warn_single_row_classes
 from dsecli.inputs.binning import bin_scalars
-from dsecli.inputs.checks import warn_single_row_classes
 from dsecli.inputs.clustering import kmeans
 
 __all__ = ["REF_KINDS", "READINGS", "MAX_INTEGRAL_LABELS", "Classes", "ReferenceReading", "read_reference",

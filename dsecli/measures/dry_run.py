@@ -156,7 +156,7 @@ def dry_run_mutual_information(
     """
     import numpy as np
 
-    from dsecli.inputs.checks import check_same_rows
+    from dsecli.inputs.arrays import check_same_rows
     from dsecli.inputs.reference import read_reference
     from dsecli.inputs.sampling import choose_rows
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dsecli.errors import InputError, check_positive_int, quiet
-from dsecli.inputs.checks import host_array, is_tensor
+from dsecli.inputs.arrays import host_array, is_tensor
 from dsecli.inputs.sampling import Rows, choose_rows
 
 __all__ = ["TrainingMonitor"]

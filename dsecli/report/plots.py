@@ -210,7 +210,7 @@ def plot_spectrum(scan: Any, path: str | os.PathLike[str], *, label: str | None 
                   inputs: Sequence[str | None] = ()) -> str:
     """Two panels: the sorted |eigenvalues| on a log scale (with |λ|^t at the automatic t) and DSE(t).
 
-    ``scan`` is a :class:`dsecli.measures.diffusion_time.SpectrumScan` or its ``to_dict()``; ``inputs``
+    ``scan`` is a :class:`dsecli.measures.spectrum_scan.SpectrumScan` or its ``to_dict()``; ``inputs``
     are files ``path`` must not be. Returns the path written.
     """
     report = _scan_dict(scan)

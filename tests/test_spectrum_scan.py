@@ -15,7 +15,7 @@ from dsecli import diffusion_spectral_entropy
 from dsecli.cli import app
 from dsecli.diffusion.cache import CacheWarning, SpectrumCache, default_cache_dir, resolve_cache_dir
 from dsecli.errors import DseWarning, InputError
-from dsecli.measures.diffusion_time import (
+from dsecli.measures.spectrum_scan import (
     diffusion_spectrum,
     dse_versus_t,
     knee_t,
