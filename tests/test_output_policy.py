@@ -35,10 +35,10 @@ runner = CliRunner()
 N = 40
 
 
-def _reference_data_file() -> str:
+def _golden_data_file() -> str:
     from importlib import resources
 
-    return os.fspath(resources.files("dsecli.diagnostics").joinpath("reference_data", "golden_b_blobs_500x32.json"))
+    return os.fspath(resources.files("dsecli.diagnostics").joinpath("golden_data", "golden_b_blobs_500x32.json"))
 
 
 def _make_inputs(d: Path) -> None:
@@ -92,7 +92,7 @@ COMMANDS = [
             "x.npy", option="--plot", png=True),
     Command("batch", lambda o: ["batch", "x.npy", "--method", "cse", "-o", o], "x.npy"),
     Command("plot", lambda o: ["plot", "r.jsonl", "-o", o], "r.jsonl", png=True),
-    Command("validate", lambda o: ["validate", "--method", "cse", "-o", o], _reference_data_file()),
+    Command("validate", lambda o: ["validate", "--method", "cse", "-o", o], _golden_data_file()),
 ]
 
 

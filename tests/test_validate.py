@@ -61,7 +61,7 @@ def test_known_values_are_the_closed_forms(fast_report):
     assert by_name["dse-sigma-to-0"].expected == 6.0
     for k in (1, 2, 5, 10):
         assert by_name[f"dse-clusters-k{k}"].expected == pytest.approx(math.log2(k), abs=0)
-    golden = json.loads((Path(known_answers.__file__).parent / "reference_data" / "golden_b_blobs_500x32.json").read_text())
+    golden = json.loads((Path(known_answers.__file__).parent / "golden_data" / "golden_b_blobs_500x32.json").read_text())
     rec = {r["id"]: r for r in golden["records"]}
     assert by_name["golden-dse-sigma10-t1"].expected == rec["dse_sigma10_t1"]["value"]
 
@@ -144,7 +144,7 @@ def test_cli_unknown_method_exits_2():
 
 def test_shipped_golden_case_is_the_shared_golden_data():
     shared = json.loads((GOLDEN / "b_blobs_500x32_values.json").read_text())
-    data_dir = Path(known_answers.__file__).parent / "reference_data"
+    data_dir = Path(known_answers.__file__).parent / "golden_data"
     shipped = json.loads((data_dir / "golden_b_blobs_500x32.json").read_text())
     g = load_golden()
     for key, name in (("X", "b_blobs_500x32_X.npy"), ("labels", "b_blobs_500x32_labels.npy"),

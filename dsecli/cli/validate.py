@@ -29,7 +29,7 @@ def _reference_files() -> tuple[str, ...]:
     import os
     from importlib import resources
 
-    base = resources.files("dsecli.diagnostics").joinpath("reference_data")
+    base = resources.files("dsecli.diagnostics").joinpath("golden_data")
     try:
         return tuple(os.fspath(p) for p in base.iterdir() if p.is_file())  # type: ignore[call-overload]
     except (OSError, TypeError):  # a zipped install: nothing on disk to protect

@@ -11,7 +11,7 @@ user's device, dtype and solver, and compares it with a stated tolerance:
 - closed forms for the baselines (docs/method.md#closed-forms): Gaussian and uniform entropies for the
   kNN estimator, the correlated-Gaussian mutual information for KSG and MINE, and the binned
   entropy's saturation at log2 N in high dimension (the paper's curse-of-dimensionality point);
-- a golden case shipped in ``dsecli/diagnostics/reference_data`` (data set (b) of the project's golden reference
+- a golden case shipped in ``dsecli/diagnostics/golden_data`` (data set (b) of the project's golden reference
   values, computed with the published implementation), checked at the golden data's
   tolerances.
 
@@ -263,15 +263,15 @@ def _golden_dse_tolerance(expected: float, t: int, opts: _Options) -> tuple[floa
 
 @functools.lru_cache(maxsize=1)
 def load_golden() -> dict[str, Any]:
-    """The golden case shipped in ``dsecli/diagnostics/reference_data``: arrays ``X``, ``labels``, ``spectral_clusters``,
+    """The golden case shipped in ``dsecli/diagnostics/golden_data``: arrays ``X``, ``labels``, ``spectral_clusters``,
     the records by id (``records``) and ``sigma_med``.
 
     Data set (b) of the project's golden reference values (5 Gaussian blobs, 500 x 32), computed
-    with the published implementation; see ``dsecli/diagnostics/reference_data/README.md`` and docs/method.md#golden.
+    with the published implementation; see ``dsecli/diagnostics/golden_data/README.md`` and docs/method.md#golden.
     """
     from importlib import resources
 
-    base = resources.files("dsecli.diagnostics").joinpath("reference_data")
+    base = resources.files("dsecli.diagnostics").joinpath("golden_data")
     meta = json.loads(base.joinpath("golden_b_blobs_500x32.json").read_text(encoding="utf-8"))
 
     def arr(name: str) -> np.ndarray:
