@@ -9,9 +9,10 @@ says otherwise.
   the published variants :func:`adjacency_spectral_entropy` and :func:`matrix_entry_entropy`,
   and the baselines :func:`binned_shannon_entropy`, :func:`binned_shannon_mutual_information`,
   :func:`kozachenko_leonenko_entropy`, :func:`ksg_mutual_information`, :func:`mine_mutual_information`.
-- Several methods on the same rows (``dse entropy``/``dse mi``): :func:`estimate_entropy`,
+- Several methods on the same rows (``dse entropy``/``dse mi``/``dse batch``): :func:`estimate`
+  (entropy and mutual-information methods together), :func:`estimate_entropy`,
   :func:`estimate_mutual_information`, :func:`parse_methods`; ``ENTROPY_METHODS`` and
-  ``MI_METHODS`` map each method name to its function.
+  ``MI_METHODS`` map each method name to its function, ``METHOD_OPTIONS`` to the options it takes.
 - Inputs (``dse info``): :func:`open_array`, :func:`list_arrays`, :func:`split_spec`.
 - Plans without computing (``--dry-run``): :func:`dry_run_entropy`, :func:`dry_run_mutual_information`,
   :func:`plan_entropy`, :func:`plan_mutual_information`, :func:`format_plan`; the plan a computation
@@ -40,8 +41,8 @@ _LAZY = {
     **dict.fromkeys(("adjacency_spectral_entropy", "matrix_entry_entropy"), "dsecli.measures.variants"),
     **dict.fromkeys(("binned_shannon_entropy", "binned_shannon_mutual_information", "kozachenko_leonenko_entropy",
                      "ksg_mutual_information", "mine_mutual_information"), "dsecli.estimators"),
-    **dict.fromkeys(("ENTROPY_METHODS", "MI_METHODS", "estimate_entropy", "estimate_mutual_information",
-                     "parse_methods"), "dsecli.methods"),
+    **dict.fromkeys(("ENTROPY_METHODS", "MI_METHODS", "METHOD_OPTIONS", "estimate", "estimate_entropy",
+                     "estimate_mutual_information", "parse_methods"), "dsecli.methods"),
     **dict.fromkeys(("open_array", "list_arrays", "split_spec"), "dsecli.inputs.readers"),
     "weighted_kl_entropy": "dsecli.estimators.kl_weighted",
     "infonce_mutual_information": "dsecli.estimators.mine",
@@ -95,6 +96,8 @@ __all__ = [
     "estimate_mutual_information",
     "parse_methods",
     "ENTROPY_METHODS",
+    "METHOD_OPTIONS",
+    "estimate",
     "MI_METHODS",
     "open_array",
     "list_arrays",

@@ -166,7 +166,7 @@ def test_import_graph_has_no_cycle() -> None:
 
 # ------------------------------------------------------------------------------------ public API
 
-DATA_NAMES = {"__version__", "ENTROPY_METHODS", "MI_METHODS", "DEFAULT_T", "DEFAULT_T_MAX"}
+DATA_NAMES = {"__version__", "ENTROPY_METHODS", "MI_METHODS", "METHOD_OPTIONS", "DEFAULT_T", "DEFAULT_T_MAX"}
 
 
 @pytest.mark.parametrize("name", dsecli.__all__)
