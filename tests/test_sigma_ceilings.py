@@ -237,12 +237,12 @@ def test_batch_holds_one_sigma(tmp_path) -> None:
     want = resolve_sigma("median", _tensor(first)).value
     assert [r["params"]["sigma"] for r in dse_rows] == [want, want]
     assert all(r["params"]["sigma_rule"] == "median-first" for r in dse_rows)
-    assert dse_rows[0]["params"]["sigma_fixed"]["from"].endswith("ep_000.npy")
+    assert dse_rows[0]["params"]["sigma_detail"]["from"].endswith("ep_000.npy")
     assert "sigma" not in next(r for r in rows if r["method"] == "cse")["params"]
     # pooled: ceil(4096 / 2) >= 60 rows of each input, i.e. all rows of both
     d2 = np.sort(pdist(np.vstack([first, second]), "sqeuclidean"))
     assert [r["params"]["sigma"] for r in pooled] == pytest.approx([math.sqrt(d2[(d2.size - 1) // 2] / 2)] * 2)
-    assert pooled[1]["params"]["sigma_fixed"]["rows"] == 120
+    assert pooled[1]["params"]["sigma_detail"]["rows"] == 120
 
 
 def test_cli_warns_on_stderr_and_in_json(tmp_path) -> None:

@@ -215,6 +215,14 @@ def fixed_sigma(rule: str, batch_inputs: Sequence[BatchInput], selection: dict[s
     return {"rule": rule, "value": choice.value, "from": source, "rows": int(x.shape[0]), "detail": choice.detail}
 
 
+def fixed_choice(fixed: dict[str, Any]) -> Any:
+    """The sigma a batch holds fixed (:func:`fixed_sigma`) as the methods take it: the value with its rule
+    (``sigma_rule``) and how it was found (``sigma_detail``)."""
+    from dsecli.diffusion.kernels import SigmaChoice
+
+    return SigmaChoice(fixed["value"], fixed["rule"], fixed)
+
+
 def _request(name: str, fn: Any, common: dict[str, Any]) -> dict[str, Any]:
     """The resume request of a method; sigma is always written out, so rows computed under the old
     default (10, left out of old keys) are never taken for rows of the median-rule default."""
@@ -323,7 +331,7 @@ def run_batch(
         ``sigma`` may also be ``"median-first"`` or ``"median-pooled"``: one numeric sigma from the
         median rule on the first input's rows or on a seeded pooled sample of every input's rows
         (:func:`fixed_sigma`), used for every input; each row's ``params`` then has ``sigma_rule``
-        (that name) and ``sigma_fixed``.
+        (that name) and ``sigma_detail``.
 
     Returns
     -------
@@ -417,7 +425,9 @@ def run_batch(
                              "back (nothing to resume from)")
             existing = {r["key"]: r for r in latest_rows(results_file.rows)}
         jobs, reused = _plan_jobs(planned, existing, ref, selection)
-        settings = {"selection": selection, "params": method_params}
+        # the fixed sigma goes to the methods with its rule, so every row records it as computed
+        settings = {"selection": selection,
+                    "params": method_params if fixed is None else {**method_params, "sigma": fixed_choice(fixed)}}
         if progress:
             progress(0, len(jobs), None)
         if not jobs:
@@ -434,8 +444,6 @@ def run_batch(
             for job, outcome in runner:
                 _warn_again(outcome.warnings)
                 for row in outcome.rows:
-                    if fixed is not None and "sigma" in (row.get("params") or {}):
-                        row["params"].update({"sigma_rule": fixed["rule"], "sigma_fixed": fixed})
                     if results_file is not None:
                         results_file.append(row)
                     new_rows[row["key"]] = row

@@ -53,11 +53,13 @@ __all__ = [
 ]
 
 def sigma_for(rows: Prepared, call: Call, xt: torch.Tensor, sigma: Any) -> tuple[SigmaChoice, dict[str, Any]]:
-    """``sigma`` (a number or a rule) resolved for ``rows``, and its parameters (the kernel's regime for a
-    number): decided once per call and shared by every method of the call; a bandwidth in the
+    """``sigma`` (a number, a rule, or a :class:`~dsecli.diffusion.kernels.SigmaChoice` made elsewhere) resolved
+    for ``rows``, and its parameters (the kernel's regime for a number): decided once per call and shared by every method of the call; a bandwidth in the
     uninformative regime warns for each method that uses it."""
     key = ("sigma", str(sigma), call.seed, str(xt.dtype), str(xt.device))
-    choice = rows.once(key, lambda: resolve_sigma(sigma, xt, seed=call.seed))
+    # a SigmaChoice is a value decided elsewhere with its rule (one sigma for every input of a batch)
+    choice = sigma if isinstance(sigma, SigmaChoice) else rows.once(key, lambda: resolve_sigma(sigma, xt,
+                                                                                                seed=call.seed))
     regime = None
     if choice.rule != "median":
         # computed once; the warning is raised again for each method that uses this bandwidth
