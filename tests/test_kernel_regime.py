@@ -198,6 +198,16 @@ def test_same_seed_same_bits() -> None:
         a, b = kernel_regime(xt, sigma, seed=3), kernel_regime(xt, sigma, seed=3)
         assert a.to_dict() == b.to_dict() and a.detail["median"] == "sample"
         assert a.affinity_quantiles != kernel_regime(xt, sigma, seed=4).affinity_quantiles
+    # the reported numbers are the sample's order statistics: the lower median, the quantiles' ranks
+    sample = np.sort(sample_pair_sq_dists(xt, REGIME_SAMPLE_PAIRS, seed=3).numpy())
+    m = sample.size
+    reg = kernel_regime(xt, 4.0, seed=3)
+    assert reg.median_affinity == math.exp(-sample[(m - 1) // 2] / 32.0)
+    assert reg.median_rule_sigma == math.sqrt(sample[(m - 1) // 2] / 2.0)
+    assert reg.affinity_quantiles["q05"] == math.exp(-sample[round(0.95 * (m - 1))] / 32.0)
+    assert reg.fraction_above_0_99 == np.count_nonzero(np.exp(-sample / 32.0) > 0.99) / m
+    assert reg.detail["median_affinity_interval"] == [
+        math.exp(-sample[median_bracket(m)[1]] / 32.0), math.exp(-sample[median_bracket(m)[0]] / 32.0)]
     r1 = diffusion_spectral_entropy(x, sigma=0.5, device="cpu", max_n=0)
     r2 = diffusion_spectral_entropy(x, sigma=0.5, device="cpu", max_n=0)
     assert r1.params["kernel_regime"] == r2.params["kernel_regime"] and r1.warnings == r2.warnings
@@ -207,29 +217,35 @@ def test_same_seed_same_bits() -> None:
 def test_the_check_never_sorts_all_pairs_nor_forms_a_gram(monkeypatch: pytest.MonkeyPatch, sigma: float) -> None:
     import torch
 
-    x, y = blobs(1200)
+    x, y = blobs(1200)  # 719,400 pairs
     calls = {"sort": 0, "kthvalue": 0}
-    sort, kthvalue = torch.sort, torch.kthvalue
+    sorts = {"torch": torch.sort, "numpy": np.sort}
 
-    def small_sort(t, *args, **kwargs):  # noqa: ANN001, ANN202
-        calls["sort"] += 1
-        assert t.numel() <= REGIME_SAMPLE_PAIRS, f"a sort of {t.numel():,} values"
-        return sort(t, *args, **kwargs)
+    def small_sort(library: str):  # noqa: ANN202
+        def sort(a, *args, **kwargs):  # noqa: ANN001, ANN202
+            calls["sort"] += 1
+            assert np.size(a) <= REGIME_SAMPLE_PAIRS, f"a sort of {np.size(a):,} values"
+            return sorts[library](a, *args, **kwargs)
+        return sort
 
-    def counted_kthvalue(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls["kthvalue"] += 1
-        return kthvalue(*args, **kwargs)
+    def no_kthvalue(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a selection among all pairs")
 
     def no_gram(*args: object, **kwargs: object) -> None:
         raise AssertionError("the check formed pairwise distances")
 
-    monkeypatch.setattr(torch, "sort", small_sort)
-    monkeypatch.setattr(torch, "kthvalue", counted_kthvalue)
-    monkeypatch.setattr(kernels, "_pair_sq_dists", no_gram)
-    monkeypatch.setattr(kernels, "_select_pair_median", no_gram)
     xt = _tensor(x)
-    reg = kernel_regime(xt, sigma)
-    assert calls == {"sort": 1, "kthvalue": 0} and reg.detail["median"] == "sample"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "sort", small_sort("torch"))
+        patch.setattr(np, "sort", small_sort("numpy"))
+        patch.setattr(torch, "kthvalue", no_kthvalue)
+        for name in ("_pair_sq_dists", "_select_pair_median", "pairwise_sq_dists", "_sq_dists_block"):
+            patch.setattr(kernels, name, no_gram)
+        reg = kernel_regime(xt, sigma)
+    assert calls["sort"] == 1 and reg.detail["median"] == "sample"
+    # inside DSMI (whose own kernel forms distances): the check sorts no more than its sample
+    monkeypatch.setattr(torch, "sort", small_sort("torch"))
+    monkeypatch.setattr(np, "sort", small_sort("numpy"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateKernelWarning)
         got = diffusion_spectral_mutual_information(x, y, sigma=sigma, repetitions=1, device="cpu", max_n=0)
