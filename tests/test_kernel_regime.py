@@ -298,3 +298,20 @@ def test_smallest_sigma_is_isolated_and_one_below_is_refused(dtype: str) -> None
     assert got.params["kernel_regime"]["median_affinity"] == 0.0
     with pytest.raises(InputError, match=r"^`sigma` must be >= .* \(1/\(2 sigma\^2\) overflows below\)"):
         diffusion_spectral_entropy(x, sigma=smallest * (1 - 1e-9), device="cpu", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_kernel_factors_past_sigma_squared_overflow(dtype: str) -> None:
+    # the approximate solver's factored kernel: sigma^2 overflows a double from 1.3e154 (it raised
+    # OverflowError), and 1/sigma^2 is subnormal in the storage dtype well before
+    import torch
+
+    x, _ = blobs(50, d=3)
+    xt = _tensor(x)
+    xc = xt - xt.mean(dim=0, keepdim=True)
+    store = getattr(torch, dtype)
+    tol = 1e-14 if dtype == "float64" else 2e-7
+    for unit, sigma in ((1e153, 1.2e154), (1e150, 1e151), (1e17, 3e19), (1.0, 1e308)):
+        tile = kernels.kernel_factors(xc * unit, sigma, dtype=store).tile(0, 50, 0, 50).double().numpy()
+        want = gaussian_kernel(xt, sigma / unit).numpy()
+        assert np.abs(tile - want).max() < tol

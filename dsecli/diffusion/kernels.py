@@ -266,13 +266,25 @@ def kernel_factors(xc: torch.Tensor, sigma: float, *, dtype: torch.dtype) -> Ker
     """
     import torch
 
-    x = xc.to(dtype)
-    s = 1.0 / (float(sigma) ** 2)
-    xn = (x * x).sum(dim=1)
-    ones = torch.ones((x.shape[0], 1), dtype=dtype, device=x.device)
-    half = (-0.5 * s * xn)[:, None]
-    left = torch.cat([x * s, half, ones], dim=1)
-    right = torch.cat([x, ones, half], dim=1)
+    sigma = float(sigma)
+    square = sigma * sigma
+    ones = torch.ones((xc.shape[0], 1), dtype=dtype, device=xc.device)
+    if square < math.inf and 1.0 / square >= torch.finfo(dtype).tiny:
+        x = xc.to(dtype)
+        s = 1.0 / (sigma**2)
+        xn = (x * x).sum(dim=1)
+        half = (-0.5 * s * xn)[:, None]
+        left = torch.cat([x * s, half, ones], dim=1)
+        right = torch.cat([x, ones, half], dim=1)
+    else:
+        # sigma so large that s is subnormal or 0 in dtype (sigma^2 overflows a double from 1.3e154): the rows
+        # in units of sigma give the same exponents, -|x_i / sigma - x_j / sigma|^2 / 2, and nothing overflows
+        x = (xc / sigma).to(dtype)
+        s = 1.0
+        xn = (x * x).sum(dim=1)
+        half = (-0.5 * xn)[:, None]
+        left = torch.cat([x, half, ones], dim=1)
+        right = torch.cat([x, ones, half], dim=1)
     eps = float(torch.finfo(dtype).eps) / 2.0
     if dtype == torch.float32:
         # a float32 GEMM may run in TF32 (10-bit mantissa) or bfloat16 (7-bit) where the user allowed it
