@@ -375,7 +375,7 @@ def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[st
     iu = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1, device=d2.device)
     vals = d2[iu[0], iu[1]]
     del d2
-    # unsorted: the median rule needs one order statistic (a selection, O(m)); the regime sorts once
+    # unsorted: the median rule needs one order statistic (a selection, O(m)); the exact regime sorts once
     return vals, detail
 
 
