@@ -80,9 +80,13 @@ def test_unit_norm_at_sigma_10_warns_with_the_median_rule_sigma() -> None:
     with pytest.warns(DegenerateKernelWarning, match=r"median off-diagonal affinity 0\.9\d+ > 0\.9"):
         got = diffusion_spectral_entropy(x, sigma=10, device="cpu")
     (msg,) = got.warnings
-    assert f"the median rule would give sigma={med:.4g} (--sigma median)" in msg
+    # 79,800 pairs: the check reads 16,384 random ones, and names the median rule's sigma it estimates
+    est = got.params["kernel_regime"]["median_rule_sigma"]
+    assert est == pytest.approx(med, rel=1e-2)
+    assert f"the median rule would give sigma about {est:.4g} (--sigma median; affinities estimated from " in msg
+    assert "16,384 random pairs of 79,800, the regime with 99.9999% confidence)" in msg
     assert got.params["kernel_regime"]["regime"] == "flat"
-    assert got.params["kernel_regime"]["sigma_over_median_rule"] == pytest.approx(10 / med)
+    assert got.params["kernel_regime"]["sigma_over_median_rule"] == pytest.approx(10 / est, rel=1e-12)
     with pytest.warns(DegenerateKernelWarning, match="the kernel sees one blob"):
         mi = diffusion_spectral_mutual_information(x, y, sigma=10, repetitions=1, device="cpu")
     assert any("the median rule would give" in w for w in mi.warnings)
@@ -143,7 +147,11 @@ def test_check_reports_sigma_against_the_median_rule() -> None:
     report = sanity_report(x, sigma=10.0)
     kernel = report.stats["kernel"]
     med = resolve_sigma("median", _tensor(x)).value
-    assert kernel["median_rule_sigma"] == pytest.approx(med) and kernel["ratio"] == pytest.approx(10 / med)
+    # a sample estimate of the median rule's sigma (16,384 of the 79,800 pairs), and it says so
+    assert kernel["median_rule_sigma"] == pytest.approx(med, rel=1e-2)
+    assert kernel["ratio"] == pytest.approx(10 / kernel["median_rule_sigma"], rel=1e-12)
+    assert kernel["pairs"]["sampled_pairs"] == 16384 and kernel["pairs"]["pairs"] == 400 * 399 // 2
+    assert kernel["pairs"]["median"] == "sample" and kernel["pairs"]["confidence"] == 1 - 1e-6
     assert kernel["regime"] == "flat" and 0.9 < kernel["affinity_quantiles"]["q01"] <= kernel["median_affinity"]
     found = {f.code: f for f in report.findings}
     assert "x the median rule" in found["kernel_scale"].message

@@ -18,13 +18,16 @@ blocks so that the GEMM temporaries stay small: peak memory is one N x N array p
 from __future__ import annotations
 
 import math
+import sys
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from dsecli.errors import DegenerateKernelWarning, InputError, check_positive
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
 
 __all__ = [
@@ -68,9 +71,69 @@ def _sq_dists_block(out: torch.Tensor, a: torch.Tensor, an: torch.Tensor, b: tor
     return out.mul_(-2.0).add_(an[:, None]).add_(bn[None, :]).clamp_(min=0.0)
 
 
+def _half_inverse_square(sigma: float) -> float | None:
+    """``1 / (2 sigma^2)`` where it is a normal double, else None (2 sigma^2 overflows from sigma
+    about 1.3e154, the quotient is subnormal from about 6.7e153, and 2 sigma^2 underflows to 0
+    below about 1e-162)."""
+    twice_sq = 2.0 * sigma * sigma
+    if not 0.0 < twice_sq < math.inf:
+        return None
+    scale = 1.0 / twice_sq
+    return scale if scale >= sys.float_info.min else None
+
+
+def _half_sq_ratio(d2: float, sigma: float) -> float:
+    """The kernel's exponent ``d2 / (2 sigma^2)`` for any finite sigma > 0: ``d2 * (1 / (2 sigma^2))``
+    while that factor is a normal double (the same bits as ever), else ``(d2 * (0.5 / sigma)) / sigma``,
+    whose intermediate neither overflows nor, wherever the exponent is above the rounding of 1,
+    underflows (a huge sigma gives an exponent of 0: the affinity is 1 to double precision)."""
+    scale = _half_inverse_square(sigma)
+    if scale is not None:
+        return d2 * scale
+    if d2 == 0.0:
+        return 0.0
+    if sigma < 1.0:  # 2 sigma^2 underflowed: only 1/sigma is left, the exponent is huge
+        return d2 / sigma / (2.0 * sigma)
+    return d2 * (0.5 / sigma) / sigma
+
+
+def _affinity(d2: float, sigma: float) -> float:
+    """``exp(-d2 / (2 sigma^2))`` of one squared distance (see :func:`_half_sq_ratio`)."""
+    return math.exp(-_half_sq_ratio(d2, sigma))
+
+
+def _sq_dist_at_affinity(a: float, sigma: float) -> float:
+    """The squared distance whose affinity is ``a`` (0 < a < 1): ``-log(a) 2 sigma^2``, inf where that
+    overflows (then every finite distance has an affinity above ``a``)."""
+    scale = _half_inverse_square(sigma)
+    if scale is not None:
+        return -math.log(a) / scale
+    return (-math.log(a) * 2.0 * sigma) * sigma
+
+
 def _gaussian_of_sq_dists(d2: torch.Tensor, sigma: float) -> torch.Tensor:
-    """In place ``exp(-d^2 / (2 sigma^2))``: the one place the Gaussian kernel is formed."""
-    return d2.mul_(-1.0 / (2.0 * sigma * sigma)).exp_()
+    """In place ``exp(-d^2 / (2 sigma^2))``: the one place the Gaussian kernel is formed.
+
+    One multiplication by ``-1 / (2 sigma^2)`` where that factor is a normal number of ``d2``'s dtype
+    (every sigma :func:`resolve_sigma` accepts, up to about 6.7e153 in float64 and 6.5e18 in float32);
+    for a larger sigma, ``d2 * (0.5 / sigma) / sigma``, which never overflows and underflows only where
+    the exponent is below the dtype's rounding of 1 (the factor itself would be subnormal or 0 there,
+    and ``2 sigma^2`` inf from 1.3e154: the kernel would lose bits, or be all ones where it is not). A
+    sigma so small that the factor exceeds the dtype's largest number divides twice instead.
+    """
+    import torch
+
+    info = torch.finfo(d2.dtype)
+    twice_sq = 2.0 * sigma * sigma
+    if 0.0 < twice_sq < math.inf:
+        scale = 1.0 / twice_sq
+        if info.tiny <= scale <= info.max:
+            return d2.mul_(-scale).exp_()
+        if scale > info.max:  # tiny sigma: d2 / sigma overflows to inf for d2 > 0, 0 stays 0
+            return d2.div_(sigma).div_(-2.0 * sigma).exp_()
+    elif sigma < 1.0:
+        return d2.div_(sigma).div_(-2.0 * sigma).exp_()
+    return d2.mul_(-0.5 / sigma).div_(sigma).exp_()
 
 
 def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor | None = None, *, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -203,13 +266,25 @@ def kernel_factors(xc: torch.Tensor, sigma: float, *, dtype: torch.dtype) -> Ker
     """
     import torch
 
-    x = xc.to(dtype)
-    s = 1.0 / (float(sigma) ** 2)
-    xn = (x * x).sum(dim=1)
-    ones = torch.ones((x.shape[0], 1), dtype=dtype, device=x.device)
-    half = (-0.5 * s * xn)[:, None]
-    left = torch.cat([x * s, half, ones], dim=1)
-    right = torch.cat([x, ones, half], dim=1)
+    sigma = float(sigma)
+    square = sigma * sigma
+    ones = torch.ones((xc.shape[0], 1), dtype=dtype, device=xc.device)
+    if square < math.inf and 1.0 / square >= torch.finfo(dtype).tiny:
+        x = xc.to(dtype)
+        s = 1.0 / (sigma**2)
+        xn = (x * x).sum(dim=1)
+        half = (-0.5 * s * xn)[:, None]
+        left = torch.cat([x * s, half, ones], dim=1)
+        right = torch.cat([x, ones, half], dim=1)
+    else:
+        # sigma so large that s is subnormal or 0 in dtype (sigma^2 overflows a double from 1.3e154): the rows
+        # in units of sigma give the same exponents, -|x_i / sigma - x_j / sigma|^2 / 2, and nothing overflows
+        x = (xc / sigma).to(dtype)
+        s = 1.0
+        xn = (x * x).sum(dim=1)
+        half = (-0.5 * xn)[:, None]
+        left = torch.cat([x, half, ones], dim=1)
+        right = torch.cat([x, ones, half], dim=1)
     eps = float(torch.finfo(dtype).eps) / 2.0
     if dtype == torch.float32:
         # a float32 GEMM may run in TF32 (10-bit mantissa) or bfloat16 (7-bit) where the user allowed it
@@ -256,11 +331,26 @@ FLAT_MEDIAN_AFFINITY = 0.9  # above: the kernel sees one blob (DSE -> 0)
 ISOLATED_MEDIAN_AFFINITY = 1e-3  # below: every point is alone (the operator -> identity, DSE -> log N)
 # affinity quantiles reported (fractions of the off-diagonal pairs below them)
 AFFINITY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-# a numeric sigma on more rows is first screened on a seeded subsample of this many rows; a median
-# affinity there inside SCREEN_BAND (well inside the informative band (1e-3, 0.9)) is reported from
-# the subsample, anything else is computed on the median rule's full pairs
-REGIME_SCREEN_ROWS = 512
-SCREEN_BAND = (1e-2, 0.8)
+# The check of a numeric sigma reads the affinities off this many seeded random pairs of the median
+# rule's rows (uniform, with replacement); a population of at most this many pairs is used whole.
+REGIME_SAMPLE_PAIRS = 16384
+# Two order statistics of the sample bracket the population's median squared distance with at least
+# this probability, whatever the distances' distribution (binomial bounds); where the bracket's two
+# ends fall in different regimes, the population's median is selected exactly.
+REGIME_CONFIDENCE = 1.0 - 1e-6
+# the sampled pairs' difference vectors are formed this many numbers at a time (on a GPU: the second)
+_PAIR_CHUNK_ELEMENTS = 1 << 16
+_PAIR_CHUNK_ELEMENTS_DEVICE = 1 << 22
+
+
+def _median_rule_rows(n: int, seed: int) -> np.ndarray | None:
+    """The rows the median rule uses: None (all) up to :data:`MEDIAN_MAX_ROWS`, else the seeded
+    subsample ``np.sort(np.random.default_rng(seed).choice(n, 4096, replace=False))``."""
+    import numpy as np
+
+    if n <= MEDIAN_MAX_ROWS:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, MEDIAN_MAX_ROWS, replace=False))
 
 
 def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -269,15 +359,13 @@ def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[st
     All rows up to :data:`MEDIAN_MAX_ROWS`; above, a seeded subsample of that many rows
     (``np.random.default_rng(seed).choice(N, 4096, replace=False)``, sorted), named in the detail.
     """
-    import numpy as np
     import torch
 
     n = x.shape[0]
     rows = x
     detail: dict[str, Any] = {"rows": int(n), "exact": True}
-    if n > MEDIAN_MAX_ROWS:
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(n, MEDIAN_MAX_ROWS, replace=False))
+    idx = _median_rule_rows(n, seed)
+    if idx is not None:
         rows = x[torch.as_tensor(idx, device=x.device)]
         detail = {"rows": MEDIAN_MAX_ROWS, "exact": False, "seed": seed}
     if rows.shape[0] < 2:
@@ -287,7 +375,7 @@ def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[st
     iu = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1, device=d2.device)
     vals = d2[iu[0], iu[1]]
     del d2
-    # unsorted: the median rule needs one order statistic (a selection, O(m)); the regime sorts once
+    # unsorted: the median rule needs one order statistic (a selection, O(m)); the exact regime sorts once
     return vals, detail
 
 
@@ -403,17 +491,24 @@ def classify_median_affinity(median_affinity: float) -> str | None:
 def kernel_regime(x: torch.Tensor, sigma: Any, *, seed: int = 0, exact: bool = False) -> KernelRegime:
     """The regime of the Gaussian kernel of the rows of ``x`` at ``sigma`` (a number or a rule).
 
-    Computed on the median rule's pairs (all pairs up to 4096 rows, else the seeded subsample of
-    :func:`resolve_sigma`), from squared distances, so affinities near 1 or near 0 keep their
-    precision: the affinity at the q-th quantile is exp(-d^2_(1-q) / (2 sigma^2)). Cost: one
-    Gram product and one sort on at most 4096 rows.
+    The population is the median rule's pairs (all pairs of up to 4096 rows, else of the seeded row
+    subsample of :func:`resolve_sigma`), read from squared distances so that affinities near 1 or
+    near 0 keep their precision: the affinity at the q-th quantile is exp(-d^2_(1-q) / (2 sigma^2)).
 
-    Unless ``exact``, a numeric sigma on more than :data:`REGIME_SCREEN_ROWS` rows is first
-    screened on a seeded subsample of that many rows (about 130,000 pairs): a kernel whose median
-    affinity there lies well inside the informative band (:data:`SCREEN_BAND`) is reported from
-    that subsample (``detail["screened"]``), so an informative bandwidth costs almost nothing;
-    anything near or past a threshold is computed on the full pairs, so every warning, and the
-    median rule's sigma it names, come from the exact computation.
+    Unless ``exact``, a population of more than :data:`REGIME_SAMPLE_PAIRS` pairs is read from that
+    many seeded uniform random pairs (:func:`sample_pair_sq_dists`; O(pairs x D), no Gram product,
+    no sort of the population). The regime is then decided as follows: two order statistics of the
+    sample bracket the population's lower median with probability at least
+    :data:`REGIME_CONFIDENCE` whatever the distances' distribution (:func:`median_bracket`); where
+    both ends of the bracket give the same regime, that is the regime and the median is the
+    sample's; where they differ (the median may sit on either side of a threshold), the population's
+    median is selected exactly (:func:`_select_pair_median`: one Gram product of the rows, a count
+    below the bracket and ``torch.kthvalue`` on the pairs inside it). The quantiles and fractions are
+    then sample estimates, and ``detail`` says so: ``pairs`` (the population), ``sampled_pairs``,
+    ``confidence``, ``median`` ("sample" or "selected") and ``median_affinity_interval``.
+    ``sigma="median"`` takes the median rule's exact median (as :func:`resolve_sigma` does).
+
+    With ``exact`` (or a small population) every number is computed on all the pairs, sorted once.
 
     Returns
     -------
@@ -421,24 +516,208 @@ def kernel_regime(x: torch.Tensor, sigma: Any, *, seed: int = 0, exact: bool = F
         The numeric sigma, the median rule's sigma on the same rows and the ratio, the
         affinity quantiles, the fractions of affinities > 0.99 and < 1e-6, and the regime.
     """
-    numeric = not (isinstance(sigma, str) and sigma.strip().lower() == "median")
-    if not exact and numeric and x.shape[0] > REGIME_SCREEN_ROWS:
-        import numpy as np
-        import torch
+    n = int(x.shape[0])
+    rows = min(n, MEDIAN_MAX_ROWS)
+    if rows < 2:
+        raise InputError("`sigma` median needs at least 2 rows")
+    population = rows * (rows - 1) // 2
+    if exact or population <= REGIME_SAMPLE_PAIRS:
+        return _regime_on(x, sigma, seed=seed)
+    return _regime_sampled(x, sigma, seed=seed)
 
-        idx = np.sort(np.random.default_rng(seed).choice(x.shape[0], REGIME_SCREEN_ROWS, replace=False))
-        screen = _regime_on(x[torch.as_tensor(idx, device=x.device)], sigma, seed=seed)
-        if SCREEN_BAND[0] < screen.median_affinity < SCREEN_BAND[1]:
-            return replace(screen, detail={**screen.detail, "screened": True, "seed": seed})
-    return _regime_on(x, sigma, seed=seed)
+
+def _numeric_sigma(x: torch.Tensor, sigma: Any, *, seed: int) -> float | None:
+    """The number ``sigma`` stands for (None for the median rule, which the caller computes)."""
+    if isinstance(sigma, SigmaChoice):
+        return sigma.value
+    if isinstance(sigma, str) and sigma.strip().lower() == "median":
+        return None
+    return resolve_sigma(sigma, x, seed=seed).value
+
+
+def median_bracket(m: int, p: float = 0.5, confidence: float = REGIME_CONFIDENCE) -> tuple[int | None, int | None]:
+    """Zero-based indices ``(lo, hi)`` into a sorted sample of ``m`` draws (with replacement) from a
+    population such that the population's value at the order ``p`` (the item with a fraction ``p`` of
+    the population at or below it in rank) lies in ``[s[lo], s[hi]]`` with probability at least
+    ``confidence``, whatever the values; None for an end that no order statistic gives.
+
+    The number S of draws at or below that item in rank is Binomial(m, p), and ``s[j]`` (zero-based)
+    is at or below it exactly when S > j: so ``lo`` is the largest j with P(S <= j) <= alpha / 2 and
+    ``hi`` the smallest j with P(S > j) <= alpha / 2 (alpha = 1 - confidence). Cached per arguments.
+    """
+    return _median_bracket(int(m), float(p), float(confidence))
+
+
+@lru_cache(maxsize=16)
+def _median_bracket(m: int, p: float, confidence: float) -> tuple[int | None, int | None]:
+    import numpy as np
+
+    if not (m >= 1 and 0.0 < p < 1.0 and 0.0 < confidence < 1.0):
+        raise ValueError(f"median_bracket needs m >= 1, 0 < p < 1 and 0 < confidence < 1; got {m}, {p}, {confidence}")
+    tail = (1.0 - confidence) / 2.0
+    j = np.arange(m, dtype=np.float64)
+    # log pmf(k) = m log(1-p) + sum_{i<k} log((m-i)/(i+1)) + k log(p/(1-p)), k = 0..m
+    log_pmf = np.empty(m + 1)
+    log_pmf[0] = 0.0
+    np.cumsum(np.log(m - j) - np.log(j + 1.0), out=log_pmf[1:])
+    log_pmf += m * math.log1p(-p) + np.arange(m + 1) * (math.log(p) - math.log1p(-p))
+    pmf = np.exp(log_pmf)
+    at_most = np.cumsum(pmf)  # P(S <= k)
+    above = np.cumsum(pmf[::-1])[::-1][1:]  # P(S > k) = P(S >= k + 1), k = 0..m-1
+    low = np.flatnonzero(at_most[:m] <= tail)
+    high = np.flatnonzero(above <= tail)
+    return (int(low[-1]) if low.size else None), (int(high[0]) if high.size else None)
+
+
+def sample_pair_sq_dists(x: torch.Tensor, m: int, *, seed: int, rows: np.ndarray | None = None) -> torch.Tensor:
+    """Squared distances of ``m`` seeded uniform random pairs i != j of the rows of ``x`` (of ``x[rows]``
+    when given), shape (m,), in the order drawn, on ``x``'s device.
+
+    The pairs come from ``np.random.default_rng([seed, 1])`` (a stream apart from the median rule's
+    row subsample, ``default_rng(seed)``): ``i`` uniform, ``j`` uniform among the others, so each
+    unordered pair is equally likely. Each distance is the sum of squares of the difference of the
+    two rows (no GEMM cancellation), formed a few thousand numbers at a time: O(m D) work. On the CPU
+    the work is NumPy's, on one thread: torch would split each piece over its threads, and on a busy
+    machine a piece then waits for a descheduled thread (measured on 2 shared cores: 1.5 ms median
+    for NumPy, 34 ms median and 1.1 s at worst for torch with 2 threads).
+    """
+    import numpy as np
+    import torch
+
+    n = int(x.shape[0]) if rows is None else len(rows)
+    if n < 2:
+        raise InputError("`sigma` median needs at least 2 rows")
+    rng = np.random.default_rng([seed, 1])
+    first = rng.integers(0, n, m)
+    second = rng.integers(0, n - 1, m)
+    second += second >= first
+    if rows is not None:
+        first, second = rows[first], rows[second]
+    d = int(x.shape[1])
+    if x.device.type == "cpu":
+        arr = x.detach().numpy()
+        out = np.empty(m, dtype=arr.dtype)
+        step = max(1, min(m, _PAIR_CHUNK_ELEMENTS // max(d, 1)))
+        for start in range(0, m, step):
+            stop = min(m, start + step)
+            diff = arr[first[start:stop]]
+            diff -= arr[second[start:stop]]
+            np.einsum("ij,ij->i", diff, diff, out=out[start:stop])
+        return torch.from_numpy(out)
+    ia = torch.as_tensor(first, device=x.device)
+    ib = torch.as_tensor(second, device=x.device)
+    out_t = torch.empty(m, dtype=x.dtype, device=x.device)
+    step = max(1, min(m, _PAIR_CHUNK_ELEMENTS_DEVICE // max(d, 1)))
+    for start in range(0, m, step):
+        stop = min(m, start + step)
+        diff_t = x.index_select(0, ia[start:stop]).sub_(x.index_select(0, ib[start:stop]))
+        torch.sum(diff_t.mul_(diff_t), dim=1, out=out_t[start:stop])
+    return out_t
+
+
+def _select_pair_median(x: torch.Tensor, rows: np.ndarray | None, lo: float, hi: float) -> float:
+    """The exact lower median of the off-diagonal squared distances of ``x`` (of ``x[rows]``), the
+    same pairs and numbers as :func:`_pair_sq_dists`, selected among those in ``[lo, hi]`` only.
+
+    The distances are formed row block by row block as in :func:`pairwise_sq_dists` (the lower block
+    triangle, the same GEMM calls), never as one N x N matrix: each block adds its pairs below ``lo``
+    to a count and keeps those inside ``[lo, hi]``, and ``torch.kthvalue`` picks the median's rank
+    among the kept ones. Should that rank fall outside them (the bracket missed, which
+    :func:`median_bracket` bounds by 1 - :data:`REGIME_CONFIDENCE`), every pair is selected from.
+    """
+    import torch
+
+    sub = x if rows is None else x[torch.as_tensor(rows, device=x.device)]
+    n = int(sub.shape[0])
+    k = (n * (n - 1) // 2 - 1) // 2  # the lower median's zero-based rank among the pairs
+    xc = sub - sub.mean(dim=0, keepdim=True)
+    xn = (xc * xc).sum(dim=1)
+    step = max(1, min(rows_per_block(n), max(256, n // 8)))  # pairwise_sq_dists's blocks
+    buf = torch.empty((step, n), dtype=xc.dtype, device=xc.device)
+    upper = torch.ones((step, step), dtype=torch.bool, device=xc.device).triu_()  # j >= i inside a diagonal block
+    below = 0
+    kept: list[torch.Tensor] = []
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        r = stop - start
+        blk = _sq_dists_block(buf[:r, :stop], xc[start:stop], xn[start:stop], xc[:stop], xn[:stop])
+        blk[:, start:stop].masked_fill_(upper[:r, :r], math.nan)  # only the pairs j < i, once each
+        below += int((blk < lo).sum())
+        kept.append(blk[(blk >= lo) & (blk <= hi)])
+    inside = torch.cat(kept)
+    if below <= k < below + inside.numel():
+        return _order_statistic(inside, k - below)
+    vals, _ = _pair_sq_dists(sub, seed=0)
+    return _order_statistic(vals, k)
+
+
+def _regime_sampled(x: torch.Tensor, sigma: Any, *, seed: int) -> KernelRegime:
+    """:func:`kernel_regime` from :data:`REGIME_SAMPLE_PAIRS` seeded random pairs (see there)."""
+    import numpy as np
+
+    n = int(x.shape[0])
+    rows = _median_rule_rows(n, seed)
+    size = n if rows is None else len(rows)
+    population = size * (size - 1) // 2
+    m = REGIME_SAMPLE_PAIRS
+    value = _numeric_sigma(x, sigma, seed=seed)
+    detail: dict[str, Any] = {"rows": size, "exact": False, "seed": seed, "pairs": population, "sampled_pairs": m,
+                              "confidence": REGIME_CONFIDENCE}
+    if value is None:  # the median rule: its exact median, the rest from the sample
+        vals, _ = _pair_sq_dists(x, seed=seed)
+        median = _lower_median(vals)
+        del vals
+        value = _median_rule_from(median, x.dtype)
+        detail["median"] = "exact"
+    # 16,384 numbers: NumPy's sort on one thread (see sample_pair_sq_dists for why not torch's)
+    vals = np.sort(sample_pair_sq_dists(x, m, seed=seed, rows=rows).cpu().numpy())
+    # the population's lower median has rank (P - 1) // 2: a fraction ((P - 1) // 2 + 1) / P at or below it
+    lo, hi = median_bracket(m, ((population - 1) // 2 + 1) / population)
+
+    def at(index: int) -> float:
+        return float(vals[min(m - 1, max(0, index))])
+
+    if "median" not in detail:
+        low = 0.0 if lo is None else at(lo)  # squared distances are >= 0
+        high = math.inf if hi is None else at(hi)
+        detail["median_affinity_interval"] = [_affinity(high, value), _affinity(low, value)]
+        if classify_median_affinity(_affinity(low, value)) == classify_median_affinity(_affinity(high, value)):
+            median = at((m - 1) // 2)
+            detail["median"] = "sample"
+        else:  # the bracket spans a threshold: the population's own median decides
+            median = _select_pair_median(x, rows, low, high)
+            detail["median"] = "selected"
+    try:
+        med_sigma: float | None = _median_rule_from(median, x.dtype)
+    except InputError:  # more than half the pairs at distance 0: no median rule, the kernel is flat anyway
+        med_sigma = None
+    quantiles = {f"q{round(q * 100):02d}": _affinity(at(int(round((1.0 - q) * (m - 1)))), value)
+                 for q in AFFINITY_QUANTILES}
+    median_affinity = _affinity(median, value)
+    above = int(np.searchsorted(vals, _sq_dist_at_affinity(0.99, value), side="left")) / m
+    below = 1.0 - int(np.searchsorted(vals, _sq_dist_at_affinity(1e-6, value), side="right")) / m
+    return KernelRegime(
+        sigma=value, median_rule_sigma=med_sigma, ratio=_ratio(value, med_sigma),
+        median_affinity=median_affinity, affinity_quantiles=quantiles, fraction_above_0_99=above,
+        fraction_below_1e_6=below, kind=classify_median_affinity(median_affinity), detail=detail,
+    )
+
+
+def _ratio(value: float, med_sigma: float | None) -> float | None:
+    if med_sigma is None:
+        return None
+    ratio = value / med_sigma
+    return ratio if math.isfinite(ratio) else None
 
 
 def _regime_on(x: torch.Tensor, sigma: Any, *, seed: int) -> KernelRegime:
+    """:func:`kernel_regime` on every pair of the median rule's rows (one sort)."""
     import torch
 
     vals, detail = _pair_sq_dists(x, seed=seed)
     vals = torch.sort(vals).values  # several order statistics: one sort beats one selection each
     m = vals.numel()
+    detail["pairs"] = int(m)
 
     def at(index: int) -> float:
         return float(vals[min(m - 1, max(0, index))].item())
@@ -448,24 +727,20 @@ def _regime_on(x: torch.Tensor, sigma: Any, *, seed: int) -> KernelRegime:
         med_sigma: float | None = _median_rule_from(lower_median, x.dtype)
     except InputError:  # more than half the pairs at distance 0: no median rule, the kernel is flat anyway
         med_sigma = None
-    if isinstance(sigma, SigmaChoice):
-        value = sigma.value
-    elif not (isinstance(sigma, str) and sigma.strip().lower() == "median"):
-        value = resolve_sigma(sigma, x, seed=seed).value
-    else:
+    value = _numeric_sigma(x, sigma, seed=seed)
+    if value is None:
         if med_sigma is None:
             _median_rule_from(lower_median, x.dtype)  # raises the median rule's own message
         value = float(med_sigma)  # type: ignore[arg-type]
-    scale = 1.0 / (2.0 * value * value)
     # the q-th quantile of the affinities is the (1 - q)-th of the distances
-    quantiles = {f"q{round(q * 100):02d}": math.exp(-at(int(round((1.0 - q) * (m - 1)))) * scale)
+    quantiles = {f"q{round(q * 100):02d}": _affinity(at(int(round((1.0 - q) * (m - 1)))), value)
                  for q in AFFINITY_QUANTILES}
-    median_affinity = math.exp(-lower_median * scale)
-    # affinity > 0.99 <=> d^2 < -log(0.99) / scale; affinity < 1e-6 <=> d^2 > -log(1e-6) / scale
-    above = float(torch.searchsorted(vals, -math.log(0.99) / scale, right=False).item()) / m
-    below = 1.0 - float(torch.searchsorted(vals, -math.log(1e-6) / scale, right=True).item()) / m
+    median_affinity = _affinity(lower_median, value)
+    # affinity > 0.99 <=> d^2 < -log(0.99) 2 sigma^2; affinity < 1e-6 <=> d^2 > -log(1e-6) 2 sigma^2
+    above = float(torch.searchsorted(vals, _sq_dist_at_affinity(0.99, value), right=False).item()) / m
+    below = 1.0 - float(torch.searchsorted(vals, _sq_dist_at_affinity(1e-6, value), right=True).item()) / m
     return KernelRegime(
-        sigma=value, median_rule_sigma=med_sigma, ratio=None if med_sigma is None else value / med_sigma,
+        sigma=value, median_rule_sigma=med_sigma, ratio=_ratio(value, med_sigma),
         median_affinity=median_affinity, affinity_quantiles=quantiles, fraction_above_0_99=above,
         fraction_below_1e_6=below, kind=classify_median_affinity(median_affinity), detail=detail,
     )
@@ -485,8 +760,18 @@ def regime_message(reg: KernelRegime) -> str | None:
         what = (f"median off-diagonal affinity {reg.median_affinity:.3g} < {ISOLATED_MEDIAN_AFFINITY:g} "
                 f"({reg.fraction_below_1e_6:.1%} < 1e-6): every point is nearly alone and the value "
                 "reflects the data's scale rather than its structure (DSE tends to log N)")
+    sampled = reg.detail.get("sampled_pairs")
+    if sampled is None:
+        return (f"sigma={reg.sigma:.4g}{ratio} is uninformative for this data: {what}; the median rule would give "
+                f"sigma={med} (--sigma median)")
+    # the median (and the median rule's sigma) is the sample's unless it was selected among all pairs
+    estimated = reg.detail.get("median") == "sample"
+    source = (f"{'affinities' if estimated else 'fractions'} estimated from {sampled:,} random pairs of "
+              f"{reg.detail['pairs']:,}, the regime with {reg.detail['confidence']:.4%} confidence")
+    if estimated:
+        ratio = ratio.replace(" (", " (about ", 1)
     return (f"sigma={reg.sigma:.4g}{ratio} is uninformative for this data: {what}; the median rule would give "
-            f"sigma={med} (--sigma median)")
+            f"sigma{' about ' if estimated else '='}{med} (--sigma median; {source})")
 
 
 def warn_if_uninformative(x: torch.Tensor, choice: SigmaChoice, *, seed: int = 0) -> KernelRegime | None:
