@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.diffusion.spectrum import entropy_of_probabilities
+from dsecli.diffusion.spectral import entropy_of_probabilities
 from dsecli.errors import check_at_most, check_choice, check_positive_int
 from dsecli.estimators.common import Collect, check_base, check_max_n, check_seed
 from dsecli.inputs.binning import cell_counts

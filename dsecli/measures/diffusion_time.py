@@ -31,7 +31,7 @@ well-separated clusters it settles near log2 k. Two rules pick a t from the spec
     t = 3 to 3.5 tau for t_max = 100 to 1000, where about 3-6% of the fall is still to come: the
     start of the plateau. ``still_falling`` flags a curve that has not flattened by t_max.
 
-Powers are never formed directly: :func:`~dsecli.diffusion.spectrum.spectral_entropy` scales by the
+Powers are never formed directly: :func:`~dsecli.diffusion.spectral.spectral_entropy` scales by the
 largest modulus first, and the rule-of-thumb works with t log|lambda|, so no t overflows.
 
 Reference: Liao, Liu et al., arXiv:2312.04823 (DSE); the spectrum is that of
@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.diffusion.spectrum import spectral_entropy
+from dsecli.diffusion.spectral import spectral_entropy
 from dsecli.errors import DseWarning, InputError, check_positive, check_positive_int
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import json_safe, log_n_ceiling, units_for_base

@@ -21,6 +21,7 @@ from dsecli.device import (
     resolve_dtype,
     to_tensor,
 )
+from dsecli.diffusion.eigen import general_eigenvalue_moduli, symmetric_eigenvalues, symmetric_eigenvalues_many
 from dsecli.diffusion.kernels import (
     SigmaChoice,
     gaussian_kernel,
@@ -31,13 +32,7 @@ from dsecli.diffusion.kernels import (
     warn_if_uninformative,
 )
 from dsecli.diffusion.plan import check_dense_memory
-from dsecli.diffusion.spectrum import (
-    entropy_of_probabilities,
-    general_eigenvalue_moduli,
-    spectral_entropy,
-    symmetric_eigenvalues,
-    symmetric_eigenvalues_many,
-)
+from dsecli.diffusion.spectral import entropy_of_probabilities, spectral_entropy
 from dsecli.errors import (
     CollectWarnings,
     ComputationError,
