@@ -75,7 +75,7 @@ def measure(x: np.ndarray, sigma: float | str, *, seeds: int, tmax: int,
     from dsecli.diffusion.kernels import diffusion_operator, resolve_sigma
     from dsecli.diffusion.operators import build_operator
     from dsecli.diffusion.slq import approximate_spectral_entropy_times
-    from dsecli.diffusion.spectrum import spectral_entropy
+    from dsecli.diffusion.spectral import spectral_entropy
 
     xt = torch.as_tensor(x, dtype=torch.float64)
     s = float(resolve_sigma(sigma, xt).value) if isinstance(sigma, str) else float(sigma)

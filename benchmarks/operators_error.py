@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     from dsecli.diffusion.kernels import gaussian_kernel, resolve_sigma, symmetric_normalize_
     from dsecli.diffusion.operators import DenseDiffusionOperator, KernelRowsOperator
     from dsecli.diffusion.slq import approximate_spectral_entropy
-    from dsecli.diffusion.spectrum import spectral_entropy
+    from dsecli.diffusion.spectral import spectral_entropy
 
     n = args.n
     cols = ["nys300", "nys1000", "knn30", "knn100", "dense64", "dense32", "rows"]

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dsecli import diffusion_spectral_entropy  # noqa: E402
-from dsecli.diffusion.spectrum import spectral_entropy  # noqa: E402
+from dsecli.diffusion.spectral import spectral_entropy  # noqa: E402
 from dsecli.methods import ENTROPY_METHODS, MI_METHODS, estimate_entropy, estimate_mutual_information  # noqa: E402
 
 LOG2_500 = math.log2(500)

@@ -98,12 +98,10 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
             times.append(time.perf_counter() - t0)
         out.update(seconds=min(times), value=float(v))
     else:
-        # dsecli before torch, as the `dse` command does: OpenMP then runs with dsecli's sleeping waits
+        import torch
+
         from dsecli import diffusion_spectral_entropy
         from dsecli.device import resolve_device
-
-        # isort: split
-        import torch
 
         dev = resolve_device(device)
         diffusion_spectral_entropy(x[:300], sigma=sigma, device=device, max_n=0)  # warm-up (libraries, kernels)

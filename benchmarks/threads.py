@@ -1,25 +1,22 @@
-"""Thread settings against problem size: eigvalsh and GEMM, 1 or 2 threads, both OpenMP wait policies, idle or busy.
+"""Thread settings against problem size: eigvalsh and GEMM, 1 or 2 threads, idle or busy, and the rule of dsecli.
 
-The measurements behind the thread rules of ``dsecli.diffusion.spectrum``:
+The measurements behind ``NUMPY_EIG_MAX_ROWS``, the one size in :func:`dsecli.diffusion.eigen.eig_schedule`:
 
-- ``SINGLE_THREAD_EIG_ROWS*``: with sleeping waits (``OMP_WAIT_POLICY=PASSIVE``, which dsecli sets
-  so that a busy machine does not make the eigensolver 10-100x slower) a second thread costs more
-  than it gives on small matrices;
-- ``CONCURRENT_EIG_MAX_ROWS``: independent eigenproblems of one size (DSMI's class and subset
-  kernels) solved two at a time, one thread each ("2 x 1" column, time per problem), against
-  one after another on 1 or 2 threads; and whether that holds on a busy machine (a second
-  process spinning on one core: ``busy``, which :func:`dsecli.diffusion.spectrum.idle_cores`
-  detects); :func:`dsecli.diffusion.spectrum.eig_threads` encodes the result (tests/test_eig_threads.py
-  checks it against these figures);
-- GEMM (the kernel tiles of the matrix-free operator: (N x 258) x (258 x N), float32) on 1 or 2
-  threads;
-- the same eigenproblems with NumPy's LAPACK (its BLAS threads set by threadpoolctl; "2 x 1" as
-  :func:`dsecli.diffusion.spectrum.symmetric_eigenvalues_many` does it: enough matrices per call
-  that NumPy releases the GIL), against torch's best setting under sleeping waits: which LAPACK
-  is faster depends on the size (the "torch / numpy" column), the reason a batch measures both.
+- torch's ``eigvalsh`` (MKL) on 1 or 2 threads, and two problems at once on one thread each ("2 x 1",
+  time per problem), under OpenMP's default waits and with ``OMP_WAIT_POLICY=PASSIVE`` (which a user
+  may set on a busy machine; dsecli sets nothing); GEMM (the kernel tiles of the matrix-free
+  operator: (N x 258) x (258 x N), float32) on 1 or 2 threads;
+- the same eigenproblems with NumPy's LAPACK (OpenBLAS, its threads set by threadpoolctl; "2 x 1" as
+  :func:`dsecli.diffusion.eigen.symmetric_eigenvalues_many` does it: enough matrices per call that
+  NumPy releases the GIL), against torch's best setting (the "torch / numpy" column);
+- dsecli's own eigensolvers as the rule schedules them: one problem alone
+  (:func:`~dsecli.diffusion.eigen.symmetric_eigenvalues`) and a batch of four of one size
+  (:func:`~dsecli.diffusion.eigen.symmetric_eigenvalues_many`, time per problem), with the rule's choice.
 
-Each policy and load runs in its own subprocess (OpenMP reads the variable once, at start).
-Figures are the best of 3, in ms; the last column of each table is the best setting's name.
+The threshold is where NumPy on one thread per problem stops beating torch on all threads, alone
+and in batches, on an idle machine. Each policy and load runs in its own subprocess (OpenMP reads
+the variable once, at start); "busy" is a second process spinning on one core. Figures are the
+best of 3, in ms; the last column of each torch and NumPy table is the best setting's name.
 
 Usage::
 
@@ -115,6 +112,25 @@ for n in sizes:
 """
 
 
+_CHILD_DSECLI = _BEST + r"""
+import sys, numpy as np, torch
+from dsecli.diffusion.eigen import eig_schedule, symmetric_eigenvalues, symmetric_eigenvalues_many
+sizes = [int(v) for v in sys.argv[1].split(",")]
+rng = np.random.default_rng(0)
+
+print(f"{'N':>6} | {'rule alone':>16} {'ms':>9} | {'rule, batch of 4':>16} {'ms each':>9}")
+for n in sizes:
+    a = rng.standard_normal((n, n))
+    a = torch.as_tensor(a @ a.T / n)
+    reps = max(1, int(2e8 / n**3))
+    alone = best(lambda: symmetric_eigenvalues(a), reps)
+    batch = best(lambda: symmetric_eigenvalues_many(lambda i: a, 4, sizes=[n] * 4), reps) / 4
+    r1, r4 = (eig_schedule(n, k, dtype=a.dtype, device=a.device) for k in (1, 4))
+    name = lambda r: f"{r[0]} {r[1]}x{r[2]}"
+    print(f"{n:6d} | {name(r1):>16} {alone * 1e3:9.2f} | {name(r4):>16} {batch * 1e3:9.2f}", flush=True)
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes")
@@ -124,15 +140,20 @@ def main() -> None:
     for busy in (False, True):
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
-            for policy in ("PASSIVE", "ACTIVE"):
-                print(f"\n{'busy (one core taken by another process)' if busy else 'idle'}, OMP_WAIT_POLICY={policy}: ms "
+            for policy in ("", "PASSIVE"):
+                env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+                env.update({"OMP_WAIT_POLICY": policy} if policy else {})
+                print(f"\n{'busy (one core taken by another process)' if busy else 'idle'}, "
+                      f"OMP_WAIT_POLICY={policy or '(unset)'}: ms "
                       "(eigvalsh float64; 2 x 1 = per problem, two problems at once on one thread each)")
-                subprocess.run([sys.executable, "-c", _CHILD, sizes], env={**os.environ, "OMP_WAIT_POLICY": policy},
-                               check=True)
-            print(f"\n{'busy' if busy else 'idle'}, NumPy's LAPACK (OMP_WAIT_POLICY=PASSIVE for torch): ms "
+                subprocess.run([sys.executable, "-c", _CHILD, sizes], env=env, check=True)
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            print(f"\n{'busy' if busy else 'idle'}, NumPy's LAPACK: ms "
                   "(2 x 1 = per problem, two calls at once on one BLAS thread each)")
-            subprocess.run([sys.executable, "-c", _CHILD_NUMPY, sizes], env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
-                           check=True)
+            subprocess.run([sys.executable, "-c", _CHILD_NUMPY, sizes], env=env, check=True)
+            print(f"\n{'busy' if busy else 'idle'}, dsecli's eigensolvers as eig_schedule has them "
+                  "(library workers x threads): ms")
+            subprocess.run([sys.executable, "-c", _CHILD_DSECLI, sizes], env=env, check=True)
         finally:
             if spinner is not None:
                 spinner.kill()

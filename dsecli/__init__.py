@@ -29,7 +29,6 @@ Every name but the errors and ``__version__`` is imported on first use (module
 ``__getattr__``), so ``import dsecli`` stays light.
 """
 
-from dsecli import startup as _startup  # noqa: F401 - sets the OpenMP wait policy before torch loads
 from dsecli.errors import ComputationError, DeviceError, DseError, InputError, MemoryLimitError
 from dsecli.version import __version__
 

@@ -32,7 +32,6 @@ __all__ = [
     "Timer",
     "available_memory_bytes",
     "cpu_threads",
-    "openmp_wait_policy",
 ]
 
 DTYPES = ("float64", "float32")
@@ -164,29 +163,12 @@ def synchronize(device: torch.device) -> None:
 MAX_THREADS = max(1024, os.cpu_count() or 1)
 
 
-def openmp_wait_policy() -> str:
-    """The wait policy torch's OpenMP threads run with: "PASSIVE", "ACTIVE" or "DEFAULT" (unset).
-
-    OpenMP reads ``OMP_WAIT_POLICY`` once, when torch is first imported. ``import dsecli`` sets
-    it to PASSIVE unless it is set already, which takes effect only when torch is imported after
-    dsecli; when torch came first, the policy is whatever the variable said then.
-
-    Returns
-    -------
-    str
-        The effective policy, upper case.
-    """
-    import dsecli.startup as startup
-
-    value = str(startup.OMP_WAIT_POLICY).strip().upper()
-    return value if value in ("PASSIVE", "ACTIVE") else "DEFAULT"
-
-
 @contextmanager
 def cpu_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``threads`` torch CPU threads (None: unchanged), restoring the previous count.
 
-    For shared machines: the eigensolver and GEMMs otherwise take every core.
+    For shared machines: the eigensolver and GEMMs otherwise take every core. The count is set
+    only inside the block (and not at all when it is the current one); nothing else is changed.
 
     Yields
     ------
@@ -202,6 +184,9 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
     import torch
 
     previous = torch.get_num_threads()
+    if threads == previous:
+        yield
+        return
     torch.set_num_threads(threads)
     try:
         yield

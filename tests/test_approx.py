@@ -22,7 +22,7 @@ from dsecli.diffusion.kernels import diffusion_operator
 from dsecli.diffusion.operators import DenseDiffusionOperator, KernelRowsOperator, build_operator
 from dsecli.diffusion.plan import AUTO_EXACT_MAX_N, plan_entropy
 from dsecli.diffusion.slq import ApproxSettings, approximate_spectral_entropy
-from dsecli.diffusion.spectrum import spectral_entropy
+from dsecli.diffusion.spectral import spectral_entropy
 from dsecli.errors import ComputationError, InputError, MemoryLimitError
 
 torch = pytest.importorskip("torch")  # module-level torch imports are banned by the lint rules

@@ -65,7 +65,7 @@ def _measure(x: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
 def _measure_on(x: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     from dsecli.diffusion.kernels import diffusion_operator
     from dsecli.diffusion.operators import build_operator
-    from dsecli.diffusion.spectrum import spectral_entropy
+    from dsecli.diffusion.spectral import spectral_entropy
 
     xt = torch.as_tensor(x, dtype=torch.float64)
     lam = torch.linalg.eigvalsh(diffusion_operator(xt, sigma))

@@ -183,7 +183,7 @@ def test_output_may_not_overwrite_the_input(emb) -> None:
 
 
 def test_dry_run_plans_without_computing(tmp_path, monkeypatch) -> None:
-    import dsecli.diffusion.spectrum
+    import dsecli.diffusion.eigen
 
     big = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(60_000, 8))
     big.flush()
@@ -192,7 +192,7 @@ def test_dry_run_plans_without_computing(tmp_path, monkeypatch) -> None:
     def fail(*args, **kwargs):  # pragma: no cover - must not be reached
         raise AssertionError("--dry-run computed something")
 
-    monkeypatch.setattr(dsecli.diffusion.spectrum, "symmetric_eigenvalues", fail)
+    monkeypatch.setattr(dsecli.diffusion.eigen, "symmetric_eigenvalues", fail)
     out = _json(["entropy", str(tmp_path / "big.npy"), "--max-n", "0", "--solver", "auto", "--dry-run", "--json"])
     assert out["n_rows"] == 60_000 and out["n_total"] == 60_000
     assert out["solver"] == "approx" and out["expected_seconds"] > 0
@@ -223,7 +223,7 @@ def test_solver_and_tol_bits_reach_dse_and_dsmi(tmp_path) -> None:
 
 
 def test_mi_dry_run_plans_per_class_size_without_computing(tmp_path, monkeypatch) -> None:
-    import dsecli.diffusion.spectrum
+    import dsecli.diffusion.eigen
 
     big = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(60_000, 8))
     big.flush()
@@ -233,7 +233,7 @@ def test_mi_dry_run_plans_per_class_size_without_computing(tmp_path, monkeypatch
     def fail(*args, **kwargs):  # pragma: no cover - must not be reached
         raise AssertionError("--dry-run computed something")
 
-    monkeypatch.setattr(dsecli.diffusion.spectrum, "symmetric_eigenvalues", fail)
+    monkeypatch.setattr(dsecli.diffusion.eigen, "symmetric_eigenvalues", fail)
     monkeypatch.setattr(dsecli.diffusion.kernels, "gaussian_kernel", fail)
     args = ["mi", str(tmp_path / "big.npy"), str(tmp_path / "y.npy"), "--max-n", "0", "--dry-run"]
     auto = _json([*args, "--solver", "auto", "--device", "cpu", "--json"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import dsecli.diffusion.spectrum
+import dsecli.diffusion.eigen
 from dsecli import diffusion_spectral_entropy
 from dsecli.cli import app
 from dsecli.diffusion.cache import CacheWarning, SpectrumCache, default_cache_dir, resolve_cache_dir
@@ -41,13 +41,13 @@ def blobs(k: int = 4, n: int = 50, d: int = 10, radius: float = 60.0, seed: int 
 def count_eigensolves(monkeypatch):
     """Count calls of the eigensolver used by diffusion_spectral_entropy."""
     calls = {"n": 0}
-    real = dsecli.diffusion.spectrum.symmetric_eigenvalues
+    real = dsecli.diffusion.eigen.symmetric_eigenvalues
 
     def spy(a):
         calls["n"] += 1
         return real(a)
 
-    monkeypatch.setattr(dsecli.diffusion.spectrum, "symmetric_eigenvalues", spy)
+    monkeypatch.setattr(dsecli.diffusion.eigen, "symmetric_eigenvalues", spy)
     return calls
 
 

@@ -14,8 +14,8 @@ from conftest import GOLDEN
 from typer.testing import CliRunner
 
 import dsecli.diagnostics.known_answers as known_answers
+import dsecli.diffusion.eigen
 import dsecli.diffusion.kernels
-import dsecli.diffusion.spectrum
 import dsecli.measures.dse
 from dsecli.cli import app
 from dsecli.diagnostics.known_answers import load_golden, run_validation
@@ -95,7 +95,7 @@ def test_a_case_that_raises_is_a_failure_with_its_message(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("solver exploded\nsecond line")
 
-    monkeypatch.setattr(dsecli.diffusion.spectrum, "symmetric_eigenvalues", boom)
+    monkeypatch.setattr(dsecli.diffusion.eigen, "symmetric_eigenvalues", boom)
     report = run_validation(mode="fast", device="cpu", methods="dse")
     assert report.n_failed == len(report.cases)
     assert report.cases[0].error == "RuntimeError: solver exploded"

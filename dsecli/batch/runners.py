@@ -188,11 +188,9 @@ def _execute_in_worker(job: Job) -> Outcome:
 
 
 def _execute_on_dask(job: Job, ref: Reference | None, settings: dict[str, Any], threads: int | None) -> Outcome:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return _execute(job, ref, settings)
+    # a Dask worker may run other tasks in the same process: the thread count only for this job
+    with cpu_threads(threads or None):
+        return _execute(job, ref, settings)
 
 
 def run_in_process(jobs: list[Job], ref: Reference | None, settings: dict[str, Any],

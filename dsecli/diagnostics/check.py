@@ -104,7 +104,7 @@ class SanityReport:
 
 def _binned_cells(x: np.ndarray, bins: int) -> tuple[int, float]:
     """(occupied cells, binned entropy in bits) with the CSE binning (:mod:`dsecli.inputs.binning`, docs/method.md#binning)."""
-    from dsecli.diffusion.spectrum import entropy_of_probabilities
+    from dsecli.diffusion.spectral import entropy_of_probabilities
     from dsecli.inputs.binning import cell_counts
 
     counts = cell_counts(x, bins)

@@ -46,7 +46,6 @@ __all__ = [
     "rows_tile_rows",
     "ROWS_TILE_COLUMNS",
     "describe",
-    "diffusion_eigenvalues",
 ]
 
 OPERATOR_KINDS = ("dense", "rows")
@@ -264,32 +263,3 @@ def describe(op: DiffusionOperator) -> dict[str, object]:
         "operator_products": int(op.passes),
         "operator_columns": int(op.columns),
     }
-
-
-def diffusion_eigenvalues(xt: torch.Tensor, sigma: float, *, normalized: bool = True) -> tuple[torch.Tensor,
-                                                                                                 dict[str, float]]:
-    """All N eigenvalues (ascending) of the dense diffusion operator of the rows ``xt``: the one exact primitive
-    under DSE, the normalised adjacency variant and the spectrum scan.
-
-    A = Q^-1/2 G Q^-1/2 with G_ij = exp(-||x_i - x_j||^2 / (2 sigma^2)) and Q = diag(G 1)
-    (docs/method.md#operator); ``normalized=False`` decomposes G itself (the published
-    ``ase-gaussian``). Built in place in one N x N buffer, then ``eigvalsh`` (the thread rule of
-    :mod:`dsecli.diffusion.spectrum`): peak memory about 2 N^2 numbers of ``xt``'s dtype.
-
-    Returns
-    -------
-    (torch.Tensor, dict)
-        The eigenvalues, and the seconds of the kernel and of the eigensolver (``timings_s``).
-    """
-    from dsecli.device import Timer
-    from dsecli.diffusion.kernels import gaussian_kernel, symmetric_normalize_
-    from dsecli.diffusion.spectrum import symmetric_eigenvalues
-
-    with Timer(xt.device) as tk:
-        a = gaussian_kernel(xt, sigma)
-        if normalized:
-            symmetric_normalize_(a)
-    with Timer(xt.device) as te:
-        lam = symmetric_eigenvalues(a)
-    del a
-    return lam, {"kernel": tk.elapsed_s, "eigenvalues": te.elapsed_s}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.diffusion.spectrum import entropy_of_probabilities
+from dsecli.diffusion.spectral import entropy_of_probabilities
 from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import check_at_most, check_choice, check_positive_int
 from dsecli.inputs.arrays import host_array

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsecli.device import Timer, dtype_name
+from dsecli.device import Timer, cpu_threads, dtype_name
 from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import DataQualityWarning, InputError, check_choice, check_finite_number, check_positive_int
 from dsecli.estimators.common import (
@@ -28,20 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["mine_mutual_information", "infonce_mutual_information"]
 
 ACTIVATION = "elu"
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    if n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n != before:
-            torch.set_num_threads(before)
 
 
 def _uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator, device: torch.device,
@@ -302,7 +286,7 @@ def _train_neural(rows: Prepared, call: Call, *, objective: Any, settings: dict[
     stopped_early = False
     threads_before = torch.get_num_threads()
     threads_used = st["cpu_threads"] if dev.type == "cpu" and st["cpu_threads"] is not None else threads_before
-    with Timer(dev) as timer, _threads(threads_used):
+    with Timer(dev) as timer, cpu_threads(threads_used):
         for epoch in range(st["epochs"]):
             perm = torch.randperm(n_train, generator=gen).to(dev)
             for s in range(0, n_train - 1, batch):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsecli.device import Timer, dtype_name, resolve_dtype
+from dsecli.diffusion.eigen import diffusion_eigenvalues, symmetric_eigenvalues_many
 from dsecli.diffusion.kernels import (
     SigmaChoice,
     gaussian_kernel,
@@ -28,12 +29,8 @@ from dsecli.diffusion.kernels import (
     resolve_sigma,
     symmetric_normalize_,
 )
-from dsecli.diffusion.operators import diffusion_eigenvalues
 from dsecli.diffusion.plan import SOLVERS, require_entropy_plan, require_mi_plan
-from dsecli.diffusion.spectrum import (
-    spectral_entropy,
-    symmetric_eigenvalues_many,
-)
+from dsecli.diffusion.spectral import spectral_entropy
 from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import DegenerateKernelWarning, check_choice, check_positive, check_positive_int
 from dsecli.inputs.prepare import Prepared

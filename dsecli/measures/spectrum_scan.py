@@ -31,7 +31,7 @@ well-separated clusters it settles near log2 k. Two rules pick a t from the spec
     t = 3 to 3.5 tau for t_max = 100 to 1000, where about 3-6% of the fall is still to come: the
     start of the plateau. ``still_falling`` flags a curve that has not flattened by t_max.
 
-Powers are never formed directly: :func:`~dsecli.diffusion.spectrum.spectral_entropy` scales by the
+Powers are never formed directly: :func:`~dsecli.diffusion.spectral.spectral_entropy` scales by the
 largest modulus first, and the rule-of-thumb works with t log|lambda|, so no t overflows.
 
 Reference: Liao, Liu et al., arXiv:2312.04823 (DSE); the spectrum is that of
@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.diffusion.spectrum import spectral_entropy
+from dsecli.diffusion.spectral import spectral_entropy
 from dsecli.errors import CollectWarnings, DseWarning, InputError, check_positive, check_positive_int
 from dsecli.inputs.sampling import DEFAULT_MAX_N
 from dsecli.results import json_safe, log_n_ceiling, units_for_base
@@ -214,7 +214,7 @@ def diffusion_spectrum(
 ) -> Spectrum:
     """Eigenvalues of the diffusion operator of the rows of ``x``, from the cache when possible.
 
-    The eigenvalues come from the primitive :func:`dsecli.diffusion.operators.diffusion_eigenvalues`
+    The eigenvalues come from the primitive :func:`dsecli.diffusion.eigen.diffusion_eigenvalues`
     that :func:`dsecli.measures.dse.diffusion_spectral_entropy` uses too, with sigma resolved by the same
     rule, so DSE(t) from them equals that function's value at every t.
 
@@ -235,7 +235,7 @@ def diffusion_spectrum(
     """
     from dsecli.device import dtype_name
     from dsecli.diffusion.cache import SpectrumCache, cache_key, resolve_cache_dir
-    from dsecli.diffusion.operators import diffusion_eigenvalues
+    from dsecli.diffusion.eigen import diffusion_eigenvalues
     from dsecli.diffusion.plan import require_entropy_plan
     from dsecli.edge import check_call
     from dsecli.inputs.prepare import prepare_rows

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dsecli.diffusion.eigen import diffusion_eigenvalues, general_eigenvalue_moduli
 from dsecli.diffusion.kernels import gaussian_kernel, pairwise_sq_dists, symmetric_normalize_
-from dsecli.diffusion.operators import diffusion_eigenvalues
 from dsecli.diffusion.plan import check_dense_memory
-from dsecli.diffusion.spectrum import entropy_of_probabilities, general_eigenvalue_moduli, spectral_entropy
+from dsecli.diffusion.spectral import entropy_of_probabilities, spectral_entropy
 from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import check_choice, check_neighbors, check_positive_int
 from dsecli.inputs.prepare import Prepared
