@@ -145,6 +145,24 @@ def test_numpy_calls_keep_equal_sizes_together_and_release_the_gil() -> None:
     assert all(len(c) * sizes[c[0]] > eigen.NUMPY_GIL_FREE_ROWS for c in calls[:4])
 
 
+_CHILD = r"""
+import json, numpy as np, torch
+import dsecli
+torch.set_num_threads(2)  # the user's setting, the same in both runs
+rng = np.random.default_rng(4)
+centres = rng.normal(0.0, 1.5, (10, 16))
+labels = rng.integers(0, 10, 2000)[:1800]
+x = centres[labels] + rng.normal(size=(2000, 16))[:1800]
+out = {}
+for n in (1200, 1800):
+    r = dsecli.diffusion_spectral_entropy(x[:n], sigma=4.0, t=1, max_n=0, device="cpu", solver="exact")
+    out[f"dse_{n}"] = r.value.hex()
+m = dsecli.diffusion_spectral_mutual_information(x, labels, sigma=4.0, t=1, max_n=0, device="cpu", solver="exact")
+out["dsmi"] = m.value.hex()
+print(json.dumps(out))
+"""
+
+
 def _child() -> dict:
     # sleeping OpenMP waits keep the busy run short; the wait policy changes timing, never values
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
