@@ -226,3 +226,40 @@ def test_a_quiet_call_keeps_its_warnings_in_the_result() -> None:
         with quiet():
             r = dsecli.diffusion_spectral_entropy(x, sigma=500.0, device="cpu")
     assert caught == [] and any("uninformative" in w for w in r.warnings)
+
+
+# ----------------------------------------------------------------------------- what prepared rows keep
+
+
+def test_rows_derived_from_prepared_rows_never_reuse_a_reading_of_another_reference() -> None:
+    from dataclasses import replace
+
+    from dsecli.inputs.prepare import prepare_rows, with_reference
+
+    x, labels = _blobs()
+    rows = prepare_rows(x, max_n=None, seed=0, reference=labels, device="cpu")
+    first = rows.reference_reading()
+    device = rows.device
+    assert first.classes().counts.tolist() == [30, 30, 30, 30]
+    other = with_reference(rows, labels % 2)
+    assert other.reference_reading().classes().counts.tolist() == [60, 60]
+    assert other.device is device  # what depends on the rows only is kept
+    shuffled = replace(rows, reference=labels[::-1].copy())
+    assert shuffled.reference_reading() is not first
+
+
+def test_a_permutation_null_reads_each_permuted_reference() -> None:
+    x, labels = _blobs()
+    (r,) = estimate_mutual_information(x, labels, methods="dsmi", sigma=2.0, permutations=9, device="cpu")
+    null = r.extra["permutation"]["values"]
+    assert max(null) < r.value and len(set(null)) > 1
+
+
+@pytest.mark.parametrize(("distinct", "warns"), [(256, True), (257, False)])
+def test_integral_floats_warn_up_to_their_limit(distinct: int, warns: bool) -> None:
+    y = np.arange(2 * distinct, dtype=float) % distinct
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reading = dsecli.inputs.reference.read_reference(y)
+    assert reading.reading == "scalars"
+    assert any("distinct integral values" in str(w.message) for w in caught) is warns
