@@ -171,26 +171,15 @@ def parse_methods(
     return out
 
 
-def estimate_entropy(
-    x: Any,
-    *,
-    methods: str | Sequence[str] = ("dse",),
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-    bootstrap: int = 0,
-    confidence: float = 0.95,
-    bootstrap_scheme: str = "auto",
-    **params: Any,
-) -> list[EntropyResult]:
-    """Run each entropy method in ``methods`` on the same subsample of ``x``.
+def estimate_entropy(x: Any, *, methods: str | Sequence[str] = ("dse",), **options: Any) -> list[EntropyResult]:
+    """Run each entropy method in ``methods`` on the same subsample of ``x``: :func:`estimate` with entropy
+    methods only (the same keywords: ``max_n``, ``seed``, ``sampler``, ``flatten``, ``drop_nonfinite``,
+    ``bootstrap``, ``confidence``, ``bootstrap_scheme`` and the methods' options).
 
     ``x`` is prepared once (:func:`dsecli.inputs.prepare.prepare_rows`; a
     :class:`~dsecli.inputs.prepare.Prepared` is used as it is), with ``device`` and ``dtype``
-    from ``params`` resolved once for all methods. The other ``params`` (sigma, t, k, bins,
-    base, ...) go to the methods that take them. Every result lists the warnings raised while
+    resolved once for all methods. The other options (sigma, t, k, bins, base, ...) go to the
+    methods that take them (:data:`METHOD_OPTIONS`). Every result lists the warnings raised while
     preparing as well as its own.
 
     ``bootstrap`` = B >= 2 adds a seeded interval at ``confidence`` for every method, in
@@ -207,31 +196,16 @@ def estimate_entropy(
         One per method, in the order of ``methods``.
     """
     names = parse_methods(methods, ENTROPY_METHODS, ENTROPY_ALL)
-    if params.pop("permutations", 0):
+    if options.pop("permutations", 0):
         raise InputError("`permutations` applies to mutual information (estimate_mutual_information, dse mi): "
                          "an entropy has no reference to permute")
-    return estimate(x, methods=names, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                    drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, confidence=confidence,
-                    bootstrap_scheme=bootstrap_scheme, **params)
+    return estimate(x, methods=names, **options)
 
 
-def estimate_mutual_information(
-    x: Any,
-    y: Any = None,
-    *,
-    methods: str | Sequence[str] = ("dsmi",),
-    max_n: int | None = DEFAULT_MAX_N,
-    seed: int = 0,
-    sampler: str = "numpy",
-    flatten: bool = False,
-    drop_nonfinite: bool = False,
-    bootstrap: int = 0,
-    permutations: int = 0,
-    confidence: float = 0.95,
-    bootstrap_scheme: str = "auto",
-    **params: Any,
-) -> list[MIResult]:
-    """Run each mutual-information method in ``methods`` on the same rows of ``x`` and ``y``.
+def estimate_mutual_information(x: Any, y: Any = None, *, methods: str | Sequence[str] = ("dsmi",),
+                                **options: Any) -> list[MIResult]:
+    """Run each mutual-information method in ``methods`` on the same rows of ``x`` and ``y``: :func:`estimate`
+    with mutual-information methods only (the same keywords, ``permutations`` among them).
 
     Prepared once as in :func:`estimate_entropy`, reference included: ``y`` may be None when
     ``x`` is a :class:`~dsecli.inputs.prepare.Prepared` that holds its reference.
@@ -251,9 +225,7 @@ def estimate_mutual_information(
     if y is None and not (isinstance(x, Prepared) and x.reference is not None):
         raise InputError("`y` (the reference) is missing: pass it, or rows prepared with one "
                          "(prepare_rows(..., reference=y))")
-    return estimate(x, y, methods=names, max_n=max_n, seed=seed, sampler=sampler, flatten=flatten,
-                    drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,
-                    confidence=confidence, bootstrap_scheme=bootstrap_scheme, **params)
+    return estimate(x, y, methods=names, **options)
 
 
 def estimate(
