@@ -79,6 +79,21 @@ def _train(monitor_kwargs: dict[str, Any] | None, *, epochs: int = EPOCHS) -> tu
     return model, monitor
 
 
+def _random_states() -> tuple[Any, ...]:
+    import random
+
+    return (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(),  # noqa: NPY002
+            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+
+def _assert_same_states(before: tuple[Any, ...]) -> None:
+    now = _random_states()
+    assert torch.equal(now[0], before[0]), "torch CPU generator"
+    assert np.array_equal(now[1], before[1]), "numpy global generator"
+    assert now[2] == before[2], "Python random"
+    assert len(now[3]) == len(before[3]) and all(torch.equal(a, b) for a, b in zip(now[3], before[3])), "CUDA"
+
+
 def _read(path: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -144,10 +159,74 @@ def test_monitoring_changes_no_parameter_or_gradient(trained: dict[str, Any]) ->
 
 def test_rerun_resumes_and_appends_nothing(trained: dict[str, Any]) -> None:
     before = trained["out"].read_bytes()
-    again = dsecli.TrainingMonitor(trained["monitored"], **trained["kwargs"])
-    for epoch in range(EPOCHS):
-        assert again.step(epoch) == []
+    run_id = trained["monitor"].run_id
+    for how in ({"resume": True}, {"run_id": run_id}, {"resume": run_id}):
+        again = dsecli.TrainingMonitor(trained["monitored"], **trained["kwargs"], **how)
+        assert again.run_id == run_id
+        for epoch in range(EPOCHS):
+            with pytest.warns(dsecli.errors.DseWarning, match=rf"step\({epoch}\): 6 of 6 rows of run {run_id} are in"):
+                assert again.step(epoch) == []
+            assert again.skipped == 6
     assert trained["out"].read_bytes() == before
+
+
+def test_rows_hold_the_run_id_and_each_run_has_its_own() -> None:
+    x, _ = _digits()
+    a = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    b = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    assert re.fullmatch(r"[0-9a-f]{32}", a.run_id) and a.run_id != b.run_id
+    model = _model()
+    state = _random_states()
+    dsecli.TrainingMonitor(model, layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    _assert_same_states(state)  # the id comes from no random state of the program
+    c = dsecli.TrainingMonitor(model, layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0, run_id="lr-0.1")
+    assert c.run_id == "lr-0.1" and c.step(0)[0]["run_id"] == "lr-0.1"
+    torch.manual_seed(0)
+    d = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    torch.manual_seed(0)
+    e = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    assert d.run_id != e.run_id  # a seeded program still gets two runs
+
+
+def test_a_second_run_into_the_same_file_is_measured_and_plotted_apart(tmp_path: Any) -> None:
+    from dsecli.monitor.monitor import read_runs
+    from dsecli.report.plots import batch_series, read_result_rows
+
+    x, y = _digits()
+    out = tmp_path / "run.jsonl"
+    kwargs = {"layers": ["fc2"], "eval_data": x[:60], "labels": y[:60], "methods": ["dse"], "output": out,
+              "sigma": 1.0, "device": "cpu"}
+    first = dsecli.TrainingMonitor(_model(0), **kwargs)
+    rows1 = first.step(0) + first.step(1)
+    second = dsecli.TrainingMonitor(_model(1), **kwargs)  # another training (another seed), the default name
+    rows2 = second.step(0) + second.step(1)
+    assert len(rows2) == 2 and second.skipped == 0  # measured, not taken for the first run's rows
+    assert [r["value"] for r in rows2] != [r["value"] for r in rows1]
+    runs = read_runs(out)
+    assert list(runs) == [first.run_id, second.run_id]
+    assert [r["value"] for r in runs[second.run_id]] == [r["value"] for r in rows2]
+    assert list(read_runs(out, second.run_id[:8])) == [second.run_id]  # a prefix selects one run
+    with pytest.raises(InputError, match="`run_id`: .* has no run matching 'nope'"):
+        read_runs(out, "nope")
+    series = batch_series(read_result_rows(out))
+    assert len(series) == 2 and sorted(len(s.x) for s in series) == [2, 2]  # one line per run, not one mixed line
+    by_run = {s.pattern.split("run=")[1]: s.y for s in series}
+    assert by_run[second.run_id] == [r["value"] for r in rows2]
+    assert len({s.label for s in series}) == 2  # the labels tell them apart
+    third = dsecli.TrainingMonitor(_model(1), **kwargs, resume=True)  # continues the latest run
+    assert third.run_id == second.run_id
+    with pytest.warns(dsecli.errors.DseWarning, match="1 of 1 rows"):
+        assert third.step(1) == []
+    assert len(third.step(2)) == 1
+
+
+def test_stepping_a_measured_epoch_again_warns() -> None:
+    x, _ = _digits()
+    monitor = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    assert len(monitor.step(0)) == 1
+    with pytest.warns(dsecli.errors.DseWarning, match=r"step\(0\): epoch 0 was measured already in run"):
+        assert monitor.step(0) == []
+    assert len(monitor.rows) == 1
 
 
 def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
@@ -158,8 +237,9 @@ def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
               "sigma": 1.0, "device": "cpu"}
     first = dsecli.TrainingMonitor(model, **kwargs)
     assert len(first.step(0)) == 1
-    second = dsecli.TrainingMonitor(model, **kwargs)
-    assert second.step(0) == []
+    second = dsecli.TrainingMonitor(model, **kwargs, run_id=first.run_id)
+    with pytest.warns(dsecli.errors.DseWarning, match="1 of 1 rows"):
+        assert second.step(0) == []
     new = second.step(1)
     assert [(r["checkpoint"], r["method"]) for r in new] == [(1, "dse")]
     assert [r["checkpoint"] for r in _read(out)] == [0, 1]
@@ -173,7 +253,9 @@ def test_dse_plot_draws_one_line_per_layer_and_reference(trained: dict[str, Any]
     from dsecli.report.plots import batch_series, read_result_rows
 
     series = batch_series(read_result_rows(trained["out"]))
-    assert sorted((s.method, s.pattern, s.settings.split(" ")[0]) for s in series) == sorted(
+    run = trained["monitor"].run_id
+    assert all(s.pattern.endswith(f":run={run}") for s in series)
+    assert sorted((s.method, s.pattern.split(":")[0], s.settings.split(" ")[0]) for s in series) == sorted(
         [("dse", layer, "σ=median") for layer in LAYERS]
         + [("dsmi", layer, "ref=labels") for layer in LAYERS]
         + [("dsmi", layer, "ref=inputs") for layer in LAYERS]  # settings split at the space in "inputs (k-means..."
