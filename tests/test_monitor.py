@@ -400,3 +400,113 @@ def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
                          enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
     trainer.fit(module, loader)
     assert [r["checkpoint"] for r in _read(tmp_path / "run.jsonl")] == [0, 1]
+
+
+# ---------------------------------------------------------------- every set-up: values or one clear error
+
+
+class _DictData(torch.utils.data.Dataset):  # type: ignore[misc]
+    def __init__(self, x: Any, y: Any, keys: tuple[str, str] = ("image", "label")) -> None:
+        self.x, self.y, self.keys = x, y, keys
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {self.keys[0]: self.x[i], self.keys[1]: self.y[i], "index": i}
+
+
+def test_dict_batches_give_the_rows_of_the_tensor() -> None:
+    x, y = _digits()
+    kw = {"layers": ["fc2"], "methods": ["dse", "dsmi"], "sigma": 1.0, "cluster_inputs": False, "device": "cpu"}
+    want = dsecli.TrainingMonitor(_model(), eval_data=x[:100], labels=y[:100], **kw).step(0)
+    loader = torch.utils.data.DataLoader(_DictData(x[:100], y[:100]), batch_size=32)
+    got = dsecli.TrainingMonitor(_model(), eval_data=loader, **kw).step(0)  # "image" and "label" found
+    assert [r["value"] for r in got] == [r["value"] for r in want]
+    odd = torch.utils.data.DataLoader(_DictData(x[:100], y[:100], ("pixels", "digit")), batch_size=32)
+    with pytest.raises(InputError, match=r"dict batches with keys 'pixels', 'digit', 'index', none of them one of "
+                                         r"x, input, .*; pass input_key="):
+        dsecli.TrainingMonitor(_model(), eval_data=odd, **kw).step(0)
+    with pytest.raises(InputError, match=r"`input_key`: an `eval_data` batch has no key 'pix'; its keys are: 'pixels'"):
+        dsecli.TrainingMonitor(_model(), eval_data=odd, input_key="pix", **kw).step(0)
+    named = dsecli.TrainingMonitor(_model(), eval_data=odd, input_key="pixels", label_key="digit", **kw).step(0)
+    assert [r["value"] for r in named] == [r["value"] for r in want]
+
+
+def test_tensorboard_under_a_regular_file_is_one_input_error_before_training(tmp_path: Any) -> None:
+    pytest.importorskip("tensorboard")
+    x, _ = _digits()
+    (tmp_path / "notes.txt").write_text("a file")
+    target = tmp_path / "notes.txt" / "tb"
+    with pytest.raises(InputError, match=r"`tensorboard`: the log directory .*notes.txt/tb cannot be made: "
+                                         r".*notes.txt is a file"):
+        dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], tensorboard=target)
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_step_inside_bfloat16_autocast_gives_the_float32_values() -> None:
+    x, y = _digits()
+    kw = {"layers": ["fc1", "fc2"], "eval_data": x[:120], "labels": y[:120], "methods": ["dse", "dsmi"],
+          "sigma": "median", "cluster_inputs": False, "device": "cpu"}
+    model = _model()
+    want = dsecli.TrainingMonitor(model, **kw).step(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = dsecli.TrainingMonitor(model, **kw).step(0)
+    assert len(got) == len(want) == 4
+    np.testing.assert_allclose([r["value"] for r in got], [r["value"] for r in want], rtol=1e-5, atol=1e-6)
+    half = _model().to(torch.bfloat16)  # a bfloat16 model: measured in float32
+    rows = dsecli.TrainingMonitor(half, **{**kw, "eval_data": x[:120].to(torch.bfloat16)}).step(0)
+    assert all(math.isfinite(r["value"]) for r in rows)
+
+
+def test_a_meta_device_model_is_refused_naming_model() -> None:
+    x, _ = _digits()
+    with torch.device("meta"):
+        model = MLP()
+    with pytest.raises(InputError, match=r"`model`: its parameters are on the 'meta' device and hold no data"):
+        dsecli.TrainingMonitor(model, layers=["fc2"], eval_data=x[:40], methods=["dse"])
+
+
+def test_nan_activations_name_the_layer_and_epoch_and_the_api_option() -> None:
+    x, _ = _digits()
+    model = _model()
+    with torch.no_grad():
+        model.fc2.weight[0, 0] = float("nan")  # a diverged run
+    kw = {"layers": ["fc1", "fc2"], "eval_data": x[:50], "methods": ["dse"], "sigma": 1.0, "device": "cpu"}
+    monitor = dsecli.TrainingMonitor(model, **kw)
+    with pytest.raises(InputError, match=r"layer 'fc2' at epoch 3: 50 of 50 evaluation rows have NaN or infinite "
+                                         r"activations \(has the training diverged.*drop_nonfinite=True") as err:
+        monitor.step(3)
+    assert "--drop-nonfinite" not in str(err.value)
+    x2 = x[:50].clone()
+    x2[:5, 5] = float("inf")  # five rows overflow
+    rows = dsecli.TrainingMonitor(_model(), **{**kw, "eval_data": x2}, drop_nonfinite=True).step(0)
+    fc1 = next(r for r in rows if r["series"] == "fc1")
+    assert fc1["n_used"] == 45 and math.isfinite(fc1["value"]) and any("5 rows" in w for w in fc1["warnings"])
+
+
+def test_step_leaves_modes_flags_random_states_and_threads_as_they_were() -> None:
+    import random
+
+    x, y = _digits()
+    model = _model()
+    model.train()
+    model.drop.eval()
+    model.fc1.weight.requires_grad_(False)  # a frozen layer stays frozen, the others trainable
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:300], y[:300]), batch_size=64, shuffle=True)
+    monitor = dsecli.TrainingMonitor(model, layers=["fc1", "fc2"], eval_data=loader, methods=["dse", "dsmi"],
+                                     max_n=200, sigma=1.0, device="cpu")
+    torch.manual_seed(11)
+    np.random.seed(12)  # noqa: NPY002
+    random.seed(13)
+    threads = torch.get_num_threads()
+    before = _random_states()
+    flags = [(n, p.requires_grad) for n, p in model.named_parameters()]
+    modes = [(n, m.training) for n, m in model.named_modules()]
+    assert len(monitor.step(0)) == 6  # reads the shuffling loader, subsamples, clusters, computes
+    _assert_same_states(before)
+    assert [(n, p.requires_grad) for n, p in model.named_parameters()] == flags
+    assert [(n, m.training) for n, m in model.named_modules()] == modes
+    assert torch.get_num_threads() == threads
+    monitor.step(1)
+    _assert_same_states(before)
