@@ -510,3 +510,88 @@ def test_step_leaves_modes_flags_random_states_and_threads_as_they_were() -> Non
     assert torch.get_num_threads() == threads
     monitor.step(1)
     _assert_same_states(before)
+
+
+# ---------------------------------------------------------------- logging where trainers look
+
+
+def _fit_with_logger(tmp_path: Any, logger_kind: str) -> tuple[Any, list[dict[str, Any]]]:
+    pl = pytest.importorskip("lightning.pytorch")
+    x, y = _digits()
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _model()
+
+        def forward(self, v: Any) -> Any:
+            return self.net(v)
+
+        def training_step(self, batch: Any, _i: int) -> Any:
+            return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    module = Module()
+    monitor = dsecli.TrainingMonitor(module, layers=["net.fc2"], eval_data=x[:80], labels=y[:80],
+                                     methods=["dse", "dsmi"], sigma=1.0, cluster_inputs=False, device="cpu")
+    if logger_kind == "csv":
+        logger = pl.loggers.CSVLogger(tmp_path, name="csv")
+    else:
+        pytest.importorskip("tensorboard")
+        logger = pl.loggers.TensorBoardLogger(tmp_path, name="tb")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:256], y[:256]), batch_size=128)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[monitor.lightning_callback()], logger=logger,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", log_every_n_steps=1)
+    trainer.fit(module, loader)
+    return logger, monitor.rows
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_lightning_callback_logs_to_the_csv_logger(tmp_path: Any) -> None:
+    import csv
+
+    logger, rows = _fit_with_logger(tmp_path, "csv")
+    with open(f"{logger.log_dir}/metrics.csv") as fh:
+        table = list(csv.DictReader(fh))
+    for name, method in (("dse/net.fc2", "dse"), ("dsmi/net.fc2", "dsmi")):
+        logged = [(int(r["epoch"]), float(r[name])) for r in table if r.get(name)]
+        want = [(r["checkpoint"], r["value"]) for r in rows if r["method"] == method]
+        assert [e for e, _ in logged] == [0, 1] == [e for e, _ in want]
+        np.testing.assert_allclose([v for _, v in logged], [v for _, v in want], rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_lightning_callback_logs_to_the_tensorboard_logger(tmp_path: Any) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger, rows = _fit_with_logger(tmp_path, "tb")
+    acc = EventAccumulator(logger.log_dir)
+    acc.Reload()
+    assert {"dse/net.fc2", "dsmi/net.fc2"} <= set(acc.Tags()["scalars"])
+    got = [e.value for e in acc.Scalars("dse/net.fc2")]
+    np.testing.assert_allclose(got, [r["value"] for r in rows if r["method"] == "dse"], rtol=1e-6)
+
+
+def test_lightning_logging_falls_back_to_the_loggers_where_log_is_refused() -> None:
+    from dsecli.monitor.sinks import _log
+
+    class Refusing:
+        def log(self, *_a: Any, **_k: Any) -> None:
+            raise RuntimeError("You can't `self.log()` in this hook")
+
+    class Logger:
+        def __init__(self) -> None:
+            self.got: list[Any] = []
+
+        def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+            self.got.append((metrics, step))
+
+    logger = Logger()
+    trainer = type("T", (), {"loggers": [logger], "logger": logger, "current_epoch": 4})()
+    rows = [{"method": "dse", "series": "fc2", "reference": None, "value": 1.5},
+            {"method": "dsmi", "series": "fc2", "reference": "inputs (k-means, k=10)", "value": 0.5}]
+    _log(trainer, Refusing(), rows)
+    assert logger.got == [({"dse/fc2": 1.5, "dsmi/fc2/inputs": 0.5}, 4)]
