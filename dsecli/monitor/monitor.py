@@ -408,8 +408,10 @@ class TrainingMonitor:
         return row_key(identity, method, request_params(method, fn, given),
                        None if ref is None else self._reference_label(ref))
 
-    def _compute(self, z: Any, kind: str, method: str, ref: str | None, keep: Any = None) -> Any:
-        from dsecli.methods import estimate_entropy, estimate_mutual_information
+    def _compute(self, z: Any, tasks: list[tuple[str, str, str | None]], keep: Any = None) -> dict[Any, Any]:
+        """{(kind, method, ref): result} of one layer's pending tasks: one :func:`dsecli.estimate` call per
+        reference (the entropies ride with the labels' call), so the rows are prepared once per call."""
+        from dsecli.methods import estimate
 
         indices = self.indices
         if keep is not None:  # drop_nonfinite: the rows whose activations are finite
@@ -420,18 +422,26 @@ class TrainingMonitor:
             return values if keep is None else values[keep]
 
         rows = Rows(z, self.n_total, indices, None)
-        common = {"max_n": None, "seed": self.seed, "device": self.device, "dtype": self.dtype,
-                  **self._options[method]}
-        if kind == "entropy":
-            (result,) = estimate_entropy(rows, methods=[method], **common)
-            return result
-        if ref == "labels":
-            y = Rows(part(self._labels), self.n_total, indices, "labels")
-            (result,) = estimate_mutual_information(rows, y, methods=[method], **common)
-            return result
-        y = Rows(part(self._codes), self.n_total, indices, "inputs")
-        (result,) = estimate_mutual_information(rows, y, methods=[method], **{**common, "ref_kind": "discrete"})
-        return result
+        calls: dict[str | None, list[tuple[str, str, str | None]]] = {}
+        for task in tasks:
+            kind, _method, ref = task
+            group = ref if kind == "mi" else ("labels" if self._labels is not None else None)
+            calls.setdefault(group, []).append(task)
+        out: dict[Any, Any] = {}
+        for group, mine in calls.items():
+            options: dict[str, Any] = {}
+            for _kind, method, _ref in mine:
+                options.update(self._options[method])
+            y, extra = None, {}
+            if any(kind == "mi" for kind, _m, _r in mine):
+                if group == "labels":
+                    y = Rows(part(self._labels), self.n_total, indices, "labels")
+                else:
+                    y, extra = Rows(part(self._codes), self.n_total, indices, "inputs"), {"ref_kind": "discrete"}
+            results = estimate(rows, y, methods=[m for _k, m, _r in mine], max_n=None, seed=self.seed,
+                               device=self.device, dtype=self.dtype, **{**options, **extra})
+            out.update(zip(mine, results))
+        return out
 
     def _row(self, layer: str, epoch: int, result: Any, key: str, ref: str | None, z_hash: str,
              notes: list[str]) -> dict[str, Any]:
@@ -512,9 +522,15 @@ class TrainingMonitor:
             outputs = capture_layers(self.model, self._inputs, self._layers, batch_size=self.batch_size)
             keep = {layer: self._finite_rows(layer, z, epoch) for layer, z in outputs.items()}
             hashes = {layer: data_sha256(z) for layer, z in outputs.items()}
+            results: dict[Any, Any] = {}
+            for layer in self._layers:
+                tasks = [task for name, task, _key in pending if name == layer]
+                if tasks:
+                    with quiet():  # each warning is kept in its row (result.warnings), not printed per step
+                        results.update({(layer, t): r for t, r in
+                                        self._compute(outputs[layer], tasks, keep[layer]).items()})
             for layer, (kind, method, ref), key in pending:
-                with quiet():  # each warning is kept in its row (result.warnings), not printed per step
-                    result = self._compute(outputs[layer], kind, method, ref, keep[layer])
+                result = results[(layer, (kind, method, ref))]
                 notes = []
                 if keep[layer] is not None:
                     notes.append(f"{int((~keep[layer]).sum())} rows with non-finite activations dropped")
