@@ -595,3 +595,25 @@ def test_lightning_logging_falls_back_to_the_loggers_where_log_is_refused() -> N
             {"method": "dsmi", "series": "fc2", "reference": "inputs (k-means, k=10)", "value": 0.5}]
     _log(trainer, Refusing(), rows)
     assert logger.got == [({"dse/fc2": 1.5, "dsmi/fc2/inputs": 0.5}, 4)]
+
+
+def test_tensorboard_names_the_extra_when_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    x, _ = _digits()
+    with pytest.raises(InputError, match=re.escape('install it with: pip install "dsecli[tensorboard]"')):
+        dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:30], methods=["dse"], tensorboard=tmp_path)
+
+
+def test_resume_values_are_checked(tmp_path: Any) -> None:
+    x, _ = _digits()
+    kw = {"layers": ["fc2"], "eval_data": x[:30], "methods": ["dse"]}
+    with pytest.raises(InputError, match="`resume=True` continues the latest run in `output`; no `output` was given"):
+        dsecli.TrainingMonitor(_model(), **kw, resume=True)
+    with pytest.raises(InputError, match="`resume`: 'a' names another run than run_id='b'"):
+        dsecli.TrainingMonitor(_model(), **kw, resume="a", run_id="b")
+    with pytest.raises(InputError, match="`run_id` must be a non-empty string without spaces"):
+        dsecli.TrainingMonitor(_model(), **kw, run_id="two words")
+    fresh = dsecli.TrainingMonitor(_model(), **kw, output=tmp_path / "none.jsonl", resume=True)
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.run_id)  # nothing to continue: a new run

@@ -66,7 +66,7 @@ class TensorBoardSink:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise InputError("`tensorboard` needs the tensorboard package, which is not installed; "
-                             "install it with: pip install tensorboard") from None
+                             'install it with: pip install "dsecli[tensorboard]"') from None
         path = _log_dir(target)
         try:
             self.writer, self._owned = SummaryWriter(log_dir=path), True
