@@ -79,6 +79,21 @@ def _train(monitor_kwargs: dict[str, Any] | None, *, epochs: int = EPOCHS) -> tu
     return model, monitor
 
 
+def _random_states() -> tuple[Any, ...]:
+    import random
+
+    return (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(),  # noqa: NPY002
+            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+
+def _assert_same_states(before: tuple[Any, ...]) -> None:
+    now = _random_states()
+    assert torch.equal(now[0], before[0]), "torch CPU generator"
+    assert np.array_equal(now[1], before[1]), "numpy global generator"
+    assert now[2] == before[2], "Python random"
+    assert len(now[3]) == len(before[3]) and all(torch.equal(a, b) for a, b in zip(now[3], before[3])), "CUDA"
+
+
 def _read(path: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -144,10 +159,74 @@ def test_monitoring_changes_no_parameter_or_gradient(trained: dict[str, Any]) ->
 
 def test_rerun_resumes_and_appends_nothing(trained: dict[str, Any]) -> None:
     before = trained["out"].read_bytes()
-    again = dsecli.TrainingMonitor(trained["monitored"], **trained["kwargs"])
-    for epoch in range(EPOCHS):
-        assert again.step(epoch) == []
+    run_id = trained["monitor"].run_id
+    for how in ({"resume": True}, {"run_id": run_id}, {"resume": run_id}):
+        again = dsecli.TrainingMonitor(trained["monitored"], **trained["kwargs"], **how)
+        assert again.run_id == run_id
+        for epoch in range(EPOCHS):
+            with pytest.warns(dsecli.errors.DseWarning, match=rf"step\({epoch}\): 6 of 6 rows of run {run_id} are in"):
+                assert again.step(epoch) == []
+            assert again.skipped == 6
     assert trained["out"].read_bytes() == before
+
+
+def test_rows_hold_the_run_id_and_each_run_has_its_own() -> None:
+    x, _ = _digits()
+    a = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    b = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    assert re.fullmatch(r"[0-9a-f]{32}", a.run_id) and a.run_id != b.run_id
+    model = _model()
+    state = _random_states()
+    dsecli.TrainingMonitor(model, layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    _assert_same_states(state)  # the id comes from no random state of the program
+    c = dsecli.TrainingMonitor(model, layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0, run_id="lr-0.1")
+    assert c.run_id == "lr-0.1" and c.step(0)[0]["run_id"] == "lr-0.1"
+    torch.manual_seed(0)
+    d = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    torch.manual_seed(0)
+    e = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    assert d.run_id != e.run_id  # a seeded program still gets two runs
+
+
+def test_a_second_run_into_the_same_file_is_measured_and_plotted_apart(tmp_path: Any) -> None:
+    from dsecli.monitor.monitor import read_runs
+    from dsecli.report.plots import batch_series, read_result_rows
+
+    x, y = _digits()
+    out = tmp_path / "run.jsonl"
+    kwargs = {"layers": ["fc2"], "eval_data": x[:60], "labels": y[:60], "methods": ["dse"], "output": out,
+              "sigma": 1.0, "device": "cpu"}
+    first = dsecli.TrainingMonitor(_model(0), **kwargs)
+    rows1 = first.step(0) + first.step(1)
+    second = dsecli.TrainingMonitor(_model(1), **kwargs)  # another training (another seed), the default name
+    rows2 = second.step(0) + second.step(1)
+    assert len(rows2) == 2 and second.skipped == 0  # measured, not taken for the first run's rows
+    assert [r["value"] for r in rows2] != [r["value"] for r in rows1]
+    runs = read_runs(out)
+    assert list(runs) == [first.run_id, second.run_id]
+    assert [r["value"] for r in runs[second.run_id]] == [r["value"] for r in rows2]
+    assert list(read_runs(out, second.run_id[:8])) == [second.run_id]  # a prefix selects one run
+    with pytest.raises(InputError, match="`run_id`: .* has no run matching 'nope'"):
+        read_runs(out, "nope")
+    series = batch_series(read_result_rows(out))
+    assert len(series) == 2 and sorted(len(s.x) for s in series) == [2, 2]  # one line per run, not one mixed line
+    by_run = {s.pattern.split("run=")[1]: s.y for s in series}
+    assert by_run[second.run_id] == [r["value"] for r in rows2]
+    assert len({s.label for s in series}) == 2  # the labels tell them apart
+    third = dsecli.TrainingMonitor(_model(1), **kwargs, resume=True)  # continues the latest run
+    assert third.run_id == second.run_id
+    with pytest.warns(dsecli.errors.DseWarning, match="1 of 1 rows"):
+        assert third.step(1) == []
+    assert len(third.step(2)) == 1
+
+
+def test_stepping_a_measured_epoch_again_warns() -> None:
+    x, _ = _digits()
+    monitor = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], sigma=1.0)
+    assert len(monitor.step(0)) == 1
+    with pytest.warns(dsecli.errors.DseWarning, match=r"step\(0\): epoch 0 was measured already in run"):
+        assert monitor.step(0) == []
+    assert len(monitor.rows) == 1
 
 
 def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
@@ -158,8 +237,9 @@ def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
               "sigma": 1.0, "device": "cpu"}
     first = dsecli.TrainingMonitor(model, **kwargs)
     assert len(first.step(0)) == 1
-    second = dsecli.TrainingMonitor(model, **kwargs)
-    assert second.step(0) == []
+    second = dsecli.TrainingMonitor(model, **kwargs, run_id=first.run_id)
+    with pytest.warns(dsecli.errors.DseWarning, match="1 of 1 rows"):
+        assert second.step(0) == []
     new = second.step(1)
     assert [(r["checkpoint"], r["method"]) for r in new] == [(1, "dse")]
     assert [r["checkpoint"] for r in _read(out)] == [0, 1]
@@ -173,7 +253,9 @@ def test_dse_plot_draws_one_line_per_layer_and_reference(trained: dict[str, Any]
     from dsecli.report.plots import batch_series, read_result_rows
 
     series = batch_series(read_result_rows(trained["out"]))
-    assert sorted((s.method, s.pattern, s.settings.split(" ")[0]) for s in series) == sorted(
+    run = trained["monitor"].run_id
+    assert all(s.pattern.endswith(f":run={run}") for s in series)
+    assert sorted((s.method, s.pattern.split(":")[0], s.settings.split(" ")[0]) for s in series) == sorted(
         [("dse", layer, "σ=median") for layer in LAYERS]
         + [("dsmi", layer, "ref=labels") for layer in LAYERS]
         + [("dsmi", layer, "ref=inputs") for layer in LAYERS]  # settings split at the space in "inputs (k-means..."
@@ -318,3 +400,220 @@ def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
                          enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
     trainer.fit(module, loader)
     assert [r["checkpoint"] for r in _read(tmp_path / "run.jsonl")] == [0, 1]
+
+
+# ---------------------------------------------------------------- every set-up: values or one clear error
+
+
+class _DictData(torch.utils.data.Dataset):  # type: ignore[misc]
+    def __init__(self, x: Any, y: Any, keys: tuple[str, str] = ("image", "label")) -> None:
+        self.x, self.y, self.keys = x, y, keys
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {self.keys[0]: self.x[i], self.keys[1]: self.y[i], "index": i}
+
+
+def test_dict_batches_give_the_rows_of_the_tensor() -> None:
+    x, y = _digits()
+    kw = {"layers": ["fc2"], "methods": ["dse", "dsmi"], "sigma": 1.0, "cluster_inputs": False, "device": "cpu"}
+    want = dsecli.TrainingMonitor(_model(), eval_data=x[:100], labels=y[:100], **kw).step(0)
+    loader = torch.utils.data.DataLoader(_DictData(x[:100], y[:100]), batch_size=32)
+    got = dsecli.TrainingMonitor(_model(), eval_data=loader, **kw).step(0)  # "image" and "label" found
+    assert [r["value"] for r in got] == [r["value"] for r in want]
+    odd = torch.utils.data.DataLoader(_DictData(x[:100], y[:100], ("pixels", "digit")), batch_size=32)
+    with pytest.raises(InputError, match=r"dict batches with keys 'pixels', 'digit', 'index', none of them one of "
+                                         r"x, input, .*; pass input_key="):
+        dsecli.TrainingMonitor(_model(), eval_data=odd, **kw).step(0)
+    with pytest.raises(InputError, match=r"`input_key`: an `eval_data` batch has no key 'pix'; its keys are: 'pixels'"):
+        dsecli.TrainingMonitor(_model(), eval_data=odd, input_key="pix", **kw).step(0)
+    named = dsecli.TrainingMonitor(_model(), eval_data=odd, input_key="pixels", label_key="digit", **kw).step(0)
+    assert [r["value"] for r in named] == [r["value"] for r in want]
+
+
+def test_tensorboard_under_a_regular_file_is_one_input_error_before_training(tmp_path: Any) -> None:
+    pytest.importorskip("tensorboard")
+    x, _ = _digits()
+    (tmp_path / "notes.txt").write_text("a file")
+    target = tmp_path / "notes.txt" / "tb"
+    with pytest.raises(InputError, match=r"`tensorboard`: the log directory .*notes.txt/tb cannot be made: "
+                                         r".*notes.txt is a file"):
+        dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:40], methods=["dse"], tensorboard=target)
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_step_inside_bfloat16_autocast_gives_the_float32_values() -> None:
+    x, y = _digits()
+    kw = {"layers": ["fc1", "fc2"], "eval_data": x[:120], "labels": y[:120], "methods": ["dse", "dsmi"],
+          "sigma": "median", "cluster_inputs": False, "device": "cpu"}
+    model = _model()
+    want = dsecli.TrainingMonitor(model, **kw).step(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = dsecli.TrainingMonitor(model, **kw).step(0)
+    assert len(got) == len(want) == 4
+    np.testing.assert_allclose([r["value"] for r in got], [r["value"] for r in want], rtol=1e-5, atol=1e-6)
+    half = _model().to(torch.bfloat16)  # a bfloat16 model: measured in float32
+    rows = dsecli.TrainingMonitor(half, **{**kw, "eval_data": x[:120].to(torch.bfloat16)}).step(0)
+    assert all(math.isfinite(r["value"]) for r in rows)
+
+
+def test_a_meta_device_model_is_refused_naming_model() -> None:
+    x, _ = _digits()
+    with torch.device("meta"):
+        model = MLP()
+    with pytest.raises(InputError, match=r"`model`: its parameters are on the 'meta' device and hold no data"):
+        dsecli.TrainingMonitor(model, layers=["fc2"], eval_data=x[:40], methods=["dse"])
+
+
+def test_nan_activations_name_the_layer_and_epoch_and_the_api_option() -> None:
+    x, _ = _digits()
+    model = _model()
+    with torch.no_grad():
+        model.fc2.weight[0, 0] = float("nan")  # a diverged run
+    kw = {"layers": ["fc1", "fc2"], "eval_data": x[:50], "methods": ["dse"], "sigma": 1.0, "device": "cpu"}
+    monitor = dsecli.TrainingMonitor(model, **kw)
+    with pytest.raises(InputError, match=r"layer 'fc2' at epoch 3: 50 of 50 evaluation rows have NaN or infinite "
+                                         r"activations \(has the training diverged.*drop_nonfinite=True") as err:
+        monitor.step(3)
+    assert "--drop-nonfinite" not in str(err.value)
+    x2 = x[:50].clone()
+    x2[:5, 5] = float("inf")  # five rows overflow
+    rows = dsecli.TrainingMonitor(_model(), **{**kw, "eval_data": x2}, drop_nonfinite=True).step(0)
+    fc1 = next(r for r in rows if r["series"] == "fc1")
+    assert fc1["n_used"] == 45 and math.isfinite(fc1["value"]) and any("5 rows" in w for w in fc1["warnings"])
+
+
+def test_step_leaves_modes_flags_random_states_and_threads_as_they_were() -> None:
+    import random
+
+    x, y = _digits()
+    model = _model()
+    model.train()
+    model.drop.eval()
+    model.fc1.weight.requires_grad_(False)  # a frozen layer stays frozen, the others trainable
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:300], y[:300]), batch_size=64, shuffle=True)
+    monitor = dsecli.TrainingMonitor(model, layers=["fc1", "fc2"], eval_data=loader, methods=["dse", "dsmi"],
+                                     max_n=200, sigma=1.0, device="cpu")
+    torch.manual_seed(11)
+    np.random.seed(12)  # noqa: NPY002
+    random.seed(13)
+    threads = torch.get_num_threads()
+    before = _random_states()
+    flags = [(n, p.requires_grad) for n, p in model.named_parameters()]
+    modes = [(n, m.training) for n, m in model.named_modules()]
+    assert len(monitor.step(0)) == 6  # reads the shuffling loader, subsamples, clusters, computes
+    _assert_same_states(before)
+    assert [(n, p.requires_grad) for n, p in model.named_parameters()] == flags
+    assert [(n, m.training) for n, m in model.named_modules()] == modes
+    assert torch.get_num_threads() == threads
+    monitor.step(1)
+    _assert_same_states(before)
+
+
+# ---------------------------------------------------------------- logging where trainers look
+
+
+def _fit_with_logger(tmp_path: Any, logger_kind: str) -> tuple[Any, list[dict[str, Any]]]:
+    pl = pytest.importorskip("lightning.pytorch")
+    x, y = _digits()
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _model()
+
+        def forward(self, v: Any) -> Any:
+            return self.net(v)
+
+        def training_step(self, batch: Any, _i: int) -> Any:
+            return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    module = Module()
+    monitor = dsecli.TrainingMonitor(module, layers=["net.fc2"], eval_data=x[:80], labels=y[:80],
+                                     methods=["dse", "dsmi"], sigma=1.0, cluster_inputs=False, device="cpu")
+    if logger_kind == "csv":
+        logger = pl.loggers.CSVLogger(tmp_path, name="csv")
+    else:
+        pytest.importorskip("tensorboard")
+        logger = pl.loggers.TensorBoardLogger(tmp_path, name="tb")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:256], y[:256]), batch_size=128)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[monitor.lightning_callback()], logger=logger,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", log_every_n_steps=1)
+    trainer.fit(module, loader)
+    return logger, monitor.rows
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_lightning_callback_logs_to_the_csv_logger(tmp_path: Any) -> None:
+    import csv
+
+    logger, rows = _fit_with_logger(tmp_path, "csv")
+    with open(f"{logger.log_dir}/metrics.csv") as fh:
+        table = list(csv.DictReader(fh))
+    for name, method in (("dse/net.fc2", "dse"), ("dsmi/net.fc2", "dsmi")):
+        logged = [(int(r["epoch"]), float(r[name])) for r in table if r.get(name)]
+        want = [(r["checkpoint"], r["value"]) for r in rows if r["method"] == method]
+        assert [e for e, _ in logged] == [0, 1] == [e for e, _ in want]
+        np.testing.assert_allclose([v for _, v in logged], [v for _, v in want], rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+def test_lightning_callback_logs_to_the_tensorboard_logger(tmp_path: Any) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger, rows = _fit_with_logger(tmp_path, "tb")
+    acc = EventAccumulator(logger.log_dir)
+    acc.Reload()
+    assert {"dse/net.fc2", "dsmi/net.fc2"} <= set(acc.Tags()["scalars"])
+    got = [e.value for e in acc.Scalars("dse/net.fc2")]
+    np.testing.assert_allclose(got, [r["value"] for r in rows if r["method"] == "dse"], rtol=1e-6)
+
+
+def test_lightning_logging_falls_back_to_the_loggers_where_log_is_refused() -> None:
+    from dsecli.monitor.sinks import _log
+
+    class Refusing:
+        def log(self, *_a: Any, **_k: Any) -> None:
+            raise RuntimeError("You can't `self.log()` in this hook")
+
+    class Logger:
+        def __init__(self) -> None:
+            self.got: list[Any] = []
+
+        def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+            self.got.append((metrics, step))
+
+    logger = Logger()
+    trainer = type("T", (), {"loggers": [logger], "logger": logger, "current_epoch": 4})()
+    rows = [{"method": "dse", "series": "fc2", "reference": None, "value": 1.5},
+            {"method": "dsmi", "series": "fc2", "reference": "inputs (k-means, k=10)", "value": 0.5}]
+    _log(trainer, Refusing(), rows)
+    assert logger.got == [({"dse/fc2": 1.5, "dsmi/fc2/inputs": 0.5}, 4)]
+
+
+def test_tensorboard_names_the_extra_when_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    x, _ = _digits()
+    with pytest.raises(InputError, match=re.escape('install it with: pip install "dsecli[tensorboard]"')):
+        dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x[:30], methods=["dse"], tensorboard=tmp_path)
+
+
+def test_resume_values_are_checked(tmp_path: Any) -> None:
+    x, _ = _digits()
+    kw = {"layers": ["fc2"], "eval_data": x[:30], "methods": ["dse"]}
+    with pytest.raises(InputError, match="`resume=True` continues the latest run in `output`; no `output` was given"):
+        dsecli.TrainingMonitor(_model(), **kw, resume=True)
+    with pytest.raises(InputError, match="`resume`: 'a' names another run than run_id='b'"):
+        dsecli.TrainingMonitor(_model(), **kw, resume="a", run_id="b")
+    with pytest.raises(InputError, match="`run_id` must be a non-empty string without spaces"):
+        dsecli.TrainingMonitor(_model(), **kw, run_id="two words")
+    fresh = dsecli.TrainingMonitor(_model(), **kw, output=tmp_path / "none.jsonl", resume=True)
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.run_id)  # nothing to continue: a new run

@@ -63,12 +63,26 @@ def _first_tensor(output: Any) -> Any:
     return output if hasattr(output, "detach") and hasattr(output, "reshape") else None
 
 
+def _autocast_off(device: Any) -> Any:
+    """``torch.autocast(device.type, enabled=False)``: a caller's autocast region does not reach the capture."""
+    import contextlib
+
+    import torch
+
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError, TypeError):  # a device type autocast does not know
+        return contextlib.nullcontext()
+
+
 def capture_layers(model: Any, inputs: Any, layers: dict[str, Any], *, batch_size: int = 512) -> dict[str, Any]:
     """Each layer's output on ``inputs`` (n samples), flattened per sample: ``{name: tensor (n, D_layer)}``.
 
     ``inputs`` (a tensor on the model's device) is fed in batches of ``batch_size`` rows; the
-    outputs stay on the model's device, detached. Eval mode and ``torch.no_grad()`` while it
-    runs; each module's mode and the model's hooks are restored afterwards, even on error.
+    outputs stay on the model's device, detached. Eval mode, ``torch.no_grad()`` and autocast
+    disabled while it runs (a caller's ``torch.autocast`` region does not lower the precision;
+    half-precision outputs are cast to float32); each module's mode and the model's hooks are
+    restored afterwards, even on error.
 
     Raises :class:`~dsecli.errors.InputError` when a layer returns no tensor, runs a number of
     times other than once per forward pass, or returns a first dimension other than the batch's.
@@ -90,7 +104,10 @@ def capture_layers(model: Any, inputs: Any, layers: dict[str, Any], *, batch_siz
             if t is None:
                 problems.append(f"`layers`: module {name!r} returned {type(output).__name__}, not a tensor")
                 return
-            captured[name].append(t.detach().reshape(t.shape[0], -1) if t.dim() else t.detach().reshape(1, 1))
+            t = t.detach()
+            if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
+                t = t.float()  # bfloat16/float16 layers are measured in float32
+            captured[name].append(t.reshape(t.shape[0], -1) if t.dim() else t.reshape(1, 1))
 
         return hook
 
@@ -100,7 +117,7 @@ def capture_layers(model: Any, inputs: Any, layers: dict[str, Any], *, batch_siz
         for name, module in layers.items():
             handles.append(module.register_forward_hook(hook_for(name)))
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), _autocast_off(inputs.device):
             for start in range(0, n, batch_size):
                 batch = inputs[start:start + batch_size]
                 before = {name: len(c) for name, c in captured.items()}

@@ -13,26 +13,41 @@ computed on them:
   noise-resilient diffusion spectral entropy", 2023; docs/method.md#dsmi).
 
 The rows are those of ``dse batch`` (:mod:`dsecli.batch.store`), written to ``output`` one line
-at a time, so ``dse plot run.jsonl`` draws them (x = epoch, one line per layer, method and
-reference) and a rerun resumes: a row whose key (run name, layer, epoch, method, parameters,
-reference) is in the file already is not computed again, and an epoch whose rows are all there
-skips the forward pass too.
+at a time, so ``dse plot run.jsonl`` draws them (x = epoch, one line per run, layer, method and
+reference).
+
+Every monitor is one *run* with an identity, ``run_id`` (a fresh ``uuid4`` hex unless given),
+recorded in every row and part of every row's key (run id, run name, layer, epoch, method,
+parameters, reference): a second training (another learning rate, another seed) writing to the
+same ``output`` is measured as a run of its own. Resuming continues one run only: ``run_id=`` an
+earlier run's id, or ``resume=True`` (the latest run of this ``name`` in ``output``). A row whose key
+is in the file already is not computed again; the count of such rows is given by a
+:class:`~dsecli.errors.DseWarning` once per step and by :attr:`TrainingMonitor.skipped`, and an epoch
+whose rows are all there skips the forward pass too.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
+import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from dsecli.errors import InputError, check_positive_int, quiet
+from dsecli.errors import DseWarning, InputError, check_positive_int, quiet
 from dsecli.inputs.arrays import host_array, is_tensor
 from dsecli.inputs.sampling import Rows, choose_rows
 
-__all__ = ["TrainingMonitor"]
+__all__ = ["TrainingMonitor", "read_runs", "INPUT_KEYS", "LABEL_KEYS"]
+
+# the keys a dict batch's inputs and labels are looked for under, in this order (``input_key``/``label_key``: another)
+INPUT_KEYS = ("x", "input", "inputs", "image", "images", "pixel_values", "input_ids", "features", "data")
+LABEL_KEYS = ("y", "label", "labels", "target", "targets")
 
 # DSE costs O(N^3) per layer and method at every epoch: a smaller budget than a file's 10,000 rows
 DEFAULT_MONITOR_MAX_N = 1000
@@ -46,8 +61,30 @@ def _stack(parts: list[Any]) -> Any:
     return np.concatenate([host_array(p) for p in parts])
 
 
-def _materialize(eval_data: Any) -> tuple[Any, Any]:
-    """(inputs, labels from the batches or None) of a tensor/array or an iterable of batches (a DataLoader)."""
+def _pick(batch: Mapping[Any, Any], key: str | None, candidates: tuple[str, ...], what: str,
+          required: bool) -> Any:
+    keys = list(batch.keys())
+    if key is not None:
+        if key not in batch:
+            raise InputError(f"`{what}_key`: an `eval_data` batch has no key {key!r}; its keys are: "
+                             f"{', '.join(map(repr, keys))}")
+        return batch[key]
+    for name in candidates:
+        if name in batch:
+            return batch[name]
+    if required:
+        raise InputError(f"`eval_data` yields dict batches with keys {', '.join(map(repr, keys))}, none of them one "
+                         f"of {', '.join(candidates)}; pass input_key= naming the inputs' key")
+    return None
+
+
+def _materialize(eval_data: Any, input_key: str | None = None,
+                 label_key: str | None = None) -> tuple[Any, Any]:
+    """(inputs, labels from the batches or None) of a tensor/array or an iterable of batches (a DataLoader).
+
+    A batch is ``x``, ``(x, y, ...)`` or a dict (``input_key``, else the first of :data:`INPUT_KEYS`
+    present; labels under ``label_key``, else the first of :data:`LABEL_KEYS` present).
+    """
     if is_tensor(eval_data) or isinstance(eval_data, np.ndarray):
         return eval_data, None
     if not isinstance(eval_data, Iterable) or isinstance(eval_data, (str, bytes, Mapping)):
@@ -56,7 +93,12 @@ def _materialize(eval_data: Any) -> tuple[Any, Any]:
     xs: list[Any] = []
     ys: list[Any] = []
     for batch in eval_data:
-        if isinstance(batch, (tuple, list)):
+        if isinstance(batch, Mapping):
+            xs.append(_pick(batch, input_key, INPUT_KEYS, "input", True))
+            label = _pick(batch, label_key, LABEL_KEYS, "label", False)
+            if label is not None:
+                ys.append(label)
+        elif isinstance(batch, (tuple, list)):
             if not batch:
                 raise InputError("`eval_data`: a batch is empty")
             xs.append(batch[0])
@@ -66,8 +108,79 @@ def _materialize(eval_data: Any) -> tuple[Any, Any]:
             xs.append(batch)
     if not xs:
         raise InputError("`eval_data` yielded no batches")
+    for x in xs:
+        if not (is_tensor(x) or isinstance(x, np.ndarray)):
+            raise InputError(f"`eval_data`: a batch's inputs are {type(x).__name__}, not a tensor or an array"
+                             + ("; pass input_key= naming the inputs' key" if input_key is None else ""))
     labels = _stack(ys) if len(ys) == len(xs) else None
     return _stack(xs), labels
+
+
+@contextmanager
+def _left_as_it_was(model: Any) -> Any:
+    """Every random state (torch CPU and CUDA, numpy's global, Python's ``random``), torch's thread
+    count and the parameters' ``requires_grad`` flags restored on exit (modes: capture_layers)."""
+    import torch
+
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002 (restored as found)
+    torch_state, threads = torch.get_rng_state(), torch.get_num_threads()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        for p, flag in flags:
+            if p.requires_grad != flag:
+                p.requires_grad_(flag)
+
+
+def read_runs(path: str | os.PathLike[str], run_id: str | None = None, *,
+              name: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The monitor rows of a results file, grouped by run: ``{run_id: [rows in file order]}``.
+
+    ``run_id``: only that run (an id or a unique prefix of one); ``name``: only runs of that name
+    (the rows' ``file`` field). Rows without a ``run_id`` (an older dsecli) are under ``""``.
+    Runs come in the order of their first row.
+    """
+    import json
+
+    path = os.fspath(path)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a cut-short last line
+            if not isinstance(row, dict) or (name is not None and row.get("file") != name):
+                continue
+            runs.setdefault(str(row.get("run_id") or ""), []).append(row)
+    if run_id is not None:
+        matches = [r for r in runs if r == run_id] or [r for r in runs if r and r.startswith(str(run_id))]
+        if len(matches) != 1:
+            known = ", ".join(r or "(no id)" for r in runs) or "none"
+            raise InputError(f"`run_id`: {path} has {'no run' if not matches else 'several runs'} matching "
+                             f"{run_id!r}; its runs are: {known}")
+        return {matches[0]: runs[matches[0]]}
+    return runs
+
+
+def _check_model(model: Any) -> None:
+    for kind, tensors in (("parameter", model.parameters()), ("buffer", model.buffers())):
+        for t in tensors:
+            if t.device.type == "meta":
+                raise InputError(f"`model`: its {kind}s are on the 'meta' device and hold no data, so it cannot be "
+                                 "run on the evaluation set; load or materialise its weights first "
+                                 "(model.to_empty(device=...) and load_state_dict, or build it on a real device)")
 
 
 class TrainingMonitor:
@@ -104,7 +217,23 @@ class TrainingMonitor:
         Further method parameters (``t``, ``k``, ``bins``, ``base``, ...), as
         :func:`dsecli.estimate_entropy` takes them.
     name : str
-        The run's name: the rows' ``file`` field, part of every row's key.
+        The run's name: the rows' ``file`` field, part of every row's key. Runs of one name are
+        told apart by their ``run_id``.
+    run_id : str, optional
+        This run's identity, in every row (``run_id``) and in every row's key. None: a fresh one
+        (:attr:`run_id`, ``uuid4().hex``, drawn from the operating system, never from a random state
+        of the program). Pass an earlier run's id to continue that run.
+    resume : bool or str
+        False (default): a new run (or the run ``run_id`` names). True: continue the latest run of
+        this ``name`` in ``output`` (a new run when it has none). A string: continue that run
+        (the same as ``run_id=``).
+    input_key, label_key : str, optional
+        For an ``eval_data`` yielding dict batches: the key of the inputs (default: the first of
+        ``"x"``, ``"input"``, ``"inputs"``, ``"image"``, ``"images"``, ... present) and of the labels
+        (default: the first of ``"y"``, ``"label"``, ``"labels"``, ``"target"``, ``"targets"``).
+    drop_nonfinite : bool
+        Drop the evaluation rows whose activations hold NaN or infinity (a diverging run) instead
+        of raising an error naming the layer and the epoch.
     batch_size : int
         Rows per forward pass.
     device, dtype
@@ -112,6 +241,12 @@ class TrainingMonitor:
         method's own dtype). The captured outputs stay on the model's device until then.
     tensorboard : path or SummaryWriter, optional
         Also log each value as a TensorBoard scalar (tag ``method/layer[/reference]``, step = epoch).
+
+    :meth:`step` leaves the model's train/eval modes and ``requires_grad`` flags, every random
+    state (torch's CPU and CUDA generators, numpy's global one, Python's ``random``), torch's
+    thread count and the autograd graph as they were: reading a shuffling DataLoader, drawing the
+    subsample or clustering the inputs changes none of them. The layers are captured with
+    autocast disabled (float32 values also inside ``torch.autocast``).
 
     Each row's ``warnings`` holds the warnings raised while computing it (duplicate rows, dead
     units): they are recorded there instead of being printed at every epoch.
@@ -136,11 +271,17 @@ class TrainingMonitor:
         device: Any = None,
         dtype: Any = None,
         tensorboard: Any = None,
+        run_id: str | None = None,
+        resume: bool | str = False,
+        input_key: str | None = None,
+        label_key: str | None = None,
+        drop_nonfinite: bool = False,
     ) -> None:
         from dsecli.methods import ENTROPY_METHODS, MI_METHODS, method_options, parse_methods
         from dsecli.monitor.hooks import find_layers
 
         self.model = model
+        _check_model(model)
         self._layers = find_layers(model, layers)
         names = parse_methods(methods, what="methods")
         self.entropy_methods = [m for m in names if m in ENTROPY_METHODS]
@@ -161,14 +302,42 @@ class TrainingMonitor:
         self._options = method_options(names, self.params)
         self.device, self.dtype = device, dtype
         self._eval_data, self._labels_given = eval_data, labels
+        self.input_key, self.label_key = input_key, label_key
+        self.drop_nonfinite = bool(drop_nonfinite)
+        self.run_id = self._identity(run_id, resume)
+        self.skipped = 0  # rows of the last step found in ``output`` already, not computed again
+        self._measured: set[int] = set()  # epochs this monitor has measured
         self._prepared = False
         self._sink = None
         if tensorboard is not None:
             from dsecli.monitor.sinks import TensorBoardSink
 
-            self._sink = TensorBoardSink(tensorboard)
+            self._sink = TensorBoardSink(tensorboard)  # checked (and opened) now, before any training
         self.rows: list[dict[str, Any]] = []
         self.seconds: list[float] = []  # wall-clock seconds of each step that computed something
+
+    def _identity(self, run_id: str | None, resume: bool | str) -> str:
+        if isinstance(resume, str):
+            if not resume or (run_id is not None and str(run_id) != resume):
+                raise InputError(f"`resume`: {resume!r} names another run than run_id={run_id!r}" if resume
+                                 else "`resume` must be True, False or a run id; got ''")
+            run_id = resume
+        elif not isinstance(resume, bool):
+            raise InputError(f"`resume` must be True, False or a run id (a string); got {resume!r}")
+        elif resume and run_id is None:
+            if self.output is None:
+                raise InputError("`resume=True` continues the latest run in `output`; no `output` was given")
+            latest = None
+            if os.path.isfile(self.output) and os.path.getsize(self.output):
+                runs = read_runs(self.output, name=self.name)
+                latest = next(reversed([r for r in runs if r]), None)
+            run_id = latest
+        if run_id is None:
+            return uuid.uuid4().hex  # os.urandom: no random state of the program is used or changed
+        run_id = str(run_id)
+        if not run_id.strip() or any(c.isspace() for c in run_id):
+            raise InputError(f"`run_id` must be a non-empty string without spaces; got {run_id!r}")
+        return run_id
 
     # ---------------------------------------------------------------- the fixed evaluation rows
 
@@ -177,7 +346,7 @@ class TrainingMonitor:
         from dsecli.inputs.reference import read_reference
         from dsecli.monitor.hooks import model_device
 
-        x, loader_labels = _materialize(self._eval_data)
+        x, loader_labels = _materialize(self._eval_data, self.input_key, self.label_key)
         self._eval_data = None  # the subsample is all that is kept
         labels = self._labels_given if self._labels_given is not None else loader_labels
         n = int(x.shape[0])
@@ -235,26 +404,44 @@ class TrainingMonitor:
         given = {"max_n": self.max_n, "seed": self.seed, "dtype": self.dtype, **self.params}
         if ref == "inputs":
             given["n_clusters"] = self.n_clusters
-        identity = f"monitor:{self.name}:{layer}:epoch={epoch}"
+        identity = f"monitor:{self.name}:run={self.run_id}:{layer}:epoch={epoch}"
         return row_key(identity, method, request_params(method, fn, given),
                        None if ref is None else self._reference_label(ref))
 
-    def _compute(self, z: Any, kind: str, method: str, ref: str | None) -> Any:
-        from dsecli.methods import estimate_entropy, estimate_mutual_information
+    def _compute(self, z: Any, tasks: list[tuple[str, str, str | None]], keep: Any = None) -> dict[Any, Any]:
+        """{(kind, method, ref): result} of one layer's pending tasks: one :func:`dsecli.estimate` call per
+        reference (the entropies ride with the labels' call), so the rows are prepared once per call."""
+        from dsecli.methods import estimate
 
-        rows = Rows(z, self.n_total, self.indices, None)
-        common = {"max_n": None, "seed": self.seed, "device": self.device, "dtype": self.dtype,
-                  **self._options[method]}
-        if kind == "entropy":
-            (result,) = estimate_entropy(rows, methods=[method], **common)
-            return result
-        if ref == "labels":
-            y = Rows(self._labels, self.n_total, self.indices, "labels")
-            (result,) = estimate_mutual_information(rows, y, methods=[method], **common)
-            return result
-        y = Rows(self._codes, self.n_total, self.indices, "inputs")
-        (result,) = estimate_mutual_information(rows, y, methods=[method], **{**common, "ref_kind": "discrete"})
-        return result
+        indices = self.indices
+        if keep is not None:  # drop_nonfinite: the rows whose activations are finite
+            indices = (np.flatnonzero(keep) if indices is None else indices[keep])
+            z = z[keep]
+
+        def part(values: Any) -> Any:
+            return values if keep is None else values[keep]
+
+        rows = Rows(z, self.n_total, indices, None)
+        calls: dict[str | None, list[tuple[str, str, str | None]]] = {}
+        for task in tasks:
+            kind, _method, ref = task
+            group = ref if kind == "mi" else ("labels" if self._labels is not None else None)
+            calls.setdefault(group, []).append(task)
+        out: dict[Any, Any] = {}
+        for group, mine in calls.items():
+            options: dict[str, Any] = {}
+            for _kind, method, _ref in mine:
+                options.update(self._options[method])
+            y, extra = None, {}
+            if any(kind == "mi" for kind, _m, _r in mine):
+                if group == "labels":
+                    y = Rows(part(self._labels), self.n_total, indices, "labels")
+                else:
+                    y, extra = Rows(part(self._codes), self.n_total, indices, "inputs"), {"ref_kind": "discrete"}
+            results = estimate(rows, y, methods=[m for _k, m, _r in mine], max_n=None, seed=self.seed,
+                               device=self.device, dtype=self.dtype, **{**options, **extra})
+            out.update(zip(mine, results))
+        return out
 
     def _row(self, layer: str, epoch: int, result: Any, key: str, ref: str | None, z_hash: str,
              notes: list[str]) -> dict[str, Any]:
@@ -271,27 +458,48 @@ class TrainingMonitor:
             reference = Reference(label=self._reference_label(ref), identity=ref, values=values,
                                   ref_kind="auto" if ref == "labels" else "discrete",
                                   fingerprint={"rows_sha256": data_sha256(values)})
-        return results_row(inp, result, key=key, rows_digest=rows_digest(self.indices), ref=reference,
-                         input_fingerprint={"rows_sha256": z_hash}, replaces=None, extra_warnings=notes)
+        row = results_row(inp, result, key=key, rows_digest=rows_digest(self.indices), ref=reference,
+                          input_fingerprint={"rows_sha256": z_hash}, replaces=None, extra_warnings=notes)
+        row["run_id"] = self.run_id
+        return row
 
     # ---------------------------------------------------------------- the call
 
     def step(self, epoch: int) -> list[dict[str, Any]]:
         """Measure every layer at ``epoch``; append and return the new rows (those not in ``output`` yet).
 
+        Rows of this run already in ``output`` (a resumed run) are not computed again: their count
+        is in :attr:`skipped` and in one :class:`~dsecli.errors.DseWarning` per step. Calling
+        ``step`` again with an epoch this monitor has measured already measures nothing: it warns
+        (:class:`~dsecli.errors.DseWarning`, "epoch 0 was measured already ...") and returns [],
+        so that a loop counting epochs wrongly is told, while the training goes on; the rows keep
+        the first measurement.
+
         Raises :class:`~dsecli.errors.InputError` for an unusable layer, evaluation set or
-        results file (nothing is written then), and the estimators' own errors.
+        results file (nothing is written then), for activations holding NaN or infinity (naming
+        the layer and the epoch; see ``drop_nonfinite``), and the estimators' own errors.
 
         Returns
         -------
         list of dict
             The rows computed by this call, in the ``dse batch`` format; [] when every row of this
-            epoch was in ``output`` already.
+            epoch was there already.
         """
+        epoch = check_positive_int(epoch, "epoch", minimum=0)
+        if epoch in self._measured:
+            self.skipped = 0
+            warnings.warn(f"TrainingMonitor.step({epoch}): epoch {epoch} was measured already in run {self.run_id}; "
+                          "nothing measured again (pass each epoch's own number)", DseWarning, stacklevel=2)
+            return []
+        with _left_as_it_was(self.model):
+            new = self._step(epoch)
+        self._measured.add(epoch)
+        return new
+
+    def _step(self, epoch: int) -> list[dict[str, Any]]:
         from dsecli.batch.store import ResultsFile, data_sha256
         from dsecli.monitor.hooks import capture_layers
 
-        epoch = check_positive_int(epoch, "epoch", minimum=0)
         if not self._prepared:
             self._prepare()
         start = time.perf_counter()
@@ -303,15 +511,30 @@ class TrainingMonitor:
             done = {r.get("key") for r in (store.rows if store is not None else self.rows)}
             todo = [(layer, task, self._key(layer, epoch, *task)) for layer in self._layers
                     for task in self._tasks()]
-            todo = [t for t in todo if t[2] not in done]
-            if not todo:
+            pending = [t for t in todo if t[2] not in done]
+            self.skipped = len(todo) - len(pending)
+            if self.skipped:
+                warnings.warn(f"TrainingMonitor.step({epoch}): {self.skipped} of {len(todo)} rows of run {self.run_id} "
+                              f"are in {self.output or 'the rows'} already and were not computed again",
+                              DseWarning, stacklevel=3)
+            if not pending:
                 return []
             outputs = capture_layers(self.model, self._inputs, self._layers, batch_size=self.batch_size)
+            keep = {layer: self._finite_rows(layer, z, epoch) for layer, z in outputs.items()}
             hashes = {layer: data_sha256(z) for layer, z in outputs.items()}
-            for layer, (kind, method, ref), key in todo:
-                with quiet():  # each warning is kept in its row (result.warnings), not printed per step
-                    result = self._compute(outputs[layer], kind, method, ref)
-                row = self._row(layer, epoch, result, key, ref, hashes[layer], [])
+            results: dict[Any, Any] = {}
+            for layer in self._layers:
+                tasks = [task for name, task, _key in pending if name == layer]
+                if tasks:
+                    with quiet():  # each warning is kept in its row (result.warnings), not printed per step
+                        results.update({(layer, t): r for t, r in
+                                        self._compute(outputs[layer], tasks, keep[layer]).items()})
+            for layer, (kind, method, ref), key in pending:
+                result = results[(layer, (kind, method, ref))]
+                notes = []
+                if keep[layer] is not None:
+                    notes.append(f"{int((~keep[layer]).sum())} rows with non-finite activations dropped")
+                row = self._row(layer, epoch, result, key, ref, hashes[layer], notes)
                 if store is not None:
                     store.append(row)
                 self.rows.append(row)
@@ -324,10 +547,32 @@ class TrainingMonitor:
         self.seconds.append(time.perf_counter() - start)
         return new
 
+    def _finite_rows(self, layer: str, z: Any, epoch: int) -> Any:
+        """None when every activation is finite; else the mask of finite rows (drop_nonfinite) or an error."""
+        import torch
+
+        finite = torch.isfinite(z).all(dim=1)
+        if bool(finite.all()):
+            return None
+        bad = int((~finite).sum())
+        if not self.drop_nonfinite:
+            raise InputError(f"layer {layer!r} at epoch {epoch}: {bad} of {z.shape[0]} evaluation rows have NaN or "
+                             "infinite activations (has the training diverged? check the loss and the learning "
+                             "rate), or pass drop_nonfinite=True to TrainingMonitor to measure the finite rows")
+        mask = finite.cpu().numpy()
+        if mask.sum() < 2:
+            raise InputError(f"layer {layer!r} at epoch {epoch}: fewer than 2 of {z.shape[0]} evaluation rows have "
+                             "finite activations; nothing to measure (has the training diverged?)")
+        return mask
+
     __call__ = step
 
-    def lightning_callback(self, *, every_n_epochs: int = 1) -> Any:
+    def lightning_callback(self, *, every_n_epochs: int = 1, log: bool = True) -> Any:
         """A Lightning ``Callback`` that calls :meth:`step` at the end of every ``every_n_epochs``-th training epoch.
+
+        With ``log`` (default), the values go to the trainer's loggers (CSVLogger, TensorBoardLogger,
+        ...) through ``pl_module.log`` as ``dse/<layer>``, ``dsmi/<layer>`` (with the labels) and
+        ``dsmi/<layer>/inputs``.
 
         Needs the ``lightning`` package (``pip install "dsecli[lightning]"``), imported only here.
 
@@ -338,7 +583,7 @@ class TrainingMonitor:
         """
         from dsecli.monitor.sinks import lightning_callback
 
-        return lightning_callback(self, every_n_epochs=every_n_epochs)
+        return lightning_callback(self, every_n_epochs=every_n_epochs, log=log)
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer this monitor opened (the results file is closed after each step)."""

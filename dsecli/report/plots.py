@@ -12,7 +12,8 @@ Batch results (``dse batch`` JSON Lines: one object per line with ``file``, ``da
 ``series``, ``reference``) become one line per series: the method, the row's ``series`` (else the
 file name and dataset path with the checkpoint number replaced by ``*``), the reference and the
 settings (sigma, t, bins, k). ``/true/epoch_003/embeddings`` belongs to series
-``/true/epoch_*/embeddings`` at x = 3. Paths without a checkpoint number use the row's
+``/true/epoch_*/embeddings`` at x = 3. Rows with a ``run_id`` (a training monitor's) are kept
+apart by it: each run is its own series, labelled with its id where several runs are drawn. Paths without a checkpoint number use the row's
 ``checkpoint`` or ``index`` field, else their order in the file.
 """
 
@@ -427,6 +428,8 @@ def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
         pattern = f"{f_pat}:{d_pat}" if dataset else f_pat
         if isinstance(row.get("series"), str) and row["series"]:
             pattern = row["series"]  # as dse batch named it
+        if isinstance(row.get("run_id"), str) and row["run_id"]:
+            pattern += f":run={row['run_id']}"  # a training monitor's run: each run its own series
         quantity = str(row.get("quantity") or "value")
         method = row["method"]
         settings = _settings(row)
