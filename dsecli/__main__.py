@@ -1,6 +1,6 @@
 """``python -m dsecli`` runs the ``dse`` command."""
 
-from dsecli.cli import app
+from dsecli.cli import main
 
 if __name__ == "__main__":
-    app(prog_name="dse")
+    main()

@@ -209,3 +209,19 @@ def test_dse_and_dsmi_give_the_same_bits_on_an_idle_and_a_busy_machine() -> None
             p.wait()
     assert busy == idle
     assert {k: idle[k] for k in ("dse_1200", "dse_1800")} == _expected_dse()
+
+
+def test_importing_the_library_changes_no_environment_and_the_program_asks_for_sleeping_waits(monkeypatch) -> None:
+    code = ("import os, sys; before = dict(os.environ); import dsecli, dsecli.cli, dsecli.methods; "
+            "sys.exit(0 if dict(os.environ) == before else 1)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0
+    import dsecli.cli
+
+    ran: list[str | None] = []
+    monkeypatch.setattr(dsecli.cli, "app", lambda **kw: ran.append(os.environ.get("OMP_WAIT_POLICY")))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    dsecli.cli.main()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stands
+    dsecli.cli.main()
+    assert ran == ["PASSIVE", "ACTIVE"]
