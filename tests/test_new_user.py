@@ -31,3 +31,48 @@ def test_keys_with_emoji_codes_print_as_written(tmp_path: Path, monkeypatch: pyt
     res = _run(["entropy", "obj.npz"])
     assert res.exit_code == 2
     assert ":x:" in res.stderr and "[b]" in res.stderr and "\u274c" not in res.stderr
+
+
+# 2. the error names the true cause
+def test_huge_permutations_name_the_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.save("x.npy", rng.normal(size=(40, 3)))
+    np.save("y.npy", np.arange(40) % 4)
+    res = _run(["mi", "x.npy", "y.npy", "--permutations", "1000000000000"])
+    assert res.exit_code == 1
+    assert "`permutations` = 1,000,000,000,000" in res.stderr and "fewer permutations" in res.stderr
+    assert "--max-n" not in res.stderr and "approx" not in res.stderr
+
+
+def test_swapped_mi_arguments_get_the_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.save("emb.npy", rng.normal(size=(60, 16)))
+    np.save("y.npy", np.arange(60) % 4)
+    np.save("y2.npy", (np.arange(60) % 4).reshape(-1, 1))
+    hint = "EMB and REF look swapped: pass the embeddings first"
+    res = _run(["mi", "y.npy", "emb.npy"])  # 1-D labels as EMB: refused, with the hint
+    assert res.exit_code == 2 and "reshape" in res.stderr and hint in res.stderr
+    res = _run(["mi", "y2.npy", "emb.npy", "--format", "csv"])  # runs, with the hint as a warning
+    assert res.exit_code == 0 and f"warning: {hint}" in res.stderr
+    res = _run(["mi", "emb.npy", "y.npy", "--format", "csv"])
+    assert res.exit_code == 0 and hint not in res.stderr
+    res = _run(["check", "y2.npy", "--ref", "emb.npy"])  # the same rule
+    assert hint in res.stdout
+
+
+def test_knn_zero_distances_give_the_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsecli.errors import ComputationError
+    from dsecli.estimators.kl import zero_distance_error
+
+    monkeypatch.chdir(tmp_path)
+    np.save("tiny.npy", np.random.default_rng(0).normal(size=(40, 2)) * 1e-170)
+    for method in ("knn", "knn-weighted"):
+        res = _run(["entropy", "tiny.npy", "-m", method, "--dtype", "float64"])
+        assert res.exit_code == 1, res.stderr
+        line = res.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: tiny.npy: 40 of 40 distinct rows have") and "rescale" in line
+        assert "float64" in line and "use dtype float64" not in line
+    err = zero_distance_error(3, 40, 2, source="a.npy", dtype="float32")
+    assert isinstance(err, ComputationError) and "use dtype float64" in str(err)

@@ -18,6 +18,7 @@ from dsecli.cli._app import (
     SeedOpt,
     TracebackOpt,
     app,
+    check_resampling_size,
     emit,
     given_options,
     note_written,
@@ -131,6 +132,7 @@ def batch(
             note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
         options = given_options(repetitions=repetitions, sigma=sigma, t=t, bins=bins, k=k, metric=metric,
                                 device=device, dtype=dtype, solver=solver, tol_bits=tol_bits)
+        check_resampling_size(bootstrap=bootstrap, permutations=permutations)
         bar = BatchBar(quiet)
         try:
             summary = run_batch(

@@ -48,6 +48,7 @@ __all__ = [
     "distinct_row_counts",
     "data_quality_warnings",
     "sanity_report",
+    "swapped_inputs",
 ]
 
 # share of rows in distinct 2-bin cells above which binned entropy is said to saturate
@@ -187,6 +188,40 @@ def _looks_like_labels(raw: np.ndarray) -> bool:
         return False
 
 
+def swapped_inputs(emb: Any, ref: Any, *, emb_shape: tuple[int, ...] | None = None,
+                   one_hot: bool | None = None) -> tuple[str, str] | None:
+    """Whether the embeddings EMB and the reference REF look passed in the wrong order: the one rule of
+    ``dse check --ref`` (the ``swapped`` finding) and of ``dse mi`` (a warning, or a hint added to its error).
+
+    They look swapped when REF is a float matrix of 2 or more columns (not one-hot) and either EMB is one
+    column read as labels by the reference rule (level "error": the estimators would measure the labels) or
+    REF has at least :data:`SWAP_COLUMN_RATIO` times EMB's columns (level "warning"). ``one_hot``: whether
+    REF reads as one-hot (None: decided here from its values).
+
+    Returns
+    -------
+    tuple or None
+        ``(level, message)``; None when they do not look swapped.
+    """
+    emb = emb.detach().cpu().numpy() if hasattr(emb, "detach") else np.asarray(emb)
+    ref = ref.detach().cpu().numpy() if hasattr(ref, "detach") else np.asarray(ref)
+    emb_cols = _columns(tuple(emb_shape) if emb_shape is not None else emb.shape)
+    ref_cols = _columns(ref.shape)
+    if ref.ndim != 2 or ref_cols < 2 or ref.dtype.kind != "f" or ref.shape[0] == 0:
+        return None
+    if one_hot is None:
+        one_hot = bool(np.all((ref == 0) | (ref == 1)) and np.all(ref.sum(axis=1) == 1))
+    if one_hot:
+        return None
+    emb_labels = _looks_like_labels(emb)
+    if not (emb_labels or ref_cols >= SWAP_COLUMN_RATIO * emb_cols):
+        return None
+    why = "EMB is one column of labels" if emb_labels else f"REF has {ref_cols:,} columns, EMB {emb_cols:,}"
+    return ("error" if emb_labels else "warning",
+            f"EMB and REF look swapped: pass the embeddings first ({why}; REF is a float matrix of "
+            f"{ref_cols:,} columns)")
+
+
 def _reference_findings(reference: Any, rows: Any, raw: np.ndarray, emb_shape: tuple[int, ...], *, ref_kind: str,
                         n_clusters: int, seed: int) -> tuple[dict[str, Any], list[Finding], bool]:
     """How the reference would be read on the checked rows, and what would make the MI meaningless.
@@ -229,18 +264,13 @@ def _reference_findings(reference: Any, rows: Any, raw: np.ndarray, emb_shape: t
         reading = classes = None
     if reading is not None:
         one_hot = reading.reading == "one-hot"
-    wide = y.ndim == 2 and ref_cols >= 2 and y.dtype.kind == "f" and not one_hot
-    emb_labels = _looks_like_labels(raw)
-    swapped = wide and (emb_labels or ref_cols >= SWAP_COLUMN_RATIO * _columns(emb_shape))
-    if swapped:
-        why = ("EMB is one column of labels" if emb_labels else
-               f"REF has {ref_cols:,} columns, EMB {_columns(emb_shape):,}")
-        findings.append(Finding(
-            "swapped", "error" if emb_labels else "warning",
-            f"EMB and REF look swapped: pass the embeddings first ({why}; REF is a float matrix of "
-            f"{ref_cols:,} columns)", {"emb_columns": _columns(emb_shape), "ref_columns": ref_cols}))
+    swap = swapped_inputs(raw, y, emb_shape=emb_shape, one_hot=one_hot)
+    if swap is not None:
+        findings.append(Finding("swapped", swap[0], swap[1], {"emb_columns": _columns(emb_shape),
+                                                              "ref_columns": ref_cols}))
+    not_embeddings = swap is not None and swap[0] == "error"
     if reading is None or classes is None:
-        return stats, findings, swapped and emb_labels
+        return stats, findings, not_embeddings
 
     counts = classes.counts
     stats.update({**reading.params(), "n_clusters": None if reading.discrete else n_clusters,
@@ -291,7 +321,7 @@ def _reference_findings(reference: Any, rows: Any, raw: np.ndarray, emb_shape: t
                 f"{name}: {what} a single row: the entropy of one row is 0 by definition, so such a class adds "
                 "nothing to the mutual information; merge rare classes or collect more rows",
                 {"classes": [s if isinstance(s, (int, float, str)) else str(s) for s in single[:100]]}))
-    return stats, findings, swapped and emb_labels
+    return stats, findings, not_embeddings
 
 
 def sanity_report(
