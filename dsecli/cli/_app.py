@@ -424,21 +424,3 @@ def given_options(**values: Any) -> dict[str, Any]:
     default = import_module(f"{clicklib}.core").ParameterSource.DEFAULT
     return {k: v for k, v in values.items() if ctx.get_parameter_source(k) not in (default, None)}
 
-
-# Bytes held per resampled value: the float64 array (and, for the bootstrap, its shifted copy), the
-# Python list of the report's "values" and its JSON text.
-RESAMPLE_VALUE_BYTES = 64
-
-
-def check_resampling_size(*, bootstrap: int = 0, permutations: int = 0, memory_bytes: int | None = None) -> None:
-    """Fail before computing when ``--bootstrap`` / ``--permutations`` ask for more re-evaluations than
-    memory can hold the values of (each kept value is reported): the error names the option and the
-    count, not the solver or the subsample, which do not change it."""
-    from dsecli.diffusion.plan import check_memory
-
-    for name, count, use in (("permutations", permutations, "1,000 permutations resolve p-values down to 0.001"),
-                             ("bootstrap", bootstrap, "1,000 resamples give a 95% interval")):
-        if count:
-            check_memory(int(count) * RESAMPLE_VALUE_BYTES, device="cpu", memory_bytes=memory_bytes,
-                         what=f"`{name}` = {int(count):,} (one re-evaluation and one kept value each)",
-                         hint=f"ask for fewer {name} ({use})")

@@ -18,7 +18,6 @@ from dsecli.cli._app import (
     SeedOpt,
     TracebackOpt,
     app,
-    check_resampling_size,
     emit,
     given_options,
     note_written,
@@ -132,6 +131,8 @@ def batch(
             note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
         options = given_options(repetitions=repetitions, sigma=sigma, t=t, bins=bins, k=k, metric=metric,
                                 device=device, dtype=dtype, solver=solver, tol_bits=tol_bits)
+        from dsecli import check_resampling_size
+
         check_resampling_size(bootstrap=bootstrap, permutations=permutations)
         bar = BatchBar(quiet)
         try:

@@ -26,7 +26,6 @@ from dsecli.cli._app import (
     TracebackOpt,
     app,
     check_output_early,
-    check_resampling_size,
     emit,
     given_options,
     parse_base,
@@ -189,6 +188,8 @@ def entropy(
 
         options = given_options(sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype,
                                 solver=solver, tol_bits=tol_bits)
+        from dsecli import check_resampling_size
+
         check_resampling_size(bootstrap=bootstrap)
         src = open_array(emb, header=header)
         if dry_run:
@@ -272,6 +273,8 @@ def mi(
             hidden_layers=hidden_layers, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             patience=patience, holdout_fraction=holdout_fraction, device=device, dtype=dtype, solver=solver,
             tol_bits=tol_bits)
+        from dsecli import check_resampling_size
+
         check_resampling_size(bootstrap=bootstrap, permutations=permutations)
         x_src = open_array(emb, header=header)
         y_src = open_array(ref, header=header)
@@ -310,7 +313,7 @@ def _swapped(x_src: Any, y_src: Any, specs: tuple[str, str]) -> tuple[str, str] 
     which is read once)."""
     import numpy as np
 
-    from dsecli.diagnostics.check import swapped_inputs
+    from dsecli import swapped_inputs
 
     if "-" in specs or not x_src.shape or not y_src.shape:
         return None
