@@ -76,3 +76,31 @@ def test_knn_zero_distances_give_the_cause(tmp_path: Path, monkeypatch: pytest.M
         assert "float64" in line and "use dtype float64" not in line
     err = zero_distance_error(3, 40, 2, source="a.npy", dtype="float32")
     assert isinstance(err, ComputationError) and "use dtype float64" in str(err)
+
+
+# 3. hints from the library's own tables
+def _help(*command: str) -> str:
+    res = _run([*command, "--help"])
+    assert res.exit_code == 0, res.output
+    return " ".join(res.output.split())
+
+
+def test_help_lists_every_format_all_and_mine_defaults() -> None:
+    import inspect
+
+    from dsecli import mine_mutual_information
+    from dsecli.inputs.readers import EXTENSIONS
+    from dsecli.methods import ENTROPY_ALL, MI_ALL
+
+    for command in ("entropy", "spectrum", "check", "info", "mi"):
+        text = _help(command)
+        missing = [ext for ext in EXTENSIONS if f"{ext}," not in text and f"{ext})" not in text]
+        assert not missing, (command, missing)
+    assert f"all = {', '.join(ENTROPY_ALL)}" in _help("entropy")
+    assert f"all = {', '.join(MI_ALL)})" in _help("mi")
+    text = _help("mi")
+    defaults = inspect.signature(mine_mutual_information).parameters
+    for option, name in (("--hidden-units", "hidden_units"), ("--epochs", "epochs"), ("--holdout", "holdout_fraction"),
+                         ("--learning-rate", "learning_rate")):
+        tail = text[text.index(option + " <"):]
+        assert f"(default {defaults[name].default})" in tail[:200], option

@@ -32,7 +32,18 @@ from dsecli.cli._app import (
     run_command,
 )
 from dsecli.errors import DseError, DseWarning, InputError
+from dsecli.report.help import INPUT_HELP, all_methods_help, input_help, library_default
 from dsecli.report.rows import check_format
+
+ENTROPY_ALL_HELP = all_methods_help("entropy")
+MI_ALL_HELP = all_methods_help("mi")
+
+
+def _mine_default(parameter: str) -> str:
+    # shown in --help, never passed: the library's default applies unless the option is given
+    from dsecli import infonce_mutual_information, mine_mutual_information
+
+    return library_default(parameter, mine_mutual_information, infonce_mutual_information)
 
 SigmaOpt = Annotated[
     str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the median rule, "
@@ -146,8 +157,8 @@ def progress(quiet: bool) -> Iterator[None]:
 
 @app.command()
 def entropy(
-    emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or - (stdin).")],
-    method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all. dse (default); "
+    emb: Annotated[str, typer.Argument(help=INPUT_HELP)],
+    method: Annotated[str, typer.Option("--method", "-m", help=f"Comma-separated methods, or all ({ENTROPY_ALL_HELP}). dse (default); "
                                         "published variants ase-gaussian, ase-normalized, ase-knn, matrix-entry; "
                                         "baselines cse, knn, knn-weighted; spectral metrics renyi-gram, vne-cov, rankme.")] = "dse",
     sigma: SigmaOpt = "median",
@@ -211,10 +222,11 @@ def entropy(
 
 @app.command()
 def mi(
-    emb: Annotated[str, typer.Argument(help="Embeddings X (N rows).")],
-    ref: Annotated[str, typer.Argument(help="Reference Y (N rows): integer or string labels, float scalars, or vectors.")],
-    method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all: dsmi (default), "
-                                        "csmi, ksg, mine, infonce.")] = "dsmi",
+    emb: Annotated[str, typer.Argument(help=input_help("Embeddings X (N rows)"))],
+    ref: Annotated[str, typer.Argument(help=input_help("Reference Y (N rows): integer or string labels, float "
+                                                       "scalars, or vectors"))],
+    method: Annotated[str, typer.Option("--method", "-m", help=f"Comma-separated methods, or all ({MI_ALL_HELP}): "
+                                        "dsmi (default), csmi, ksg, mine, infonce.")] = "dsmi",
     ref_kind: RefKindOpt = "auto",
     n_clusters: NClustersOpt = 10,
     repetitions: RepetitionsOpt = 5,
@@ -228,14 +240,21 @@ def mi(
     standardize: Annotated[bool | None, typer.Option("--standardize/--no-standardize", help="ksg: z-score each column "
                                                      "of X and Y first (default: yes for continuous Y, no for "
                                                      "labels).")] = None,
-    hidden_units: Annotated[int | None, typer.Option("--hidden-units", help="MINE: width of each hidden layer.")] = None,
-    hidden_layers: Annotated[int | None, typer.Option("--hidden-layers", help="MINE: number of hidden layers.")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="MINE: maximum training epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="MINE: batch size.")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="MINE: Adam learning rate.")] = None,
-    patience: Annotated[int | None, typer.Option("--patience", help="MINE: early-stopping patience (epochs).")] = None,
-    holdout_fraction: Annotated[float | None, typer.Option("--holdout", help="MINE: held-out fraction for the "
-                                                           "reported value.")] = None,
+    hidden_units: Annotated[int | None, typer.Option("--hidden-units", help=f"MINE and InfoNCE: width of each hidden layer (default "
+                                                                       f"{_mine_default('hidden_units')}).")] = None,
+    hidden_layers: Annotated[int | None, typer.Option("--hidden-layers", help=f"MINE and InfoNCE: number of hidden layers (default "
+                                                                         f"{_mine_default('hidden_layers')}).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="MINE and InfoNCE: maximum training epochs (default "
+                                                           f"{_mine_default('epochs')}).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="MINE and InfoNCE: batch size (default "
+                                                                   f"{_mine_default('batch_size')}).")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="MINE and InfoNCE: Adam learning rate (default "
+                                                                           f"{_mine_default('learning_rate')}).")] = None,
+    patience: Annotated[int | None, typer.Option("--patience", help="MINE and InfoNCE: early-stopping patience in epochs (default "
+                                                               f"{_mine_default('patience')}).")] = None,
+    holdout_fraction: Annotated[float | None, typer.Option("--holdout", help="MINE and InfoNCE: held-out fraction for "
+                                                           "the reported value (default "
+                                                           f"{_mine_default('holdout_fraction')}).")] = None,
     solver: SolverOpt = "exact",
     tol_bits: TolOpt = None,
     bootstrap: BootstrapOpt = 0,
@@ -335,7 +354,7 @@ def _numeric_dtype(name: str) -> bool:
 
 @app.command()
 def info(
-    file: Annotated[str, typer.Argument(help="A .npy/.npz/.h5/.pt/.csv file.")],
+    file: Annotated[str, typer.Argument(help=input_help("A file of arrays"))],
     check: Annotated[bool, typer.Option("--check", help="Also run the sanity report (dse check) on each numeric "
                                         "array of 2 or more dimensions.")] = False,
     max_n: MaxNOpt = 10_000,
