@@ -19,7 +19,7 @@ says otherwise.
   follows, as it starts (a progress display): :func:`on_plan`.
 - ``dse spectrum``: :func:`spectrum_scan` (its defaults ``DEFAULT_T``, the diffusion times reported,
   and ``DEFAULT_T_MAX``, the end of the automatic t search); ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
-  ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
+  a results file as a table: :func:`read_results`; ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
 - Before computing: :func:`swapped_inputs` (embeddings and reference passed in the wrong order),
   :func:`check_resampling_size` (``bootstrap``/``permutations`` counts against memory).
 - CPU threads for a block of work: :func:`cpu_threads`.
@@ -51,6 +51,7 @@ _LAZY = {
                     "dsecli.measures.representation"),
     **dict.fromkeys(("spectrum_scan", "DEFAULT_T", "DEFAULT_T_MAX"), "dsecli.measures.spectrum_scan"),
     **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
+    "read_results": "dsecli.batch.read",
     **dict.fromkeys(("sanity_report", "swapped_inputs", "check_resampling_size"), "dsecli.diagnostics.check"),
     "run_validation": "dsecli.diagnostics.known_answers",
     **dict.fromkeys(("plan_entropy", "plan_mutual_information", "format_plan", "on_plan"), "dsecli.diffusion.plan"),
@@ -108,6 +109,7 @@ __all__ = [
     "DEFAULT_T_MAX",
     "run_batch",
     "expand_inputs",
+    "read_results",
     "sanity_report",
     "swapped_inputs",
     "check_resampling_size",

@@ -104,3 +104,70 @@ def test_help_lists_every_format_all_and_mine_defaults() -> None:
                          ("--learning-rate", "learning_rate")):
         tail = text[text.index(option + " <"):]
         assert f"(default {defaults[name].default})" in tail[:200], option
+
+
+# 4. pipelines
+def test_entropy_and_mi_rows_name_their_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import io
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.save("x.npy", rng.normal(size=(40, 3)))
+    np.save("y.npy", np.arange(40) % 4)
+    res = _run(["entropy", "x.npy", "-q", "--format", "csv"])
+    row = next(csv.DictReader(io.StringIO(res.stdout)))
+    assert row["input"] == "x.npy" and row["method"] == "dse"
+    res = _run(["mi", "x.npy", "y.npy", "-q", "--format", "jsonl"])
+    row = json.loads(res.stdout.splitlines()[0])
+    assert (row["input"], row["reference"], row["method"]) == ("x.npy", "y.npy", "dsmi")
+
+
+def _batch_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "runs"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for epoch in range(2):
+        np.save(d / f"epoch_{epoch}.npy", rng.normal(size=(40, 3)))
+    np.save(d / "y.npy", np.arange(40) % 4)
+    return d
+
+
+def test_batch_leaves_the_reference_out_of_its_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from dsecli import expand_inputs
+
+    d = _batch_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = _run(["batch", "runs", "--ref", "runs/y.npy", "-q", "-m", "dse,dsmi"])
+    assert res.exit_code == 0, res.stderr
+    inputs = {json.loads(line)["input"] for line in res.stdout.splitlines()}
+    assert inputs == {"runs/epoch_0.npy", "runs/epoch_1.npy"}
+    # named as an input, it stays one; by another path, it is still the reference
+    assert [b.file for b in expand_inputs(["runs/y.npy"], reference="runs/y.npy")] == ["runs/y.npy"]
+    assert len(expand_inputs([str(d / "*.npy")], reference=str(d / ".." / "runs" / "y.npy"))) == 2
+
+
+def test_read_results_gives_a_small_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pd = pytest.importorskip("pandas")
+    from dsecli import read_results
+    from dsecli.batch.read import RESULT_COLUMNS
+
+    _batch_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = _run(["batch", "runs", "--ref", "runs/y.npy", "-q", "-m", "dse,dsmi", "-o", "r.jsonl"])
+    assert res.exit_code == 0, res.stderr
+    df = read_results("r.jsonl")
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == list(RESULT_COLUMNS) and len(df) == 4
+    dse = df[df.method == "dse"].sort_values("checkpoint")
+    assert list(dse.checkpoint) == [0, 1] and (dse.units == "bits").all()
+    assert np.allclose(dse.ceiling, np.log2(40)) and (dse.t == 1).all() and dse.sigma.notna().all()
+    dsmi = df[df.method == "dsmi"]
+    assert (dsmi.reference == "runs/y.npy").all() and dsmi.error.notna().all()
+    wide = read_results("r.jsonl", flatten=True)
+    assert "params.sigma" in wide.columns and len(wide.columns) > len(df.columns)
+    (tmp_path / "bad.jsonl").write_text('{"method": "dse", "value": 1}\n[1, 2]\n')
+    with pytest.raises(Exception, match=r"bad.jsonl: line 2 is not a result row"):
+        read_results("bad.jsonl")

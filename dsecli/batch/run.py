@@ -365,7 +365,8 @@ def run_batch(
     # a glob over the folder of the results file ('runs/*' -o runs/r.jsonl) does not take the results file;
     # any other file a glob matches stays an input, so naming it as the output is refused as such
     exclude = output if output is not None and looks_like_results_file(output) else None
-    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=exclude)
+    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=exclude,
+                                 reference=reference)
     method_options([*entropy_methods, *mi_methods], {k: v for k, v in params.items() if k not in RESAMPLING_OPTIONS})
     failures = [_failure(f.input, str(f.error), "open", keep_going) for f in open_failures]
     if max_n is None:
