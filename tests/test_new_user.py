@@ -171,3 +171,48 @@ def test_read_results_gives_a_small_table(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "bad.jsonl").write_text('{"method": "dse", "value": 1}\n[1, 2]\n')
     with pytest.raises(Exception, match=r"bad.jsonl: line 2 is not a result row"):
         read_results("bad.jsonl")
+
+
+# 5. hostile stored rows
+def _edit_row(path: Path, lineno: int, **fields: object) -> None:
+    import json
+
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[lineno - 1])
+    for name, value in fields.items():
+        target = row
+        *parents, leaf = name.split("__")
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    lines[lineno - 1] = json.dumps(row, separators=(",", ":"))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_resume_recomputes_an_edited_row_and_plot_refuses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    pytest.importorskip("matplotlib")
+    _batch_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = ["batch", "runs", "--ref", "runs/y.npy", "-m", "dse,dsmi", "-o", "r.jsonl", "-q"]
+    assert _run(args).exit_code == 0
+    results = tmp_path / "r.jsonl"
+    dse_line = next(i for i, line in enumerate(results.read_text().splitlines(), 1) if '"method":"dse"' in line)
+    _edit_row(results, dse_line, value="3.5")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(results.read_text())
+    res = _run(["plot", "bad.jsonl", "-o", "p.png"])
+    assert res.exit_code == 2 and f"bad.jsonl: line {dse_line} has a 'value' field" in res.stderr
+    assert not (tmp_path / "p.png").exists()
+    before = len(results.read_text().splitlines())
+    res = _run(args[:-1])  # resume: the edited row is recomputed, with a warning
+    assert res.exit_code == 0, res.stderr
+    assert "its stored dse row has a 'value' field that is not a number" in res.stderr
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) == before + 1 and rows[-1]["method"] == "dse" and isinstance(rows[-1]["value"], float)
+    assert rows[-1]["replaces"]["reason"].startswith("stored row has a 'value' field")
+    assert _run(["plot", "r.jsonl", "-o", "p.png"]).exit_code == 0  # the edited row is superseded
+    _edit_row(results, len(rows), params__sigma="wide")
+    res = _run(args[:-1])
+    assert "params.sigma that is not a number" in res.stderr

@@ -262,6 +262,7 @@ def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             _check_row(path, f"row {i}", row)
     else:
         rows = []
+        lines: list[tuple[int, Any]] = []
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -274,6 +275,11 @@ def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     _check_row(path, f"line {lineno} (result {i})", row)
                 rows.extend(obj["results"])
             else:
+                lines.append((lineno, obj))
+        # a row a resume recomputed (a later row with its key) is not drawn, so it is not checked
+        last = {o["key"]: n for n, o in lines if isinstance(o, dict) and isinstance(o.get("key"), str)}
+        for lineno, obj in lines:
+            if not (isinstance(obj, dict) and isinstance(obj.get("key"), str) and last[obj["key"]] != lineno):
                 _check_row(path, f"line {lineno}", obj)
                 rows.append(obj)
     if not rows:
