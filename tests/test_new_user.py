@@ -216,3 +216,43 @@ def test_resume_recomputes_an_edited_row_and_plot_refuses_it(tmp_path: Path, mon
     _edit_row(results, len(rows), params__sigma="wide")
     res = _run(args[:-1])
     assert "params.sigma that is not a number" in res.stderr
+
+
+# 6. figures
+def _rows_of(names: tuple[str, ...], methods: tuple[tuple[str, str], ...]) -> list[dict]:
+    rows = []
+    for name in names:
+        for epoch in range(3):
+            for method, quantity in methods:
+                inp = f"run.h5:/{name}/epoch_{epoch:03d}/emb"
+                extra = {"ceiling": float(np.log2(1000)), "ceiling_rule": "log N_used"} if method == "dse" else {}
+                rows.append({"file": "run.h5", "dataset": f"/{name}/epoch_{epoch:03d}/emb", "input": inp,
+                             "checkpoint": epoch, "series": f"run.h5:/{name}/epoch_*/emb", "method": method,
+                             "quantity": quantity, "value": 1.0 + epoch + len(name) / 10, "units": "bits",
+                             "params": {"t": 1}, "extra": extra, "key": inp + method, "n_used": 1000})
+    return rows
+
+
+def test_figure_legend_colours_and_ceiling_label() -> None:
+    pytest.importorskip("matplotlib")
+    from dsecli.report.plots import batch_figure
+
+    names = ("true", "shuffled", "random")
+    fig, _ = batch_figure(_rows_of(names, (("dse", "entropy"), ("knn", "entropy"), ("cse", "entropy"),
+                                           ("dsmi", "mutual_information"), ("ksg", "mutual_information"))))
+    fig.canvas.draw()
+    for ax in fig.axes:  # 9 or 6 series: the legend sits below the panel, clear of the data
+        legend = ax.get_legend()
+        assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
+    colour = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_gid() != "ceiling":
+                colour.setdefault(line.get_label().split(" · ")[1], set()).add(line.get_color())
+    assert all(len(c) == 1 for c in colour.values()) and len({c.pop() for c in colour.values()}) == 3
+    fig, _ = batch_figure(_rows_of(("true",), (("dse", "entropy"),)))
+    ceiling = next(line for line in fig.axes[0].get_lines() if line.get_gid() == "ceiling")
+    assert ceiling.get_label() == f"log2 N = {np.log2(1000):.2f}"
+    legend = fig.axes[0].get_legend()  # two entries stay inside
+    fig.canvas.draw()
+    assert legend.get_window_extent().y0 >= fig.axes[0].get_window_extent().y0
