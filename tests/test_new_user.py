@@ -256,3 +256,21 @@ def test_figure_legend_colours_and_ceiling_label() -> None:
     legend = fig.axes[0].get_legend()  # two entries stay inside
     fig.canvas.draw()
     assert legend.get_window_extent().y0 >= fig.axes[0].get_window_extent().y0
+
+
+# 7. the approximate solver's unmet accuracy is warned about
+def test_approximate_dse_warns_when_tol_bits_is_not_met(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsecli import diffusion_spectral_entropy
+    from dsecli.diffusion import slq
+
+    # few probes and Lanczos steps, a narrow deflation block: a tiny target cannot be met
+    defaults = dict(zip(("tol_bits", "block", "depth", "ritz_tol", "steps", "probes", "max_probes", "max_steps",
+                         "z_score"), slq.ApproxSettings.__init__.__defaults__))
+    defaults.update(block=8, depth=1, steps=4, probes=4, max_probes=4, max_steps=4)
+    monkeypatch.setattr(slq.ApproxSettings.__init__, "__defaults__", tuple(defaults.values()))
+    x = np.random.default_rng(0).normal(size=(300, 5))
+    with pytest.warns(UserWarning):
+        r = diffusion_spectral_entropy(x, solver="approx", tol_bits=1e-6, max_n=0)
+    assert r.extra["converged"] is False and r.extra["error_estimate_bits"] > 1e-6
+    (message,) = [w for w in r.warnings if "approximate solver" in w]
+    assert "tol_bits = 1e-06" in message and f"{r.extra['error_estimate_bits']:.3g} bits" in message
