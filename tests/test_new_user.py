@@ -274,3 +274,16 @@ def test_approximate_dse_warns_when_tol_bits_is_not_met(monkeypatch: pytest.Monk
     assert r.extra["converged"] is False and r.extra["error_estimate_bits"] > 1e-6
     (message,) = [w for w in r.warnings if "approximate solver" in w]
     assert "tol_bits = 1e-06" in message and f"{r.extra['error_estimate_bits']:.3g} bits" in message
+
+
+# 8. property tests are deterministic
+def test_hypothesis_profile_is_derandomized_without_a_database() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    import os
+
+    if os.environ.get("DSECLI_HYPOTHESIS_PROFILE", "dsecli") != "dsecli":
+        pytest.skip("a random profile was asked for")
+    from tests.test_hypothesis import SETTINGS
+
+    for s in (hypothesis.settings(), SETTINGS):
+        assert s.derandomize is True and s.database is None
