@@ -287,3 +287,21 @@ def test_hypothesis_profile_is_derandomized_without_a_database() -> None:
 
     for s in (hypothesis.settings(), SETTINGS):
         assert s.derandomize is True and s.database is None
+
+
+def test_figure_colour_follows_the_series_name_across_settings() -> None:
+    pytest.importorskip("matplotlib")
+    from dsecli.report.plots import batch_figure
+
+    rows = _rows_of(("true", "shuffled"), (("dse", "entropy"), ("dsmi", "mutual_information")))
+    for row in [r for r in rows if r["method"] == "dsmi"]:  # dsmi with two references: two settings
+        rows.append({**row, "reference": "other.npy", "key": row["key"] + "other", "value": row["value"] + 1})
+        row["reference"] = "labels.npy"
+    fig, _ = batch_figure(rows)
+    colour: dict[str, set[str]] = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_gid() != "ceiling":
+                colour.setdefault(line.get_label().split(" · ")[1].split(" ")[0], set()).add(line.get_color())
+    assert colour.keys() == {"true", "shuffled"} and all(len(c) == 1 for c in colour.values())
+    assert colour["true"] != colour["shuffled"]
