@@ -19,7 +19,9 @@ says otherwise.
   follows, as it starts (a progress display): :func:`on_plan`.
 - ``dse spectrum``: :func:`spectrum_scan` (its defaults ``DEFAULT_T``, the diffusion times reported,
   and ``DEFAULT_T_MAX``, the end of the automatic t search); ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
-  ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
+  a results file as a table: :func:`read_results`; ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
+- Before computing: :func:`swapped_inputs` (embeddings and reference passed in the wrong order),
+  :func:`check_resampling_size` (``bootstrap``/``permutations`` counts against memory).
 - CPU threads for a block of work: :func:`cpu_threads`.
 - Inside a training loop: :class:`TrainingMonitor` (DSE/DSMI of named layers at each epoch).
 - Results and errors: :class:`EntropyResult`, :class:`MIResult`, :class:`DseError` and its
@@ -49,7 +51,8 @@ _LAZY = {
                     "dsecli.measures.representation"),
     **dict.fromkeys(("spectrum_scan", "DEFAULT_T", "DEFAULT_T_MAX"), "dsecli.measures.spectrum_scan"),
     **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
-    "sanity_report": "dsecli.diagnostics.check",
+    "read_results": "dsecli.batch.read",
+    **dict.fromkeys(("sanity_report", "swapped_inputs", "check_resampling_size"), "dsecli.diagnostics.check"),
     "run_validation": "dsecli.diagnostics.known_answers",
     **dict.fromkeys(("plan_entropy", "plan_mutual_information", "format_plan", "on_plan"), "dsecli.diffusion.plan"),
     **dict.fromkeys(("dry_run_entropy", "dry_run_mutual_information"), "dsecli.measures.dry_run"),
@@ -106,7 +109,10 @@ __all__ = [
     "DEFAULT_T_MAX",
     "run_batch",
     "expand_inputs",
+    "read_results",
     "sanity_report",
+    "swapped_inputs",
+    "check_resampling_size",
     "run_validation",
     "plan_entropy",
     "plan_mutual_information",

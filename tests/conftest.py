@@ -1,11 +1,25 @@
-"""Shared fixtures: golden data location, device list, and the --run-slow switch."""
+"""Shared fixtures: golden data location, device list, the --run-slow switch and the hypothesis profile."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # pragma: no cover - the property tests skip themselves
+    _hypothesis_settings = None
+
+# Property tests are deterministic: examples derive from each test's name (derandomize) and no example
+# database (.hypothesis/) replays a failure saved by an earlier run, so every run, local or CI, tries the
+# same examples. DSECLI_HYPOTHESIS_PROFILE=hunt draws fresh random examples (with DSECLI_HYPOTHESIS_EXAMPLES).
+if _hypothesis_settings is not None:
+    _hypothesis_settings.register_profile("dsecli", derandomize=True, database=None)
+    _hypothesis_settings.register_profile("hunt", derandomize=False, database=None)
+    _hypothesis_settings.load_profile(os.environ.get("DSECLI_HYPOTHESIS_PROFILE", "dsecli"))
 
 # The golden reference data ship with the tests (tests/golden, provenance in its README.md); the shared
 # folder next to the development checkouts is only read for a cross-check when it is present.

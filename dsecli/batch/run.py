@@ -365,7 +365,8 @@ def run_batch(
     # a glob over the folder of the results file ('runs/*' -o runs/r.jsonl) does not take the results file;
     # any other file a glob matches stays an input, so naming it as the output is refused as such
     exclude = output if output is not None and looks_like_results_file(output) else None
-    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=exclude)
+    batch_inputs = expand_inputs(inputs, failures=open_failures if keep_going else None, exclude=exclude,
+                                 reference=reference)
     method_options([*entropy_methods, *mi_methods], {k: v for k, v in params.items() if k not in RESAMPLING_OPTIONS})
     failures = [_failure(f.input, str(f.error), "open", keep_going) for f in open_failures]
     if max_n is None:
@@ -487,6 +488,24 @@ def _resampling_request(params: dict[str, Any], kind: str) -> dict[str, Any]:
     return out
 
 
+def _stored_row_problem(row: dict[str, Any]) -> str | None:
+    """Why a stored row cannot be reused as it is (the rule ``dse plot`` reads rows by, and an integer
+    ``n_used``), or None."""
+    from dsecli.report.plots import row_problem
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    why = row_problem(row)
+    if why is None and (not isinstance(row.get("n_used"), int) or isinstance(row.get("n_used"), bool)):
+        why = "has an 'n_used' field that is not an integer"
+    params = row.get("params") or {}
+    for name in ("sigma", "t", "k", "bins"):
+        if why is None and params.get(name) is not None and not number(params[name]):
+            why = f"has a params.{name} that is not a number ({params[name]!r})"
+    return why
+
+
 def _plan_jobs(planned: list[tuple[BatchInput, list[tuple[str, str, str]]]], existing: dict[str, dict[str, Any]],
                ref: Reference | None, selection: dict[str, Any]) -> tuple[list[Job], int]:
     """The rows to compute: new keys, and stored rows whose input or reference data changed (with why).
@@ -511,6 +530,13 @@ def _plan_jobs(planned: list[tuple[BatchInput, list[tuple[str, str, str]]]], exi
             old = existing.get(key)
             if old is None:
                 pending.append((kind, method, key, None))
+                continue
+            problem = _stored_row_problem(old)
+            if problem is not None:  # edited or damaged: never reused, and never silently
+                warnings.warn(f"{inp.label}: its stored {method} row {problem}; recomputing it", DseWarning,
+                              stacklevel=3)
+                pending.append((kind, method, key, {"reason": f"stored row {problem}", "value": None,
+                                                    "dsecli_version": old.get("dsecli_version")}))
                 continue
             if stat_now is False:
                 try:

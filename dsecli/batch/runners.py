@@ -136,9 +136,14 @@ def _execute(job: Job, ref: Reference | None, settings: dict[str, Any]) -> Outco
             # the batch's options were checked against all of its methods: this call takes their share
             taken = set().union(*(METHOD_OPTIONS[n] for n in names)) | RESAMPLING_OPTIONS
             mine = {k: v for k, v in params.items() if k in taken}
-            if ref is not None:
+            # a job of entropy rows alone (the mutual-information rows of this input were reused) takes no
+            # reference, nor its options
+            use_ref = ref is not None and any(kind == "mi" for kind, _, _, _ in job.methods)
+            if use_ref:
                 mine["ref_kind"] = ref.ref_kind
-            results = estimate(rows, ref.values if ref is not None else None, methods=names, **sel, **mine)
+            else:
+                mine.pop("permutations", None)
+            results = estimate(rows, ref.values if use_ref else None, methods=names, **sel, **mine)
             for (kind, _, key, replaces), result in zip(job.methods, results):
                 extra = list(job.notes) + (list(ref.warnings) if kind == "mi" and ref else [])
                 rows_out.append(results_row(inp, result, key=key, rows_digest=digest,

@@ -423,3 +423,4 @@ def given_options(**values: Any) -> dict[str, Any]:
     ctx = import_module(f"{clicklib}.globals").get_current_context()
     default = import_module(f"{clicklib}.core").ParameterSource.DEFAULT
     return {k: v for k, v in values.items() if ctx.get_parameter_source(k) not in (default, None)}
+

@@ -38,6 +38,7 @@ from dsecli.cli.core import (
     TolOpt,
     TOpt,
 )
+from dsecli.report.help import all_methods_help
 
 
 @app.command()
@@ -47,10 +48,11 @@ def batch(
              "or @list.txt (one spec per line).", show_default=False)],
     ref: Annotated[str | None, typer.Option("--ref", help="Reference (labels, scalars or vectors; N rows, the same "
                                             "for every input) for mutual-information methods.")] = None,
-    method: Annotated[str | None, typer.Option("--method", "-m", help="Comma-separated methods or all: entropy "
-                                               "(dse, cse, knn, knn-weighted, ase-*, matrix-entry, renyi-gram, vne-cov, rankme) and, with --ref, mutual "
-                                               "information (dsmi, csmi, ksg, mine, infonce). Default: dse, plus dsmi "
-                                               "with --ref.")] = None,
+    method: Annotated[str | None, typer.Option("--method", "-m", help="Comma-separated methods or all "
+                                               f"({all_methods_help('batch')}): entropy (dse, cse, knn, knn-weighted, "
+                                               "ase-*, matrix-entry, renyi-gram, vne-cov, rankme) and, with --ref, "
+                                               "mutual information (dsmi, csmi, ksg, mine, infonce). Default: dse, "
+                                               "plus dsmi with --ref.")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="JSON Lines results file (new, or one written "
                                                "by dse batch; anything else is refused untouched). Rows already "
                                                "there are reused when their input and reference are unchanged "
@@ -131,6 +133,9 @@ def batch(
             note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
         options = given_options(repetitions=repetitions, sigma=sigma, t=t, bins=bins, k=k, metric=metric,
                                 device=device, dtype=dtype, solver=solver, tol_bits=tol_bits)
+        from dsecli import check_resampling_size
+
+        check_resampling_size(bootstrap=bootstrap, permutations=permutations)
         bar = BatchBar(quiet)
         try:
             summary = run_batch(

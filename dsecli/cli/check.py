@@ -23,6 +23,7 @@ from dsecli.cli._app import (
     run_command,
 )
 from dsecli.cli.core import NClustersOpt, RefKindOpt, SigmaOpt, TOpt
+from dsecli.report.help import INPUT_HELP
 from dsecli.report.rows import check_format
 
 
@@ -40,7 +41,7 @@ def check_source(spec: str, *, max_n: int, seed: int, sampler: str, flatten: boo
 
 @app.command()
 def check(
-    emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or -.")],
+    emb: Annotated[str, typer.Argument(help=INPUT_HELP)],
     ref: Annotated[str | None, typer.Option("--ref", help="Reference Y of dse mi (N rows: labels, scalars or "
                                             "vectors): how it would be read, its classes, and whether EMB and "
                                             "REF look swapped.")] = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -30,7 +31,19 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
+from dsecli.errors import DseError, DseWarning, InputError
+from dsecli.report.help import INPUT_HELP, all_methods_help, input_help, library_default
 from dsecli.report.rows import check_format
+
+ENTROPY_ALL_HELP = all_methods_help("entropy")
+MI_ALL_HELP = all_methods_help("mi")
+
+
+def _mine_default(parameter: str) -> str:
+    # shown in --help, never passed: the library's default applies unless the option is given
+    from dsecli import infonce_mutual_information, mine_mutual_information
+
+    return library_default(parameter, mine_mutual_information, infonce_mutual_information)
 
 SigmaOpt = Annotated[
     str, typer.Option("--sigma", help="Kernel bandwidth: median (default; the median rule, "
@@ -144,8 +157,8 @@ def progress(quiet: bool) -> Iterator[None]:
 
 @app.command()
 def entropy(
-    emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or - (stdin).")],
-    method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all. dse (default); "
+    emb: Annotated[str, typer.Argument(help=INPUT_HELP)],
+    method: Annotated[str, typer.Option("--method", "-m", help=f"Comma-separated methods, or all ({ENTROPY_ALL_HELP}). dse (default); "
                                         "published variants ase-gaussian, ase-normalized, ase-knn, matrix-entry; "
                                         "baselines cse, knn, knn-weighted; spectral metrics renyi-gram, vne-cov, rankme.")] = "dse",
     sigma: SigmaOpt = "median",
@@ -186,6 +199,9 @@ def entropy(
 
         options = given_options(sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype,
                                 solver=solver, tol_bits=tol_bits)
+        from dsecli import check_resampling_size
+
+        check_resampling_size(bootstrap=bootstrap)
         src = open_array(emb, header=header)
         if dry_run:
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=fmt_ == "json",
@@ -206,10 +222,11 @@ def entropy(
 
 @app.command()
 def mi(
-    emb: Annotated[str, typer.Argument(help="Embeddings X (N rows).")],
-    ref: Annotated[str, typer.Argument(help="Reference Y (N rows): integer or string labels, float scalars, or vectors.")],
-    method: Annotated[str, typer.Option("--method", "-m", help="Comma-separated methods, or all: dsmi (default), "
-                                        "csmi, ksg, mine, infonce.")] = "dsmi",
+    emb: Annotated[str, typer.Argument(help=input_help("Embeddings X (N rows)"))],
+    ref: Annotated[str, typer.Argument(help=input_help("Reference Y (N rows): integer or string labels, float "
+                                                       "scalars, or vectors"))],
+    method: Annotated[str, typer.Option("--method", "-m", help=f"Comma-separated methods, or all ({MI_ALL_HELP}): "
+                                        "dsmi (default), csmi, ksg, mine, infonce.")] = "dsmi",
     ref_kind: RefKindOpt = "auto",
     n_clusters: NClustersOpt = 10,
     repetitions: RepetitionsOpt = 5,
@@ -223,14 +240,21 @@ def mi(
     standardize: Annotated[bool | None, typer.Option("--standardize/--no-standardize", help="ksg: z-score each column "
                                                      "of X and Y first (default: yes for continuous Y, no for "
                                                      "labels).")] = None,
-    hidden_units: Annotated[int | None, typer.Option("--hidden-units", help="MINE: width of each hidden layer.")] = None,
-    hidden_layers: Annotated[int | None, typer.Option("--hidden-layers", help="MINE: number of hidden layers.")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="MINE: maximum training epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="MINE: batch size.")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="MINE: Adam learning rate.")] = None,
-    patience: Annotated[int | None, typer.Option("--patience", help="MINE: early-stopping patience (epochs).")] = None,
-    holdout_fraction: Annotated[float | None, typer.Option("--holdout", help="MINE: held-out fraction for the "
-                                                           "reported value.")] = None,
+    hidden_units: Annotated[int | None, typer.Option("--hidden-units", help=f"MINE and InfoNCE: width of each hidden layer (default "
+                                                                       f"{_mine_default('hidden_units')}).")] = None,
+    hidden_layers: Annotated[int | None, typer.Option("--hidden-layers", help=f"MINE and InfoNCE: number of hidden layers (default "
+                                                                         f"{_mine_default('hidden_layers')}).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="MINE and InfoNCE: maximum training epochs (default "
+                                                           f"{_mine_default('epochs')}).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="MINE and InfoNCE: batch size (default "
+                                                                   f"{_mine_default('batch_size')}).")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="MINE and InfoNCE: Adam learning rate (default "
+                                                                           f"{_mine_default('learning_rate')}).")] = None,
+    patience: Annotated[int | None, typer.Option("--patience", help="MINE and InfoNCE: early-stopping patience in epochs (default "
+                                                               f"{_mine_default('patience')}).")] = None,
+    holdout_fraction: Annotated[float | None, typer.Option("--holdout", help="MINE and InfoNCE: held-out fraction for "
+                                                           "the reported value (default "
+                                                           f"{_mine_default('holdout_fraction')}).")] = None,
     solver: SolverOpt = "exact",
     tol_bits: TolOpt = None,
     bootstrap: BootstrapOpt = 0,
@@ -268,6 +292,9 @@ def mi(
             hidden_layers=hidden_layers, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             patience=patience, holdout_fraction=holdout_fraction, device=device, dtype=dtype, solver=solver,
             tol_bits=tol_bits)
+        from dsecli import check_resampling_size
+
+        check_resampling_size(bootstrap=bootstrap, permutations=permutations)
         x_src = open_array(emb, header=header)
         y_src = open_array(ref, header=header)
         if dry_run:
@@ -275,17 +302,45 @@ def mi(
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
                            t=t, as_json=fmt_ == "json", bootstrap=bootstrap, permutations=permutations)
             return
-        with cpu_threads(threads), progress(quiet):
-            results = estimate_mutual_information(
-                x_src, y_src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base),
-                flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,
-                confidence=confidence, **options,
-            )
+        swap = _swapped(x_src, y_src, (emb, ref))
+        try:
+            with cpu_threads(threads), progress(quiet):
+                results = estimate_mutual_information(
+                    x_src, y_src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base),
+                    flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,
+                    confidence=confidence, **options,
+                )
+        except InputError as exc:
+            if swap is None:
+                raise
+            raise type(exc)(f"{exc}; {swap[1]}") from exc
+        if swap is not None:
+            warnings.warn(swap[1], DseWarning, stacklevel=1)
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
         emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb, ref), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)
+
+
+# rows of EMB and REF read to tell whether they look passed in the wrong order
+SWAP_SAMPLE_ROWS = 2_000
+
+
+def _swapped(x_src: Any, y_src: Any, specs: tuple[str, str]) -> tuple[str, str] | None:
+    """:func:`dsecli.diagnostics.check.swapped_inputs` on the first rows of EMB and REF (not for stdin,
+    which is read once)."""
+    import numpy as np
+
+    from dsecli import swapped_inputs
+
+    if "-" in specs or not x_src.shape or not y_src.shape:
+        return None
+    rows = np.arange(min(x_src.shape[0], y_src.shape[0], SWAP_SAMPLE_ROWS))
+    try:
+        return swapped_inputs(x_src.read(rows), y_src.read(rows), emb_shape=tuple(x_src.shape))
+    except DseError:  # unreadable: the estimator says why
+        return None
 
 
 def _numeric_dtype(name: str) -> bool:
@@ -299,7 +354,7 @@ def _numeric_dtype(name: str) -> bool:
 
 @app.command()
 def info(
-    file: Annotated[str, typer.Argument(help="A .npy/.npz/.h5/.pt/.csv file.")],
+    file: Annotated[str, typer.Argument(help=input_help("A file of arrays"))],
     check: Annotated[bool, typer.Option("--check", help="Also run the sanity report (dse check) on each numeric "
                                         "array of 2 or more dimensions.")] = False,
     max_n: MaxNOpt = 10_000,

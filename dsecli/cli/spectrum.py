@@ -27,6 +27,7 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
+from dsecli.report.help import INPUT_HELP
 from dsecli.report.rows import check_format
 
 
@@ -58,7 +59,7 @@ def _write_output(path: str, report: dict[str, Any], scan: Any, *, inputs: tuple
 
 @app.command()
 def spectrum(
-    emb: Annotated[str, typer.Argument(help="Embeddings: file.npy, file.npz[:key], file.h5[:/dataset], .pt, .csv, or -.")],
+    emb: Annotated[str, typer.Argument(help=INPUT_HELP)],
     t: Annotated[str, typer.Option("--t", "-t", help="Diffusion times to report: 1,2,5,10, a range 1:50, or 1:50:5 "
                                    "(ranges include their end).")] = DEFAULT_T,
     t_max: Annotated[int, typer.Option("--t-max", min=3, help="The automatic (knee) t is searched on 1..t-max (log-t axis).")] = DEFAULT_T_MAX,

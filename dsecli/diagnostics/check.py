@@ -48,6 +48,8 @@ __all__ = [
     "distinct_row_counts",
     "data_quality_warnings",
     "sanity_report",
+    "swapped_inputs",
+    "check_resampling_size",
 ]
 
 # share of rows in distinct 2-bin cells above which binned entropy is said to saturate
@@ -187,6 +189,68 @@ def _looks_like_labels(raw: np.ndarray) -> bool:
         return False
 
 
+def swapped_inputs(emb: Any, ref: Any, *, emb_shape: tuple[int, ...] | None = None,
+                   one_hot: bool | None = None) -> tuple[str, str] | None:
+    """Whether the embeddings EMB and the reference REF look passed in the wrong order: the one rule of
+    ``dse check --ref`` (the ``swapped`` finding) and of ``dse mi`` (a warning, or a hint added to its error).
+
+    They look swapped when REF is a float matrix of 2 or more columns (not one-hot) and either EMB is one
+    column read as labels by the reference rule (level "error": the estimators would measure the labels) or
+    REF has at least :data:`SWAP_COLUMN_RATIO` times EMB's columns (level "warning"). ``one_hot``: whether
+    REF reads as one-hot (None: decided here from its values).
+
+    Returns
+    -------
+    tuple or None
+        ``(level, message)``; None when they do not look swapped.
+    """
+    emb = emb.detach().cpu().numpy() if hasattr(emb, "detach") else np.asarray(emb)
+    ref = ref.detach().cpu().numpy() if hasattr(ref, "detach") else np.asarray(ref)
+    emb_cols = _columns(tuple(emb_shape) if emb_shape is not None else emb.shape)
+    ref_cols = _columns(ref.shape)
+    if ref.ndim != 2 or ref_cols < 2 or ref.dtype.kind != "f" or ref.shape[0] == 0:
+        return None
+    if one_hot is None:
+        one_hot = bool(np.all((ref == 0) | (ref == 1)) and np.all(ref.sum(axis=1) == 1))
+    if one_hot:
+        return None
+    emb_labels = _looks_like_labels(emb)
+    if not (emb_labels or ref_cols >= SWAP_COLUMN_RATIO * emb_cols):
+        return None
+    why = "EMB is one column of labels" if emb_labels else f"REF has {ref_cols:,} columns, EMB {emb_cols:,}"
+    return ("error" if emb_labels else "warning",
+            f"EMB and REF look swapped: pass the embeddings first ({why}; REF is a float matrix of "
+            f"{ref_cols:,} columns)")
+
+
+# Bytes held per resampled value: the float64 array (and, for the bootstrap, its shifted copy), the
+# Python list of the result's "values" and its JSON text.
+RESAMPLE_VALUE_BYTES = 64
+
+
+def check_resampling_size(*, bootstrap: int = 0, permutations: int = 0, memory_bytes: int | None = None) -> int:
+    """Refuse, before computing, ``bootstrap`` / ``permutations`` counts whose kept values (one per
+    re-evaluation, all reported) cannot fit in memory: the error names the option and the count, not
+    the solver or the subsample, which do not change it.
+
+    Returns
+    -------
+    int
+        The bytes the values need (about :data:`RESAMPLE_VALUE_BYTES` per re-evaluation); raises
+        :class:`~dsecli.errors.MemoryLimitError` when they exceed the memory budget.
+    """
+    from dsecli.diffusion.plan import check_memory
+
+    need = 0
+    for name, count, use in (("permutations", permutations, "1,000 permutations resolve p-values down to 0.001"),
+                             ("bootstrap", bootstrap, "1,000 resamples give a 95% interval")):
+        if count:
+            need += check_memory(int(count) * RESAMPLE_VALUE_BYTES, device="cpu", memory_bytes=memory_bytes,
+                                 what=f"`{name}` = {int(count):,} (one re-evaluation and one kept value each)",
+                                 hint=f"ask for fewer {name} ({use})")
+    return need
+
+
 def _reference_findings(reference: Any, rows: Any, raw: np.ndarray, emb_shape: tuple[int, ...], *, ref_kind: str,
                         n_clusters: int, seed: int) -> tuple[dict[str, Any], list[Finding], bool]:
     """How the reference would be read on the checked rows, and what would make the MI meaningless.
@@ -229,18 +293,13 @@ def _reference_findings(reference: Any, rows: Any, raw: np.ndarray, emb_shape: t
         reading = classes = None
     if reading is not None:
         one_hot = reading.reading == "one-hot"
-    wide = y.ndim == 2 and ref_cols >= 2 and y.dtype.kind == "f" and not one_hot
-    emb_labels = _looks_like_labels(raw)
-    swapped = wide and (emb_labels or ref_cols >= SWAP_COLUMN_RATIO * _columns(emb_shape))
-    if swapped:
-        why = ("EMB is one column of labels" if emb_labels else
-               f"REF has {ref_cols:,} columns, EMB {_columns(emb_shape):,}")
-        findings.append(Finding(
-            "swapped", "error" if emb_labels else "warning",
-            f"EMB and REF look swapped: pass the embeddings first ({why}; REF is a float matrix of "
-            f"{ref_cols:,} columns)", {"emb_columns": _columns(emb_shape), "ref_columns": ref_cols}))
+    swap = swapped_inputs(raw, y, emb_shape=emb_shape, one_hot=one_hot)
+    if swap is not None:
+        findings.append(Finding("swapped", swap[0], swap[1], {"emb_columns": _columns(emb_shape),
+                                                              "ref_columns": ref_cols}))
+    not_embeddings = swap is not None and swap[0] == "error"
     if reading is None or classes is None:
-        return stats, findings, swapped and emb_labels
+        return stats, findings, not_embeddings
 
     counts = classes.counts
     stats.update({**reading.params(), "n_clusters": None if reading.discrete else n_clusters,
@@ -291,7 +350,7 @@ def _reference_findings(reference: Any, rows: Any, raw: np.ndarray, emb_shape: t
                 f"{name}: {what} a single row: the entropy of one row is 0 by definition, so such a class adds "
                 "nothing to the mutual information; merge rare classes or collect more rows",
                 {"classes": [s if isinstance(s, (int, float, str)) else str(s) for s in single[:100]]}))
-    return stats, findings, swapped and emb_labels
+    return stats, findings, not_embeddings
 
 
 def sanity_report(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,19 @@ def log_unit_ball_volume(d: int, metric: str) -> float:
     if metric == "manhattan":
         return d * math.log(2.0) - math.lgamma(d + 1.0)
     return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1.0)
+
+
+def zero_distance_error(count: int, n: int, k: int, *, source: Any, dtype: str) -> ComputationError:
+    """The error of distinct rows whose k-th neighbour distance is 0 in the working precision: the
+    differences underflow (a tiny scale) or vanish after rounding (a large offset); float64 is advised
+    only when the search ran in float32."""
+    which = "a nearest-neighbour" if k == 1 else f"a k-th-neighbour (k = {k})"
+    advice = "rescale the data (e.g. standardize the columns)"
+    if dtype == "float32":
+        advice += " or use dtype float64"
+    return ComputationError(
+        f"{where_prefix(source)}{count:,} of {n:,} distinct rows have {which} distance of 0 in {dtype}: "
+        f"their differences underflow or vanish after rounding at this scale; {advice}")
 
 
 def distinct_rows(data: np.ndarray) -> tuple[np.ndarray, int]:
@@ -136,10 +150,7 @@ def kozachenko_leonenko_entropy(
     nb = knn_distances(data, k, metric=metric, method=neighbor_method, device=device, dtype=dt)
     r = nb.distances[:, k - 1]
     if np.any(r <= 0):
-        raise ComputationError(
-            f"{int(np.sum(r <= 0))} distinct rows have k-th neighbour distance 0 after rounding; "
-            "rescale the data or use dtype float64"
-        )
+        raise zero_distance_error(int(np.sum(r <= 0)), n, k, source=rows.source, dtype=nb.detail["dtype"])
     from scipy.special import digamma
 
     h_nats = float(digamma(n) - digamma(k) + log_unit_ball_volume(d, metric) + d * np.mean(np.log(r)))

@@ -17,7 +17,7 @@ from dsecli.errors import (
     check_positive_int,
     where_prefix,
 )
-from dsecli.estimators.kl import DUPLICATE_RULE, distinct_rows, log_unit_ball_volume
+from dsecli.estimators.kl import DUPLICATE_RULE, distinct_rows, log_unit_ball_volume, zero_distance_error
 from dsecli.estimators.neighbors import METRICS, NEIGHBOR_METHODS, knn_distances
 from dsecli.inputs.arrays import host_array
 from dsecli.inputs.prepare import Prepared
@@ -176,10 +176,7 @@ def weighted_kl_entropy(
     nb = knn_distances(data, kk, metric=metric, method=neighbor_method, device=device, dtype=dt)
     r = nb.distances
     if np.any(r[:, 0] <= 0):
-        raise ComputationError(
-            f"{int(np.sum(r[:, 0] <= 0))} distinct rows have nearest-neighbour distance 0 after rounding; "
-            "rescale the data or use dtype float64"
-        )
+        raise zero_distance_error(int(np.sum(r[:, 0] <= 0)), n, 1, source=rows.source, dtype=nb.detail["dtype"])
     from scipy.special import digamma
 
     j = np.arange(1, kk + 1)

@@ -192,9 +192,23 @@ def _flatten_specs(specs: str | os.PathLike[str] | Sequence[str]) -> list[str]:
     return flat
 
 
+def _identity(spec: str | None) -> tuple[str, str | None] | None:
+    """(real path, dataset key) of the array ``spec`` names, None when it names none that opens."""
+    if spec is None or spec == "-":
+        return None
+    from dsecli.inputs.readers import open_array
+
+    try:
+        src = open_array(spec)
+    except DseError:  # the batch reports an unusable reference itself
+        return None
+    return os.path.realpath(split_spec(spec)[0]), src.key
+
+
 def expand_inputs(specs: str | os.PathLike[str] | Sequence[str], *,
                   failures: list[InputFailure] | None = None,
-                  exclude: str | os.PathLike[str] | None = None) -> list[BatchInput]:
+                  exclude: str | os.PathLike[str] | None = None,
+                  reference: str | None = None) -> list[BatchInput]:
     """Expand globs, key patterns and ``@list`` files into inputs, each opened once to check it.
 
     Raises :class:`~dsecli.errors.InputError` when a pattern matches nothing or a list file is
@@ -202,7 +216,9 @@ def expand_inputs(specs: str | os.PathLike[str] | Sequence[str], *,
     unreadable, not an array) raises too, unless ``failures`` is a list: then it is appended
     there as an :class:`InputFailure` and skipped, so a batch can go on past it. A file a glob
     matches that is ``exclude`` (the batch's results file, by any path) is left out; named
-    explicitly, it stays an input.
+    explicitly, it stays an input. So is the array of ``reference`` (the batch's ``--ref``, by
+    any path) when a folder, a glob or a key pattern matches it: a reference is not measured as
+    an input unless named as one.
 
     Returns
     -------
@@ -214,15 +230,17 @@ def expand_inputs(specs: str | os.PathLike[str] | Sequence[str], *,
 
     seen: set[tuple[str, str | None]] = set()
     inputs: list[BatchInput] = []
+    ref_ident = _identity(reference)
     for spec in _flatten_specs(specs):
         if spec == "-":
             raise InputError("`inputs`: standard input (-) cannot be a batch input; save it to a file")
         path_part, key_part = split_spec(spec)
-        for file in _files_of(path_part, os.fspath(exclude) if exclude is not None else None):
+        key_pattern = key_part is not None and bool(_GLOB_CHARS.search(key_part))
+        files = _files_of(path_part, os.fspath(exclude) if exclude is not None else None)
+        named = not key_pattern and files == [path_part]  # one array named as such: always an input
+        for file in files:
             try:
-                keys: list[str | None] = (
-                    list(_keys_matching(file, key_part)) if key_part is not None and _GLOB_CHARS.search(key_part)
-                    else [key_part])
+                keys: list[str | None] = list(_keys_matching(file, key_part)) if key_pattern else [key_part]
             except DseError as exc:
                 if failures is None:
                     raise
@@ -239,7 +257,7 @@ def expand_inputs(specs: str | os.PathLike[str] | Sequence[str], *,
                     continue
                 dataset = src.key
                 ident = (os.path.realpath(file), dataset)
-                if ident in seen:
+                if ident in seen or (ident == ref_ident and not named):
                     continue
                 seen.add(ident)
                 number, series = _checkpoint(file, dataset)

@@ -13,10 +13,13 @@ __all__ = ["PIPE_WIDTH", "stderr_console", "stdout_console"]
 
 
 def stderr_console() -> Any:
-    """The console of messages and progress on standard error (soft-wrapped, no highlighting)."""
+    """The console of messages and progress on standard error (soft-wrapped, no highlighting).
+
+    Messages quote data (file names, keys, dataset paths): neither markup (``[x]``) nor emoji codes
+    (``:x:``) are interpreted."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 # Width of the console when standard output is not a terminal (a pipe or a file): wide enough that
@@ -26,14 +29,15 @@ PIPE_WIDTH = 100_000
 
 def stdout_console() -> Any:
     """The console of reports on standard output: the terminal's width on a terminal; on a pipe or file a
-    width no table reaches, so that nothing is cut or folded."""
+    width no table reaches, so that nothing is cut or folded. Reports quote data (keys, names): neither
+    markup nor emoji codes are interpreted."""
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False, emoji=False)
     if console.is_terminal:
         return console
     return Console(file=_TrimmedLines(sys.stdout), highlight=False, width=PIPE_WIDTH, no_color=True,
-                   color_system=None, soft_wrap=False)
+                   color_system=None, soft_wrap=False, markup=False, emoji=False)
 
 
 class _TrimmedLines:

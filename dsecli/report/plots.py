@@ -263,6 +263,7 @@ def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             _check_row(path, f"row {i}", row)
     else:
         rows = []
+        lines: list[tuple[int, Any]] = []
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -275,6 +276,11 @@ def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     _check_row(path, f"line {lineno} (result {i})", row)
                 rows.extend(obj["results"])
             else:
+                lines.append((lineno, obj))
+        # a row a resume recomputed (a later row with its key) is not drawn, so it is not checked
+        last = {o["key"]: n for n, o in lines if isinstance(o, dict) and isinstance(o.get("key"), str)}
+        for lineno, obj in lines:
+            if not (isinstance(obj, dict) and isinstance(obj.get("key"), str) and last[obj["key"]] != lineno):
                 _check_row(path, f"line {lineno}", obj)
                 rows.append(obj)
     if not rows:
@@ -524,6 +530,30 @@ def _checkpoint_ticks(xs: Sequence[float]) -> list[float]:
     return ticks
 
 
+# at most this many legend entries go inside a panel; more go below it, in columns
+LEGEND_INSIDE = 4
+
+
+def ceiling_label(ceiling: float, rows: Sequence[dict[str, Any]]) -> str:
+    """The legend of a drawn ceiling, by its rule as ``dse spectrum`` words it: ``"log2 N = 9.97"`` (bits;
+    ``ln N`` in nats), ``"2 log2 N = ..."`` for a joint ceiling, else ``"ceiling 3.32 (<rule>)"``.
+
+    Returns
+    -------
+    str
+        The label.
+    """
+    rules = {r["extra"].get("ceiling_rule") for r in rows if isinstance(r.get("extra"), dict)
+             and row_ceiling(r) is not None}
+    units = {r.get("units") for r in rows}
+    log = {"bits": "log2", "nats": "ln"}.get(units.pop() if len(units) == 1 else "", "log")
+    if rules == {"log N_used"}:
+        return f"{log} N = {ceiling:.2f}"
+    if rules == {"log N_used^2 = 2 log N_used"}:
+        return f"2 {log} N = {ceiling:.2f}"
+    return f"ceiling {ceiling:.2f}" + (f" ({rules.pop()})" if len(rules) == 1 else "")
+
+
 def batch_figure(
     rows: Iterable[dict[str, Any]],
     *,
@@ -534,10 +564,12 @@ def batch_figure(
     """The figure of :func:`plot_batch_results` (a matplotlib ``Figure``, not saved) and its series.
 
     One panel per quantity, one line per series. A series keeps its colour in every panel (one
-    colour per dataset pattern and settings; one marker and line style per method). Where rows
-    carry an uncertainty (:func:`row_band`) the band is shaded in the series' colour; when every
-    point of a panel has the same ceiling (:func:`row_ceiling`), it is drawn as a dotted grey
-    line (gid ``"ceiling"``).
+    colour per dataset pattern; one marker and line style per method, a line style per setting
+    where a method ran with several). Where rows carry an uncertainty (:func:`row_band`) the band
+    is shaded in the series' colour; when every point of a panel has the same ceiling
+    (:func:`row_ceiling`), it is drawn as a dotted grey line (gid ``"ceiling"``) labelled by its
+    rule (:func:`ceiling_label`). A legend of more than :data:`LEGEND_INSIDE` entries goes below
+    its panel, in columns.
 
     Returns
     -------
@@ -556,8 +588,11 @@ def batch_figure(
     quantities = list(dict.fromkeys(s.quantity for s in series))
     fig = _new_figure(7.0 * len(quantities) if len(quantities) > 1 else 8.0, 4.8)
     axes = np.atleast_1d(fig.subplots(1, len(quantities)))
-    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys((s.pattern, s.variant) for s in series))}
+    # colour by series name (the dataset pattern), the same in every panel; marker and line style by method,
+    # line style by settings where one method ran with several
+    colours = {k: f"C{i % 10}" for i, k in enumerate(dict.fromkeys(s.pattern for s in series))}
     method_ids = {m: i for i, m in enumerate(dict.fromkeys(s.method for s in series))}
+    variant_ids = {v: i for i, v in enumerate(dict.fromkeys(s.variant for s in series if s.variant))}
     markers, styles = "osD^v<>ph*", ["-", "--", "-.", ":"]
     all_x = [x for s in series for x in s.x]
     log_x = xscale == "log" or (xscale == "auto" and _geometric(all_x))
@@ -565,15 +600,17 @@ def batch_figure(
         members = [s for s in series if s.quantity == quantity]
         for s in members:
             i = method_ids[s.method]
-            colour = colours[(s.pattern, s.variant)]
-            ax.plot(s.x, s.y, marker=markers[i % len(markers)], ls=styles[i % len(styles)], ms=4, lw=1.6,
+            colour = colours[s.pattern]
+            style = styles[(variant_ids[s.variant] if s.variant else i) % len(styles)]
+            ax.plot(s.x, s.y, marker=markers[i % len(markers)], ls=style, ms=4, lw=1.6,
                     color=colour, label=s.label)
             low, high = np.asarray(s.low, dtype=np.float64), np.asarray(s.high, dtype=np.float64)
             if np.isfinite(low).any():
                 ax.fill_between(s.x, low, high, color=colour, alpha=0.2, lw=0, gid=f"band:{s.label}")
         ceiling = _shared_ceiling(members)
         if ceiling is not None:
-            line = ax.axhline(ceiling, color="0.35", ls=":", lw=1.2, label=f"ceiling {ceiling:.4g}")
+            line = ax.axhline(ceiling, color="0.35", ls=":", lw=1.2,
+                              label=ceiling_label(ceiling, [r for r in rows if r.get("quantity") == quantity]))
             line.set_gid("ceiling")
         units = sorted({s.units for s in members if s.units}) or ["value"]
         kinds = {s.x_kind for s in members}
@@ -590,7 +627,12 @@ def batch_figure(
         ax.set_ylabel(f"{_QUANTITY_TITLE.get(quantity, quantity).lower()} ({', '.join(units)})")
         ax.set_title(_QUANTITY_TITLE.get(quantity, quantity))
         ax.grid(True, alpha=0.35)
-        ax.legend(fontsize=8, loc="best")
+        entries = len(ax.get_legend_handles_labels()[1])
+        if entries <= LEGEND_INSIDE:
+            ax.legend(fontsize=8, loc="best")
+        else:  # below the panel, in columns: many entries inside would cover the data
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=min(3, entries),
+                      frameon=False)
     if title:
         fig.suptitle(title)
     return fig, series

@@ -53,16 +53,17 @@ def solve_spinner(label: str, expected_seconds: float | None, *, quiet: bool = F
 
     ``console`` is a rich console (default: stderr). Shown only when :func:`show_progress` says so.
     """
-    from rich.console import Console
+    if console is None:
+        from dsecli.report.console import stderr_console
 
-    console = console if console is not None else Console(stderr=True, highlight=False)
+        console = stderr_console()
     if not show_progress(expected_seconds, quiet=quiet, is_terminal=console.is_terminal):
         yield
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     assert expected_seconds is not None
-    progress = Progress(SpinnerColumn(), TextColumn(label), TimeElapsedColumn(), TextColumn("elapsed,"),
+    progress = Progress(SpinnerColumn(), TextColumn(label, markup=False), TimeElapsedColumn(), TextColumn("elapsed,"),
                         TextColumn(f"~{format_seconds(expected_seconds)} expected"), console=console,
                         transient=True)
     progress.add_task(label, total=None)
@@ -93,7 +94,7 @@ class BatchBar:
         )
 
         self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
+                                 TimeRemainingColumn(), TextColumn("{task.description}", markup=False), console=console,
                                  transient=True)
 
     def __call__(self, done: int, total: int, label: str | None) -> None:

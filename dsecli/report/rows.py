@@ -3,7 +3,8 @@
 ``--format table|json|jsonl|csv|tsv`` on the result commands. ``json`` is the whole report (the
 same object ``--json`` prints). The other three print the report's *rows*, one line each:
 
-- ``entropy`` / ``mi``: one row per method (``results``);
+- ``entropy`` / ``mi``: one row per method (``results``), led by ``input`` (and for ``mi``
+  ``reference``), the labels of the files measured, as in ``batch`` rows;
 - ``validate``: one row per case (``cases``); ``check``: one row per finding (``findings``);
 - ``spectrum``: one row per diffusion time (``dse``); ``info``: one row per array (``arrays``);
 - ``batch``: one row per input and method (the rows of the results file).
@@ -63,8 +64,18 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     for key in _ROW_KEYS:
         rows = report.get(key)
         if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
-            return rows
+            return _with_inputs(rows, report.get("inputs")) if key == "results" else rows
     return [report]
+
+
+def _with_inputs(rows: list[dict[str, Any]], inputs: Any) -> list[dict[str, Any]]:
+    # entropy / mi rows name what they measured, as batch rows do: a loop over files keeps them apart
+    if not isinstance(inputs, dict) or "embeddings" not in inputs:
+        return rows
+    where = {"input": inputs["embeddings"]}
+    if "reference" in inputs:
+        where["reference"] = inputs["reference"]
+    return [{**where, **row} for row in rows]
 
 
 def _cell(value: Any) -> str:
