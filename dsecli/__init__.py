@@ -21,7 +21,7 @@ says otherwise.
   and ``DEFAULT_T_MAX``, the end of the automatic t search); ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
   a results file as a table: :func:`read_results`; ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
 - Before computing: :func:`swapped_inputs` (embeddings and reference passed in the wrong order),
-  :func:`check_resampling_size` (``bootstrap``/``permutations`` counts against memory).
+  :func:`check_resampling` (``bootstrap``/``permutations``/``confidence``, the counts against memory).
 - CPU threads for a block of work: :func:`cpu_threads`.
 - Inside a training loop: :class:`TrainingMonitor` (DSE/DSMI of named layers at each epoch).
 - Results and errors: :class:`EntropyResult`, :class:`MIResult`, :class:`DseError` and its
@@ -52,7 +52,8 @@ _LAZY = {
     **dict.fromkeys(("spectrum_scan", "DEFAULT_T", "DEFAULT_T_MAX"), "dsecli.measures.spectrum_scan"),
     **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
     "read_results": "dsecli.batch.read",
-    **dict.fromkeys(("sanity_report", "swapped_inputs", "check_resampling_size"), "dsecli.diagnostics.check"),
+    **dict.fromkeys(("sanity_report", "swapped_inputs"), "dsecli.diagnostics.check"),
+    "check_resampling": "dsecli.measures.resampling",
     "run_validation": "dsecli.diagnostics.known_answers",
     **dict.fromkeys(("plan_entropy", "plan_mutual_information", "format_plan", "on_plan"), "dsecli.diffusion.plan"),
     **dict.fromkeys(("dry_run_entropy", "dry_run_mutual_information"), "dsecli.measures.dry_run"),
@@ -112,7 +113,7 @@ __all__ = [
     "read_results",
     "sanity_report",
     "swapped_inputs",
-    "check_resampling_size",
+    "check_resampling",
     "run_validation",
     "plan_entropy",
     "plan_mutual_information",

@@ -332,3 +332,13 @@ def test_resampling_gives_the_same_values_on_every_device(device: str) -> None:
     (dev,) = dsecli.estimate_mutual_information(x, y, device=device, **kw)
     for part in ("bootstrap", "permutation"):
         assert dev.extra[part]["values"] == pytest.approx(cpu.extra[part]["values"], abs=1e-9)
+
+
+def test_huge_resampling_counts_are_refused_by_the_library_before_computing() -> None:
+    from dsecli.errors import MemoryLimitError
+
+    x, y = np.random.default_rng(0).normal(size=(30, 3)), np.arange(30) % 3
+    with pytest.raises(MemoryLimitError, match=r"`permutations` = 1,000,000,000,000 .*fewer permutations"):
+        dsecli.estimate_mutual_information(x, y, methods="csmi", permutations=10**12)
+    with pytest.raises(MemoryLimitError, match=r"`bootstrap` = 10,000,000,000,000"):
+        dsecli.estimate_entropy(x, methods="cse", bootstrap=10**13)

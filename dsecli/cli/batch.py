@@ -133,9 +133,9 @@ def batch(
             note_written(f"{output} (finished rows are kept; rerun the same command to resume)")
         options = given_options(repetitions=repetitions, sigma=sigma, t=t, bins=bins, k=k, metric=metric,
                                 device=device, dtype=dtype, solver=solver, tol_bits=tol_bits)
-        from dsecli import check_resampling_size
+        from dsecli import check_resampling
 
-        check_resampling_size(bootstrap=bootstrap, permutations=permutations)
+        check_resampling(bootstrap, permutations, confidence)
         bar = BatchBar(quiet)
         try:
             summary = run_batch(

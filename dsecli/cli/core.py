@@ -199,9 +199,9 @@ def entropy(
 
         options = given_options(sigma=sigma, t=t, bins=bins, k=k, metric=metric, device=device, dtype=dtype,
                                 solver=solver, tol_bits=tol_bits)
-        from dsecli import check_resampling_size
+        from dsecli import check_resampling
 
-        check_resampling_size(bootstrap=bootstrap)
+        check_resampling(bootstrap, 0, confidence)
         src = open_array(emb, header=header)
         if dry_run:
             _print_plan(src, max_n=max_n, solver=solver, device=device, dtype=dtype, t=t, as_json=fmt_ == "json",
@@ -292,9 +292,9 @@ def mi(
             hidden_layers=hidden_layers, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             patience=patience, holdout_fraction=holdout_fraction, device=device, dtype=dtype, solver=solver,
             tol_bits=tol_bits)
-        from dsecli import check_resampling_size
+        from dsecli import check_resampling
 
-        check_resampling_size(bootstrap=bootstrap, permutations=permutations)
+        check_resampling(bootstrap, permutations, confidence)
         x_src = open_array(emb, header=header)
         y_src = open_array(ref, header=header)
         if dry_run:

@@ -49,7 +49,6 @@ __all__ = [
     "data_quality_warnings",
     "sanity_report",
     "swapped_inputs",
-    "check_resampling_size",
 ]
 
 # share of rows in distinct 2-bin cells above which binned entropy is said to saturate
@@ -223,32 +222,6 @@ def swapped_inputs(emb: Any, ref: Any, *, emb_shape: tuple[int, ...] | None = No
             f"{ref_cols:,} columns)")
 
 
-# Bytes held per resampled value: the float64 array (and, for the bootstrap, its shifted copy), the
-# Python list of the result's "values" and its JSON text.
-RESAMPLE_VALUE_BYTES = 64
-
-
-def check_resampling_size(*, bootstrap: int = 0, permutations: int = 0, memory_bytes: int | None = None) -> int:
-    """Refuse, before computing, ``bootstrap`` / ``permutations`` counts whose kept values (one per
-    re-evaluation, all reported) cannot fit in memory: the error names the option and the count, not
-    the solver or the subsample, which do not change it.
-
-    Returns
-    -------
-    int
-        The bytes the values need (about :data:`RESAMPLE_VALUE_BYTES` per re-evaluation); raises
-        :class:`~dsecli.errors.MemoryLimitError` when they exceed the memory budget.
-    """
-    from dsecli.diffusion.plan import check_memory
-
-    need = 0
-    for name, count, use in (("permutations", permutations, "1,000 permutations resolve p-values down to 0.001"),
-                             ("bootstrap", bootstrap, "1,000 resamples give a 95% interval")):
-        if count:
-            need += check_memory(int(count) * RESAMPLE_VALUE_BYTES, device="cpu", memory_bytes=memory_bytes,
-                                 what=f"`{name}` = {int(count):,} (one re-evaluation and one kept value each)",
-                                 hint=f"ask for fewer {name} ({use})")
-    return need
 
 
 def _reference_findings(reference: Any, rows: Any, raw: np.ndarray, emb_shape: tuple[int, ...], *, ref_kind: str,

@@ -109,8 +109,12 @@ def bootstrap_rows(n: int, scheme: str) -> int:
     return n if scheme == "replacement" else int(math.floor(n * SUBSAMPLE_FRACTION))
 
 
+# each re-evaluation keeps its value (and what it reports) in the result: bytes per re-evaluation, roughly
+RESAMPLE_VALUE_BYTES = 64
+
+
 def check_resampling(bootstrap: Any, permutations: Any, confidence: Any) -> tuple[int, int, float]:
-    """Validate the resampling parameters (counts >= 0, 0 < confidence < 1).
+    """Validate the resampling parameters (counts >= 0, 0 < confidence < 1, counts whose kept values fit in memory).
 
     Returns
     -------
@@ -127,6 +131,15 @@ def check_resampling(bootstrap: Any, permutations: Any, confidence: Any) -> tupl
         raise InputError(f"`confidence` must be between 0 and 1 exclusive (e.g. 0.95); got {confidence!r}")
     if b == 1:
         raise InputError("`bootstrap` must be 0 (off) or at least 2 resamples (an interval needs a spread); got 1")
+    from dsecli.diffusion.plan import check_memory
+
+    # the counts against memory, before computing: the error names the option, not the subsample or solver
+    for name, count, use in (("permutations", p, "1,000 permutations resolve p-values down to 0.001"),
+                             ("bootstrap", b, "1,000 resamples give a 95% interval")):
+        if count:
+            check_memory(count * RESAMPLE_VALUE_BYTES, device="cpu",
+                         what=f"`{name}` = {count:,} (one re-evaluation and one kept value each)",
+                         hint=f"ask for fewer {name} ({use})")
     return b, p, c
 
 
