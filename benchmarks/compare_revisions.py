@@ -48,7 +48,8 @@ t0 = time.perf_counter(); value = run(); dt = time.perf_counter() - t0
 print(json.dumps({"seconds": dt, "value": value}))
 """
 
-CASES = [("dse", 1000, 64), ("dse", 2000, 64), ("dsmi", 2000, 64), ("entropy-all", 1000, 32), ("mi-ksg", 1000, 32)]
+CASES = [("dse", 1000, 64), ("dse", 2000, 64), ("dse", 4000, 64), ("dsmi", 2000, 64), ("dsmi", 4000, 64),
+         ("dsmi", 8000, 64), ("entropy-all", 1000, 32), ("mi-ksg", 1000, 32)]
 
 
 def _time(tree: str, case: tuple[str, int, int]) -> dict:
