@@ -3,10 +3,12 @@ of the library (``<`` for ``<=``, N for D, a dropped term, a wrong row number) w
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import sys
 
+import numpy as np
 import pytest
 
 from dsecli.errors import InputError
@@ -87,3 +89,96 @@ def test_output_name_length_counts_bytes_not_characters(tmp_path):
     assert len(name) <= limit < len(os.fsencode(name))
     with pytest.raises(InputError, match=r"bytes long"):
         output_target(tmp_path / name)
+
+
+# --- 3. ceilings against closed forms -------------------------------------------------------------
+
+def _equal_singular_values(n: int, d: int, r: int, seed: int = 0) -> np.ndarray:
+    """An (n, d) matrix of rank exactly r with r equal singular values (3.0)."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.normal(size=(n, r)))
+    v, _ = np.linalg.qr(rng.normal(size=(d, r)))
+    return 3.0 * u @ v.T
+
+
+@pytest.mark.parametrize(("n", "d", "r"), [(6, 20, 3), (30, 7, 7), (25, 9, 2)])
+def test_rankme_value_and_ceiling_log_min_n_d(n, d, r):
+    from dsecli import rankme_entropy
+
+    got = rankme_entropy(_equal_singular_values(n, d, r), eps=0.0, base=2, device="cpu")
+    assert got.value == pytest.approx(math.log2(r), abs=1e-9)
+    assert got.extra["effective_rank"] == pytest.approx(r, rel=1e-9)
+    assert got.extra["ceiling_rank"] == pytest.approx(math.log2(min(n, d)))
+    assert got.extra["ceiling"] == pytest.approx(math.log2(min(n, d)))
+    assert got.extra["ceiling_nats"] == pytest.approx(math.log(min(n, d)))
+    assert got.extra["value_nats"] == pytest.approx(math.log(r), abs=1e-9)
+    assert got.extra["fraction_of_ceiling"] == pytest.approx(math.log(r) / math.log(min(n, d)), abs=1e-9)
+
+
+def test_renyi_min_entropy_of_unequal_clusters_and_its_ceiling_log_n():
+    from dsecli import renyi_gram_entropy
+
+    # two far-apart groups of 6 and 2 identical-up-to-1e-9 rows in 3 dimensions: the Gram matrix is
+    # block-constant, its trace-normalised spectrum is (6/8, 2/8, 0, ...); min-entropy -log max p = log(8/6)
+    rng = np.random.default_rng(4)
+    x = np.vstack([np.zeros((6, 3)), np.full((2, 3), 100.0)]) + 1e-9 * rng.normal(size=(8, 3))
+    for alpha in ("inf", math.inf):
+        got = renyi_gram_entropy(x, alpha=alpha, sigma=1.0, base=2, device="cpu")
+        assert got.params["alpha"] == math.inf
+        assert got.value == pytest.approx(math.log2(8 / 6), abs=1e-6)
+        assert got.extra["value_nats"] == pytest.approx(math.log(8 / 6), abs=1e-6)
+        assert got.extra["ceiling_n"] == pytest.approx(math.log2(8))  # N = 8 rows, not D = 3
+        assert got.extra["ceiling_nats"] == pytest.approx(math.log(8))
+    # Shannon (alpha = 1) of the same spectrum differs: the inf branch is really taken
+    shannon = renyi_gram_entropy(x, alpha=1.0, sigma=1.0, base=math.e, device="cpu").value
+    assert shannon == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), abs=1e-6)
+
+
+def test_renyi_min_entropy_far_rows_reach_log_n_with_n_not_d():
+    from dsecli import renyi_gram_entropy
+
+    x = 100.0 * np.eye(12)[:, :]  # 12 rows
+    x = np.hstack([x, np.zeros((12, 3))])  # D = 15 != N
+    got = renyi_gram_entropy(x, alpha="inf", sigma=1.0, base=math.e, device="cpu")
+    assert got.value == pytest.approx(math.log(12), abs=1e-9)
+    assert got.extra["ceiling_n"] == pytest.approx(math.log(12))
+
+
+_TINY_NCE = {"epochs": 1, "batch_size": 16, "hidden_units": 4, "hidden_layers": 1, "embed_dim": 2,
+             "device": "cpu", "patience": 0}
+
+
+def test_infonce_with_labels_ceiling_is_h_of_y_when_below_log_k():
+    import warnings
+
+    from dsecli import infonce_mutual_information
+
+    # 4 equal classes of 20 rows: H(Y) = log 4 = 2 bits < log K (K = 16 held-out rows)
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(4), 20)
+    x = rng.normal(size=(80, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = infonce_mutual_information(x, y, base=2, **_TINY_NCE)
+    assert got.extra["ceiling"] == pytest.approx(2.0)
+    assert got.extra["ceiling_nats"] == pytest.approx(math.log(4))
+    assert "H(Y)" in got.extra["ceiling_rule"]
+
+
+def test_infonce_with_labels_ceiling_is_log_k_when_below_h_of_y():
+    import warnings
+
+    from dsecli import infonce_mutual_information
+
+    # 18 equal classes of 5 rows: H(Y) = log 18; 18 held-out rows in groups of at most 4, sizes
+    # 4, 4, 4, 3, 3: K is the smallest group, 3, and log K < H(Y)
+    rng = np.random.default_rng(6)
+    y = np.repeat(np.arange(18), 5)
+    x = rng.normal(size=(90, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = infonce_mutual_information(x, y, base=2, eval_batch=4, **_TINY_NCE)
+    assert got.params["eval_batch"] == 3
+    assert got.extra["ceiling"] == pytest.approx(math.log2(3))
+    assert got.extra["ceiling_nats"] == pytest.approx(math.log(3))
+    assert got.extra["ceiling_rule"].startswith("log K")
