@@ -175,14 +175,15 @@ def _vector_width(label: str, table: _Table, col: str) -> int:
     return 0
 
 
-def _to_numpy(label: str, col: str, arr: Any, kind: str, width: int, first_row: int) -> np.ndarray:
+def _to_numpy(label: str, col: str, arr: Any, kind: str, width: int, row_of: Callable[[int], int]) -> np.ndarray:
+    """``arr`` as numbers or labels; ``row_of(i)`` is the input's row number of ``arr[i]`` (for messages)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if arr.null_count:
-        where = first_row + int(np.flatnonzero(np.asarray(arr.is_null()))[0])
+        where = row_of(int(np.flatnonzero(np.asarray(arr.is_null()))[0]))
         raise InputError(f"{label}: column {col!r} has missing values (null), first at row {where}; fill or drop them")
     if kind == "label":
         if pa.types.is_dictionary(arr.type):
@@ -196,7 +197,7 @@ def _to_numpy(label: str, col: str, arr: Any, kind: str, width: int, first_row: 
     lengths = np.asarray(pc.list_value_length(arr)) if not pa.types.is_fixed_size_list(arr.type) else None
     if lengths is not None and len(lengths) and (lengths != width).any():
         bad = int(np.flatnonzero(lengths != width)[0])
-        raise InputError(f"{label}: column {col!r} row {first_row + bad} has {int(lengths[bad])} values, the first row "
+        raise InputError(f"{label}: column {col!r} row {row_of(bad)} has {int(lengths[bad])} values, the first row "
                          f"{width}; every vector must have the same length")
     flat = arr.flatten()
     if flat.null_count:
@@ -216,11 +217,13 @@ def _read_rows(label: str, table: _Table, cols: list[str], kinds: list[str], wid
         g = int(g)
         t = table.group(g, cols)
         first = int(table.starts[g])
+        row_of: Callable[[int], int] = lambda i, first=first: first + i  # noqa: E731
         if rows is not None:
             end = int(table.starts[g + 1]) if g + 1 < len(table.starts) else table.n_rows
             local = rows[(rows >= first) & (rows < end)] - first
             t = t.take(local)  # keep only the rows asked for before converting (and before the next group)
-        vals = [_to_numpy(label, c, t.column(c), k, width, first) for c, k in zip(cols, kinds)]
+            row_of = lambda i, taken=local + first: int(taken[i])  # noqa: E731 - messages name the file's rows
+        vals = [_to_numpy(label, c, t.column(c), k, width, row_of) for c, k in zip(cols, kinds)]
         part = vals[0] if len(cols) == 1 else np.stack(vals, axis=1)
         if part.dtype.kind == "U":
             parts.append(part)
