@@ -182,3 +182,113 @@ def test_infonce_with_labels_ceiling_is_log_k_when_below_h_of_y():
     assert got.extra["ceiling"] == pytest.approx(math.log2(3))
     assert got.extra["ceiling_nats"] == pytest.approx(math.log(3))
     assert got.extra["ceiling_rule"].startswith("log K")
+
+
+# --- 4. row numbers in messages: after a subsample, after dropped rows, across Parquet row groups ------
+
+def _sample_holding(n_total: int, max_n: int, row: int, avoid=()) -> tuple[int, np.ndarray]:
+    """A seed whose subsample holds ``row`` at a position other than ``row``, and none of ``avoid``."""
+    from dsecli.inputs.sampling import choose_rows
+
+    for seed in range(200):
+        idx = choose_rows(n_total, max_n, seed=seed)
+        pos = np.flatnonzero(idx == row)
+        if pos.size and pos[0] != row and pos[0] != row - 1 and not set(avoid) & set(idx.tolist()):
+            return seed, idx
+    raise AssertionError("no seed found")  # pragma: no cover
+
+
+def test_nan_row_is_numbered_as_in_the_input_after_a_subsample():
+    from dsecli.inputs.prepare import prepare_rows
+
+    x = np.random.default_rng(7).normal(size=(60, 3))
+    x[41, 1] = np.nan
+    seed, _ = _sample_holding(60, 20, 41)
+    with pytest.raises(InputError, match=r"1 of the 20 sampled rows \(of 60\), first at row 41:"):
+        prepare_rows(x, max_n=20, seed=seed)
+    with pytest.raises(InputError, match=r"in 1 of 60 rows, first at row 41:"):
+        prepare_rows(x, max_n=0, seed=0)
+
+
+def test_dropped_rows_and_later_findings_are_numbered_as_in_the_input():
+    from dsecli.errors import DseWarning
+    from dsecli.inputs.prepare import prepare_rows
+
+    x = np.random.default_rng(8).normal(size=(12, 3))
+    x[2, 0] = np.inf
+    x[9] = x[6]  # after dropping row 2, positions shift by one: a slip would name rows 8 and 5
+    with pytest.warns(DseWarning) as record:
+        rows = prepare_rows(x, max_n=0, seed=0, drop_nonfinite=True)
+    text = "\n".join(str(w.message) for w in record)
+    assert "(--drop-nonfinite): rows 2; 11 rows remain" in text
+    assert "e.g. row 9 repeats row 6" in text
+    assert rows.n_used == 11
+
+
+def test_dropped_rows_after_a_subsample_are_numbered_as_in_the_input():
+    from dsecli.errors import DseWarning
+    from dsecli.inputs.prepare import prepare_rows
+
+    x = np.random.default_rng(9).normal(size=(60, 3))
+    x[41, 1] = np.nan
+    seed, _ = _sample_holding(60, 20, 41)
+    with pytest.warns(DseWarning, match=r"\(--drop-nonfinite\): rows 41; 19 rows remain"):
+        prepare_rows(x, max_n=20, seed=seed, drop_nonfinite=True)
+
+
+def test_reference_nan_is_numbered_as_in_the_input_after_a_subsample():
+    from dsecli.inputs.prepare import prepare_reference, prepare_rows
+
+    x = np.random.default_rng(10).normal(size=(60, 3))
+    y = np.arange(60, dtype=np.float64)
+    y[41] = np.nan
+    seed, _ = _sample_holding(60, 20, 41)
+    rows = prepare_rows(x, max_n=20, seed=seed)
+    with pytest.raises(InputError, match=r"`reference` must be finite; got NaN or Inf in 1 of 20 rows, first at row 41:"):
+        prepare_reference(y, rows)
+
+
+def _parquet(tmp_path, name, column):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / name
+    pq.write_table(pa.table({"c": pa.array(column)}), path, row_group_size=10)  # groups start at 0, 10, 20, 30
+    return path
+
+
+@pytest.mark.parametrize("rows", [None, [3, 21, 23, 30], [23]])
+def test_parquet_null_is_numbered_as_in_the_file_across_row_groups(tmp_path, rows):
+    from dsecli.inputs.readers import open_array
+
+    vals: list = [float(i) for i in range(35)]
+    vals[23] = None
+    path = _parquet(tmp_path, "gap.parquet", vals)
+    src = open_array(f"{path}:c")
+    with pytest.raises(InputError, match=r"missing values \(null\), first at row 23;"):
+        src.read() if rows is None else src.read(np.array(rows))
+
+
+@pytest.mark.parametrize("rows", [None, [3, 21, 25, 27, 30]])
+def test_parquet_ragged_vector_is_numbered_as_in_the_file_across_row_groups(tmp_path, rows):
+    from dsecli.inputs.readers import open_array
+
+    emb = [[float(i), 1.0] for i in range(35)]
+    emb[27] = [1.0]
+    path = _parquet(tmp_path, "ragged.parquet", emb)
+    src = open_array(f"{path}:c")
+    with pytest.raises(InputError, match=r"column 'c' row 27 has 1 values, the first row 2;"):
+        src.read() if rows is None else src.read(np.array(rows))
+
+
+def test_parquet_nan_in_a_later_row_group_is_numbered_as_in_the_file_after_a_subsample(tmp_path):
+    from dsecli.inputs.prepare import prepare_rows
+    from dsecli.inputs.readers import open_array
+
+    emb = [[float(i), float(i % 7)] for i in range(60)]
+    emb[41] = [float("nan"), 1.0]
+    path = _parquet(tmp_path, "nan.parquet", emb)
+    seed, _ = _sample_holding(60, 20, 41)
+    with pytest.raises(InputError, match=r"1 of the 20 sampled rows \(of 60\), first at row 41:"):
+        prepare_rows(open_array(f"{path}:c"), max_n=20, seed=seed)
+    with pytest.raises(InputError, match=r"in 1 of 60 rows, first at row 41:"):
+        prepare_rows(open_array(f"{path}:c"), max_n=0, seed=0)
