@@ -292,3 +292,24 @@ def test_parquet_nan_in_a_later_row_group_is_numbered_as_in_the_file_after_a_sub
         prepare_rows(open_array(f"{path}:c"), max_n=20, seed=seed)
     with pytest.raises(InputError, match=r"in 1 of 60 rows, first at row 41:"):
         prepare_rows(open_array(f"{path}:c"), max_n=0, seed=0)
+
+
+# --- 5. UTF-16 text input, both byte orders ------------------------------------------------------------
+
+_X16 = np.array([[1.5, -2.0], [3.25, 4.0], [0.0, 1e-3], [-7.0, 0.5]])
+_CSV16 = "x,y\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in _X16) + "\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
+def test_utf16_csv_with_a_bom_reads_as_utf8_does(tmp_path, encoding):
+    from dsecli.inputs.readers import open_array
+
+    raw = "\ufeff".encode(encoding) + _CSV16.encode(encoding)
+    assert raw[:2] == (b"\xfe\xff" if encoding.endswith("be") else b"\xff\xfe")
+    (tmp_path / "u8.csv").write_bytes(_CSV16.encode("utf-8"))
+    (tmp_path / "u16.csv").write_bytes(raw)
+    want = open_array(str(tmp_path / "u8.csv")).read()
+    got = open_array(str(tmp_path / "u16.csv")).read()
+    np.testing.assert_array_equal(want, _X16)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
