@@ -313,3 +313,33 @@ def test_utf16_csv_with_a_bom_reads_as_utf8_does(tmp_path, encoding):
     np.testing.assert_array_equal(want, _X16)
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
+
+
+# --- 6. a partly written HDF5 dataset, at its last (partial) chunk ---------------------------------------
+
+@pytest.mark.parametrize(("shape", "chunks", "written", "counts"), [
+    ((10, 3), (4, 3), (slice(0, 8), slice(None)), "1 of 3"),  # rows: chunks of 4, 4 and the partial 2
+    ((8, 5), (8, 2), (slice(None), slice(0, 4)), "1 of 3"),  # columns: 2, 2 and the partial 1
+    ((10, 5), (4, 2), (slice(0, 8), slice(0, 4)), "5 of 9"),  # both
+])
+def test_hdf5_dataset_missing_only_its_partial_last_chunk_is_refused(tmp_path, shape, chunks, written, counts):
+    h5py = pytest.importorskip("h5py")
+    from dsecli.inputs.readers import load_array
+
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("x", shape=shape, dtype="f8", chunks=chunks)
+        ds[written] = 1.0
+    with pytest.raises(InputError, match=rf"was only partly written \({counts} chunks never written\)"):
+        load_array(f"{path}:/x")
+
+
+def test_hdf5_dataset_with_every_chunk_written_reads(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from dsecli.inputs.readers import load_array
+
+    path = tmp_path / "full.h5"
+    x = np.arange(30.0).reshape(10, 3)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=x, chunks=(4, 3))
+    np.testing.assert_array_equal(load_array(f"{path}:/x"), x)
