@@ -343,3 +343,86 @@ def test_hdf5_dataset_with_every_chunk_written_reads(tmp_path):
     with h5py.File(path, "w") as f:
         f.create_dataset("x", data=x, chunks=(4, 3))
     np.testing.assert_array_equal(load_array(f"{path}:/x"), x)
+
+
+# --- 7. the fields of the batch resume key and of the monitor's row key ------------------------------------
+
+def test_batch_row_key_changes_with_each_field_and_only_then():
+    from dsecli.batch.store import row_key
+
+    base = {"input_identity": "emb.npy#sha=abc", "method": "dse", "request": {"t": 1, "sigma": 10.0},
+            "reference": "labels.npy#sha=def"}
+    key = row_key(**base)
+    assert row_key(**dict(base)) == key  # nothing changed
+    assert row_key(**{**base, "request": {"sigma": 10.0, "t": 1}}) == key  # order of parameters is not a change
+    changed = {
+        "input_identity": "emb.npy#sha=abd",
+        "method": "cse",
+        "request": {"t": 2, "sigma": 10.0},
+        "reference": "labels.npy#sha=deg",
+    }
+    for field, value in changed.items():
+        assert row_key(**{**base, field: value}) != key, field
+    assert row_key(**{**base, "request": {"t": 1}}) != key  # a parameter dropped
+    assert row_key(**{**base, "reference": None}) != key  # no reference
+
+
+def test_batch_request_params_keep_each_non_default_parameter_and_drop_defaults():
+    from dsecli.batch.store import request_params, row_key
+    from dsecli.methods import ENTROPY_METHODS
+
+    fn = ENTROPY_METHODS["dse"]
+
+    def key(**given):
+        return row_key("in", "dse", request_params("dse", fn, given), None)
+
+    plain = key()
+    assert key(device="cpu", cpu_threads=3) == plain  # where it runs is not part of the key
+    assert key(sigma=None) == plain
+    for name, value in [("t", 3), ("sigma", 2.5), ("max_n", 17), ("seed", 12345), ("base", 10.0),
+                        ("drop_nonfinite", True), ("flatten", True), ("sampler", "published")]:
+        k = key(**{name: value})
+        assert k != plain, name
+        assert key(**{name: value}) == k, name
+    assert key(sigma="10") == key(sigma=10.0)  # one canonical form
+    assert key(t=3) != key(t=4)
+    assert key(seed=1) != key(seed=2)
+
+
+def _monitor_for_keys(**attrs):
+    from dsecli.monitor.monitor import TrainingMonitor
+
+    m = object.__new__(TrainingMonitor)  # only the attributes _key reads; no model is needed
+    defaults = {"name": "run-a", "run_id": "0" * 32, "max_n": 100, "seed": 0, "dtype": "float64",
+                "params": {}, "n_clusters": 10}
+    for k, v in {**defaults, **attrs}.items():
+        setattr(m, k, v)
+    return m
+
+
+def test_monitor_row_key_changes_with_each_field_and_only_then():
+    args = ("layer1", 3, "entropy", "dse", None)
+    key = _monitor_for_keys()._key(*args)
+    assert _monitor_for_keys()._key(*args) == key
+    for field, value in [("name", "run-b"), ("run_id", "1" * 32), ("max_n", 101), ("seed", 1),
+                         ("params", {"t": 3})]:
+        assert _monitor_for_keys(**{field: value})._key(*args) != key, field
+    m = _monitor_for_keys()
+    assert m._key("layer2", 3, "entropy", "dse", None) != key
+    assert m._key("layer1", 4, "entropy", "dse", None) != key
+    assert m._key("layer1", 3, "entropy", "cse", None) != key
+    mi = m._key("layer1", 3, "mi", "dsmi", "labels")
+    assert mi != m._key("layer1", 3, "mi", "dsmi", "inputs")
+    assert mi != m._key("layer1", 3, "mi", "dsmi", None)
+    other = next(name for name in _mi_methods() if name != "dsmi")
+    assert mi != m._key("layer1", 3, "mi", other, "labels")
+    # k-means' k is part of the key of an MI against the inputs' clusters only
+    inputs = m._key("layer1", 3, "mi", "dsmi", "inputs")
+    assert _monitor_for_keys(n_clusters=11)._key("layer1", 3, "mi", "dsmi", "inputs") != inputs
+    assert _monitor_for_keys(n_clusters=11)._key("layer1", 3, "mi", "dsmi", "labels") == mi
+
+
+def _mi_methods():
+    from dsecli.methods import MI_METHODS
+
+    return MI_METHODS
