@@ -426,3 +426,61 @@ def _mi_methods():
     from dsecli.methods import MI_METHODS
 
     return MI_METHODS
+
+
+# --- 8. independent probes behind approximate DSMI's error bound ------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_approximate_dsmi_gives_every_run_its_own_seed(monkeypatch, seed):
+    import dsecli.measures.dse as dse_module
+    from dsecli import diffusion_spectral_mutual_information
+
+    seen: list[int] = []
+
+    def record(xt, sigma, *, plan, t, base, seed, tol_bits, warn_unmet=True):
+        seen.append(seed)
+        return 1.0, {"error_estimate": 0.01, "noise_estimate": 0.005}
+
+    monkeypatch.setattr(dse_module, "_approximate_dse", record)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 3))
+    y = np.repeat(np.arange(3), 20)
+    got = diffusion_spectral_mutual_information(x, y, sigma=1.0, device="cpu", repetitions=2, solver="approx",
+                                                seed=seed)
+    assert got.extra["solvers"] == {"20": "approx"}
+    # per class: its own rows once and a size-matched marginal subset per repetition, 3 x (1 + 2) runs,
+    # each with probes of its own (seed + run number)
+    assert len(seen) == got.extra["approx_runs"] == 3 * (1 + 2)
+    assert len(set(seen)) == len(seen)
+    assert sorted(seen) == list(range(seed, seed + len(seen)))
+
+
+def test_approximate_dsmi_numbers_its_runs_across_exact_ones(monkeypatch):
+    # class sizes 30, 20, 10 with the 20-row sets solved exactly: the approximate runs still get
+    # consecutive seeds (seed + run number), not seeds counted over every set
+    import dsecli.measures.dse as dse_module
+    from dsecli import diffusion_spectral_mutual_information
+
+    seen: list[int] = []
+
+    def record(xt, sigma, *, plan, t, base, seed, tol_bits, warn_unmet=True):
+        seen.append(seed)
+        return 1.0, {"error_estimate": 0.01, "noise_estimate": 0.005}
+
+    real_plan = dse_module.require_mi_plan
+
+    def mixed_plan(*args, **kwargs):
+        plans, shared = real_plan(*args, **kwargs)
+        plans = {n: ({**p, "solver": "exact"} if n == 20 else p) for n, p in plans.items()}
+        return plans, shared
+
+    monkeypatch.setattr(dse_module, "_approximate_dse", record)
+    monkeypatch.setattr(dse_module, "require_mi_plan", mixed_plan)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(60, 3))
+    y = np.repeat(np.arange(3), [30, 20, 10])
+    got = diffusion_spectral_mutual_information(x, y, sigma=1.0, device="cpu", repetitions=2, solver="approx",
+                                                seed=5)
+    assert got.extra["solvers"] == {"10": "approx", "20": "exact", "30": "approx"}
+    assert len(seen) == got.extra["approx_runs"] == 2 * (1 + 2)
+    assert sorted(seen) == list(range(5, 5 + len(seen)))
