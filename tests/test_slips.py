@@ -64,6 +64,11 @@ def test_output_name_of_exactly_name_max_bytes_is_written(tmp_path):
     name = "a" * (limit - 5) + ".json"
     assert len(os.fsencode(name)) == limit
     out = tmp_path / name
+    try:  # some file systems (eCryptfs) report a NAME_MAX longer than the names they take
+        out.write_text("")
+        out.unlink()
+    except OSError:
+        pytest.skip(f"this file system does not take a {limit}-byte name although pathconf says so")
     assert output_target(out).kind == "new"
     write_atomic(out, "{}\n")
     assert out.read_text() == "{}\n"
