@@ -489,3 +489,22 @@ def test_approximate_dsmi_numbers_its_runs_across_exact_ones(monkeypatch):
     assert got.extra["solvers"] == {"10": "approx", "20": "exact", "30": "approx"}
     assert len(seen) == got.extra["approx_runs"] == 2 * (1 + 2)
     assert sorted(seen) == list(range(5, 5 + len(seen)))
+
+
+@pytest.mark.parametrize("base", [2.0, 10.0])
+def test_mine_with_labels_ceiling_is_h_of_y_of_unequal_classes(base):
+    import warnings
+
+    from dsecli import mine_mutual_information
+
+    # classes of 40, 20 and 20 rows: H(Y) = 1.5 bits; MINE has no log K of its own
+    rng = np.random.default_rng(12)
+    y = np.repeat(np.arange(3), [40, 20, 20])
+    x = rng.normal(size=(80, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = mine_mutual_information(x, y, base=base, epochs=1, batch_size=16, hidden_units=4, hidden_layers=1,
+                                      patience=0, eval_shuffles=1, device="cpu")
+    assert got.extra["ceiling"] == pytest.approx(1.5 * math.log(2) / math.log(base))
+    assert got.extra["ceiling_nats"] == pytest.approx(1.5 * math.log(2))
+    assert "H(Y)" in got.extra["ceiling_rule"]
