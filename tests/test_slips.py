@@ -255,19 +255,25 @@ def test_reference_nan_is_numbered_as_in_the_input_after_a_subsample():
 
 def _parquet(tmp_path, name, column):
     pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
     path = tmp_path / name
-    pq.write_table(pa.table({"c": pa.array(column)}), path, row_group_size=10)  # groups start at 0, 10, 20, 30
+    table = pa.table({"c": pa.array(column)})
+    if name.endswith(".feather"):
+        feather = pytest.importorskip("pyarrow.feather")
+        feather.write_feather(table, str(path), chunksize=10)  # record batches start at 0, 10, 20, 30
+    else:
+        pq = pytest.importorskip("pyarrow.parquet")
+        pq.write_table(table, path, row_group_size=10)  # row groups start at 0, 10, 20, 30
     return path
 
 
+@pytest.mark.parametrize("ext", [".parquet", ".feather"])
 @pytest.mark.parametrize("rows", [None, [3, 21, 23, 30], [23]])
-def test_parquet_null_is_numbered_as_in_the_file_across_row_groups(tmp_path, rows):
+def test_parquet_null_is_numbered_as_in_the_file_across_row_groups(tmp_path, rows, ext):
     from dsecli.inputs.readers import open_array
 
     vals: list = [float(i) for i in range(35)]
     vals[23] = None
-    path = _parquet(tmp_path, "gap.parquet", vals)
+    path = _parquet(tmp_path, "gap" + ext, vals)
     src = open_array(f"{path}:c")
     with pytest.raises(InputError, match=r"missing values \(null\), first at row 23;"):
         src.read() if rows is None else src.read(np.array(rows))
