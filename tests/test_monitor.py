@@ -189,8 +189,9 @@ def test_rows_hold_the_run_id_and_each_run_has_its_own() -> None:
 
 
 def test_a_second_run_into_the_same_file_is_measured_and_plotted_apart(tmp_path: Any) -> None:
+    from dsecli.batch.read import read_result_rows
     from dsecli.monitor.monitor import read_runs
-    from dsecli.report.plots import batch_series, read_result_rows
+    from dsecli.report.plots import batch_series
 
     x, y = _digits()
     out = tmp_path / "run.jsonl"
@@ -249,8 +250,9 @@ def test_dse_plot_draws_one_line_per_layer_and_reference(trained: dict[str, Any]
     pytest.importorskip("matplotlib")
     from typer.testing import CliRunner
 
+    from dsecli.batch.read import read_result_rows
     from dsecli.cli import app
-    from dsecli.report.plots import batch_series, read_result_rows
+    from dsecli.report.plots import batch_series
 
     series = batch_series(read_result_rows(trained["out"]))
     run = trained["monitor"].run_id

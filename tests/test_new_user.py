@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dsecli.cli import app
+from dsecli.errors import InputError
 
 runner = CliRunner()
 
@@ -171,7 +172,7 @@ def test_read_results_gives_a_small_table(tmp_path: Path, monkeypatch: pytest.Mo
     wide = read_results("r.jsonl", flatten=True)
     assert "params.sigma" in wide.columns and len(wide.columns) > len(df.columns)
     (tmp_path / "bad.jsonl").write_text('{"method": "dse", "value": 1}\n[1, 2]\n')
-    with pytest.raises(Exception, match=r"bad.jsonl: line 2 is not a result row"):
+    with pytest.raises(InputError, match=r"bad.jsonl: line 2 is not a JSON object \(a JSON array\)"):
         read_results("bad.jsonl")
 
 

@@ -184,12 +184,12 @@ def test_empty_and_directory_outputs_are_usage_errors_before_computing(cmd: Comm
 @pytest.mark.parametrize("cmd", [c for c in COMMANDS if c.png], ids=[c.id for c in COMMANDS if c.png])
 def test_a_plot_file_must_be_png_pdf_or_svg_before_anything_is_computed(cmd: Command, work: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import dsecli.batch.read
     import dsecli.measures.spectrum_scan
-    import dsecli.report.plots
 
     started: list[int] = []
     monkeypatch.setattr(dsecli.measures.spectrum_scan, "spectrum_scan", lambda *a, **k: started.append(1))
-    monkeypatch.setattr(dsecli.report.plots, "read_result_rows", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(dsecli.batch.read, "read_result_rows", lambda *a, **k: started.append(1))
     before, tree = _digests(_protected(work, cmd)), _tree(work)
     res = _run(cmd.args("figure.txt"))
     assert res.exit_code == 2
@@ -452,7 +452,7 @@ def test_resume_after_the_input_was_regenerated_recomputes_and_says_why(work: Pa
     assert now["value"] == pytest.approx(_entropy(new)) and now["value"] != pytest.approx(row["value"])
     assert message in now["warnings"]
     # the old row stays in the file (it only grows); readers take the later row of a key
-    from dsecli.report.plots import read_result_rows
+    from dsecli.batch.read import read_result_rows
 
     assert len(out.read_text().splitlines()) == 2
     assert [r["value"] for r in read_result_rows(out)] == [now["value"]]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from dsecli.batch.read import read_result_rows
 from dsecli.cli import app
 from dsecli.errors import InputError
 from dsecli.measures.spectrum_scan import spectrum_scan
@@ -22,7 +23,6 @@ from dsecli.report.plots import (
     plot_batch_results,
     plot_dse_versus_t,
     plot_spectrum,
-    read_result_rows,
 )
 
 pytest.importorskip("matplotlib")

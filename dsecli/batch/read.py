@@ -34,35 +34,112 @@ import json
 import os
 from typing import Any
 
+from dsecli.batch.store import latest_rows
 from dsecli.errors import InputError
 
-__all__ = ["RESULT_COLUMNS", "read_results"]
+__all__ = ["RESULT_COLUMNS", "read_results", "read_result_rows", "row_problem"]
 
 RESULT_COLUMNS = ("input", "dataset", "checkpoint", "series", "reference", "method", "quantity", "value", "units",
                   "error", "ceiling", "n_used", "n_total", "sigma", "t", "run_id", "key")
 
 
-def _rows(path: str) -> list[dict[str, Any]]:
+def read_result_rows(path: str | os.PathLike[str], *, latest: bool = True) -> list[dict[str, Any]]:
+    """Rows of a results file: JSON Lines (``dse batch``, ``dse entropy/mi --format jsonl``, the monitor), a
+    JSON array, or ``{"results": [...]}`` reports (``--json``). The one reader behind ``dse plot``,
+    :func:`read_results` and :func:`dsecli.monitor.monitor.read_runs`.
+
+    Every row is checked (:func:`row_problem`); a line that is not a row is an
+    :class:`~dsecli.errors.InputError` naming the file and line. With ``latest`` (default), of rows
+    with the same ``key`` only the last is kept and checked (a row recomputed on resume supersedes
+    the earlier one).
+    """
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: results file not found")
     try:
         with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+            text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read results ({exc})") from None
-    rows = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+        raise InputError(f"{path}: cannot read results ({exc})") from exc
+    stripped = text.lstrip()
+    rows: list[Any]
+    if stripped.startswith("["):
         try:
-            row = json.loads(line)
+            rows = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("method"), str) or "value" not in row:
-            raise InputError(f"{path}: line {lineno} is not a result row (a JSON object with method and value); "
-                             "read_results reads the JSON Lines of dse batch or of dse entropy/mi --format jsonl")
-        rows.append(row)
-    return rows
+            raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(rows, list):
+            raise InputError(f"{path}: not a list of result rows (a JSON {type(rows).__name__})")
+        for i, row in enumerate(rows, start=1):
+            _check_row(path, f"row {i}", row)
+    else:
+        rows = []
+        lines: list[tuple[int, Any]] = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
+            if isinstance(obj, dict) and isinstance(obj.get("results"), list) and "value" not in obj:
+                for i, row in enumerate(obj["results"], start=1):  # a single `dse entropy --json` report
+                    _check_row(path, f"line {lineno} (result {i})", row)
+                rows.extend(obj["results"])
+            else:
+                lines.append((lineno, obj))
+        # a row a resume recomputed (a later row with its key) is not read, so it is not checked
+        last = {o["key"]: n for n, o in lines if isinstance(o, dict) and isinstance(o.get("key"), str)}
+        for lineno, obj in lines:
+            if not (latest and isinstance(obj, dict) and isinstance(obj.get("key"), str) and last[obj["key"]] != lineno):
+                _check_row(path, f"line {lineno}", obj)
+                rows.append(obj)
+    if not rows:
+        raise InputError(f"{path}: no result rows")
+    return latest_rows(rows) if latest else rows
+
+
+def row_problem(row: Any) -> str | None:
+    """Why ``row`` is not a result row that can be drawn, or None.
+
+    A row is a JSON object with ``method`` (a non-empty string) and ``value`` (a number, or null
+    for a failed row, which is skipped); ``quantity``, ``units``, ``dataset``, ``file`` and
+    ``series`` are strings when present, ``params`` and ``extra`` objects.
+    """
+    if not isinstance(row, dict):
+        return f"is not a JSON object (a JSON {_json_type(row)})"
+    missing = [f for f in ("method", "value") if f not in row]
+    if missing:
+        return f"has no {' or '.join(repr(m) for m in missing)} field, so it is not a result row"
+    if not isinstance(row["method"], str) or not row["method"]:
+        return f"has a 'method' field that is not a non-empty string ({_json_type(row['method'])} {_short(row['method'])})"
+    v = row["value"]
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+        return f"has a 'value' field that is not a number or null ({_json_type(v)} {_short(v)})"
+    for name in ("quantity", "units", "dataset", "file", "series"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            return f"has a {name!r} field that is not a string ({_json_type(row[name])} {_short(row[name])})"
+    for name in ("params", "extra"):
+        if row.get(name) is not None and not isinstance(row[name], dict):
+            return f"has a {name!r} field that is not an object ({_json_type(row[name])} {_short(row[name])})"
+    return None
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _short(v: Any, limit: int = 40) -> str:
+    text = json.dumps(v, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_row(path: str, where: str, row: Any) -> None:
+    why = row_problem(row)
+    if why:
+        raise InputError(f"{path}: {where} {why}; results are the rows of dse batch, of dse entropy/mi --json or "
+                         "--format jsonl, or of the training monitor")
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -105,13 +182,10 @@ def read_results(path: str | os.PathLike[str], *, flatten: bool = False, latest:
     >>> df = read_results("results.jsonl")  # doctest: +SKIP
     >>> df.pivot_table(index="checkpoint", columns="method", values="value")  # doctest: +SKIP
     """
-    from dsecli.batch.store import latest_rows
     from dsecli.report.rows import flatten_row
 
     path = os.fspath(path)
-    rows = _rows(path)
-    if latest:
-        rows = latest_rows(rows)
+    rows = read_result_rows(path, latest=latest)
     if flatten:
         table = [flatten_row(r) for r in rows]
         columns = list(dict.fromkeys(k for r in table for k in r))

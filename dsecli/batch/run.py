@@ -491,7 +491,7 @@ def _resampling_request(params: dict[str, Any], kind: str) -> dict[str, Any]:
 def _stored_row_problem(row: dict[str, Any]) -> str | None:
     """Why a stored row cannot be reused as it is (the rule ``dse plot`` reads rows by, and an integer
     ``n_used``), or None."""
-    from dsecli.report.plots import row_problem
+    from dsecli.batch.read import row_problem
 
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)

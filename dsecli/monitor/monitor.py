@@ -149,20 +149,12 @@ def read_runs(path: str | os.PathLike[str], run_id: str | None = None, *,
     (the rows' ``file`` field). Rows without a ``run_id`` (an older dsecli) are under ``""``.
     Runs come in the order of their first row.
     """
-    import json
+    from dsecli.batch.read import read_result_rows
 
     path = os.fspath(path)
     runs: dict[str, list[dict[str, Any]]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a cut-short last line
-            if not isinstance(row, dict) or (name is not None and row.get("file") != name):
-                continue
+    for row in read_result_rows(path, latest=False):
+        if name is None or row.get("file") == name:
             runs.setdefault(str(row.get("run_id") or ""), []).append(row)
     if run_id is not None:
         matches = [r for r in runs if r == run_id] or [r for r in runs if r and r.startswith(str(run_id))]

@@ -20,7 +20,6 @@ apart by it: each run is its own series, labelled with its id where several runs
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import re
@@ -40,7 +39,6 @@ __all__ = [
     "plot_format",
     "check_plot_path",
     "Series",
-    "read_result_rows",
     "batch_series",
     "plot_spectrum",
     "plot_dse_versus_t",
@@ -237,101 +235,6 @@ def plot_dse_versus_t(scan: Any, path: str | os.PathLike[str], *, label: str | N
 # ------------------------------------------------------------------------------------------ batch results
 
 
-def read_result_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a JSON Lines results file (``dse batch``); a JSON array or ``{"results": [...]}`` also works.
-
-    Of rows with the same ``key``, only the last is kept (the batch recomputed it: its data changed).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: results file not found")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read results ({exc})") from exc
-    stripped = text.lstrip()
-    rows: list[Any]
-    if stripped.startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(rows, list):
-            raise InputError(f"{path}: not a list of result rows (a JSON {type(rows).__name__})")
-        for i, row in enumerate(rows, start=1):
-            _check_row(path, f"row {i}", row)
-    else:
-        rows = []
-        lines: list[tuple[int, Any]] = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-            if isinstance(obj, dict) and isinstance(obj.get("results"), list) and "value" not in obj:
-                for i, row in enumerate(obj["results"], start=1):  # a single `dse entropy --json` report
-                    _check_row(path, f"line {lineno} (result {i})", row)
-                rows.extend(obj["results"])
-            else:
-                lines.append((lineno, obj))
-        # a row a resume recomputed (a later row with its key) is not drawn, so it is not checked
-        last = {o["key"]: n for n, o in lines if isinstance(o, dict) and isinstance(o.get("key"), str)}
-        for lineno, obj in lines:
-            if not (isinstance(obj, dict) and isinstance(obj.get("key"), str) and last[obj["key"]] != lineno):
-                _check_row(path, f"line {lineno}", obj)
-                rows.append(obj)
-    if not rows:
-        raise InputError(f"{path}: no result rows")
-    from dsecli.batch.store import latest_rows
-
-    return latest_rows(rows)  # a row recomputed on resume supersedes the earlier one with its key
-
-
-def row_problem(row: Any) -> str | None:
-    """Why ``row`` is not a result row that can be drawn, or None.
-
-    A row is a JSON object with ``method`` (a non-empty string) and ``value`` (a number, or null
-    for a failed row, which is skipped); ``quantity``, ``units``, ``dataset``, ``file`` and
-    ``series`` are strings when present, ``params`` and ``extra`` objects.
-    """
-    if not isinstance(row, dict):
-        return f"is not a JSON object (a JSON {_json_type(row)})"
-    missing = [f for f in ("method", "value") if f not in row]
-    if missing:
-        return f"has no {' or '.join(repr(m) for m in missing)} field, so it is not a result row"
-    if not isinstance(row["method"], str) or not row["method"]:
-        return f"has a 'method' field that is not a non-empty string ({_json_type(row['method'])} {_short(row['method'])})"
-    v = row["value"]
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-        return f"has a 'value' field that is not a number or null ({_json_type(v)} {_short(v)})"
-    for name in ("quantity", "units", "dataset", "file", "series"):
-        if row.get(name) is not None and not isinstance(row[name], str):
-            return f"has a {name!r} field that is not a string ({_json_type(row[name])} {_short(row[name])})"
-    for name in ("params", "extra"):
-        if row.get(name) is not None and not isinstance(row[name], dict):
-            return f"has a {name!r} field that is not an object ({_json_type(row[name])} {_short(row[name])})"
-    return None
-
-
-def _json_type(v: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
-            type(None): "null"}.get(type(v), type(v).__name__)
-
-
-def _short(v: Any, limit: int = 40) -> str:
-    text = json.dumps(v, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _check_row(path: str, where: str, row: Any) -> None:
-    why = row_problem(row)
-    if why:
-        raise InputError(f"{path}: {where} {why}; dse plot draws the rows of dse batch (or of dse entropy/mi --json)")
-
-
 @dataclass
 class Series:
     """One line of a batch plot: points (x, value) of one method on one dataset pattern."""
@@ -419,6 +322,8 @@ def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
     """Group result rows into series (see the module docstring); x sorted, rows without a value skipped."""
     groups: dict[tuple[str, str, str, str], Series] = {}
     order: dict[tuple[str, str, str, str], int] = {}
+    from dsecli.batch.read import row_problem
+
     for i, row in enumerate(rows, start=1):
         why = row_problem(row)
         if why:
@@ -657,6 +562,8 @@ def plot_batch_results(
     """
     source = None
     if isinstance(rows, (str, os.PathLike)):
+        from dsecli.batch.read import read_result_rows
+
         source = os.fspath(rows)
         rows = read_result_rows(source)
     try:
