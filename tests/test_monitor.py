@@ -375,10 +375,8 @@ def test_lightning_callback_names_the_extra_when_missing(monkeypatch: pytest.Mon
         monitor.lightning_callback()
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # Lightning's own (workers, deprecations)
-def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
-    pl = pytest.importorskip("lightning.pytorch")
-    x, y = _digits()
+def _lightning_module(pl: Any) -> Any:
+    """The test network as a LightningModule (cross-entropy, SGD)."""
 
     class Module(pl.LightningModule):
         def __init__(self) -> None:
@@ -394,7 +392,15 @@ def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    module = Module()
+    return Module()
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # Lightning's own (workers, deprecations)
+def test_lightning_callback_steps_each_epoch(tmp_path: Any) -> None:
+    pl = pytest.importorskip("lightning.pytorch")
+    x, y = _digits()
+
+    module = _lightning_module(pl)
     monitor = dsecli.TrainingMonitor(module, layers=["net.fc2"], eval_data=x[:80], methods=["dse"], sigma=1.0,
                                      output=tmp_path / "run.jsonl", device="cpu")
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=256)
@@ -521,21 +527,7 @@ def _fit_with_logger(tmp_path: Any, logger_kind: str) -> tuple[Any, list[dict[st
     pl = pytest.importorskip("lightning.pytorch")
     x, y = _digits()
 
-    class Module(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = _model()
-
-        def forward(self, v: Any) -> Any:
-            return self.net(v)
-
-        def training_step(self, batch: Any, _i: int) -> Any:
-            return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    module = Module()
+    module = _lightning_module(pl)
     monitor = dsecli.TrainingMonitor(module, layers=["net.fc2"], eval_data=x[:80], labels=y[:80],
                                      methods=["dse", "dsmi"], sigma=1.0, cluster_inputs=False, device="cpu")
     if logger_kind == "csv":
