@@ -605,8 +605,11 @@ def write_outputs(out: Path, dim: dict | None, cor: dict | None, bt: dict | None
         + "\nA published DSE value is a single run; it *held* when the mean of our repetitions is within "
         "0.1 bit plus three repetition standard deviations of it. Other criteria are stated per row.\n\n"
         + claims_markdown(claims) + "\n", encoding="utf-8")
-    (out / "results.md").write_text("# Synthetic experiments: measured values\n\n" + header + "\n"
-                                    + results_markdown(dim, cor, bt, rt), encoding="utf-8")
+    (out / "results.md").write_text(
+        "# Synthetic experiments: measured values\n\n" + header + "\n## Claims and their status\n\n"
+        + claims_markdown(claims) + "\n\nThe paper's neural-network claims (training curves, initialization, "
+        "correlation with accuracy) are checked on digits in `training.md` (`benchmarks/training_study.py`).\n\n"
+        + results_markdown(dim, cor, bt, rt), encoding="utf-8")
     raw = {"mode": mode, "seed": seed, "device": device, "elapsed_s": total,
            "dimension": dim, "corruption": cor, "blobs_t": bt, "runtime": rt, "claims": claims}
     (out / "results.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
