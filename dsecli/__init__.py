@@ -19,7 +19,10 @@ says otherwise.
   follows, as it starts (a progress display): :func:`on_plan`.
 - ``dse spectrum``: :func:`spectrum_scan` (its defaults ``DEFAULT_T``, the diffusion times reported,
   and ``DEFAULT_T_MAX``, the end of the automatic t search); ``dse batch``: :func:`run_batch`, :func:`expand_inputs`;
-  a results file as a table: :func:`read_results`; ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
+  a results file as a table: :func:`read_results`; ``dse correlate``: :func:`correlate` (each series of
+  a results file against outcomes such as accuracy), on :func:`rank_correlation` (Spearman and Kendall with
+  bootstrap intervals); the σ policy of a row in words: :func:`sigma_policy`; the direction of a series:
+  :func:`trend_direction`; ``dse check``: :func:`sanity_report`; ``dse validate``: :func:`run_validation`.
 - Before computing: :func:`swapped_inputs` (embeddings and reference passed in the wrong order),
   :func:`check_resampling` (``bootstrap``/``permutations``/``confidence``, the counts against memory).
 - CPU threads for a block of work: :func:`cpu_threads`.
@@ -52,6 +55,9 @@ _LAZY = {
     **dict.fromkeys(("spectrum_scan", "DEFAULT_T", "DEFAULT_T_MAX"), "dsecli.measures.spectrum_scan"),
     **dict.fromkeys(("run_batch", "expand_inputs"), "dsecli.batch.run"),
     "read_results": "dsecli.batch.read",
+    **dict.fromkeys(("rank_correlation", "trend_direction"), "dsecli.correlation"),
+    "correlate": "dsecli.batch.correlate",
+    "sigma_policy": "dsecli.batch.series",
     **dict.fromkeys(("sanity_report", "swapped_inputs"), "dsecli.diagnostics.check"),
     "check_resampling": "dsecli.measures.resampling",
     "run_validation": "dsecli.diagnostics.known_answers",
@@ -111,6 +117,10 @@ __all__ = [
     "run_batch",
     "expand_inputs",
     "read_results",
+    "correlate",
+    "rank_correlation",
+    "trend_direction",
+    "sigma_policy",
     "sanity_report",
     "swapped_inputs",
     "check_resampling",

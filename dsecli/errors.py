@@ -26,6 +26,7 @@ __all__ = [
     "DseWarning",
     "DegenerateKernelWarning",
     "DataQualityWarning",
+    "ComparabilityWarning",
     "check_positive",
     "check_positive_int",
     "MAX_INT",
@@ -97,6 +98,10 @@ class DegenerateKernelWarning(DseWarning, RuntimeWarning):
 
 class DataQualityWarning(DseWarning):
     """Duplicate rows, constant columns and similar properties that bias estimates."""
+
+
+class ComparabilityWarning(DseWarning):
+    """Values set side by side that were computed under different settings (e.g. σ policies)."""
 
 
 def where_prefix(where: str | None) -> str:

@@ -13,12 +13,17 @@ from typing import Any
 import numpy as np
 
 __all__ = ["EntropyResult", "MIResult", "units_for_base", "json_safe", "ceiling_fields", "units_dependent_fields",
-           "SATURATION_FRACTION", "SATURATION_RULE", "labels_entropy", "log_n_ceiling", "reference_ceiling"]
+           "SATURATION_FRACTION", "SATURATION_RULE", "labels_entropy", "log_n_ceiling", "reference_ceiling",
+           "ERROR_KEYS"]
 
 # A value is "saturated" when it reaches this fraction of its ceiling: it then says more about the
 # ceiling (N, the number of classes, the critic's batch) than about the data.
 SATURATION_FRACTION = 0.95
 SATURATION_RULE = "value >= 95% of ceiling"
+
+# the fields of a result's ``extra`` that hold the estimator's own uncertainty, in order of preference (the
+# approximate solver's error bound, MINE's or DSMI's spread): the "± error" of tables, rows and plot bands
+ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread", "repetition_stderr")
 
 
 def units_for_base(base: float) -> str:

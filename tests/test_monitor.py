@@ -190,8 +190,8 @@ def test_rows_hold_the_run_id_and_each_run_has_its_own() -> None:
 
 def test_a_second_run_into_the_same_file_is_measured_and_plotted_apart(tmp_path: Any) -> None:
     from dsecli.batch.read import read_result_rows
+    from dsecli.batch.series import batch_series
     from dsecli.monitor.monitor import read_runs
-    from dsecli.report.plots import batch_series
 
     x, y = _digits()
     out = tmp_path / "run.jsonl"
@@ -251,16 +251,16 @@ def test_dse_plot_draws_one_line_per_layer_and_reference(trained: dict[str, Any]
     from typer.testing import CliRunner
 
     from dsecli.batch.read import read_result_rows
+    from dsecli.batch.series import batch_series
     from dsecli.cli import app
-    from dsecli.report.plots import batch_series
 
     series = batch_series(read_result_rows(trained["out"]))
     run = trained["monitor"].run_id
     assert all(s.pattern.endswith(f":run={run}") for s in series)
-    assert sorted((s.method, s.pattern.split(":")[0], s.settings.split(" ")[0]) for s in series) == sorted(
-        [("dse", layer, "σ=median") for layer in LAYERS]
-        + [("dsmi", layer, "ref=labels") for layer in LAYERS]
-        + [("dsmi", layer, "ref=inputs") for layer in LAYERS]  # settings split at the space in "inputs (k-means..."
+    assert sorted((s.method, s.pattern.split(":")[0], s.sigma_policy, s.other.split(" ")[0]) for s in series) == sorted(
+        [("dse", layer, "median per input", "t=1") for layer in LAYERS]
+        + [("dsmi", layer, "median per input", "ref=labels,") for layer in LAYERS]
+        + [("dsmi", layer, "median per input", "ref=inputs") for layer in LAYERS]  # split at the space in "inputs (k-means..."
     )
     assert all(s.x == [0.0, 1.0, 2.0] and s.x_kind == "epoch" for s in series)
     png = tmp_path / "run.png"

@@ -48,6 +48,7 @@ def _make_inputs(d: Path) -> None:
     (d / "sub").mkdir()
     res = runner.invoke(app, ["batch", str(d / "x.npy"), "--method", "cse", "-o", str(d / "r.jsonl")])
     assert res.exit_code == 0, res.stderr
+    (d / "o.csv").write_text("input,accuracy\nx.npy,0.5\n")
 
 
 def _digests(paths: list[Path | str]) -> dict[str, str]:
@@ -92,6 +93,7 @@ COMMANDS = [
             "x.npy", option="--plot", png=True),
     Command("batch", lambda o: ["batch", "x.npy", "--method", "cse", "-o", o], "x.npy"),
     Command("plot", lambda o: ["plot", "r.jsonl", "-o", o], "r.jsonl", png=True),
+    Command("correlate", lambda o: ["correlate", "r.jsonl", "o.csv", "-o", o], "o.csv"),
     Command("validate", lambda o: ["validate", "--method", "cse", "-o", o], _golden_data_file()),
 ]
 
@@ -129,7 +131,7 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _protected(work: Path, cmd: Command) -> list[Path | str]:
-    return [work / "x.npy", work / "y.npy", work / "r.jsonl", cmd.input if os.path.isabs(cmd.input) else work / cmd.input]
+    return [work / "x.npy", work / "y.npy", work / "r.jsonl", work / "o.csv", cmd.input if os.path.isabs(cmd.input) else work / cmd.input]
 
 
 @pytest.mark.parametrize("alias", ALIASES)

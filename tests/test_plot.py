@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dsecli.batch.read import read_result_rows
+from dsecli.batch.series import batch_series
 from dsecli.cli import app
 from dsecli.errors import InputError
+from dsecli.inputs.specs import checkpoint_of
 from dsecli.measures.spectrum_scan import spectrum_scan
 from dsecli.report.plots import (
     PlotDependencyError,
-    batch_series,
-    checkpoint_of,
     plot_batch_results,
     plot_dse_versus_t,
     plot_spectrum,
@@ -154,7 +154,7 @@ def test_batch_series_splits_different_settings() -> None:
     rows = [{"dataset": f"/a/epoch_{e}/emb", "method": "dse", "quantity": "entropy", "value": 1.0 + e,
              "params": {"sigma": s, "sigma_rule": "given", "t": 1}} for e in range(3) for s in (1.0, 10.0)]
     series = batch_series(rows)
-    assert sorted(s.label for s in series) == ["dse · (σ=1 t=1)", "dse · (σ=10 t=1)"]
+    assert sorted(s.label for s in series) == ["dse · (fixed σ = 1, t=1)", "dse · (fixed σ = 10, t=1)"]
     # settings that differ between methods only (cse has bins, dse sigma) stay out of the labels
     mixed = batch_series(rows[::2] + [{"dataset": "/a/epoch_0/emb", "method": "cse", "quantity": "entropy",
                                         "value": 1.0, "params": {"bins": 2}}])

@@ -15,7 +15,7 @@ an analysis needs a few. ``read_results(path)`` gives one row per result with th
 ``value``           the value (None for a row that failed)
 ``units``           ``bits``, ``nats``, ...
 ``error``           the +- error the tables show: the approximate solver's estimate, MINE's or
-                    DSMI's spread (the first of :data:`dsecli.report.tables.ERROR_KEYS`), or None
+                    DSMI's spread (the first of :data:`dsecli.results.ERROR_KEYS`), or None
 ``ceiling``         the largest value the method can give on these rows (e.g. log2 N), or None
 ``n_used``          rows used (after subsampling)
 ``n_total``         rows in the input
@@ -36,8 +36,9 @@ from typing import Any
 
 from dsecli.batch.store import latest_rows
 from dsecli.errors import InputError
+from dsecli.results import ERROR_KEYS
 
-__all__ = ["RESULT_COLUMNS", "read_results", "read_result_rows", "row_problem"]
+__all__ = ["RESULT_COLUMNS", "read_results", "read_result_rows", "read_text", "row_problem"]
 
 RESULT_COLUMNS = ("input", "dataset", "checkpoint", "series", "reference", "method", "quantity", "value", "units",
                   "error", "ceiling", "n_used", "n_total", "sigma", "t", "run_id", "key")
@@ -54,13 +55,7 @@ def read_result_rows(path: str | os.PathLike[str], *, latest: bool = True) -> li
     the earlier one).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: results file not found")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read results ({exc})") from exc
+    text = read_text(path, what="results")
     stripped = text.lstrip()
     rows: list[Any]
     if stripped.startswith("["):
@@ -97,6 +92,24 @@ def read_result_rows(path: str | os.PathLike[str], *, latest: bool = True) -> li
     if not rows:
         raise InputError(f"{path}: no result rows")
     return latest_rows(rows) if latest else rows
+
+
+def read_text(path: str, *, what: str, encoding: str = "utf-8") -> str:
+    """The text of a file the user named as ``what`` ("results", "outcomes"), or an
+    :class:`~dsecli.errors.InputError` in one line: ``"<path>: results file not found"``,
+    ``"<path>: cannot read results (<why>)"``.
+
+    Returns
+    -------
+    str
+    """
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        with open(path, encoding=encoding) as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc})") from exc
 
 
 def row_problem(row: Any) -> str | None:
@@ -143,8 +156,6 @@ def _check_row(path: str, where: str, row: Any) -> None:
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    from dsecli.report.tables import ERROR_KEYS
-
     params = row.get("params") if isinstance(row.get("params"), dict) else {}
     extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
     ceiling = extra.get("ceiling")

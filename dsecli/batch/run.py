@@ -177,8 +177,8 @@ def fixed_sigma(rule: str, batch_inputs: Sequence[BatchInput], selection: dict[s
     Returns
     -------
     dict
-        ``rule``, ``value`` (data units), ``from`` (the input, or how many inputs), ``rows`` used, and
-        the median rule's ``detail``.
+        ``rule``, ``value`` (data units), ``from`` (the input, or how many inputs), ``inputs`` (how many
+        inputs gave rows), ``rows`` used, and the median rule's ``detail``.
     """
     import math
 
@@ -212,7 +212,8 @@ def fixed_sigma(rule: str, batch_inputs: Sequence[BatchInput], selection: dict[s
         x = np.concatenate(parts)
         source = f"{len(batch_inputs)} inputs, up to {per} rows each"
     choice = resolve_sigma("median", torch.from_numpy(x), seed=seed)
-    return {"rule": rule, "value": choice.value, "from": source, "rows": int(x.shape[0]), "detail": choice.detail}
+    return {"rule": rule, "value": choice.value, "from": source, "inputs": 1 if rule == "median-first" else len(batch_inputs),
+            "rows": int(x.shape[0]), "detail": choice.detail}
 
 
 def fixed_choice(fixed: dict[str, Any]) -> Any:
@@ -337,7 +338,10 @@ def run_batch(
     -------
     BatchSummary
         All rows the batch asked for (read back from ``output`` for reused ones), in input and
-        method order; counts of rows computed now, reused and replaced; failures.
+        method order; counts of rows computed now, reused and replaced; failures. After the run, the
+        rows of ``output`` (earlier batches' included; without an output, this batch's rows) are checked
+        for trends whose direction depends on the σ policy and for comparisons that mix σ policies
+        (:func:`dsecli.batch.series.warn_sigma_policies`): each finding is a warning and a line of ``notes``.
     """
     start = time.perf_counter()
     workers = check_positive_int(workers, "workers", minimum=0)
@@ -471,9 +475,25 @@ def run_batch(
             row = new_rows.get(key) or existing.get(key)
             if row is not None:
                 all_rows.append(row)
+    notes += _sigma_policy_notes(output if results_file is not None and not results_file.direct else None, all_rows)
     return BatchSummary(len(batch_inputs), len(new_rows), reused, all_rows, failures,
                         os.fspath(output) if output is not None else None, time.perf_counter() - start, notes,
                         sum(1 for r in new_rows.values() if r.get("replaces")))
+
+
+def _sigma_policy_notes(output: str | os.PathLike[str] | None, rows: list[dict[str, Any]]) -> list[str]:
+    """Warn when the results, as they now stand, hold a trend whose direction depends on the σ policy or
+    a comparison across inputs that mixes σ policies (:func:`dsecli.batch.series.warn_sigma_policies`):
+    every row of ``output`` (earlier batches' rows included), else the rows of this batch."""
+    from dsecli.batch.read import read_result_rows
+    from dsecli.batch.series import batch_series, warn_sigma_policies
+
+    if output is not None:
+        try:
+            rows = read_result_rows(output)
+        except DseError:  # a file this batch could not read back; its own rows are still checked
+            pass
+    return warn_sigma_policies(batch_series(rows)) if rows else []
 
 
 def _resampling_request(params: dict[str, Any], kind: str) -> dict[str, Any]:

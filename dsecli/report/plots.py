@@ -7,14 +7,11 @@ and the global pyplot backend and state of a host program (a notebook) are left 
 Every figure is rendered in memory and written by the output policy (:func:`dsecli.report.writing.write_atomic`:
 atomically, never over an input, directly to a device or FIFO).
 
-Batch results (``dse batch`` JSON Lines: one object per line with ``file``, ``dataset``,
-``method``, ``quantity``, ``value``, ``units``, ``params``, optional ``index``, ``checkpoint``,
-``series``, ``reference``) become one line per series: the method, the row's ``series`` (else the
-file name and dataset path with the checkpoint number replaced by ``*``), the reference and the
-settings (sigma, t, bins, k). ``/true/epoch_003/embeddings`` belongs to series
-``/true/epoch_*/embeddings`` at x = 3. Rows with a ``run_id`` (a training monitor's) are kept
-apart by it: each run is its own series, labelled with its id where several runs are drawn. Paths without a checkpoint number use the row's
-``checkpoint`` or ``index`` field, else their order in the file.
+Batch results (``dse batch`` JSON Lines) are drawn one line per series, as
+:func:`dsecli.batch.series.batch_series` groups them: the method, the name pattern (``/true/epoch_003/embeddings``
+is series ``/true/epoch_*/embeddings`` at x = 3), the reference, the σ policy and t, bins, k. Series whose
+trend direction depends on the σ policy, and comparisons across inputs that mix σ policies, are
+warned about (:func:`dsecli.batch.series.warn_sigma_policies`).
 """
 
 from __future__ import annotations
@@ -22,15 +19,13 @@ from __future__ import annotations
 import io
 import math
 import os
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from dsecli.batch.series import Series, batch_series, row_ceiling, warn_sigma_policies
 from dsecli.errors import DseError, ExitStatus, InputError, check_choice
-from dsecli.inputs.specs import checkpoint_of
 
 __all__ = [
     "PlotDependencyError",
@@ -38,14 +33,10 @@ __all__ = [
     "PLOT_FORMATS",
     "plot_format",
     "check_plot_path",
-    "Series",
-    "batch_series",
     "plot_spectrum",
     "plot_dse_versus_t",
     "plot_batch_results",
     "batch_figure",
-    "row_band",
-    "row_ceiling",
 ]
 
 
@@ -235,169 +226,6 @@ def plot_dse_versus_t(scan: Any, path: str | os.PathLike[str], *, label: str | N
 # ------------------------------------------------------------------------------------------ batch results
 
 
-@dataclass
-class Series:
-    """One line of a batch plot: points (x, value) of one method on one dataset pattern."""
-
-    quantity: str
-    method: str
-    pattern: str
-    settings: str
-    units: str
-    x: list[float] = field(default_factory=list)
-    y: list[float] = field(default_factory=list)
-    x_kind: str = "order"
-    label: str = ""
-    variant: str = ""  # the settings, when this method was run with several
-    low: list[float] = field(default_factory=list)  # error band per point (nan: none)
-    high: list[float] = field(default_factory=list)
-    ceilings: list[float | None] = field(default_factory=list)  # the value's ceiling per point, when rows carry one
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def row_band(row: dict[str, Any]) -> tuple[float, float] | None:
-    """The uncertainty band of a result row, or None.
-
-    A bootstrap interval ``extra["bootstrap"]["low"/"high"]`` when present, else value ± the
-    first of the error keys the table shows (``error_estimate_bits``, ``error_estimate``, ``std``,
-    ``spread``: the approximate solver's bound, MINE's or DSMI's spread).
-
-    Returns
-    -------
-    tuple of float or None
-        (low, high).
-    """
-    from dsecli.report.tables import ERROR_KEYS
-
-    extra = row.get("extra")
-    if not isinstance(extra, dict):
-        return None
-    boot = extra.get("bootstrap")
-    if isinstance(boot, dict) and _finite(boot.get("low")) and _finite(boot.get("high")):
-        return float(boot["low"]), float(boot["high"])
-    value = row.get("value")
-    for key in ERROR_KEYS:
-        err = extra.get(key)
-        if _finite(err) and err >= 0 and _finite(value):
-            return float(value) - float(err), float(value) + float(err)
-    return None
-
-
-def row_ceiling(row: dict[str, Any]) -> float | None:
-    """The ceiling of a result row's value (``extra["ceiling"]``: a number, or a dict with ``value`` or
-    ``bits``), or None.
-
-    Returns
-    -------
-    float or None
-        The ceiling in the row's units.
-    """
-    extra = row.get("extra")
-    c = extra.get("ceiling") if isinstance(extra, dict) else None
-    if isinstance(c, dict):
-        c = next((c[k] for k in ("value", "bits") if _finite(c.get(k))), None)
-    return float(c) if _finite(c) else None
-
-
-def _settings(row: dict[str, Any]) -> str:
-    p = row.get("params") or {}
-    parts = []
-    ref = row.get("reference")
-    if isinstance(ref, str) and ref:
-        parts.append(f"ref={os.path.basename(ref)}")
-    if "sigma" in p:
-        rule = p.get("sigma_rule")
-        parts.append(f"σ={rule}" if rule and rule != "given" else f"σ={p['sigma']:g}" if isinstance(
-            p["sigma"], (int, float)) else f"σ={p['sigma']}")
-    for key in ("t", "bins", "k"):
-        if key in p and p[key] is not None:
-            parts.append(f"{key}={p[key]}")
-    return " ".join(parts)
-
-
-def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
-    """Group result rows into series (see the module docstring); x sorted, rows without a value skipped."""
-    groups: dict[tuple[str, str, str, str], Series] = {}
-    order: dict[tuple[str, str, str, str], int] = {}
-    from dsecli.batch.read import row_problem
-
-    for i, row in enumerate(rows, start=1):
-        why = row_problem(row)
-        if why:
-            raise InputError(f"result row {i} {why}")
-        value = row.get("value")
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            continue
-        dataset = str(row.get("dataset") or "")
-        file = os.path.basename(str(row.get("file") or ""))
-        d_pat, d_num, d_kind = checkpoint_of(dataset)
-        f_pat, f_num, f_kind = checkpoint_of(file)
-        number, kind = (d_num, d_kind) if d_num is not None else (f_num, f_kind)
-        pattern = f"{f_pat}:{d_pat}" if dataset else f_pat
-        if isinstance(row.get("series"), str) and row["series"]:
-            pattern = row["series"]  # as dse batch named it
-        if isinstance(row.get("run_id"), str) and row["run_id"]:
-            pattern += f":run={row['run_id']}"  # a training monitor's run: each run its own series
-        quantity = str(row.get("quantity") or "value")
-        method = row["method"]
-        settings = _settings(row)
-        key = (quantity, method, pattern, settings)
-        s = groups.get(key)
-        if s is None:
-            s = groups[key] = Series(quantity, method, pattern, settings, str(row.get("units") or ""))
-            order[key] = 0
-        if number is None:
-            for name in ("checkpoint", "index"):
-                v = row.get(name)
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    number, kind = v, name
-                    break
-        if number is None:
-            number, kind = order[key], "order"
-        order[key] += 1
-        s.x.append(float(number))
-        s.y.append(float(value))
-        band = row_band(row)
-        s.low.append(band[0] if band else math.nan)
-        s.high.append(band[1] if band else math.nan)
-        s.ceilings.append(row_ceiling(row))
-        s.x_kind = kind or "order"
-    series = list(groups.values())
-    for s in series:
-        idx = np.argsort(s.x, kind="stable")
-        for name in ("x", "y", "low", "high", "ceilings"):
-            values = getattr(s, name)
-            setattr(s, name, [values[i] for i in idx])
-    _label(series)
-    return series
-
-
-def _split(pattern: str) -> list[str]:
-    return [p for p in re.split(r"[/:]", pattern) if p]
-
-
-def _label(series: Sequence[Series]) -> None:
-    """Label = method, the path parts that differ between series, and the settings of a method run
-    with several (e.g. two sigmas or two references)."""
-    parts = [_split(s.pattern) for s in series]
-    common = set.intersection(*(set(p) for p in parts)) if parts else set()
-    methods = {s.method for s in series}
-    per_method: dict[str, set[str]] = {}
-    for s in series:
-        per_method.setdefault(s.method, set()).add(s.settings)
-    for s, p in zip(series, parts):
-        s.variant = s.settings if len(per_method[s.method]) > 1 else ""
-        distinct = [c for c in p if c not in common and "*" not in c] or [c for c in p if c not in common]
-        bits = [s.method] if len(methods) > 1 or not distinct else []
-        bits += ["/".join(distinct)] if distinct else []
-        if s.variant:
-            bits.append(f"({s.variant})")
-        s.label = " · ".join(b for b in bits if b) or s.method
-
-
 def _geometric(xs: Sequence[float]) -> bool:
     """True when the positive checkpoints span > 30x and consecutive ones grow by >= 1.5x (median)."""
     pos = np.unique(np.asarray([x for x in xs if x > 0], dtype=np.float64))
@@ -470,9 +298,9 @@ def batch_figure(
 
     One panel per quantity, one line per series. A series keeps its colour in every panel (one
     colour per dataset pattern; one marker and line style per method, a line style per setting
-    where a method ran with several). Where rows carry an uncertainty (:func:`row_band`) the band
+    where a method ran with several). Where rows carry an uncertainty (:func:`dsecli.batch.series.row_band`) the band
     is shaded in the series' colour; when every point of a panel has the same ceiling
-    (:func:`row_ceiling`), it is drawn as a dotted grey line (gid ``"ceiling"``) labelled by its
+    (:func:`dsecli.batch.series.row_ceiling`), it is drawn as a dotted grey line (gid ``"ceiling"``) labelled by its
     rule (:func:`ceiling_label`). A legend of more than :data:`LEGEND_INSIDE` entries goes below
     its panel, in columns.
 
@@ -489,6 +317,7 @@ def batch_figure(
     if not series:
         raise InputError("no result rows with a finite value to plot"
                          + (f" for methods {', '.join(methods)}" if methods else ""))
+    warn_sigma_policies(series)
     check_choice(xscale, "xscale", ("auto", "linear", "log"))
     quantities = list(dict.fromkeys(s.quantity for s in series))
     fig = _new_figure(7.0 * len(quantities) if len(quantities) > 1 else 8.0, 4.8)
@@ -575,6 +404,6 @@ def plot_batch_results(
         raise
     written = _save(fig, path, inputs=(source,))
     return {"plot": written, "series": [{"label": s.label, "quantity": s.quantity, "method": s.method,
-                                         "pattern": s.pattern, "points": len(s.x),
+                                         "pattern": s.pattern, "sigma_policy": s.sigma_policy, "points": len(s.x),
                                          "band": bool(np.isfinite(np.asarray(s.low, dtype=np.float64)).any())}
                                         for s in series]}

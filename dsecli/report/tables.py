@@ -11,20 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dsecli.results import json_safe
+from dsecli.results import ERROR_KEYS, json_safe
 from dsecli.version import __version__
 
-__all__ = ["ERROR_KEYS", "make_report", "format_value", "format_params", "format_uncertainty", "format_ceiling",
+__all__ = ["make_report", "format_value", "format_params", "format_uncertainty", "format_ceiling",
            "report_table", "arrays_table", "findings_table", "info_view", "validation_table", "spectrum_table",
-           "batch_table", "series_table"]
+           "batch_table", "series_table", "correlation_table"]
 
 # parameters shown in the table's "parameters" column; everything else stays in the JSON
 _SHOWN = ("sigma", "sigma_rule", "t", "bins", "k", "metric", "kernel", "solver", "n_classes", "classes_from",
           "repetitions", "device", "dtype", "neighbor_search", "epochs_run", "hidden_units")
-
-
-# the fields of a result's ``extra`` that hold the estimator's own uncertainty, in order of preference
-ERROR_KEYS = ("error_estimate_bits", "error_estimate", "std", "spread", "repetition_stderr")
 
 
 def make_report(command: str, results: Sequence[Any], *, inputs: dict[str, Any], include_eigenvalues: bool = False) -> dict[str, Any]:
@@ -312,19 +308,87 @@ def batch_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
                f"{summary['rows_skipped']} already there{replaced}), {summary['elapsed_s']:.1f} s")
     if summary["failures"]:
         caption += f"; {len(summary['failures'])} input(s) failed"
+    policies = _sigma_policies(rows)
+    if policies:
+        caption += f"; σ policy: {policies}"
     table.caption = caption
     table.caption_justify = "left"
     return table
 
 
+def _sigma_policies(rows: list[dict[str, Any]]) -> str:
+    """The σ policies of ``rows`` (:func:`dsecli.batch.series.sigma_policy`), with the methods of each
+    where they differ between methods: ``"median per input"``, ``"dse: fixed σ = 10; dsmi: median per input"``."""
+    from dsecli.batch.series import sigma_policy
+
+    by_method: dict[str, list[str]] = {}
+    for r in rows:
+        policy = sigma_policy(r.get("params"))
+        if policy is not None and policy not in by_method.setdefault(r["method"], []):
+            by_method[r["method"]].append(policy)
+    distinct = list(dict.fromkeys(p for ps in by_method.values() for p in ps))
+    if len(distinct) <= 1:
+        return distinct[0] if distinct else ""
+    return "; ".join(f"{m}: {', '.join(ps)}" for m, ps in by_method.items() if ps)
+
+
 def series_table(summary: dict[str, Any]) -> Any:
-    """``dse plot``: the series drawn (quantity, label, number of points) under the figure's name."""
+    """``dse plot``: the series drawn (quantity, label, σ policy, number of points) under the figure's name."""
     from rich.table import Table
 
     table = Table(title=f"wrote {summary['plot']}", title_justify="left")
     table.add_column("quantity")
     table.add_column("series")
+    policies = any(s.get("sigma_policy") for s in summary["series"])
+    if policies:
+        table.add_column("σ policy")
     table.add_column("points", justify="right")
     for s in summary["series"]:
-        table.add_row(s["quantity"], s["label"], str(s["points"]))
+        table.add_row(s["quantity"], s["label"], *([s.get("sigma_policy") or ""] if policies else []), str(s["points"]))
+    return table
+
+
+# ---------------------------------------------------------------------------------------- dse correlate
+
+
+def correlation_table(report: dict[str, Any]) -> Any:
+    """``dse correlate``: one line per series and outcome: pairs, Spearman's rho and Kendall's tau-b with their
+    intervals and p-values (the report of :meth:`dsecli.batch.correlate.Correlations.to_dict`)."""
+    from rich.table import Table
+
+    level = f"{report['confidence'] * 100:g}%"
+    boot = f"{level} percentile bootstrap, B = {report['bootstrap']}, seed {report['seed']}" if report["bootstrap"] \
+        else "no intervals (bootstrap 0)"
+    table = Table(title=f"dse correlate — {report['results']} with {report['outcomes']} on {report['on']!r} "
+                        f"(matched by {report['matched_by']})", title_justify="left")
+    table.add_column("series", overflow="fold")
+    table.add_column("σ policy", overflow="fold")
+    table.add_column("outcome")
+    table.add_column("n", justify="right")
+    table.add_column(f"Spearman ρ [{level}]", justify="right")
+    table.add_column("p", justify="right")
+    table.add_column(f"Kendall τ-b [{level}]", justify="right")
+    table.add_column("p", justify="right")
+
+    def cell(value: Any, ci: Any) -> str:
+        if value is None:
+            return ""
+        interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and ci[0] is not None else ""
+        return f"{value:.3f}{interval}"
+
+    for r in report["rows"]:
+        if r["spearman"] is None:
+            table.add_row(r["series"], r["sigma_policy"] or "", r["outcome"], str(r["n"]), "", "", "", "")
+            continue
+        table.add_row(r["series"], r["sigma_policy"] or "", r["outcome"], str(r["n"]),
+                      cell(r["spearman"], r["spearman_ci"]), f"{r['spearman_p']:.2g}",
+                      cell(r["kendall"], r["kendall_ci"]), f"{r['kendall_p']:.2g}")
+    notes = [boot]
+    skipped = [r for r in report["rows"] if r["spearman"] is None]
+    if skipped:
+        notes.append(f"{len(skipped)} without a correlation (first: {skipped[0]['note']})")
+    if report["unmatched_keys"]:
+        notes.append(f"{len(report['unmatched_keys'])} keys matched no row")
+    table.caption = "; ".join(notes)
+    table.caption_justify = "left"
     return table
