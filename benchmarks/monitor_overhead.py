@@ -12,25 +12,38 @@ Printed per run: the median epoch time, the first step (it also reads and subsam
 evaluation set), the median of the other steps, and the ratio step/epoch; with the load average
 of the machine before and after, since on a shared machine the timings move with it.
 
-Measured on a 2-core machine shared with other jobs (load average 3-4 before and after), one
-torch thread, 6 epochs (median of steps 2-6; one dse.estimate call per layer):
+Measured on a 2-core machine shared with other jobs (load average 4-5 before and after), one
+torch thread, 6 epochs (median of steps 2-6; one dse.estimate call per layer). "before" is the
+step of the code before the median rule's distances were shared, run in the same session
+(alternating with this one, the same load):
 
-======  ============  ========  ==========  ==========  ==========
-max_n   import order  epoch s   1st step s  step s      step/epoch
-======  ============  ========  ==========  ==========  ==========
-1000    torch first   0.19      1.13        0.82        4.2
-1000    dsecli first  0.20      1.15        0.77        4.0
-500     torch first   0.12      0.30        0.20        1.7
-500     dsecli first  0.18      0.55        0.27        1.5
-250     torch first   0.17      0.26        0.18        1.1
-250     dsecli first  0.15      0.28        0.17        1.2
-======  ============  ========  ==========  ==========  ==========
+======  ============  ========  ==========  ==========  ==========  ==========
+max_n   import order  epoch s   1st step s  step s      step/epoch  before s
+======  ============  ========  ==========  ==========  ==========  ==========
+1000    torch first   0.18      0.65        0.52        2.8         0.80
+1000    dsecli first  0.19      0.70        0.56        3.0         0.84
+500     torch first   0.20      0.40        0.19        1.0         0.35
+500     dsecli first  0.18      0.33        0.17        1.0         0.40
+======  ============  ========  ==========  ==========  ==========  ==========
 
-The import order changes nothing beyond the machine's noise. At 1,000 rows a step is
-0.5-0.8 s (profiled, at a quieter moment, 0.55 s: DSE 0.30 s per two layers, of it the median
-sigma 0.10 s and the 1,000 x 1,000 eigendecomposition 0.11 s; DSMI 0.17 s, mostly the 5 x 10
-class kernels, whose distances are computed again from the 2,048-wide rows): above the 0.3 s
-aimed at. 500 rows meet it.
+The import order changes nothing beyond the machine's noise. A step takes 0.64-0.66 of its time
+before at 1,000 rows and 0.44-0.54 at 500, under this load. At a quieter moment (load average
+1.4-2; 11 steps of the same monitor, this code and the one before alternating) a step at 1,000
+rows is 0.33-0.45 s (medians 0.38 and 0.45 s, against 0.81 and 0.83 s before): near, not under,
+the 0.3 s aimed at; 500 rows meet it. Profiled (cProfile, one step at 1,000 rows, load 1.4; 0.36 s in all): the
+eigendecompositions 0.15 s (the two 1,000 x 1,000 of DSE 0.115 s, DSMI's 2 x 60 of about 100 x 100
+0.034 s), conv2's 1,000 x 1,000 squared distances 0.06 s (one GEMM of depth 2,048, formed once
+per step: the median rule's, kept for DSE's kernel and cut into DSMI's class and draw kernels;
+before, the same GEMM ran three times, twice for the median rule and the kernel and once more,
+in pieces, for the 60 class and draw kernels), the median selections 0.02 s, the SHA-256 of
+the activations in the rows 0.02 s, the forward pass 0.01-0.02 s, fc1's DSMI kernels (64
+features: computed per subset, as cheap as cutting them out) 0.01-0.02 s, and the rest
+(row checks, plans, rows, the results file) about 0.04 s. The eigendecompositions are the floor
+of an exact DSE; ``max_n`` is the knob (N^3 for them, N^2 D for the distances).
+
+The results file is read again at every step (to skip rows already there): 2,000 rows (500
+epochs of 4 values) take about 0.3 s more per step on this machine; the benchmark's 6 epochs
+do not show it.
 
 Usage::
 

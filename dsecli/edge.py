@@ -97,8 +97,11 @@ def measure(name: str, kernel: Callable[..., Measured], rows: Prepared, call: Ca
         extra = dict(got.extra)
         if resample is not None:
             def again(other: Prepared) -> EntropyResult | MIResult:
-                with quiet():
-                    return measure(name, kernel, other, call, options, quantity=quantity)
+                try:
+                    with quiet():
+                        return measure(name, kernel, other, call, options, quantity=quantity)
+                finally:
+                    other.end_call()
 
             extra.update(resample(got.value, again, tuple(notes)))
     params = {**got.params, "max_n": call.max_n, "seed": call.seed, "sampler": call.sampler}
@@ -155,7 +158,10 @@ def public_method(name: str, *, quantity: str = "entropy", min_rows: int = 2) ->
             selection = {"max_n": max_n, "seed": call.seed, "sampler": sampler, "min_rows": min_rows,
                          "flatten": flatten, "drop_nonfinite": drop_nonfinite, "device": device, "dtype": dtype}
             rows = prepare_pair(x, y, **selection) if quantity == "mi" else prepare_rows(x, **selection)
-            return measure(name, kernel, rows, call, given, quantity=quantity, start=start)
+            try:
+                return measure(name, kernel, rows, call, given, quantity=quantity, start=start)
+            finally:
+                rows.end_call()  # what the kernel kept for this call only (the median rule's distances)
 
         public.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [*lead, *_SHARED, *own], return_annotation="MIResult" if quantity == "mi" else "EntropyResult")

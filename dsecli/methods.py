@@ -275,8 +275,11 @@ def estimate(
                 reading.classes(n_clusters)
     rows = replace_warnings(rows, [*rows.warnings, *notes])
     resampling = {"bootstrap": bootstrap, "confidence": confidence, "seed": call.seed, "scheme": bootstrap_scheme}
-    return [_run(n, {**ENTROPY_METHODS, **MI_METHODS}[n], rows, call, options[n],
-                 {**resampling, "permutations": permutations if n in MI_METHODS else 0}) for n in names]
+    try:
+        return [_run(n, {**ENTROPY_METHODS, **MI_METHODS}[n], rows, call, options[n],
+                     {**resampling, "permutations": permutations if n in MI_METHODS else 0}) for n in names]
+    finally:
+        rows.end_call()  # what the methods shared for this call only (the median rule's distances)
 
 
 def _run(name: str, fn: Callable[..., Any], rows: Prepared, call: Call, options: dict[str, Any],

@@ -299,18 +299,38 @@ def test_dsmi_per_subset_kernels_equal_shared_kernel(monkeypatch: pytest.MonkeyP
     assert "error_estimate" not in alone.extra  # exact everywhere: nothing to bound
 
 
-@pytest.mark.parametrize(("counts", "d", "shared"), [
-    ([400] * 10, 4096, False),  # 10 classes: the sets cover 0.6 N^2 entries, fewer than the N x N kernel
-    ([2000, 2000], 64, False),  # few features: an entry costs about what gathering it does
-    ([2000, 2000], 512, True),  # 2 classes: 3 N^2 entries, each dear to compute
-    ([2000, 2000], 100, False),
-    ([2000, 2000], 110, True),  # the break-even: N^2 (2 D + 20) = 3 N^2 (2 D - 128) at D = 101
+@pytest.mark.parametrize(("counts", "d", "sigma", "shared"), [
+    # a numeric sigma: the N x N distances would be computed for the subsets alone
+    ([400] * 10, 4096, 1.0, False),  # 10 classes: the sets cover 0.6 N^2 entries, fewer than the N x N kernel
+    ([2000, 2000], 64, 1.0, False),  # few features: an entry costs about what gathering it does
+    ([2000, 2000], 512, 1.0, True),  # 2 classes: 3 N^2 entries, each dear to compute
+    ([2000, 2000], 100, 1.0, False),
+    ([2000, 2000], 110, 1.0, True),  # the break-even: N^2 (2 D + 20) = 3 N^2 (2 D - 128) at D = 101
+    # the median rule's distances of all rows are kept (N <= 4096): only gathering against computing
+    ([400] * 10, 4096, "median", True),
+    ([100] * 10, 2048, "median", True),  # the training monitor's conv2 layer
+    ([2000, 2000], 64, "median", False),  # gathering an entry costs what computing it does at D = 64
+    ([2000, 2000], 65, "median", True),
+    ([2500, 2500], 100, "median", False),  # N > 4096: the median rule reads a subsample, nothing is kept
 ])
-def test_dsmi_cuts_subsets_from_one_kernel_only_where_cheaper(counts, d, shared) -> None:
+def test_dsmi_cuts_subsets_from_the_distances_only_where_cheaper(counts, d, sigma, shared) -> None:
     from dsecli.diffusion.plan import plan_mutual_information
 
-    plan = plan_mutual_information(counts, d, solver="exact", device="cpu", memory_bytes=2**40)
+    plan = plan_mutual_information(counts, d, solver="exact", device="cpu", memory_bytes=2**40, sigma=sigma)
     assert plan["shared_kernel"] is shared
+    assert plan["kept_distances"] is (sigma == "median" and sum(counts) <= 4096)
+
+
+def test_median_rule_distances_are_kept_only_where_three_matrices_fit() -> None:
+    from dsecli.diffusion.plan import MEMORY_FRACTION, dense_matrix_bytes, keeps_distances
+
+    n, d = 1000, 8
+    need = dense_matrix_bytes(n, "float64", copies=3) + n * d * 8 * 2
+    have = math.ceil(need / MEMORY_FRACTION) + 1
+    assert keeps_distances(n, d, sigma="median", device="cpu", dtype="float64", memory_bytes=have)
+    assert not keeps_distances(n, d, sigma="median", device="cpu", dtype="float64", memory_bytes=have * 2 // 3)
+    assert not keeps_distances(n, d, sigma=2.0, device="cpu", dtype="float64", memory_bytes=2**40)
+    assert not keeps_distances(5000, d, sigma="median", device="cpu", dtype="float64", memory_bytes=2**40)
 
 
 def test_dsmi_approx_within_its_bound_of_exact() -> None:

@@ -15,6 +15,7 @@ import dsecli.diffusion.kernels
 import dsecli.inputs.clustering
 import dsecli.inputs.reference
 import dsecli.measures.dse
+from dsecli import diffusion_spectral_entropy, diffusion_spectral_mutual_information
 from dsecli.edge import check_call
 from dsecli.errors import (
     CollectWarnings,
@@ -118,6 +119,34 @@ def test_device_sigma_and_regime_are_decided_once_per_call(monkeypatch) -> None:
     # every result names the regime, each computed from the one check
     assert all(any("uninformative" in w for w in r.warnings) for r in results)
     assert len({json.dumps(r.params["kernel_regime"], sort_keys=True) for r in results}) == 1
+
+
+def test_the_median_rule_distances_are_formed_once_per_call_and_not_kept_after(monkeypatch) -> None:
+    # DSE and DSMI with the median rule: the rule's N x N squared distances serve DSE's kernel and
+    # DSMI's subset kernels (80 features: cutting the subsets out of them is the cheaper way)
+    from dsecli.inputs.prepare import prepare_rows
+
+    n = 160
+    formed: list[int] = []
+    real = dsecli.diffusion.kernels.pairwise_sq_dists
+
+    def spy(x, *args, **kwargs):
+        formed.append(int(x.shape[0]))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(dsecli.diffusion.kernels, "pairwise_sq_dists", spy)
+    x, labels = _blobs(n=n, d=80)
+    rows = prepare_rows(x, max_n=None, seed=0, device="cpu")
+    dse, dsmi = dsecli.estimate(rows, labels, methods="dse,dsmi", sigma="median", device="cpu")
+    assert formed == [n]  # once, for all n rows; no subset's distances from its rows
+    assert dsmi.extra["shared_kernel"] is True
+    assert not [k for k in rows._resolved if isinstance(k, tuple) and k[0] == "sq_dists"]  # dropped after the call
+    # the same values as with that sigma given, each method forming its distances again (DSE: the same bits)
+    sigma = dse.params["sigma"]
+    alone = diffusion_spectral_entropy(x, sigma=sigma, device="cpu", max_n=None)
+    assert alone.value == dse.value
+    again = diffusion_spectral_mutual_information(x, labels, sigma=sigma, device="cpu", max_n=None)
+    assert again.value == pytest.approx(dsmi.value, abs=1e-12)
 
 
 def test_a_vector_reference_is_clustered_once_for_every_method(monkeypatch) -> None:

@@ -88,6 +88,29 @@ def test_full_kernel_and_kernel_rows_are_the_one_gaussian(sigma: float) -> None:
     assert np.all(np.diag(rows) == 1.0)
 
 
+@pytest.mark.parametrize("sigma", [0.7, 3.0])
+def test_a_subset_kernel_cut_out_of_the_distances_is_the_subset_own_kernel(sigma: float) -> None:
+    # DSMI's class and draw kernels where the distances of all rows are at hand (the median rule's):
+    # their block of those distances, against the kernel of the subset's own rows (centred on its own mean)
+    import torch
+
+    from dsecli.diffusion.kernels import centred_sq_dists, gaussian_kernel_block
+
+    x = np.random.default_rng(6).normal(size=(90, 40)) * 2 + 10
+    xt = torch.as_tensor(x)
+    d2 = centred_sq_dists(xt)
+    before = d2.clone()
+    for idx in (np.arange(0, 90, 3), np.sort(np.random.default_rng(7).choice(90, 25, replace=False))):
+        ti = torch.as_tensor(idx)
+        block = gaussian_kernel_block(d2, ti, sigma).numpy()
+        np.testing.assert_allclose(block, gaussian_kernel(xt[ti], sigma).numpy(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(block, _closed_form(x[idx], sigma), rtol=1e-12, atol=1e-15)
+        assert np.all(np.diag(block) == 1.0)
+    # the kernels made from given distances leave them as they were; the full one has the same bits
+    assert torch.equal(gaussian_kernel(xt, sigma, sq_dists=d2), gaussian_kernel(xt, sigma))
+    assert torch.equal(d2, before)
+
+
 def test_mine_network_that_cannot_fit_stops_before_it_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
     # 2**40 hidden layers used to loop for ever building the network; now the one rule stops it
     import dsecli.diffusion.plan

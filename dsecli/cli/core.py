@@ -114,7 +114,7 @@ def _print_plan(src: Any, *, max_n: int, solver: str, device: str, dtype: str, t
 
 def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: str, ref_kind: str, n_clusters: int,
                    repetitions: int, solver: str, device: str, dtype: str | None, t: int, as_json: bool,
-                   bootstrap: int = 0, permutations: int = 0) -> None:
+                   bootstrap: int = 0, permutations: int = 0, sigma: Any = "median") -> None:
     """``dse mi --dry-run``: DSMI's plan from the file's shape and the reference's classes (read, not X)."""
     from dsecli import dry_run_mutual_information
     from dsecli.cli._app import stdout_console
@@ -124,7 +124,7 @@ def _print_mi_plan(x_src: Any, y_src: Any, *, max_n: int, seed: int, sampler: st
     plan = dry_run_mutual_information(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
                                       n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device,
                                       dtype=dtype or "float64", t=t, bootstrap=bootstrap,
-                                      permutations=permutations)
+                                      permutations=permutations, sigma=sigma)
     not_written = getattr(x_src, "not_written", None)  # planned from the shape; running would refuse it
     if not_written:
         plan["data_not_written"] = not_written
@@ -300,7 +300,8 @@ def mi(
         if dry_run:
             _print_mi_plan(x_src, y_src, max_n=max_n, seed=seed, sampler=sampler, ref_kind=ref_kind,
                            n_clusters=n_clusters, repetitions=repetitions, solver=solver, device=device, dtype=dtype,
-                           t=t, as_json=fmt_ == "json", bootstrap=bootstrap, permutations=permutations)
+                           t=t, as_json=fmt_ == "json", bootstrap=bootstrap, permutations=permutations,
+                           sigma=sigma)
             return
         swap = _swapped(x_src, y_src, (emb, ref))
         try:

@@ -201,8 +201,8 @@ def general_eigenvalue_moduli(a: torch.Tensor) -> torch.Tensor:
         raise ComputationError(f"eigenvalue solver failed: {exc}".splitlines()[0]) from exc
 
 
-def diffusion_eigenvalues(xt: torch.Tensor, sigma: float, *, normalized: bool = True) -> tuple[torch.Tensor,
-                                                                                                 dict[str, float]]:
+def diffusion_eigenvalues(xt: torch.Tensor, sigma: float, *, normalized: bool = True,
+                          sq_dists: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """All N eigenvalues (ascending) of the dense diffusion operator of the rows ``xt``: the one exact primitive
     under DSE, the normalised adjacency variant and the spectrum scan.
 
@@ -210,6 +210,8 @@ def diffusion_eigenvalues(xt: torch.Tensor, sigma: float, *, normalized: bool = 
     (docs/method.md#operator); ``normalized=False`` decomposes G itself (the published
     ``ase-gaussian``). Built in place in one N x N buffer, then ``eigvalsh`` (the thread rule of
     the rule of :func:`symmetric_eigenvalues`): peak memory about 2 N^2 numbers of ``xt``'s dtype.
+    ``sq_dists``: the squared distances of the rows, formed by the caller already (read, not changed;
+    :func:`dsecli.diffusion.kernels.gaussian_kernel`).
 
     Returns
     -------
@@ -220,7 +222,7 @@ def diffusion_eigenvalues(xt: torch.Tensor, sigma: float, *, normalized: bool = 
     from dsecli.diffusion.kernels import gaussian_kernel, symmetric_normalize_
 
     with Timer(xt.device) as tk:
-        a = gaussian_kernel(xt, sigma)
+        a = gaussian_kernel(xt, sigma, sq_dists=sq_dists)
         if normalized:
             symmetric_normalize_(a)
     with Timer(xt.device) as te:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "pairwise_sq_dists",
+    "centred_sq_dists",
+    "principal_block",
     "gaussian_kernel",
+    "gaussian_kernel_block",
     "gaussian_kernel_rows",
     "KernelFactors",
     "kernel_factors",
@@ -40,6 +44,7 @@ __all__ = [
     "symmetric_normalize_",
     "diffusion_operator",
     "resolve_sigma",
+    "median_rule_reads_all_rows",
     "SigmaChoice",
     "KernelRegime",
     "kernel_regime",
@@ -188,13 +193,35 @@ def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor | None = None, *, out: to
     return out
 
 
-def gaussian_kernel(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian affinity ``G_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``, shape (N, N), in place.
+def centred_sq_dists(x: torch.Tensor) -> torch.Tensor:
+    """The squared distances of the rows of ``x`` as every dense kernel of them is formed: ``x`` centred
+    first (translation invariance, better rounding), then :func:`pairwise_sq_dists`. Shape (N, N)."""
+    return pairwise_sq_dists(x - x.mean(dim=0, keepdim=True))
 
-    ``x`` is centred before the distances (translation invariance, better rounding).
+
+def principal_block(mat: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``mat[idx][:, idx]`` of a square matrix as a new (m, m) tensor: one gather of the m^2 entries
+    (two index_selects copy m x N first: 8x slower at N = 8,000)."""
+    m, n = idx.shape[0], mat.shape[0]
+    return mat.reshape(-1).take((idx[:, None] * n + idx[None, :]).reshape(-1)).reshape(m, m)
+
+
+def gaussian_kernel(x: torch.Tensor, sigma: float, *, sq_dists: torch.Tensor | None = None) -> torch.Tensor:
+    """Gaussian affinity ``G_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``, shape (N, N).
+
+    The distances are :func:`centred_sq_dists` of ``x``, formed here and turned into G in place; or
+    ``sq_dists``, those distances computed by the caller already (read, not changed: G is a new
+    tensor), for instance the ones the median rule used (:func:`resolve_sigma`).
     """
-    xc = x - x.mean(dim=0, keepdim=True)
-    return _gaussian_of_sq_dists(pairwise_sq_dists(xc), sigma)
+    if sq_dists is not None:
+        return _gaussian_of_sq_dists(sq_dists.clone(), sigma)
+    return _gaussian_of_sq_dists(centred_sq_dists(x), sigma)
+
+
+def gaussian_kernel_block(sq_dists: torch.Tensor, idx: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The Gaussian kernel of the rows ``idx`` (shape (m, m)) from the squared distances of all rows
+    (:func:`centred_sq_dists`): their :func:`principal_block`, turned into the kernel in place."""
+    return _gaussian_of_sq_dists(principal_block(sq_dists, idx), sigma)
 
 
 def gaussian_kernel_rows(xc: torch.Tensor, xn: torch.Tensor, start: int, stop: int, sigma: float) -> torch.Tensor:
@@ -356,11 +383,13 @@ def _median_rule_rows(n: int, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, MEDIAN_MAX_ROWS, replace=False))
 
 
-def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+def _pair_sq_dists(x: torch.Tensor, *, seed: int,
+                   all_rows: Callable[[], torch.Tensor | None] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """The off-diagonal squared distances d_ij^2 (i < j) the median rule uses (in no particular order).
 
     All rows up to :data:`MEDIAN_MAX_ROWS`; above, a seeded subsample of that many rows
     (``np.random.default_rng(seed).choice(N, 4096, replace=False)``, sorted), named in the detail.
+    ``all_rows``: where all rows are used, it gives :func:`centred_sq_dists` of ``x`` (or None: formed here).
     """
     import torch
 
@@ -373,8 +402,9 @@ def _pair_sq_dists(x: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, dict[st
         detail = {"rows": MEDIAN_MAX_ROWS, "exact": False, "seed": seed}
     if rows.shape[0] < 2:
         raise InputError("`sigma` median needs at least 2 rows")
-    xc = rows - rows.mean(dim=0, keepdim=True)
-    d2 = pairwise_sq_dists(xc)
+    d2 = all_rows() if idx is None and all_rows is not None else None
+    if d2 is None:
+        d2 = centred_sq_dists(rows)
     iu = torch.triu_indices(d2.shape[0], d2.shape[0], offset=1, device=d2.device)
     vals = d2[iu[0], iu[1]]
     del d2
@@ -416,7 +446,19 @@ def _median_rule_from(med: float, dtype: torch.dtype) -> float:
     return value
 
 
-def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0) -> SigmaChoice:
+def _rule_name(sigma: str) -> str:
+    """A bandwidth rule's name as :func:`resolve_sigma` reads it (case, spaces and ``_`` for ``-`` ignored)."""
+    return sigma.strip().lower().replace("_", "-")
+
+
+def median_rule_reads_all_rows(sigma: Any, n: int) -> bool:
+    """Whether :func:`resolve_sigma` forms the squared distances of all ``n`` rows for ``sigma``: the
+    median rule up to :data:`MEDIAN_MAX_ROWS` rows (above, it reads a subsample of rows)."""
+    return isinstance(sigma, str) and _rule_name(sigma) == "median" and n <= MEDIAN_MAX_ROWS
+
+
+def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0,
+                  sq_dists: Callable[[], torch.Tensor | None] | None = None) -> SigmaChoice:
     """Turn ``sigma`` (a number, ``"median"`` or ``"sqrt-d"``) into a number for the data ``x``.
 
     - number: used as is (data units; must be finite and > 0);
@@ -425,15 +467,19 @@ def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0) -> SigmaChoice:
       exp(-d^2 / median d^2) and the median off-diagonal affinity is exp(-1) = 0.37 whatever the
       data's scale. Exact for N <= 4096 rows; above that the median is taken over a seeded
       subsample of 4096 rows (about 8.4 million pairs), reported in ``detail``.
+
+    ``sq_dists``: asked for the :func:`centred_sq_dists` of ``x`` where the median rule reads all
+    rows (:func:`median_rule_reads_all_rows`), so that a caller can keep them for the kernel; it may
+    return None (the distances are then formed here, and dropped after).
     """
     import torch
 
     if isinstance(sigma, str):
-        spec = sigma.strip().lower().replace("_", "-")
+        spec = _rule_name(sigma)
         if spec in ("sqrt-d", "sqrtd", "sqrt(d)"):
             return SigmaChoice(math.sqrt(x.shape[1]), "sqrt-d", {"n_features": int(x.shape[1])})
         if spec == "median":
-            vals, detail = _pair_sq_dists(x, seed=seed)
+            vals, detail = _pair_sq_dists(x, seed=seed, all_rows=sq_dists)
             return SigmaChoice(_median_rule(vals, x.dtype), "median", detail)
         try:
             sigma = float(spec)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dsecli.device import as_device, available_memory_bytes, dtype_name, resolve_dtype
+from dsecli.diffusion.kernels import median_rule_reads_all_rows
 from dsecli.diffusion.operators import DENSE_BLOCK_ELEMENTS, ROWS_TILE_COLUMNS, rows_tile_rows
 from dsecli.errors import ComputationError, InputError, MemoryLimitError, check_choice, check_positive_int
 
@@ -49,6 +50,7 @@ __all__ = [
     "require_entropy_plan",
     "on_plan",
     "require_mi_plan",
+    "keeps_distances",
 ]
 
 SOLVERS = ("exact", "approx", "auto")
@@ -120,6 +122,22 @@ def check_dense_memory(n: int, *, device: Any, dtype: Any, copies: int = 2, memo
                         what=f"N = {n}", detail=f" for {copies} N x N {dtype_name(resolve_dtype(dtype))} matrices",
                         device=device,
                         hint="use --max-n to subsample, --dtype float32, or another device", memory_bytes=memory_bytes)
+
+
+def keeps_distances(n: int, d: int, *, sigma: Any, device: Any, dtype: Any, memory_bytes: int | None = None) -> bool:
+    """Whether a call keeps the N x N squared distances of its rows once its bandwidth is decided.
+
+    Where the median rule forms the distances of all rows anyway (``sigma`` "median", N up to
+    :data:`dsecli.diffusion.kernels.MEDIAN_MAX_ROWS`), a dense DSE's kernel and DSMI's subset kernels
+    are made from them instead of from the rows again, for the rest of the call. They are kept only
+    where three N x N matrices (them, a dense DSE's kernel and the eigensolver's copy of it; the plans
+    count two) and the rows fit the budget of ``memory_bytes`` (default: what ``device`` has free now).
+    """
+    if not median_rule_reads_all_rows(sigma, n):
+        return False
+    dev = as_device(device)
+    have = int(memory_bytes) if memory_bytes is not None else available_memory_bytes(dev)
+    return dense_matrix_bytes(n, dtype, copies=3) + _data_bytes(n, d) <= memory_budget(have)
 
 
 def solver_settings(n: int, operator: str) -> dict[str, int]:
@@ -335,21 +353,26 @@ def plan_mutual_information(
     t: int = 1,
     memory_bytes: int | None = None,
     calibration: Any = None,
+    sigma: Any = "median",
 ) -> dict[str, Any]:
     """Plan DSMI (docs/method.md#dsmi) from its class sizes, without computing anything.
 
     Every DSE of DSMI is taken at a class size n_y (the class itself and ``repetitions``
     size-matched subsets of all rows), so each distinct size gets its own
-    :func:`plan_entropy`. The subsets are cut out of one shared N x N kernel when every size
-    is solved exactly, two N x N matrices fit, and that is cheaper than computing each set's
-    kernel from its rows (many features and few, large classes: with 10 classes it never is);
-    otherwise each set's kernel is computed from its rows (the same values up to rounding).
+    :func:`plan_entropy`. The subsets' kernels are cut out of the N x N squared distances of all
+    rows when every size is solved exactly, two N x N matrices fit, and that is cheaper than
+    computing each set's kernel from its rows: where the call keeps the distances the median
+    rule formed (:func:`keeps_distances`; ``sigma`` as DSMI takes it), whenever gathering an
+    entry costs less than computing it (D above about 64); else where computing the N^2
+    distances once pays (many features and few, large classes: with 10 classes it never does).
+    Otherwise each set's kernel is computed from its rows (the same values up to rounding).
 
     Returns
     -------
     dict
         ``n_rows`` (N), ``n_features``, ``solver_requested``, ``sizes`` (size -> DSE plan, keys as
-        strings), ``dse_count``, ``shared_kernel``, ``memory_bytes`` (peak estimate),
+        strings), ``dse_count``, ``shared_kernel`` (subsets cut out of the distances of all rows),
+        ``kept_distances`` (those distances are the median rule's), ``memory_bytes`` (peak estimate),
         ``memory_available``, ``fits``, ``expected_seconds`` (all DSEs), ``device``, ``dtype``,
         ``calibration`` (as :func:`plan_entropy`'s, whose ``calibration`` parameter this takes).
     """
@@ -367,12 +390,14 @@ def plan_mutual_information(
     plans = {m: plan_entropy(m, d, solver=solver, device=dev, dtype=dtype, t=t, memory_bytes=have,
                              calibration=cal if cal is not None else False) for m in sizes}
     shared_bytes = dense_matrix_bytes(n, dt, copies=2) + _data_bytes(n, d)
-    # entries of all the sets' kernels; cutting them from the N x N kernel pays only when computing
-    # N^2 entries once and gathering these costs less than computing these from their rows:
-    # N^2 (2 D + 20) < area (2 D - 128) in flop-equivalents (an exp ~ 20 flops; one gathered entry
-    # cost as much as one computed at D = 64: 3.6 vs 2.9 ms for 800^2, benchmarks/speed.py's DSMI)
+    kept = keeps_distances(n, d, sigma=sigma, device=dev, dtype=dtype, memory_bytes=have)
+    # entries of all the sets' kernels; cutting them from the N x N distances pays only when computing
+    # N^2 entries once (nothing where the median rule's are kept) and gathering these costs less than
+    # computing these from their rows: N^2 (2 D + 20) < area (2 D - 128) in flop-equivalents (an exp
+    # ~ 20 flops; one gathered entry cost as much as one computed at D = 64: 3.6 vs 2.9 ms for 800^2,
+    # benchmarks/speed.py's DSMI)
     area = sum((1 + repetitions) * c * c for c in counts if c > 1)
-    cheaper = n * n * (2.0 * d + 20.0) < area * (2.0 * d - 128.0)
+    cheaper = (0.0 if kept else n * n * (2.0 * d + 20.0)) < area * (2.0 * d - 128.0)
     shared = (all(p["solver"] == "exact" for p in plans.values()) and shared_bytes <= memory_budget(have)
               and cheaper)
     largest = max((p["memory_bytes"] for p in plans.values()), default=0)
@@ -381,6 +406,7 @@ def plan_mutual_information(
         "repetitions": repetitions, "sizes": {str(m): p for m, p in plans.items()},
         "dse_count": sum(1 + repetitions for c in counts if c > 1),
         "shared_kernel": shared,
+        "kept_distances": kept,
         "memory_bytes": shared_bytes if shared else largest,
         "memory_available": have,
         "fits": all(p["fits"] for p in plans.values()),
@@ -460,12 +486,13 @@ def require_entropy_plan(n: int, xt: Any, *, solver: str, t: int, return_eigenva
 
 
 def require_mi_plan(n: int, xt: Any, counts: Any, *, solver: str, t: int, repetitions: int,
-                    max_seconds: float | None = None) -> tuple[dict[int, dict[str, Any]], bool]:
-    """:func:`plan_mutual_information` (one DSE plan per class size, and whether the N x N kernel is
-    shared), enforced as :func:`require_entropy_plan` is, for every size and the expected total."""
+                    max_seconds: float | None = None, sigma: Any = "median") -> tuple[dict[int, dict[str, Any]], bool]:
+    """:func:`plan_mutual_information` (one DSE plan per class size, and whether the subsets are cut
+    out of the N x N distances of all rows), enforced as :func:`require_entropy_plan` is, for every
+    size and the expected total."""
 
     plan = plan_mutual_information(counts, int(xt.shape[1]), solver=solver, repetitions=repetitions,
-                                   device=xt.device, dtype=xt.dtype, t=t,
+                                   device=xt.device, dtype=xt.dtype, t=t, sigma=sigma,
                                    memory_bytes=available_memory_bytes(xt.device) + xt.numel() * xt.element_size())
     sizes = {int(m): p for m, p in plan["sizes"].items()}
     for m, p in sorted(sizes.items(), reverse=True):

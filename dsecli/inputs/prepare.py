@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Prepared", "prepare_rows", "prepare_pair", "prepare_reference", "with_reference", "replace_warnings"]
 
+# the key under which Prepared._resolved lists the keys of the values kept for one call only
+_FOR_CALL = ("for one call",)
+
 
 @dataclass(frozen=True, eq=False)
 class Prepared(Rows):
@@ -106,15 +109,29 @@ class Prepared(Rows):
             self._resolved[key] = resolve_dtype(request)
         return self._resolved[key]
 
-    def once(self, key: Any, make: Callable[[], Any]) -> Any:
+    def once(self, key: Any, make: Callable[[], Any], *, for_call: bool = False) -> Any:
         """``make()`` the first time ``key`` is asked for on these rows, the kept value afterwards.
 
         For what every method of a call derives from the same rows (sigma by a rule, the kernel's
-        regime): decided once per call, whichever method asks first.
+        regime): decided once per call, whichever method asks first. ``for_call``: the value is
+        dropped by :meth:`end_call` (large values, such as the N x N squared distances, that a
+        ``Prepared`` kept by the caller must not hold after the call).
         """
         if key not in self._resolved:
             self._resolved[key] = make()
+            if for_call:
+                self._resolved.setdefault(_FOR_CALL, set()).add(key)
         return self._resolved[key]
+
+    def kept(self, key: Any) -> Any:
+        """The value :meth:`once` keeps under ``key``, None when there is none."""
+        return self._resolved.get(key)
+
+    def end_call(self) -> None:
+        """Drop the values kept with ``once(..., for_call=True)``: the public calls (each method's edge,
+        :func:`dsecli.methods.estimate`) end with this."""
+        for key in self._resolved.pop(_FOR_CALL, ()):
+            self._resolved.pop(key, None)
 
     def tensor(self, default_dtype: Any = "float64") -> torch.Tensor:
         """The rows as a tensor on :attr:`device` in :meth:`working_dtype`, made once per dtype.

@@ -137,12 +137,14 @@ def dry_run_mutual_information(
     bootstrap: int = 0,
     permutations: int = 0,
     calibrate: bool = True,
+    sigma: Any = "median",
 ) -> dict[str, Any]:
     """The plan :func:`dsecli.diffusion_spectral_mutual_information` would follow on ``x`` and ``y``.
 
     Behind ``dse mi --dry-run``. Only the shape of ``x`` is used; the reference ``y`` is read
     (the rows that would be used, with the same seeded subsample) because DSMI's cost depends
-    on its class sizes. ``calibrate`` as for :func:`dry_run_entropy`.
+    on its class sizes. ``calibrate`` as for :func:`dry_run_entropy`; ``sigma`` as DSMI takes it
+    (whether the median rule's distances are kept: :func:`dsecli.diffusion.plan.keeps_distances`).
 
     Returns
     -------
@@ -173,7 +175,7 @@ def dry_run_mutual_information(
         yv = np.asarray(y) if idx is None else np.asarray(y)[idx]
     classes = read_reference(yv, ref_kind=ref_kind, seed=seed, where=y_label).classes(n_clusters)
     plan = plan_mutual_information(classes.counts, n_features, solver=solver, repetitions=repetitions,
-                                   device=device, dtype=dtype or "float64", t=t,
+                                   device=device, dtype=dtype or "float64", t=t, sigma=sigma,
                                    calibration=True if calibrate else None)
     out = {"input": x_label, "reference": y_label, "n_total": n_total, "classes_from": classes.kind,
            "n_classes": len(classes.names), **plan}
@@ -181,7 +183,8 @@ def dry_run_mutual_information(
     def resample_seconds(m: int) -> float:
         counts = [int(c) * m // max(1, plan["n_rows"]) for c in classes.counts]
         return float(plan_mutual_information(counts, n_features, solver=solver, repetitions=repetitions,
-                                             device=device, dtype=dtype or "float64", t=t)["expected_seconds"])
+                                             device=device, dtype=dtype or "float64", t=t,
+                                             sigma=sigma)["expected_seconds"])
 
     return with_resampling(out, "dsmi", bootstrap=bootstrap, permutations=permutations,
                            resample_seconds=resample_seconds)

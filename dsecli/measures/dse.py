@@ -22,14 +22,16 @@ from dsecli.device import Timer, dtype_name, resolve_dtype
 from dsecli.diffusion.eigen import diffusion_eigenvalues, symmetric_eigenvalues_many
 from dsecli.diffusion.kernels import (
     SigmaChoice,
+    centred_sq_dists,
     gaussian_kernel,
+    gaussian_kernel_block,
     kernel_regime,
     regime_message,
     regime_params,
     resolve_sigma,
     symmetric_normalize_,
 )
-from dsecli.diffusion.plan import SOLVERS, require_entropy_plan, require_mi_plan
+from dsecli.diffusion.plan import SOLVERS, keeps_distances, require_entropy_plan, require_mi_plan
 from dsecli.diffusion.spectral import spectral_entropy
 from dsecli.edge import Call, Measured, public_method
 from dsecli.errors import DegenerateKernelWarning, DseWarning, check_choice, check_positive, check_positive_int
@@ -45,18 +47,40 @@ __all__ = [
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",
     "sigma_for",
+    "kept_sq_dists",
     "placement",
     "sorted_descending",
 ]
 
+def _sq_dists_key(xt: torch.Tensor) -> tuple[str, str, str]:
+    return ("sq_dists", str(xt.dtype), str(xt.device))
+
+
+def kept_sq_dists(rows: Prepared, xt: torch.Tensor) -> torch.Tensor | None:
+    """The squared distances of the rows ``xt`` (:func:`~dsecli.diffusion.kernels.centred_sq_dists`) where
+    this call keeps the ones the median rule formed (:func:`~dsecli.diffusion.plan.keeps_distances`), else None.
+    Read, never changed: every dense kernel of the call is made from them instead of from the rows again."""
+    return rows.kept(_sq_dists_key(xt))
+
+
+def _keep_sq_dists(rows: Prepared, xt: torch.Tensor, sigma: Any) -> torch.Tensor | None:
+    """The squared distances for the median rule: made and kept for the call where
+    :func:`~dsecli.diffusion.plan.keeps_distances` says so, else None (the rule forms and drops its own)."""
+    n, d = (int(v) for v in xt.shape)
+    if not keeps_distances(n, d, sigma=sigma, device=xt.device, dtype=xt.dtype):
+        return None
+    return rows.once(_sq_dists_key(xt), lambda: centred_sq_dists(xt), for_call=True)
+
+
 def sigma_for(rows: Prepared, call: Call, xt: torch.Tensor, sigma: Any) -> tuple[SigmaChoice, dict[str, Any]]:
     """``sigma`` (a number, a rule, or a :class:`~dsecli.diffusion.kernels.SigmaChoice` made elsewhere) resolved
     for ``rows``, and its parameters (the kernel's regime for a number): decided once per call and shared by every method of the call; a bandwidth in the
-    uninformative regime warns for each method that uses it."""
+    uninformative regime warns for each method that uses it. The median rule's squared distances of all rows are
+    kept for the rest of the call where they fit (:func:`kept_sq_dists`)."""
     key = ("sigma", str(sigma), call.seed, str(xt.dtype), str(xt.device))
     # a SigmaChoice is a value decided elsewhere with its rule (one sigma for every input of a batch)
-    choice = sigma if isinstance(sigma, SigmaChoice) else rows.once(key, lambda: resolve_sigma(sigma, xt,
-                                                                                                seed=call.seed))
+    choice = sigma if isinstance(sigma, SigmaChoice) else rows.once(key, lambda: resolve_sigma(
+        sigma, xt, seed=call.seed, sq_dists=lambda: _keep_sq_dists(rows, xt, sigma)))
     regime = None
     if choice.rule != "median":
         # computed once; the warning is raised again for each method that uses this bandwidth
@@ -189,7 +213,7 @@ def diffusion_spectral_entropy(
     choice, sigma_params = sigma_for(rows, call, xt, sigma)
     lam = None
     if plan["solver"] == "exact":
-        lam, timings = diffusion_eigenvalues(xt, choice.value)
+        lam, timings = diffusion_eigenvalues(xt, choice.value, sq_dists=kept_sq_dists(rows, xt))
         value = spectral_entropy(lam, t=t, base=call.base)
         extra: dict[str, Any] = {"timings_s": timings}
     else:
@@ -257,15 +281,17 @@ def diffusion_spectral_mutual_information(
     X* are uniform size-n_y subsets of all rows (R = ``repetitions`` draws per class), which
     cancels DSE's dependence on sample size. Y may be labels, scalars (binned into
     ``n_clusters`` equal-width bins) or vectors (k-means into ``n_clusters`` groups); see
-    :func:`dsecli.inputs.reference.reference_classes`. The Gaussian kernel on all rows is computed
-    once; every class and subset uses its restriction (G_ij depends only on the pair), then
-    its own normalisation and eigenvalues.
+    :func:`dsecli.inputs.reference.reference_classes`. Every class and subset uses the restriction
+    of the Gaussian kernel on all rows (G_ij depends only on the pair), then its own normalisation
+    and eigenvalues: cut out of the squared distances of all rows where the plan finds that cheaper
+    (:func:`dsecli.diffusion.plan.plan_mutual_information`; the median rule's distances are kept
+    for the call where they fit), else computed from the set's own rows.
 
     Every DSE here is taken at a class size n_y, so ``solver`` is planned per size (as in
     :func:`diffusion_spectral_entropy`): "exact" everywhere, "approx" everywhere, or "auto"
-    (exact up to 10,000 rows on CPU). When the N x N kernel does not fit in memory, or some
+    (exact up to 10,000 rows on CPU). When the N x N distances do not fit in memory, or some
     size needs the approximate solver, each subset's kernel is computed from its own rows
-    instead of being cut out of the shared kernel (same values up to rounding). The
+    instead of being cut out of them (same values up to rounding). The
     approximate DSEs run at ``tol_bits / 2`` each, so the reported ``extra["error_estimate"]``
     (their systematic bounds added linearly, their independent random parts in quadrature:
     :func:`dsecli.measures.conditional.size_matched_mutual_information`) stays below
@@ -289,10 +315,12 @@ def diffusion_spectral_mutual_information(
     approx_runs = 0
     classes = rows.reference_reading(ref_kind=ref_kind, seed=seed).classes(n_clusters)
     plans, shared = require_mi_plan(rows.n_used, xt, classes.counts, solver=solver, t=t, repetitions=repetitions,
-                                    max_seconds=max_seconds)
+                                    max_seconds=max_seconds, sigma=sigma)
     choice, sigma_params = sigma_for(rows, call, xt, sigma)
-    if shared:
-        g = gaussian_kernel(xt, choice.value)
+    if shared:  # every exact set's kernel is cut out of the distances of all rows (the call's, where it keeps them)
+        d2 = kept_sq_dists(rows, xt)
+        if d2 is None:
+            d2 = centred_sq_dists(xt)
 
     def entropies(sets: list[np.ndarray]) -> list[tuple[float, float, float]]:
         nonlocal approx_runs
@@ -315,10 +343,7 @@ def diffusion_spectral_mutual_information(
             ti = torch.as_tensor(sets[exact[j]], device=xt.device)
             if not shared:
                 return symmetric_normalize_(gaussian_kernel(xt.index_select(0, ti), choice.value))
-            # one gather of the n_y^2 entries (two index_selects copy n_y x N first: 8x slower at N = 8,000)
-            m = ti.shape[0]
-            return symmetric_normalize_(g.reshape(-1).take((ti[:, None] * g.shape[0] + ti[None, :]).reshape(-1))
-                                        .reshape(m, m))
+            return symmetric_normalize_(gaussian_kernel_block(d2, ti, choice.value))
 
         for i, lam in zip(exact, symmetric_eigenvalues_many(operator_of, len(exact),
                                                              sizes=[len(sets[j]) for j in exact])):

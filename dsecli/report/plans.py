@@ -69,7 +69,9 @@ def mi_plan_text(plan: dict[str, Any], x_label: str, y_label: str) -> str:
     if len(by_size) > 4:
         lines.append(f"  ... {len(by_size) - 4} smaller class sizes, down to {int(by_size[-1][0]):,} rows")
     lines += [
-        f"  kernel    {'one N x N kernel shared by all subsets' if plan['shared_kernel'] else 'computed per subset'}",
+        "  kernel    " + (("cut out of the median rule's N x N distances" if plan.get("kept_distances") else
+                              "cut out of one N x N distance matrix shared by all subsets")
+                             if plan["shared_kernel"] else "computed per subset"),
         f"  memory    ~{plan['memory_bytes'] / GIB:.2f} GiB of {plan['memory_available'] / GIB:.1f} GiB available",
         f"  time      ~{plan['expected_seconds']:.3g} s expected in all",
         *resampling_lines(plan),
