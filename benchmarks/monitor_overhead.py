@@ -41,9 +41,11 @@ features: computed per subset, as cheap as cutting them out) 0.01-0.02 s, and th
 (row checks, plans, rows, the results file) about 0.04 s. The eigendecompositions are the floor
 of an exact DSE; ``max_n`` is the knob (N^3 for them, N^2 D for the distances).
 
-The results file is read again at every step (to skip rows already there): 2,000 rows (500
-epochs of 4 values) take about 0.3 s more per step on this machine; the benchmark's 6 epochs
-do not show it.
+The results file is read whole only at the first step. Later steps read only what was appended
+since the monitor's own last write (``batch.store.FileMark``), and the rows of a step are written
+with one fsync. With a file of 3,000 rows (500 epochs of 6 values, 8.9 MB), reading the file
+whole takes 429 ms, and reading from the mark takes 0.19 ms. So a step no longer grows with the
+length of the run.
 
 Usage::
 

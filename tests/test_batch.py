@@ -475,3 +475,91 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet() -> None:
     assert bar.progress is None
     bar(0, 3, None)
     bar.stop()
+
+
+def _row(i: int) -> dict:
+    return {"file": "x.npy", "input": "x.npy", "method": "dse", "quantity": "entropy", "key": f"k{i}", "value": float(i)}
+
+
+def _fill(path, rows, since=None) -> ResultsFile:
+    store = ResultsFile(path, since=since)
+    store.open()
+    store.append_many(rows)
+    store.close()
+    return store
+
+
+def test_a_file_reopened_since_its_mark_reads_only_the_rows_appended_after_it(tmp_path) -> None:
+    from dsecli.batch.store import ROW_FIELDS
+
+    assert set(ROW_FIELDS) <= set(_row(0))
+    out = tmp_path / "r.jsonl"
+    first = _fill(out, [_row(0), _row(1), _row(2)])
+    assert first.mark.size == out.stat().st_size and first.mark.lines == 3
+    _fill(out, [_row(3), _row(4)])  # another writer, between two steps
+    again = ResultsFile(out, since=first.mark)
+    again.open()
+    assert again.incremental and [r["key"] for r in again.rows] == ["k3", "k4"]
+    again.close()
+    assert again.mark.lines == 5 and again.mark.size == out.stat().st_size
+    # nothing appended since: nothing read
+    idle = ResultsFile(out, since=again.mark)
+    idle.open()
+    assert idle.incremental and idle.rows == []
+    idle.close()
+
+
+@pytest.mark.parametrize("change", ["replaced", "truncated", "rewritten before the mark"])
+def test_a_file_that_did_not_only_grow_since_the_mark_is_read_whole(tmp_path, change) -> None:
+    out = tmp_path / "r.jsonl"
+    mark = _fill(out, [_row(0), _row(1), _row(2)]).mark
+    text = out.read_text()
+    if change == "replaced":
+        tmp = tmp_path / "new.jsonl"
+        tmp.write_text(text + json.dumps(_row(9)) + "\n")
+        os.replace(tmp, out)  # a new inode, longer than the mark
+    elif change == "truncated":
+        out.write_text(text.splitlines(keepends=True)[0])
+    else:
+        # same inode and longer, but the byte before the mark no longer ends a line
+        out.write_text(text[:-1] + " " + "\n" + json.dumps(_row(9)) + "\n")
+    store = ResultsFile(out, since=mark)
+    store.open()
+    store.close()
+    assert not store.incremental
+    assert [r["key"] for r in store.rows] == [json.loads(line)["key"] for line in out.read_text().splitlines()]
+
+
+def test_a_bad_line_after_the_mark_is_named_by_its_line_in_the_file(tmp_path) -> None:
+    out = tmp_path / "r.jsonl"
+    mark = _fill(out, [_row(0), _row(1), _row(2)]).mark
+    with open(out, "a") as fh:
+        fh.write(json.dumps(_row(3)) + "\nnot json\n")
+    before = out.read_bytes()
+    with pytest.raises(InputError, match=r"\(line 5 is not JSON\)"):
+        ResultsFile(out, since=mark).open()
+    assert out.read_bytes() == before
+
+
+def test_a_cut_short_row_after_the_mark_is_trimmed_to_the_mark(tmp_path) -> None:
+    out = tmp_path / "r.jsonl"
+    mark = _fill(out, [_row(0), _row(1)]).mark
+    with open(out, "a") as fh:
+        fh.write(json.dumps(_row(2))[:12])
+    store = ResultsFile(out, since=mark)
+    store.open()
+    store.close()
+    assert store.incremental and store.rows == [] and out.stat().st_size == mark.size
+    assert store.repaired.startswith("removed an incomplete last line")
+
+
+def test_append_many_writes_complete_lines_with_one_fsync(tmp_path, monkeypatch) -> None:
+    import dsecli.batch.store as store_module
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(store_module.os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    out = tmp_path / "r.jsonl"
+    _fill(out, [_row(i) for i in range(4)])
+    assert len(calls) == 1
+    assert [json.loads(line)["key"] for line in out.read_text().splitlines()] == ["k0", "k1", "k2", "k3"]

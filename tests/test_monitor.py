@@ -611,3 +611,36 @@ def test_resume_values_are_checked(tmp_path: Any) -> None:
         dsecli.TrainingMonitor(_model(), **kw, run_id="two words")
     fresh = dsecli.TrainingMonitor(_model(), **kw, output=tmp_path / "none.jsonl", resume=True)
     assert re.fullmatch(r"[0-9a-f]{32}", fresh.run_id)  # nothing to continue: a new run
+
+
+def test_each_step_reads_only_the_rows_appended_since_the_last_and_syncs_once(tmp_path: Any,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import dsecli.batch.store as store_module
+
+    x, y = _digits()
+    out = tmp_path / "run.jsonl"
+    monitor = dsecli.TrainingMonitor(_model(), layers=["fc1", "fc2"], eval_data=x, labels=y, methods=["dse"],
+                                     output=out, max_n=60, sigma=1.0, device="cpu")
+    read: list[int] = []
+    real_recognise = store_module.recognise
+    monkeypatch.setattr(store_module, "recognise",
+                        lambda data, path, **kw: (read.append(len(data)), real_recognise(data, path, **kw))[1])
+    syncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(store_module.os, "fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1])
+    for epoch in range(3):
+        assert len(monitor.step(epoch)) == 2
+    assert read == [0, 0, 0] and len(syncs) == 3  # the monitor's own rows are never read back
+    # a row appended by someone else between two steps is read (and only it), and counts as done
+    other = dsecli.TrainingMonitor(_model(), layers=["fc2"], eval_data=x, labels=y, methods=["dse"], output=out,
+                                   max_n=60, sigma=1.0, device="cpu", run_id=monitor.run_id)
+    before = out.stat().st_size
+    assert [r["dataset"] for r in other.step(3)] == ["epoch_3/fc2"]
+    appended = out.stat().st_size - before
+    read.clear()
+    with pytest.warns(dsecli.errors.DseWarning, match="1 of 2 rows"):
+        new = monitor.step(3)
+    assert [r["dataset"] for r in new] == ["epoch_3/fc1"]
+    assert read == [appended]

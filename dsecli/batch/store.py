@@ -16,8 +16,9 @@ batch's inputs (:func:`dsecli.report.writing.output_target`).
 
 Only after recognition: a cut-short last row is removed (exactly its bytes), or completed with
 a newline if it is a whole row; nothing else in the file is ever changed. Rows are appended one
-complete line at a time (a single ``write``, then ``fsync``), so a run that is killed keeps every
-finished row. The file is locked (``flock``) while a batch writes to it, so two batches cannot
+complete line at a time (a single ``write`` of whole lines, then ``fsync``), so a run that is killed
+keeps every finished row. A writer that reopens the file often (the training monitor, every step)
+reads only what was appended since it last closed it (:class:`FileMark`). The file is locked (``flock``) while a batch writes to it, so two batches cannot
 interleave their rows. A results file this batch created and wrote no row to is removed at the end.
 
 A character device or FIFO (``/dev/null``, ``/dev/stdout``) as results file is written to and
@@ -52,6 +53,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -62,6 +64,7 @@ from dsecli.results import json_safe
 
 __all__ = [
     "ROW_FIELDS",
+    "FileMark",
     "ResultsFile",
     "row_key",
     "request_params",
@@ -219,9 +222,11 @@ def looks_like_results_file(path: str | os.PathLike[str]) -> bool:
     return bool(first.strip()) and _row_problem(first.rstrip(b"\n"))[0] is not None
 
 
-def recognise(data: bytes, path: str) -> tuple[list[dict[str, Any]], str | None]:
+def recognise(data: bytes, path: str, *, first_line: int = 1) -> tuple[list[dict[str, Any]], str | None]:
     """Parse a results file's bytes: (rows, repair) where repair is None, ``"trim"`` or ``"newline"``.
 
+    ``first_line`` is the line number of the first byte (greater than 1 when only the rows appended
+    since a :class:`FileMark` are read), so a refusal names the line as it is in the file.
     Raises :class:`~dsecli.errors.InputError` when the bytes are not a results file (module
     docstring). Pure: the caller changes the file only after this returned.
     """
@@ -235,7 +240,7 @@ def recognise(data: bytes, path: str) -> tuple[list[dict[str, Any]], str | None]
                           "give a new file name or the results file of an earlier batch as --output")
 
     rows: list[dict[str, Any]] = []
-    for lineno, line in enumerate(body, start=1):
+    for lineno, line in enumerate(body, start=first_line):
         if not line.strip():
             continue
         row, why = _row_problem(line)
@@ -251,27 +256,48 @@ def recognise(data: bytes, path: str) -> tuple[list[dict[str, Any]], str | None]
         elif tail.startswith(_ROW_START):
             repair = "trim"
         else:
-            raise refuse(len(body) + 1, f"{why}, and the file does not end with a newline")
-    elif not rows:
+            raise refuse(first_line + len(body), f"{why}, and the file does not end with a newline")
+    elif not rows and first_line == 1:
         raise refuse(1, "is blank and no line holds a row")
     return rows, repair
+
+
+@dataclass(frozen=True)
+class FileMark:
+    """Where a results file ended when it was last closed: its device and inode, its size and how many
+    lines it held. A :class:`ResultsFile` opened ``since`` a mark reads only what was appended after it,
+    when the file is still that file and has only grown (the byte before the mark still ends a line);
+    otherwise it reads the whole file."""
+
+    device: int
+    inode: int
+    size: int
+    lines: int
 
 
 class ResultsFile:
     """A JSON Lines results file that only ever grows by complete rows (see the module docstring).
 
     ``open()`` applies the output policy (never one of ``inputs``), locks the file, recognises it
-    and only then repairs a cut-short last line; ``rows`` are the rows already there. ``append(row)``
-    writes one line and fsyncs it. ``close()`` releases the lock, and removes a file it created
-    and wrote nothing to.
+    and only then repairs a cut-short last line; ``rows`` are the rows already there, or with
+    ``since`` (a :class:`FileMark` of an earlier ``close()``) only the rows appended after that mark
+    when the file has only grown since (``incremental`` says which: a training monitor that reopens
+    its file every step reads each row once, not the whole run again). ``append(row)`` writes one
+    line and fsyncs it; ``append_many(rows)`` writes complete lines and fsyncs once. ``close()``
+    releases the lock, removes a file it created and wrote nothing to, and sets ``mark``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, inputs: Iterable[str | None] = ()) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, inputs: Iterable[str | None] = (),
+                 since: FileMark | None = None) -> None:
         self.path = os.fspath(path)
         self.inputs = tuple(inputs)
         self.rows: list[dict[str, Any]] = []
         self.repaired: str | None = None
         self.direct = False
+        self.incremental = False
+        self.mark: FileMark | None = None
+        self._since = since
+        self._lines = 0
         self._fd: int | None = None
         self._created: str | None = None
         self._appended = 0
@@ -321,40 +347,61 @@ class ResultsFile:
                 f"{self.path}: another dse batch is writing to this results file; wait for it or use another --output"
             ) from None
 
+    def _start(self, fd: int, st: os.stat_result) -> tuple[int, int]:
+        """(byte offset, lines before it) to read from: after ``since`` when the file only grew since."""
+        m = self._since
+        if (m is None or (st.st_dev, st.st_ino) != (m.device, m.inode) or st.st_size < m.size
+                or (m.size > 0 and os.pread(fd, 1, m.size - 1) != b"\n")):
+            return 0, 0
+        return m.size, m.lines
+
     def _load(self, fd: int) -> None:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        start, lines_before = self._start(fd, st)
+        self.incremental = start > 0
         chunks = []
-        read = 0
-        while read < size:
-            chunk = os.pread(fd, size - read, read)
+        read = start
+        while read < st.st_size:
+            chunk = os.pread(fd, st.st_size - read, read)
             if not chunk:
                 break
             chunks.append(chunk)
             read += len(chunk)
         data = b"".join(chunks)
-        self.rows, repair = recognise(data, self.path)
+        self.rows, repair = recognise(data, self.path, first_line=lines_before + 1)
+        self._lines = lines_before + data.count(b"\n")
         if repair == "trim":
             tail = len(data) - (data.rfind(b"\n") + 1)
             # a write cut short: drop exactly those bytes, never anything before them
-            os.ftruncate(fd, len(data) - tail)
+            os.ftruncate(fd, start + len(data) - tail)
             os.fsync(fd)
             self.repaired = f"removed an incomplete last line ({tail} bytes) left by an interrupted run"
         elif repair == "newline":
             os.write(fd, b"\n")
             os.fsync(fd)
+            self._lines += 1
             self.repaired = "added the missing newline after the last row"
 
     def append(self, row: dict[str, Any]) -> None:
+        self.append_many([row])
+
+    def append_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append complete lines, one per row, and fsync once: a crash keeps every line written whole
+        (a cut-short last one is removed at the next open)."""
         if self._fd is None:
             raise ValueError("results file is not open")
-        line = (json.dumps(row, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
-        view = memoryview(line)
+        rows = list(rows)
+        if not rows:
+            return
+        text = "".join(json.dumps(row, allow_nan=False, separators=(",", ":")) + "\n" for row in rows)
+        view = memoryview(text.encode("utf-8"))
         while view:
             view = view[os.write(self._fd, view):]
         if not self.direct:
             os.fsync(self._fd)
-        self.rows.append(row)
-        self._appended += 1
+        self.rows.extend(rows)
+        self._appended += len(rows)
+        self._lines += len(rows)
 
     def _remove_if_created(self) -> None:
         if self._created is not None and self._appended == 0:
@@ -367,6 +414,9 @@ class ResultsFile:
 
     def close(self) -> None:
         if self._fd is not None:
+            if not self.direct:
+                st = os.fstat(self._fd)
+                self.mark = FileMark(st.st_dev, st.st_ino, st.st_size, self._lines)
             os.close(self._fd)  # also releases the lock
             self._fd = None
             self._remove_if_created()

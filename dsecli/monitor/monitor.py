@@ -307,6 +307,10 @@ class TrainingMonitor:
             self._sink = TensorBoardSink(tensorboard)  # checked (and opened) now, before any training
         self.rows: list[dict[str, Any]] = []
         self.seconds: list[float] = []  # wall-clock seconds of each step that computed something
+        # the keys in ``output`` and where it ended at the last step: each step reads only the rows
+        # appended since, so a step does not grow with the length of the run
+        self._keys_in_output: set[Any] = set()
+        self._output_mark: Any = None
 
     def _identity(self, run_id: str | None, resume: bool | str) -> str:
         if isinstance(resume, str):
@@ -495,12 +499,15 @@ class TrainingMonitor:
         if not self._prepared:
             self._prepare()
         start = time.perf_counter()
-        store = ResultsFile(self.output) if self.output is not None else None
+        store = ResultsFile(self.output, since=self._output_mark) if self.output is not None else None
         new: list[dict[str, Any]] = []
         try:
             if store is not None:
                 store.open()
-            done = {r.get("key") for r in (store.rows if store is not None else self.rows)}
+                if not store.incremental:
+                    self._keys_in_output = set()
+                self._keys_in_output.update(r.get("key") for r in store.rows)
+            done = self._keys_in_output if store is not None else {r.get("key") for r in self.rows}
             todo = [(layer, task, self._key(layer, epoch, *task)) for layer in self._layers
                     for task in self._tasks()]
             pending = [t for t in todo if t[2] not in done]
@@ -526,16 +533,18 @@ class TrainingMonitor:
                 notes = []
                 if keep[layer] is not None:
                     notes.append(f"{int((~keep[layer]).sum())} rows with non-finite activations dropped")
-                row = self._row(layer, epoch, result, key, ref, hashes[layer], notes)
-                if store is not None:
-                    store.append(row)
-                self.rows.append(row)
-                new.append(row)
-                if self._sink is not None:
+                new.append(self._row(layer, epoch, result, key, ref, hashes[layer], notes))
+            if store is not None:
+                store.append_many(new)  # one fsync per step
+                self._keys_in_output.update(row["key"] for row in new)
+            self.rows.extend(new)
+            if self._sink is not None:
+                for row in new:
                     self._sink.write(row, epoch)
         finally:
             if store is not None:
                 store.close()
+                self._output_mark = store.mark
         self.seconds.append(time.perf_counter() - start)
         return new
 
