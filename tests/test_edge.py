@@ -236,6 +236,8 @@ def test_a_reference_reading_names_its_classes_and_how_they_were_made(monkeypatc
     assert clustered.detail == {"algorithm": "kmeans++/lloyd", "n_init": 10, "seed": 7, "n_clusters": 3}
     assert dsecli.inputs.reference.reference_classes(blobs, n_clusters=3, seed=5).detail["seed"] == 5
     assert seeds == [7, 5]
+    assert dsecli.inputs.reference.reference_classes(blobs, n_clusters=3).detail["seed"] == 0  # seed 0 by default
+    assert len(dsecli.inputs.reference.reference_classes(np.arange(100) / 99).names) == 10  # 10 bins by default
     assert read(blobs).seed == 0 and read(blobs, seed=3).params() == {"reading": "vectors"}
 
 
@@ -259,6 +261,49 @@ def test_reference_warnings_name_the_reference_and_point_at_the_caller() -> None
         dsecli.inputs.reference.reference_classes(np.linspace(0, 1, 6), n_clusters=7, where="r.npy")
     with pytest.raises(InputError, match=r"^k\.npy: `ref_kind` discrete needs"):
         dsecli.inputs.reference.reference_classes(np.linspace(0, 1, 6), kind="discrete", where="k.npy")
+
+
+
+def test_each_reading_records_how_it_was_decided() -> None:
+    read = dsecli.inputs.reference.read_reference
+    labels = read(np.array([3, 1, 3, 1]), seed=4, where="y.npy")
+    assert labels.params() == {"reading": "labels"} and labels.classes().detail == {}
+    assert (labels.seed, labels.where) == (4, "y.npy")
+    assert labels.values.dtype == np.float64 and labels.values.tolist() == [[1.0], [0.0], [1.0], [0.0]]
+    strings = read(np.array(["b", "a", "b", "a"], dtype=object))
+    assert strings.classes().names == ["a", "b"] and strings.classes().detail == {"from": "strings"}
+    mixed = read(np.array([1, "a", 1, "a"], dtype=object))  # objects are read as their text
+    assert mixed.reading == "strings" and mixed.classes().names == ["1", "a"]
+    integral = read(np.array([2.0, 7.0, 2.0, 7.0]), ref_kind="discrete")
+    assert integral.params() == {"reading": "integral", "forced_by": "ref_kind=discrete"}
+    assert integral.classes().names == [2, 7] and integral.classes().detail == {"from": "integral"}
+    forced = read(np.array([3, 1, 3, 1]), ref_kind="continuous")
+    assert forced.params() == {"reading": "scalars", "forced_by": "ref_kind=continuous"}
+    assert forced.values.dtype == np.float64 and forced.values.tolist() == [[3.0], [1.0], [3.0], [1.0]]
+    hot = read(np.eye(3, dtype=np.int8)[[2, 0, 1, 2]])
+    assert hot.params() == {"reading": "one-hot", "rule": "3 columns of 0/1 with one 1 per row read as the column "
+                                                          "of the 1", "columns": 3}
+    assert hot.classes().detail == {"from": "one-hot"} and hot.values.tolist() == [[2.0], [0.0], [1.0], [2.0]]
+    assert read(np.eye(3)[[2, 0, 1, 2]], ref_kind="continuous").reading == "vectors"
+    vectors = read(np.arange(12, dtype=np.int32).reshape(4, 3))
+    assert vectors.values.dtype == np.float64 and vectors.values.shape == (4, 3)
+    with pytest.raises(InputError, match=r"^y\.npy: `ref_kind` discrete needs one label per row \(or one-hot rows\); "
+                                         r"got a reference with 3 columns: use ref_kind auto"):
+        read(np.arange(12.0).reshape(4, 3) / 7, ref_kind="discrete", where="y.npy")
+    with pytest.raises(InputError, match=r"non-integral float values \(e\.g\. 0\.5\)"):
+        read(np.array([1.0, 0.5, 2.5]), ref_kind="discrete")
+    with pytest.raises(InputError, match=r"^z\.npy: `reference` must be numeric labels, strings or numeric vectors; "
+                                         r"got dtype complex128$"):
+        read(np.ones(4, dtype=complex), where="z.npy")
+
+    def through_an_api(y):
+        return read(y)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        through_an_api(np.array([1.0, 2.0, 1.0, 2.0]))
+    (w,) = caught
+    assert "2 distinct integral values" in str(w.message) and w.filename == __file__  # the caller of the API
 
 
 # ----------------------------------------------------------------------------- one warnings channel
@@ -303,6 +348,13 @@ def test_collected_warnings_keep_carried_notes_first_each_message_once_and_pass_
             warnings.warn("shown", DseWarning, stacklevel=1)
     assert notes == ["kept"] and after == ["shown"]
     assert [str(w.message) for w in caught] == ["still shown", "shown"]
+    reached: list[int] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the caller's filters hold inside the block for others'
+        with pytest.raises(RuntimeWarning, match="raised where warned"), CollectWarnings():
+            warnings.warn("raised where warned", RuntimeWarning, stacklevel=1)
+            reached.append(1)
+    assert reached == []
 
 
 def test_first_line_is_the_first_line_cut_at_a_sentence_or_the_limit() -> None:
@@ -322,6 +374,7 @@ def test_first_line_is_the_first_line_cut_at_a_sentence_or_the_limit() -> None:
     assert first_line(RuntimeError("a. b c d e f"), limit=8) == "a."
     assert first_line(RuntimeError("abcdefghij"), limit=8) == "abcde..."
     assert first_line(RuntimeError("a. bcdefg"), limit=9) == "a. bcdefg"
+    assert first_line(RuntimeError(". " + "v" * 200)) == "."  # a sentence that ends at once
 
 
 def test_a_quiet_call_keeps_its_warnings_in_the_result() -> None:

@@ -256,8 +256,19 @@ def test_suggest_lists_a_short_list_whole_and_offers_the_nearest_names_of_a_long
     held = ["embedding_train_layer", "labels_of_all_rows", "aaaa", "bbbb", "cccc", "dddd"]
     assert suggest("EMB", held, what="dataset") == \
         "; did you mean 'embedding_train_layer'? (6 datasets in all; dse info lists them)"
-    assert suggest("runs/model_v2", ["run", "model", "v2", "aaaa", "bbbb", "cccc"]) == \
-        "; did you mean 'run' or 'model'? (6 keys in all; dse info lists them)"
+    assert suggest("runs/model_v2", ["/run", "model/", "v2", "aaaa", "bbbb", "cccc"]) == \
+        "; did you mean '/run' or 'model/'? (6 keys in all; dse info lists them)"
+    # the same name but for case wins over a name nearer in characters
+    assert suggest("/LAYER_ONE", ["/LAYER_ONE_X", "/layer_one", "a", "b", "c", "d"]) == \
+        "; did you mean '/layer_one'? (6 keys in all; dse info lists them)"
+    # similar enough at a ratio of exactly 0.6 (3 of 'abc' matched in 10 characters), not held in the name
+    assert suggest("abc", ["axbxcxx", "qqqq", "rrrr", "ssss", "tttt", "uuuu"]) == \
+        "; did you mean 'axbxcxx'? (6 keys in all; dse info lists them)"
+    # as many edits away: the more similar first; three names are listed "a, b or c"
+    assert suggest("abcd", ["abxd", "abcdX", "qqqq", "rrrr", "ssss", "tttt"]) == \
+        "; did you mean 'abcdX' or 'abxd'? (6 keys in all; dse info lists them)"
+    assert suggest("/l9/emb", [*layers[:3], "aaaa", "bbbb", "cccc"]) == \
+        "; did you mean '/l1/emb', '/l2/emb' or '/l3/emb'? (6 keys in all; dse info lists them)"
     assert suggest("/", ["aaaa", "bbbb", "cccc", "dddd", "eeee", "ffff"]) == \
         "; 6 keys, none close to '/': aaaa, bbbb, cccc, dddd, eeee and 1 more (dse info lists them)"
 

@@ -284,6 +284,29 @@ def test_row_problem_names_the_field_and_its_json_type(row, why) -> None:
     assert row_problem(row) == why
 
 
+def test_row_problem_of_rows_made_in_python_and_the_whole_message(tmp_path) -> None:
+    # rows handed over in Python (batch_series, the monitor) may hold values JSON has no name for
+    assert row_problem({"method": "dse", "value": (1, 2)}) == \
+        "has a 'value' field that is not a number or null (tuple [1, 2])"
+    assert row_problem({"method": "dse", "value": {3}}) == \
+        "has a 'value' field that is not a number or null (set \"{3}\")"
+    at_limit = "y" * 38  # 40 characters once quoted: shown whole
+    assert row_problem({"method": "dse", "value": 1.0, "units": 1, "params": at_limit}) == \
+        "has a 'units' field that is not a string (number 1)"
+    assert row_problem({"method": "dse", "value": 1.0, "params": at_limit}) == \
+        f"has a 'params' field that is not an object (string \"{at_limit}\")"
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"method": "dse"}) + "\n")
+    with pytest.raises(InputError) as err:
+        read_result_rows(path)
+    assert str(err.value) == (f"{path}: line 1 has no 'value' field, so it is not a result row; results are the rows "
+                              "of dse batch, of dse entropy/mi --json or --format jsonl, or of the training monitor")
+    arr = tmp_path / "resumed.json"  # rows of one key in a JSON array: the last is kept there too
+    arr.write_text(json.dumps([{"key": "a", "method": "dse", "value": 1.0}, {"key": "a", "method": "dse", "value": 2.0}]))
+    assert [r["value"] for r in read_result_rows(arr)] == [2.0]
+    assert [r["value"] for r in read_result_rows(arr, latest=False)] == [1.0, 2.0]
+
+
 def test_row_problem_accepts_every_valid_row() -> None:
     assert row_problem({"method": "dse", "value": None}) is None  # a failed row
     assert row_problem({"method": "dse", "value": 3}) is None
@@ -317,6 +340,28 @@ def test_read_results_summary_columns_from_a_written_row(tmp_path) -> None:
     wide = read_results(path, flatten=True)
     columns = list(wide.columns) if hasattr(wide, "columns") else list(wide[0])
     assert "params.sigma" in columns and "extra.ceiling.bits" in columns
+    ceilings = tmp_path / "c.jsonl"
+    ceilings.write_text("\n".join(json.dumps({"key": k, "method": "dse", "value": 1.0, "extra": {"ceiling": c}})
+                                  for k, c in (("a", {"value": 2.5, "bits": 3.3}), ("b", {"value": None}),
+                                               ("c", 9.0), ("c", 7.0))) + "\n")
+    table = read_results(ceilings)  # the ceiling's value before its bits; of rows of one key only the last
+    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    assert [r["key"] for r in records] == ["a", "b", "c"] and records[0]["ceiling"] == 2.5
+    assert records[1]["ceiling"] is None or math.isnan(records[1]["ceiling"])
+    assert records[2]["ceiling"] == 7.0
+    assert len(read_results(ceilings, latest=False)) == 4
+
+
+def test_read_results_without_pandas_gives_flat_dicts(tmp_path, monkeypatch) -> None:
+    from dsecli.batch.read import RESULT_COLUMNS, read_results
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"method": "dse", "value": 1.5, "units": "bits", "params": {"sigma": 2.0}}) + "\n")
+    (row,) = read_results(path)
+    assert list(row) == list(RESULT_COLUMNS)
+    assert (row["method"], row["value"], row["units"], row["sigma"], row["input"]) == ("dse", 1.5, "bits", 2.0, None)
+    assert read_results(path, flatten=True) == [{"method": "dse", "value": 1.5, "units": "bits", "params.sigma": 2.0}]
 
 
 def test_cli_plot(tmp_path) -> None:
