@@ -200,9 +200,8 @@ def check_neighbors(k: Any, n: int, *, name: str = "k", where: str | None = None
     return k
 
 
-# How many CollectWarnings blocks are open in this context, and whether the outermost shows what
-# it collected: only the outermost one hands warnings to the caller, so each is shown once.
-_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("dsecli_collect_depth", default=0)
+# Whether dsecli's warnings are kept in the results only (:func:`quiet`). Nesting needs no counter:
+# an inner CollectWarnings re-raises into the outer one's record, so only the outermost shows them.
 _QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("dsecli_quiet", default=False)
 
 
@@ -243,7 +242,6 @@ class CollectWarnings:
         self.carried = tuple(carried)
 
     def __enter__(self) -> list[str]:
-        self._token = _DEPTH.set(_DEPTH.get() + 1)
         self._cm = warnings.catch_warnings(record=True)
         self._log = self._cm.__enter__()
         warnings.simplefilter("always", DseWarning)
@@ -252,7 +250,6 @@ class CollectWarnings:
 
     def __exit__(self, *exc: object) -> None:
         self._cm.__exit__(*exc)
-        _DEPTH.reset(self._token)
         for w in self._log:
             if issubclass(w.category, DseWarning):
                 if str(w.message) in self.messages:

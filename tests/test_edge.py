@@ -226,6 +226,115 @@ def test_each_kind_of_reference_has_its_reading(y, reading) -> None:
     assert got.discrete == (reading in ("labels", "strings", "one-hot"))
 
 
+
+@pytest.mark.parametrize(("y", "reading"), [
+    (np.array([[1], [2], [2], [3]] * 5), "labels"),  # one column of (N, 1): the column, not a matrix
+    (np.array([[0.5], [1.5]] * 10), "scalars"),
+    (np.array([["a"], ["b"]] * 10), "strings"),
+    (np.array([[True], [False]] * 10), "labels"),
+    (np.eye(2)[np.arange(20) % 2].reshape(10, 2, 2), "vectors"),  # 0/1 of three dimensions: no rows of 0/1
+])
+def test_a_reference_of_one_column_is_read_as_that_column(y, reading) -> None:
+    got = dsecli.inputs.reference.read_reference(y)
+    assert got.reading == reading and got.values.shape[0] == y.shape[0]
+
+
+def test_a_reference_reading_names_its_classes_and_how_they_were_made(monkeypatch) -> None:
+    read = dsecli.inputs.reference.read_reference
+    hot = read(np.eye(3)[[0, 1, 2, 2, 1, 0]])
+    names = hot.classes().names
+    assert names == [0, 1, 2] and all(type(n) is int for n in names)  # column numbers, never floats
+    assert hot.classes().codes.tolist() == [0, 1, 2, 2, 1, 0]
+    scalars = read(np.arange(100) / 99 * 4 - 1)  # 100 distinct values spread over [-1, 3]
+    binned = scalars.classes()  # n_clusters: 10 by default, as published
+    assert binned.kind == "binned" and len(binned.names) == 10 and binned.counts.tolist() == [10] * 10
+    assert binned.detail == {"n_bins": 10, "min": -1.0, "max": 3.0}
+    seeds: list[object] = []
+    real = dsecli.inputs.reference.kmeans
+
+    def spy(values, k, *, seed):
+        seeds.append(seed)
+        return real(values, k, seed=seed)
+
+    monkeypatch.setattr(dsecli.inputs.reference, "kmeans", spy)
+    blobs = np.concatenate([np.full((5, 2), c) + np.arange(5)[:, None] * 0.01 for c in (0.0, 10.0, 20.0)])
+    vectors = read(blobs, seed=7)
+    clustered = vectors.classes(3)
+    assert seeds == [7] and clustered.kind == "clustered"
+    assert clustered.names == [0, 1, 2] and sorted(clustered.counts.tolist()) == [5, 5, 5]
+    assert clustered.detail == {"algorithm": "kmeans++/lloyd", "n_init": 10, "seed": 7, "n_clusters": 3}
+    assert dsecli.inputs.reference.reference_classes(blobs, n_clusters=3, seed=5).detail["seed"] == 5
+    assert seeds == [7, 5]
+    assert dsecli.inputs.reference.reference_classes(blobs, n_clusters=3).detail["seed"] == 0  # seed 0 by default
+    assert len(dsecli.inputs.reference.reference_classes(np.arange(100) / 99).names) == 10  # 10 bins by default
+    assert read(blobs).seed == 0 and read(blobs, seed=3).params() == {"reading": "vectors"}
+
+
+def test_reference_warnings_name_the_reference_and_point_at_the_caller() -> None:
+    read = dsecli.inputs.reference.read_reference
+    with pytest.raises(InputError, match=r"^`ref_kind` must be one of auto, discrete, continuous; got 'labels'$"):
+        read(np.arange(4), ref_kind="labels")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read(np.full(6, 3), where="y.npy")
+    (w,) = caught
+    assert str(w.message) == ("y.npy: reference has a single class (3) on the rows used: I(X; Y) = 0 for every method "
+                              "(H(Y) = 0); check that the reference column is the one meant")
+    assert w.filename == __file__  # the line that read the reference, not a line of dsecli
+    constant = read(np.full(6, 2.5), where="v.npy")  # one bin: warned when the bins are made
+    with pytest.warns(DataQualityWarning, match=r"^v\.npy: reference has a single class"):
+        constant.classes(2)
+    with pytest.warns(DataQualityWarning, match=r"^c\.npy: reference has a single class"):
+        dsecli.inputs.reference.reference_classes(np.zeros(5, dtype=int), where="c.npy")
+    with pytest.raises(InputError, match=r"^r\.npy: `n_clusters` must be <= N = 6"):
+        dsecli.inputs.reference.reference_classes(np.linspace(0, 1, 6), n_clusters=7, where="r.npy")
+    with pytest.raises(InputError, match=r"^k\.npy: `ref_kind` discrete needs"):
+        dsecli.inputs.reference.reference_classes(np.linspace(0, 1, 6), kind="discrete", where="k.npy")
+
+
+
+def test_each_reading_records_how_it_was_decided() -> None:
+    read = dsecli.inputs.reference.read_reference
+    labels = read(np.array([3, 1, 3, 1]), seed=4, where="y.npy")
+    assert labels.params() == {"reading": "labels"} and labels.classes().detail == {}
+    assert (labels.seed, labels.where) == (4, "y.npy")
+    assert labels.values.dtype == np.float64 and labels.values.tolist() == [[1.0], [0.0], [1.0], [0.0]]
+    strings = read(np.array(["b", "a", "b", "a"], dtype=object))
+    assert strings.classes().names == ["a", "b"] and strings.classes().detail == {"from": "strings"}
+    mixed = read(np.array([1, "a", 1, "a"], dtype=object))  # objects are read as their text
+    assert mixed.reading == "strings" and mixed.classes().names == ["1", "a"]
+    integral = read(np.array([2.0, 7.0, 2.0, 7.0]), ref_kind="discrete")
+    assert integral.params() == {"reading": "integral", "forced_by": "ref_kind=discrete"}
+    assert integral.classes().names == [2, 7] and integral.classes().detail == {"from": "integral"}
+    forced = read(np.array([3, 1, 3, 1]), ref_kind="continuous")
+    assert forced.params() == {"reading": "scalars", "forced_by": "ref_kind=continuous"}
+    assert forced.values.dtype == np.float64 and forced.values.tolist() == [[3.0], [1.0], [3.0], [1.0]]
+    hot = read(np.eye(3, dtype=np.int8)[[2, 0, 1, 2]])
+    assert hot.params() == {"reading": "one-hot", "rule": "3 columns of 0/1 with one 1 per row read as the column "
+                                                          "of the 1", "columns": 3}
+    assert hot.classes().detail == {"from": "one-hot"} and hot.values.tolist() == [[2.0], [0.0], [1.0], [2.0]]
+    assert read(np.eye(3)[[2, 0, 1, 2]], ref_kind="continuous").reading == "vectors"
+    vectors = read(np.arange(12, dtype=np.int32).reshape(4, 3))
+    assert vectors.values.dtype == np.float64 and vectors.values.shape == (4, 3)
+    with pytest.raises(InputError, match=r"^y\.npy: `ref_kind` discrete needs one label per row \(or one-hot rows\); "
+                                         r"got a reference with 3 columns: use ref_kind auto"):
+        read(np.arange(12.0).reshape(4, 3) / 7, ref_kind="discrete", where="y.npy")
+    with pytest.raises(InputError, match=r"non-integral float values \(e\.g\. 0\.5\)"):
+        read(np.array([1.0, 0.5, 2.5]), ref_kind="discrete")
+    with pytest.raises(InputError, match=r"^z\.npy: `reference` must be numeric labels, strings or numeric vectors; "
+                                         r"got dtype complex128$"):
+        read(np.ones(4, dtype=complex), where="z.npy")
+
+    def through_an_api(y):
+        return read(y)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        through_an_api(np.array([1.0, 2.0, 1.0, 2.0]))
+    (w,) = caught
+    assert "2 distinct integral values" in str(w.message) and w.filename == __file__  # the caller of the API
+
+
 # ----------------------------------------------------------------------------- one warnings channel
 
 
@@ -246,6 +355,55 @@ def test_nested_collectors_show_a_warning_once_and_quiet_shows_none() -> None:
         with quiet():
             got = inner()
     assert got == ["note A"] and caught == []
+
+
+
+def test_collected_warnings_keep_carried_notes_first_each_message_once_and_pass_other_warnings_on() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with CollectWarnings(("carried", "carried", "note B")) as notes:
+            warnings.warn("note A", DseWarning, stacklevel=1)
+            warnings.warn("note B", DseWarning, stacklevel=1)  # carried: recorded and shown before, not again
+            warnings.warn("note A", DataQualityWarning, stacklevel=1)
+            warnings.warn("not ours", RuntimeWarning, stacklevel=1)
+    assert notes == ["carried", "note B", "note A"]
+    assert [(w.category, str(w.message)) for w in caught] == [(DseWarning, "note A"), (RuntimeWarning, "not ours")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet(), CollectWarnings() as notes:
+            warnings.warn("kept", DseWarning, stacklevel=1)
+            warnings.warn("still shown", UserWarning, stacklevel=1)  # quiet holds back dsecli's warnings only
+        with CollectWarnings() as after:  # quiet ends with its block
+            warnings.warn("shown", DseWarning, stacklevel=1)
+    assert notes == ["kept"] and after == ["shown"]
+    assert [str(w.message) for w in caught] == ["still shown", "shown"]
+    reached: list[int] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the caller's filters hold inside the block for others'
+        with pytest.raises(RuntimeWarning, match="raised where warned"), CollectWarnings():
+            warnings.warn("raised where warned", RuntimeWarning, stacklevel=1)
+            reached.append(1)
+    assert reached == []
+
+
+def test_first_line_is_the_first_line_cut_at_a_sentence_or_the_limit() -> None:
+    from dsecli.errors import first_line
+
+    assert first_line(ValueError("bad input\nTraceback detail")) == "bad input"
+    assert first_line(ValueError("  padded  \n")) == "padded"
+    assert first_line(KeyError()) == "KeyError" and first_line(RuntimeError(" \n ")) == "RuntimeError"
+    exact = "x" * 160
+    assert first_line(RuntimeError(exact)) == exact  # at the limit: whole
+    long = "y" * 161
+    assert first_line(RuntimeError(long)) == "y" * 157 + "..."  # over it: 160 characters with the ellipsis
+    talk = "CUDA out of memory. Tried to allocate 2.00 GiB. " + "z" * 200
+    assert first_line(RuntimeError(talk)) == "CUDA out of memory."
+    late = "w" * 170 + ". more"  # its first sentence ends past the limit: cut at the limit
+    assert first_line(RuntimeError(late)) == "w" * 157 + "..."
+    assert first_line(RuntimeError("a. b c d e f"), limit=8) == "a."
+    assert first_line(RuntimeError("abcdefghij"), limit=8) == "abcde..."
+    assert first_line(RuntimeError("a. bcdefg"), limit=9) == "a. bcdefg"
+    assert first_line(RuntimeError(". " + "v" * 200)) == "."  # a sentence that ends at once
 
 
 def test_a_quiet_call_keeps_its_warnings_in_the_result() -> None:

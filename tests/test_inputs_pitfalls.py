@@ -238,6 +238,41 @@ def test_suggest_offers_a_handful_and_counts_the_rest() -> None:
     assert suggest("x", [], what="column") == "; there are no columns"
 
 
+def test_suggest_lists_a_short_list_whole_and_offers_the_nearest_names_of_a_long_one() -> None:
+    from dsecli.errors import suggest
+
+    assert suggest("q", list("abcde")) == "; keys: a, b, c, d, e"  # `limit` names: all shown
+    assert suggest("q", list("abcdef")) == "; 6 keys, none close to 'q': a, b, c, d, e and 1 more (dse info lists them)"
+    assert suggest("q", list("abc"), limit=2) == "; 3 keys, none close to 'q': a, b and 1 more (dse info lists them)"
+    layers = [f"/l{i}/emb" for i in range(1, 8)]  # one character from '/l8/emb' each: a tie, at most 5 offered
+    assert suggest("/l8/emb", layers) == ("; did you mean '/l1/emb', '/l2/emb', '/l3/emb', '/l4/emb' or '/l5/emb'? "
+                                          "(7 keys in all; dse info lists them)")
+    two = ["/l1/emb", "/l2/emb", "/x9/abc", "/q/r", "/s/t", "/u/v"]
+    assert suggest("/l3/emb", two) == "; did you mean '/l1/emb' or '/l2/emb'? (6 keys in all; dse info lists them)"
+    near = ["/emb_trains_x", "/emb_train", "/a", "/b", "/c", "/d"]  # 1 edit beats 4, whatever the order
+    assert suggest("/emb_trai", near) == "; did you mean '/emb_train'? (6 keys in all; dse info lists them)"
+    assert suggest("RUN1/EMB_VAL/", ["/run1/emb_val", *near]).startswith("; did you mean '/run1/emb_val'? (7 keys")
+    # no similar name: one that holds the name asked for, or one (of 3 characters or more) held in it
+    held = ["embedding_train_layer", "labels_of_all_rows", "aaaa", "bbbb", "cccc", "dddd"]
+    assert suggest("EMB", held, what="dataset") == \
+        "; did you mean 'embedding_train_layer'? (6 datasets in all; dse info lists them)"
+    assert suggest("runs/model_v2", ["/run", "model/", "v2", "aaaa", "bbbb", "cccc"]) == \
+        "; did you mean '/run' or 'model/'? (6 keys in all; dse info lists them)"
+    # the same name but for case wins over a name nearer in characters
+    assert suggest("/LAYER_ONE", ["/LAYER_ONE_X", "/layer_one", "a", "b", "c", "d"]) == \
+        "; did you mean '/layer_one'? (6 keys in all; dse info lists them)"
+    # similar enough at a ratio of exactly 0.6 (3 of 'abc' matched in 10 characters), not held in the name
+    assert suggest("abc", ["axbxcxx", "qqqq", "rrrr", "ssss", "tttt", "uuuu"]) == \
+        "; did you mean 'axbxcxx'? (6 keys in all; dse info lists them)"
+    # as many edits away: the more similar first; three names are listed "a, b or c"
+    assert suggest("abcd", ["abxd", "abcdX", "qqqq", "rrrr", "ssss", "tttt"]) == \
+        "; did you mean 'abcdX' or 'abxd'? (6 keys in all; dse info lists them)"
+    assert suggest("/l9/emb", [*layers[:3], "aaaa", "bbbb", "cccc"]) == \
+        "; did you mean '/l1/emb', '/l2/emb' or '/l3/emb'? (6 keys in all; dse info lists them)"
+    assert suggest("/", ["aaaa", "bbbb", "cccc", "dddd", "eeee", "ffff"]) == \
+        "; 6 keys, none close to '/': aaaa, bbbb, cccc, dddd, eeee and 1 more (dse info lists them)"
+
+
 def test_wrong_hdf5_key_among_many_names_a_few_not_all(tmp_path) -> None:
     h5py = pytest.importorskip("h5py")
     path = tmp_path / "many.h5"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dsecli.batch.read import read_result_rows
+from dsecli.batch.read import read_result_rows, row_problem
 from dsecli.batch.series import batch_series
 from dsecli.cli import app
 from dsecli.errors import InputError
@@ -196,6 +196,172 @@ def test_read_result_rows_errors(tmp_path) -> None:
     report = tmp_path / "report.jsonl"  # one `dse entropy --json` report per line
     report.write_text(json.dumps({"command": "entropy", "results": [{"method": "dse", "value": 2.0}]}) + "\n")
     assert read_result_rows(report) == [{"method": "dse", "value": 2.0}]
+
+
+
+def test_read_result_rows_reads_every_layout_and_numbers_rows_from_one(tmp_path) -> None:
+    rows = [{"method": "dse", "value": 1.0}, {"method": "knn", "value": None}]
+    arr = tmp_path / "arr.json"  # a JSON array after blank lines and indentation, as editors save it
+    arr.write_text("\n  \n  " + json.dumps(rows, indent=2) + "\n")
+    assert read_result_rows(arr) == rows
+    gaps = tmp_path / "gaps.jsonl"  # blank lines between rows are skipped, never the end of the file
+    gaps.write_text("\n".join([json.dumps(rows[0]), "", "   ", json.dumps(rows[1]), ""]))
+    assert read_result_rows(gaps) == rows
+    # a row that happens to hold a "results" list is still a row (it has a value), not a report
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"method": "dse", "value": 3.0, "results": []}) + "\n")
+    assert read_result_rows(odd) == [{"method": "dse", "value": 3.0, "results": []}]
+    report = tmp_path / "two_reports.jsonl"
+    report.write_text("\n".join(json.dumps({"results": [r]}) for r in rows) + "\n")
+    assert read_result_rows(report) == rows
+    bad_arr = tmp_path / "bad_arr.json"
+    bad_arr.write_text(json.dumps([rows[0], rows[1], {"method": ""}]))
+    with pytest.raises(InputError, match=re.escape(f"{bad_arr}: row 3 has no 'value' field")):
+        read_result_rows(bad_arr)
+    bad_report = tmp_path / "bad_report.jsonl"
+    bad_report.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"results": [rows[0], {"method": "dse"}]}) + "\n")
+    with pytest.raises(InputError, match=re.escape(f"{bad_report}: line 2 (result 2) has no 'value' field")):
+        read_result_rows(bad_report)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"method": "dse",\n "value": }]')
+    with pytest.raises(InputError, match=re.escape(f"{broken}: not valid JSON (Expecting value at line 2)")):
+        read_result_rows(broken)
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"method": "dse", "value": 1.0, "input": "caf\xe9"}\n')
+    with pytest.raises(InputError, match=re.escape(f"{latin}: cannot read results (") + ".*utf-8"):
+        read_result_rows(latin)
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'none.jsonl'}: results file not found")):
+        read_result_rows(tmp_path / "none.jsonl")
+
+
+def test_read_result_rows_keeps_the_last_row_of_a_key_and_checks_only_rows_it_keeps(tmp_path) -> None:
+    old = {"key": "a", "method": "dse", "value": "interrupted"}  # superseded: not read, so not checked
+    new = {"key": "a", "method": "dse", "value": 2.0}
+    other = {"key": "b", "method": "dse", "value": 3.0}
+    plain = {"method": "knn", "value": 4.0}  # no key: always kept
+    path = tmp_path / "resumed.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (old, other, plain, new)) + "\n")
+    assert read_result_rows(path) == [other, plain, new]
+    with pytest.raises(InputError, match=re.escape(f"{path}: line 1 has a 'value' field that is not a number")):
+        read_result_rows(path, latest=False)
+    both = tmp_path / "both.jsonl"
+    first = {"key": "a", "method": "dse", "value": 1.0}
+    both.write_text("\n".join(json.dumps(r) for r in (first, plain, new)) + "\n")
+    assert read_result_rows(both) == [plain, new]
+    assert read_result_rows(both, latest=False) == [first, plain, new]
+    # a key that is not a string is no resume key: every such row is kept, and checked
+    nokey = tmp_path / "nokey.jsonl"
+    nokey.write_text("\n".join(json.dumps(r) for r in ({"key": 1, "method": "dse", "value": 1.0},
+                                                         {"key": 1, "method": "dse", "value": None})) + "\n")
+    assert [r["value"] for r in read_result_rows(nokey)] == [1.0, None]
+    nokey.write_text("\n".join(json.dumps(r) for r in ({"key": 1, "method": "dse", "value": "x"},
+                                                         {"key": 1, "method": "dse", "value": None})) + "\n")
+    with pytest.raises(InputError, match="line 1 has a 'value' field"):
+        read_result_rows(nokey)
+
+
+@pytest.mark.parametrize(("row", "why"), [
+    ([1, 2], "is not a JSON object (a JSON array)"),
+    ("dse", "is not a JSON object (a JSON string)"),
+    (None, "is not a JSON object (a JSON null)"),
+    ({}, "has no 'method' or 'value' field, so it is not a result row"),
+    ({"value": 1.0}, "has no 'method' field, so it is not a result row"),
+    ({"method": "dse"}, "has no 'value' field, so it is not a result row"),
+    ({"method": "", "value": 1.0}, "has a 'method' field that is not a non-empty string (string \"\")"),
+    ({"method": None, "value": 1.0}, "has a 'method' field that is not a non-empty string (null null)"),
+    ({"method": "dse", "value": True}, "has a 'value' field that is not a number or null (boolean true)"),
+    ({"method": "dse", "value": [1.5]}, "has a 'value' field that is not a number or null (array [1.5])"),
+    ({"method": "dse", "value": 1.0, "quantity": 1}, "has a 'quantity' field that is not a string (number 1)"),
+    ({"method": "dse", "value": 1.0, "units": False}, "has a 'units' field that is not a string (boolean false)"),
+    ({"method": "dse", "value": 1.0, "dataset": {}}, "has a 'dataset' field that is not a string (object {})"),
+    ({"method": "dse", "value": 1.0, "file": 2.5}, "has a 'file' field that is not a string (number 2.5)"),
+    ({"method": "dse", "value": 1.0, "series": ["a"]}, "has a 'series' field that is not a string (array [\"a\"])"),
+    ({"method": "dse", "value": 1.0, "params": "x" * 50},
+     f"has a 'params' field that is not an object (string \"{'x' * 36}...)"),
+    ({"method": "dse", "value": 1.0, "extra": 0}, "has a 'extra' field that is not an object (number 0)"),
+])
+def test_row_problem_names_the_field_and_its_json_type(row, why) -> None:
+    assert row_problem(row) == why
+
+
+def test_row_problem_of_rows_made_in_python_and_the_whole_message(tmp_path) -> None:
+    # rows handed over in Python (batch_series, the monitor) may hold values JSON has no name for
+    assert row_problem({"method": "dse", "value": (1, 2)}) == \
+        "has a 'value' field that is not a number or null (tuple [1, 2])"
+    assert row_problem({"method": "dse", "value": {3}}) == \
+        "has a 'value' field that is not a number or null (set \"{3}\")"
+    at_limit = "y" * 38  # 40 characters once quoted: shown whole
+    assert row_problem({"method": "dse", "value": 1.0, "units": 1, "params": at_limit}) == \
+        "has a 'units' field that is not a string (number 1)"
+    assert row_problem({"method": "dse", "value": 1.0, "params": at_limit}) == \
+        f"has a 'params' field that is not an object (string \"{at_limit}\")"
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"method": "dse"}) + "\n")
+    with pytest.raises(InputError) as err:
+        read_result_rows(path)
+    assert str(err.value) == (f"{path}: line 1 has no 'value' field, so it is not a result row; results are the rows "
+                              "of dse batch, of dse entropy/mi --json or --format jsonl, or of the training monitor")
+    arr = tmp_path / "resumed.json"  # rows of one key in a JSON array: the last is kept there too
+    arr.write_text(json.dumps([{"key": "a", "method": "dse", "value": 1.0}, {"key": "a", "method": "dse", "value": 2.0}]))
+    assert [r["value"] for r in read_result_rows(arr)] == [2.0]
+    assert [r["value"] for r in read_result_rows(arr, latest=False)] == [1.0, 2.0]
+
+
+def test_row_problem_accepts_every_valid_row() -> None:
+    assert row_problem({"method": "dse", "value": None}) is None  # a failed row
+    assert row_problem({"method": "dse", "value": 3}) is None
+    full = {"method": "dse", "value": -1.5, "quantity": "entropy", "units": "bits", "dataset": "/e", "file": "e.h5",
+            "series": "epoch_*", "params": {"sigma": 1.0}, "extra": {}}
+    assert row_problem(full) is None
+    assert row_problem({**full, "quantity": None, "units": None, "dataset": None, "file": None, "series": None,
+                        "params": None, "extra": None}) is None
+
+
+def test_read_results_summary_columns_from_a_written_row(tmp_path) -> None:
+    from dsecli.batch.read import RESULT_COLUMNS, read_results
+
+    row = {"input": "e.h5:/epoch_3", "dataset": "/epoch_3", "checkpoint": 3, "series": "epoch_*", "reference": "y.npy",
+           "method": "dsmi", "quantity": "mutual_information", "value": 1.25, "units": "bits", "n_used": 90,
+           "n_total": 100, "run_id": "r1", "key": "k1", "params": {"sigma": 2.0, "t": 4},
+           "extra": {"error_estimate_bits": None, "spread": 0.1, "std": 0.2, "ceiling": {"value": None, "bits": 3.3}}}
+    failed = {"method": "dse", "value": None, "params": None, "extra": None}
+    other = {"method": "knn", "value": 2.0, "extra": {"ceiling": 5.0}}
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (row, failed, other)) + "\n")
+    table = read_results(path)
+    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    assert list(records[0]) == list(RESULT_COLUMNS)
+    got = dict(records[0])
+    assert got == {"input": "e.h5:/epoch_3", "dataset": "/epoch_3", "checkpoint": 3, "series": "epoch_*",
+                   "reference": "y.npy", "method": "dsmi", "quantity": "mutual_information", "value": 1.25,
+                   "units": "bits", "error": 0.2, "ceiling": 3.3, "n_used": 90, "n_total": 100, "sigma": 2.0,
+                   "t": 4, "run_id": "r1", "key": "k1"}  # error: the first of ERROR_KEYS set (std before spread)
+    assert records[2]["ceiling"] == 5.0 and records[2]["method"] == "knn"
+    wide = read_results(path, flatten=True)
+    columns = list(wide.columns) if hasattr(wide, "columns") else list(wide[0])
+    assert "params.sigma" in columns and "extra.ceiling.bits" in columns
+    ceilings = tmp_path / "c.jsonl"
+    ceilings.write_text("\n".join(json.dumps({"key": k, "method": "dse", "value": 1.0, "extra": {"ceiling": c}})
+                                  for k, c in (("a", {"value": 2.5, "bits": 3.3}), ("b", {"value": None}),
+                                               ("c", 9.0), ("c", 7.0))) + "\n")
+    table = read_results(ceilings)  # the ceiling's value before its bits; of rows of one key only the last
+    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    assert [r["key"] for r in records] == ["a", "b", "c"] and records[0]["ceiling"] == 2.5
+    assert records[1]["ceiling"] is None or math.isnan(records[1]["ceiling"])
+    assert records[2]["ceiling"] == 7.0
+    assert len(read_results(ceilings, latest=False)) == 4
+
+
+def test_read_results_without_pandas_gives_flat_dicts(tmp_path, monkeypatch) -> None:
+    from dsecli.batch.read import RESULT_COLUMNS, read_results
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"method": "dse", "value": 1.5, "units": "bits", "params": {"sigma": 2.0}}) + "\n")
+    (row,) = read_results(path)
+    assert list(row) == list(RESULT_COLUMNS)
+    assert (row["method"], row["value"], row["units"], row["sigma"], row["input"]) == ("dse", 1.5, "bits", 2.0, None)
+    assert read_results(path, flatten=True) == [{"method": "dse", "value": 1.5, "units": "bits", "params.sigma": 2.0}]
 
 
 def test_cli_plot(tmp_path) -> None:
