@@ -450,3 +450,18 @@ def test_integral_floats_warn_up_to_their_limit(distinct: int, warns: bool) -> N
         reading = dsecli.inputs.reference.read_reference(y)
     assert reading.reading == "scalars"
     assert any("distinct integral values" in str(w.message) for w in caught) is warns
+
+
+def test_byte_string_labels_are_named_as_text_and_read_as_the_same_labels() -> None:
+    read = dsecli.inputs.reference.read_reference
+    text = np.array(["cat", "dog", "cat", "émeu", "dog", "cat"])
+    as_bytes = np.char.encode(text, "utf-8")  # dtype "S": how HDF5 string datasets often arrive
+    by_bytes, by_text = read(as_bytes).classes(), read(text).classes()
+    assert by_bytes.names == ["cat", "dog", "émeu"] == by_text.names
+    assert by_bytes.codes.tolist() == by_text.codes.tolist() == [0, 1, 0, 2, 1, 0]
+    # bytes that are not UTF-8 keep their escapes, and two of them stay two labels
+    odd = read(np.array([b"\xff", b"\xfe", b"\xff"])).classes()
+    assert odd.names == ["\\xfe", "\\xff"] and odd.codes.tolist() == [1, 0, 1]
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    mi_bytes = diffusion_spectral_mutual_information(x, as_bytes, sigma=1.0, device="cpu").value
+    assert mi_bytes == diffusion_spectral_mutual_information(x, text, sigma=1.0, device="cpu").value

@@ -150,6 +150,10 @@ def read_reference(y: Any, *, ref_kind: str = "auto", seed: int = 0, where: str 
         if ref_kind == "continuous":
             raise InputError(f"{w}`ref_kind` must be auto or discrete for a reference of strings (labels); "
                              "got 'continuous'")
+        if col.dtype.kind == "S":
+            # byte strings (HDF5 and NumPy's "S" labels) are text: named "a", not "b'a'"; bytes that are
+            # not UTF-8 keep their escapes, so distinct labels stay distinct
+            col = np.char.decode(col, "utf-8", "backslashreplace")
         codes, names = _encode(col.astype(str) if col.dtype.kind == "O" else col)
         return discrete("strings", codes, names, {})
     if col.ndim == 1 and col.dtype.kind in "iu":
