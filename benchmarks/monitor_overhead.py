@@ -29,8 +29,10 @@ max_n   import order  epoch s   1st step s  step s      step/epoch  before s
 The import order changes nothing beyond the machine's noise. A step takes 0.64-0.66 of its time
 before at 1,000 rows and 0.44-0.54 at 500, under this load. At a quieter moment (load average
 1.4-2; 11 steps of the same monitor, this code and the one before alternating) a step at 1,000
-rows is 0.33-0.45 s (medians 0.38 and 0.45 s, against 0.81 and 0.83 s before): near, not under,
-the 0.3 s aimed at; 500 rows meet it. Profiled (cProfile, one step at 1,000 rows, load 1.4; 0.36 s in all): the
+rows is 0.33-0.45 s (medians 0.38 and 0.45 s, against 0.81 and 0.83 s before). On the idle
+machine (load average 0.4-0.6, both import orders, after the results file became incremental):
+0.297 and 0.299 s per step (fastest 0.291 s) against 0.085 s per epoch, at the 0.3 s aimed at;
+with ``--cluster-inputs`` (6 values: DSMI with the clustered inputs too) 0.454 and 0.457 s. Profiled (cProfile, one step at 1,000 rows, load 1.4; 0.36 s in all): the
 eigendecompositions 0.15 s (the two 1,000 x 1,000 of DSE 0.115 s, DSMI's 2 x 60 of about 100 x 100
 0.034 s), conv2's 1,000 x 1,000 squared distances 0.06 s (one GEMM of depth 2,048, formed once
 per step: the median rule's, kept for DSE's kernel and cut into DSMI's class and draw kernels;
