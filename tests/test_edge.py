@@ -252,9 +252,9 @@ def test_a_reference_reading_names_its_classes_and_how_they_were_made(monkeypatc
     seeds: list[object] = []
     real = dsecli.inputs.reference.kmeans
 
-    def spy(values, k, *, seed):
+    def spy(values, k, *, seed, where=None):
         seeds.append(seed)
-        return real(values, k, seed=seed)
+        return real(values, k, seed=seed, where=where)
 
     monkeypatch.setattr(dsecli.inputs.reference, "kmeans", spy)
     blobs = np.concatenate([np.full((5, 2), c) + np.arange(5)[:, None] * 0.01 for c in (0.0, 10.0, 20.0)])

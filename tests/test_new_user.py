@@ -80,6 +80,41 @@ def test_knn_zero_distances_give_the_cause(tmp_path: Path, monkeypatch: pytest.M
     assert isinstance(err, ComputationError) and "use dtype float64" in str(err)
 
 
+def test_a_median_of_zero_names_the_file_and_tells_underflow_from_equal_rows(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.save("tiny.npy", rng.normal(size=(40, 3)) * 1e-300)  # 40 distinct rows, every difference underflows
+    np.save("small.npy", rng.normal(size=(40, 3)) * 1e-160)  # differences representable, 1/(2 sigma^2) is not
+    # 4 rows, 6 pairs, lower median the 3rd smallest: 3 equal rows (3 equal pairs) make it 0, 2 + 2 do not
+    np.save("equal.npy", np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 2.0]]))
+    np.save("pairs.npy", np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [1.0, 2.0]]))
+    for name in ("tiny.npy", "equal.npy", "small.npy"):
+        res = _run(["entropy", name])
+        assert res.exit_code == 2, res.output
+        line = res.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"error: {name}: `sigma` median: the median pairwise distance")
+        assert ("underflow" in line and "rescale the data" in line) == (name == "tiny.npy")
+        assert ("equal rows" in line and "give a numeric --sigma" in line) == (name == "equal.npy")
+        assert ("too small for float64" in line and "rescale the data" in line) == (name == "small.npy")
+    assert _run(["entropy", "pairs.npy", "--format", "csv"]).exit_code == 0
+    res = _run(["check", "tiny.npy"])
+    assert "underflow" in res.stdout and "equal rows" not in res.stdout
+
+
+def test_a_vector_reference_with_too_few_distinct_rows_is_named(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.save("emb.npy", rng.normal(size=(60, 4)))
+    np.save("vec.npy", rng.normal(size=(4, 3))[np.arange(60) % 4])  # 4 distinct vectors, not one-hot
+    res = _run(["mi", "emb.npy", "vec.npy"])
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        "error: vec.npy: `n_clusters` = 10 exceeds the 4 distinct reference vectors; lower --n-clusters")
+    assert _run(["mi", "emb.npy", "vec.npy", "--n-clusters", "4", "--format", "csv"]).exit_code == 0
+
+
 # 3. hints from the library's own tables
 def _help(*command: str) -> str:
     res = _run([*command, "--help"])
@@ -212,6 +247,7 @@ def test_resume_recomputes_an_edited_row_and_plot_refuses_it(tmp_path: Path, mon
     res = _run(args[:-1])  # resume: the edited row is recomputed, with a warning
     assert res.exit_code == 0, res.stderr
     assert "its stored dse row has a 'value' field that is not a number" in res.stderr
+    assert "1 recomputed in place of stale or unusable stored rows" in " ".join(res.stdout.split())
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == before + 1 and rows[-1]["method"] == "dse" and isinstance(rows[-1]["value"], float)
     assert rows[-1]["replaces"]["reason"].startswith("stored row has a 'value' field")
@@ -277,6 +313,22 @@ def test_approximate_dse_warns_when_tol_bits_is_not_met(monkeypatch: pytest.Monk
     assert r.extra["converged"] is False and r.extra["error_estimate_bits"] > 1e-6
     (message,) = [w for w in r.warnings if "approximate solver" in w]
     assert "tol_bits = 1e-06" in message and f"{r.extra['error_estimate_bits']:.3g} bits" in message
+
+
+def test_approximate_dsmi_warns_when_its_bound_is_above_tol_bits() -> None:
+    from dsecli import diffusion_spectral_mutual_information
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 5)), np.arange(300) % 2
+    r = diffusion_spectral_mutual_information(x, y, solver="approx", tol_bits=1e-7, max_n=0)
+    bound = r.extra["error_estimate_bits"]
+    assert bound > 1e-7
+    (message,) = [w for w in r.warnings if "approximate solver" in w]
+    assert message.startswith("the approximate solver did not reach tol_bits = 1e-07: the MI's error bound is "
+                              f"{bound:.3g} bits over {r.extra['approx_runs']} approximate DSE runs")
+    r = diffusion_spectral_mutual_information(x, y, solver="approx", tol_bits=0.05, max_n=0)  # a target met
+    assert r.extra["error_estimate_bits"] <= 0.05
+    assert not [w for w in r.warnings if "approximate solver" in w]
 
 
 # 8. property tests are deterministic

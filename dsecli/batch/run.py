@@ -211,7 +211,7 @@ def fixed_sigma(rule: str, batch_inputs: Sequence[BatchInput], selection: dict[s
             parts.append(xi[np.sort(take)])
         x = np.concatenate(parts)
         source = f"{len(batch_inputs)} inputs, up to {per} rows each"
-    choice = resolve_sigma("median", torch.from_numpy(x), seed=seed)
+    choice = resolve_sigma("median", torch.from_numpy(x), seed=seed, where=source)
     return {"rule": rule, "value": choice.value, "from": source, "inputs": 1 if rule == "median-first" else len(batch_inputs),
             "rows": int(x.shape[0]), "detail": choice.detail}
 

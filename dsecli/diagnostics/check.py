@@ -489,7 +489,7 @@ def sanity_report(
                                 "eigenvalues below ~1e-7 of the largest lose accuracy"))
     elif in_dtype.kind in "biu":
         findings.append(Finding("precision", "note",
-                                f"integer input ({in_dtype}): converted to float64; many ties make duplicates likely"))
+                                f"integer input ({in_dtype}): converted to float64 (equal rows, if any, are counted under duplicates)"))
     big = float(np.max(np.abs(arr)))
     stats["max_abs"] = big
     if big > max_safe_magnitude(d, np.float32):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from dsecli.errors import DegenerateKernelWarning, InputError, check_positive
+from dsecli.errors import DegenerateKernelWarning, InputError, check_positive, where_prefix
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -424,26 +424,49 @@ def _lower_median(vals: torch.Tensor) -> float:
     return _order_statistic(vals, (vals.numel() - 1) // 2)
 
 
-def _median_rule(d2: torch.Tensor, dtype: torch.dtype) -> float:
-    return _median_rule_from(_lower_median(d2), dtype)
+def _median_rule(d2: torch.Tensor, x: torch.Tensor, *, seed: int, where: str | None = None) -> float:
+    return _median_rule_from(_lower_median(d2), x, seed=seed, where=where)
 
 
-def _median_rule_from(med: float, dtype: torch.dtype) -> float:
-    """sigma = sqrt(med / 2) from the lower median of the squared distances, checked."""
+def _median_rule_from(med: float, x: torch.Tensor, *, seed: int, where: str | None = None) -> float:
+    """sigma = sqrt(med / 2) from the lower median ``med`` of the squared distances of the median rule's
+    rows of ``x`` (:func:`_median_rule_rows`), checked; a median of 0 is told apart by its cause (equal rows,
+    or distinct rows whose differences underflow)."""
     import torch
 
+    dtype_name = str(x.dtype).replace("torch.", "")
     if not med > 0:
+        if _equal_pairs_reach_the_median(x, seed):
+            raise InputError(
+                f"{where_prefix(where)}`sigma` median: the median pairwise distance is 0 (at least half the "
+                "pairs of rows are equal rows); give a numeric --sigma"
+            )
+        scale = float(x.abs().max().item()) if x.numel() else 0.0
         raise InputError(
-            "`sigma` median: the median pairwise distance is 0 (more than half the rows "
-            "are duplicates); give a numeric --sigma"
+            f"{where_prefix(where)}`sigma` median: the median pairwise distance is 0 in {dtype_name}, although "
+            f"fewer than half the pairs of rows are equal: the rows' differences underflow at this scale "
+            f"(largest |value| {scale:.3g}); rescale the data (e.g. standardize the columns)"
         )
     value = math.sqrt(med / 2.0)
-    if value < 2.0 * math.sqrt(0.5 / torch.finfo(dtype).max):
+    if value < 2.0 * math.sqrt(0.5 / torch.finfo(x.dtype).max):
         raise InputError(
-            f"`sigma` median: the median pairwise distance ({math.sqrt(med):.3g}) is too small for "
-            f"{str(dtype).replace('torch.', '')}; rescale the data or give a numeric --sigma"
+            f"{where_prefix(where)}`sigma` median: the median pairwise distance ({math.sqrt(med):.3g}) is too "
+            f"small for {dtype_name} (1/(2 sigma^2) overflows); rescale the data (e.g. standardize the columns)"
         )
     return value
+
+
+def _equal_pairs_reach_the_median(x: torch.Tensor, seed: int) -> bool:
+    """Whether the pairs of equal rows among the median rule's rows of ``x`` are enough to make the lower
+    median of their squared distances 0 (at least (P - 1) // 2 + 1 of the P pairs)."""
+    import numpy as np
+
+    idx = _median_rule_rows(int(x.shape[0]), seed)
+    rows = (x if idx is None else x[idx]).detach().cpu().numpy()
+    _, counts = np.unique(rows, axis=0, return_counts=True)
+    n = rows.shape[0]
+    equal = int((counts * (counts - 1) // 2).sum())
+    return equal >= (n * (n - 1) // 2 - 1) // 2 + 1
 
 
 def _rule_name(sigma: str) -> str:
@@ -458,7 +481,7 @@ def median_rule_reads_all_rows(sigma: Any, n: int) -> bool:
 
 
 def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0,
-                  sq_dists: Callable[[], torch.Tensor | None] | None = None) -> SigmaChoice:
+                  sq_dists: Callable[[], torch.Tensor | None] | None = None, where: str | None = None) -> SigmaChoice:
     """Turn ``sigma`` (a number, ``"median"`` or ``"sqrt-d"``) into a number for the data ``x``.
 
     - number: used as is (data units; must be finite and > 0);
@@ -470,7 +493,8 @@ def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0,
 
     ``sq_dists``: asked for the :func:`centred_sq_dists` of ``x`` where the median rule reads all
     rows (:func:`median_rule_reads_all_rows`), so that a caller can keep them for the kernel; it may
-    return None (the distances are then formed here, and dropped after).
+    return None (the distances are then formed here, and dropped after). ``where``: the input's label, which
+    starts the median rule's errors.
     """
     import torch
 
@@ -480,7 +504,7 @@ def resolve_sigma(sigma: Any, x: torch.Tensor, *, seed: int = 0,
             return SigmaChoice(math.sqrt(x.shape[1]), "sqrt-d", {"n_features": int(x.shape[1])})
         if spec == "median":
             vals, detail = _pair_sq_dists(x, seed=seed, all_rows=sq_dists)
-            return SigmaChoice(_median_rule(vals, x.dtype), "median", detail)
+            return SigmaChoice(_median_rule(vals, x, seed=seed, where=where), "median", detail)
         try:
             sigma = float(spec)
         except ValueError:
@@ -716,7 +740,7 @@ def _regime_sampled(x: torch.Tensor, sigma: Any, *, seed: int) -> KernelRegime:
         vals, _ = _pair_sq_dists(x, seed=seed)
         median = _lower_median(vals)
         del vals
-        value = _median_rule_from(median, x.dtype)
+        value = _median_rule_from(median, x, seed=seed)
         detail["median"] = "exact"
     # 16,384 numbers: NumPy's sort on one thread (see sample_pair_sq_dists for why not torch's)
     vals = np.sort(sample_pair_sq_dists(x, m, seed=seed, rows=rows).cpu().numpy())
@@ -749,7 +773,7 @@ def _regime_sampled(x: torch.Tensor, sigma: Any, *, seed: int) -> KernelRegime:
                 median = _select_pair_median(x, rows, low, high)
                 detail["median"] = "selected"
     try:
-        med_sigma: float | None = _median_rule_from(median, x.dtype)
+        med_sigma: float | None = _median_rule_from(median, x, seed=seed)
     except InputError:  # more than half the pairs at distance 0: no median rule, the kernel is flat anyway
         med_sigma = None
     quantiles = {f"q{round(q * 100):02d}": _affinity(at(int(round((1.0 - q) * (m - 1)))), value)
@@ -785,13 +809,13 @@ def _regime_on(x: torch.Tensor, sigma: Any, *, seed: int) -> KernelRegime:
 
     lower_median = at((m - 1) // 2)
     try:
-        med_sigma: float | None = _median_rule_from(lower_median, x.dtype)
+        med_sigma: float | None = _median_rule_from(lower_median, x, seed=seed)
     except InputError:  # more than half the pairs at distance 0: no median rule, the kernel is flat anyway
         med_sigma = None
     value = _numeric_sigma(x, sigma, seed=seed)
     if value is None:
         if med_sigma is None:
-            _median_rule_from(lower_median, x.dtype)  # raises the median rule's own message
+            _median_rule_from(lower_median, x, seed=seed)  # raises the median rule's own message
         value = float(med_sigma)  # type: ignore[arg-type]
     # the q-th quantile of the affinities is the (1 - q)-th of the distances
     quantiles = {f"q{round(q * 100):02d}": _affinity(at(int(round((1.0 - q) * (m - 1)))), value)
@@ -816,11 +840,11 @@ def regime_message(reg: KernelRegime) -> str | None:
     if reg.kind == "flat":
         what = (f"median off-diagonal affinity {reg.median_affinity:.3g} > {FLAT_MEDIAN_AFFINITY:g} "
                 f"({reg.fraction_above_0_99:.1%} > 0.99): the kernel sees one blob and the value reflects "
-                "the data's scale rather than its structure (DSE tends to 0)")
+                "the data's scale rather than its structure (DSE and DSMI tend to 0)")
     else:
         what = (f"median off-diagonal affinity {reg.median_affinity:.3g} < {ISOLATED_MEDIAN_AFFINITY:g} "
                 f"({reg.fraction_below_1e_6:.1%} < 1e-6): every point is nearly alone and the value "
-                "reflects the data's scale rather than its structure (DSE tends to log N)")
+                "reflects the data's scale rather than its structure (DSE tends to log N, DSMI to 0)")
     sampled = reg.detail.get("sampled_pairs")
     if sampled is None:
         return (f"sigma={reg.sigma:.4g}{ratio} is uninformative for this data: {what}; the median rule would give "

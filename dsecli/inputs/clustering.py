@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsecli.errors import InputError
+from dsecli.errors import InputError, where_prefix
 
 __all__ = ["kmeans"]
 
 
-def kmeans(y: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 10, max_iter: int = 300) -> np.ndarray:
+def kmeans(y: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 10, max_iter: int = 300,
+           where: str | None = None) -> np.ndarray:
     """Cluster rows of ``y`` (N, D') into ``n_clusters`` groups; labels 0..k-1, shape (N,).
 
     Uses a local ``numpy.random.Generator`` seeded with ``seed``; NumPy only (references are
-    small next to the N x N work of DSE).
+    small next to the N x N work of DSE). ``where``: the reference's label, which starts the errors.
     """
     y = np.asarray(y, dtype=np.float64)
     n = y.shape[0]
     distinct = np.unique(y, axis=0).shape[0]
     if n_clusters > distinct:
         raise InputError(
-            f"`n_clusters` = {n_clusters} exceeds the {distinct} distinct reference vectors; lower --n-clusters"
+            f"{where_prefix(where)}`n_clusters` = {n_clusters} exceeds the {distinct} distinct reference vectors; "
+            "lower --n-clusters"
         )
     rng = np.random.default_rng(seed)
     yy = (y * y).sum(1)

@@ -106,7 +106,7 @@ class ReferenceReading:
             if self.reading == "scalars":
                 classes = _binned(self.values[:, 0], n_clusters)
             else:
-                codes = kmeans(self.values, n_clusters, seed=self.seed)
+                codes = kmeans(self.values, n_clusters, seed=self.seed, where=self.where)
                 classes = Classes(codes, list(range(int(codes.max()) + 1)), "clustered",
                                   {"algorithm": "kmeans++/lloyd", "n_init": 10, "seed": self.seed,
                                    "n_clusters": n_clusters})

@@ -303,7 +303,8 @@ def batch_table(summary: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
     for name in sorted(by_input, key=lambda n: order[n]):
         vals = by_input[name]
         table.add_row(str(order[name]), name, *(vals.get(m, "") for m in methods))
-    replaced = f", {summary['rows_replaced']} recomputed as their data changed" if summary.get("rows_replaced") else ""
+    replaced = (f", {summary['rows_replaced']} recomputed in place of stale or unusable stored rows"
+                if summary.get("rows_replaced") else "")
     caption = (f"{summary['rows']} rows in {summary['output']} ({summary['rows_computed']} new, "
                f"{summary['rows_skipped']} already there{replaced}), {summary['elapsed_s']:.1f} s")
     if summary["failures"]:
