@@ -11,7 +11,9 @@ For a minibatch of B rows (D = 64 features, Gaussian), float32 and float64:
 DSMI uses 10 equal classes and R = 5 draws: 10 batched eigendecompositions of 6 matrices of B/10 rows
 on top of the B x B kernel. Each figure is the median of ``--repeats`` runs after one warm-up, in ms,
 on torch's default thread count. The machine, its load, the thread count and the OpenMP wait policy
-are printed with the table.
+are printed with the table. Run it as a training script runs (no ``OMP_WAIT_POLICY``), and again
+with ``OMP_WAIT_POLICY=PASSIVE`` to see what the wait policy costs: DSMI's many small batched
+eigendecompositions each wake torch's OpenMP threads, which passive threads pay for.
 
 Usage::
 
@@ -71,7 +73,8 @@ def main() -> None:
     parser.add_argument("--sigma-grad", default="detached", help="sigma_grad of the losses (detached, scale, smoothed)")
     args = parser.parse_args()
 
-    # dsecli first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads OpenMP
+    # importing dsecli leaves OMP_WAIT_POLICY as it is (only the dse program sets PASSIVE for itself): a training
+    # loop runs with the caller's setting, printed below
     from dsecli.differentiable import dse_loss, dsmi_loss  # isort: skip
 
     import numpy as np
