@@ -52,8 +52,12 @@ from pathlib import Path
 
 import numpy as np
 
-SEED = 0
-N_TRAIN = 1000
+# the digits, their split and the MLP of the bundled trajectory: one definition, in its generator script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sample_data"))
+import make_digits_trajectory as digits  # noqa: E402
+
+SEED = digits.SEED
+N_TRAIN = digits.N_TRAIN
 POLICIES = {"fixed": 10.0, "median": "median", "pooled": "median-pooled"}
 POLICY_TEXT = {"fixed": "σ = 10 (published)", "median": "median rule per input", "pooled": "one pooled median σ"}
 EPOCHS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -67,32 +71,15 @@ RISE_BITS = 0.1  # a change smaller than this is not a trend
 
 
 def load_data() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
-    perm = np.random.default_rng(SEED).permutation(len(x))
-    tr, ho = np.sort(perm[:N_TRAIN]), np.sort(perm[N_TRAIN:])
-    return {"x_train": x[tr], "y_train": y[tr].astype(np.int64), "x_test": x[ho], "y_test": y[ho].astype(np.int64)}
+    """The split of ``sample_data/make_digits_trajectory.py``: its training rows, its held-out rows."""
+    x, y, tr, ho = digits.load_data()
+    return {"x_train": x[tr], "y_train": y[tr], "x_test": x[ho], "y_test": y[ho]}
 
 
 def mlp(hidden: tuple[int, ...], generator, emb: int = 64):
-    """64 -> hidden... -> emb -> 10 with ReLU; nn.Linear's default uniform init drawn from ``generator``.
-    Returns (model, embedding module): the embedding is the ``emb`` layer before its ReLU."""
-    import torch
-
-    sizes = (64, *hidden, emb)
-    layers: list = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    layers.append(torch.nn.Linear(emb, 10))
-    model = torch.nn.Sequential(*layers)
-    with torch.no_grad():
-        for m in model:
-            if isinstance(m, torch.nn.Linear):
-                bound = 1.0 / math.sqrt(m.in_features)
-                m.weight.uniform_(-bound, bound, generator=generator)
-                m.bias.uniform_(-bound, bound, generator=generator)
+    """The bundled trajectory's MLP (64 -> hidden... -> emb -> 10, ReLU, nn.Linear's default init drawn from
+    ``generator``) and its embedding module: the ``emb`` layer before its ReLU."""
+    model = digits.build_model(generator, hidden=hidden, width=emb)
     return model, model[:-2]
 
 

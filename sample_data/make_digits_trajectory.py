@@ -56,15 +56,16 @@ def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x, y.astype(np.int64), np.sort(perm[:N_TRAIN]), np.sort(perm[N_TRAIN:])
 
 
-def build_model(generator):
-    """MLP 64 -> 256 x4 -> 64 -> 10 with ReLU; PyTorch's default uniform init, drawn from ``generator``."""
+def build_model(generator, hidden: tuple[int, ...] = HIDDEN, width: int = WIDTH):
+    """MLP 64 -> hidden (256 x4) -> width (64) -> 10 with ReLU; PyTorch's default uniform init, drawn from
+    ``generator`` (benchmarks/training_study.py builds its models here too)."""
     import torch
 
-    sizes = (64, *HIDDEN, WIDTH)
+    sizes = (64, *hidden, width)
     layers: list[torch.nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    layers.append(torch.nn.Linear(WIDTH, N_CLASSES))
+    layers.append(torch.nn.Linear(width, N_CLASSES))
     model = torch.nn.Sequential(*layers)
     with torch.no_grad():
         for m in model:
