@@ -293,12 +293,11 @@ def rank_correlation(x: Any, y: Any, *, bootstrap: int = 2000, confidence: float
     >>> r.spearman, r.kendall, r.spearman_ci
     (1.0, 1.0, (1.0, 1.0))
     """
+    from dsecli.measures.resampling import check_resampling  # the measures' rule: B = 0 or >= 2, in memory
+
     xs, ys = _pairs(x, y)
-    bootstrap = check_positive_int(bootstrap, "bootstrap", minimum=0)
+    bootstrap, _, level = check_resampling(bootstrap, 0, confidence)
     seed = check_positive_int(seed, "seed", minimum=0)
-    level = float(confidence) if isinstance(confidence, (int, float)) and not isinstance(confidence, bool) else None
-    if level is None or not (0.0 < level < 1.0):
-        raise InputError(f"`confidence` must be a number in (0, 1); got {confidence!r}")
     from scipy import stats
 
     n = int(xs.size)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from dsecli.diagnostics.check import swapped_first_rows
 from dsecli.edge import Call, check_call, measure
 from dsecli.errors import CollectWarnings, DseWarning, InputError
 from dsecli.estimators import (
@@ -265,9 +266,18 @@ def estimate(
     options = method_options(names, params)
     call = check_call(base=params.get("base", 2.0), seed=seed, max_n=max_n, sampler=sampler)
     with CollectWarnings() as notes:
-        rows = prepare_rows(x, max_n=max_n, seed=call.seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"),
-                            reference=y if mi else None)
+        # embeddings and reference passed in the wrong order: a hint on the error they cause, or a warning
+        swap = swapped_first_rows(x, y) if mi and y is not None and not isinstance(x, Prepared) else None
+        try:
+            rows = prepare_rows(x, max_n=max_n, seed=call.seed, sampler=sampler, flatten=flatten,
+                                drop_nonfinite=drop_nonfinite, device=params.get("device"), dtype=params.get("dtype"),
+                                reference=y if mi else None)
+        except InputError as exc:
+            if swap is None:
+                raise
+            raise type(exc)(f"{exc}; {swap[1]}") from exc
+        if swap is not None:
+            warnings.warn(swap[1], DseWarning, stacklevel=2)
         if mi:
             # Y read once, by one rule, for every method (and classed once for those that use classes)
             reading = rows.reference_reading(ref_kind=params.get("ref_kind") or "auto", seed=call.seed)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EntropyResult", "MIResult", "units_for_base", "json_safe", "ceiling_fields", "units_dependent_fields",
+__all__ = ["EntropyResult", "MIResult", "units_for_base", "json_safe", "ceiling_fields", "row_ceiling", "is_finite_number", "units_dependent_fields",
            "SATURATION_FRACTION", "SATURATION_RULE", "labels_entropy", "log_n_ceiling", "reference_ceiling",
            "ERROR_KEYS"]
 
@@ -208,3 +208,24 @@ class MIResult(_Result):
     """
 
     quantity = "mutual_information"
+
+
+def row_ceiling(row: dict[str, Any]) -> float | None:
+    """The ceiling of a result row's value (``extra["ceiling"]``: a number, or a dict with ``value`` or
+    ``bits``), or None.
+
+    Returns
+    -------
+    float or None
+        The ceiling in the row's units.
+    """
+    extra = row.get("extra")
+    c = extra.get("ceiling") if isinstance(extra, dict) else None
+    if isinstance(c, dict):
+        c = next((c[k] for k in ("value", "bits") if is_finite_number(c.get(k))), None)
+    return float(c) if is_finite_number(c) else None
+
+
+def is_finite_number(v: Any) -> bool:
+    """Whether ``v`` is a finite int or float (not a bool): a usable number in a result row."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -18,7 +18,7 @@ from dsecli.correlation import (
     spearman_rho,
     trend_direction,
 )
-from dsecli.errors import DseWarning, InputError
+from dsecli.errors import DseError, DseWarning, InputError
 
 
 def _tied(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,10 +129,16 @@ def test_bad_pairs_are_refused_naming_the_parameter(x, y, message) -> None:
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(InputError, match=re.escape("`confidence` must be a number in (0, 1); got 1.0")):
+    with pytest.raises(InputError, match=re.escape("`confidence` must be between 0 and 1 exclusive (e.g. 0.95); "
+                                                   "got 1.0")):
         rank_correlation([1, 2, 3], [1, 2, 3], confidence=1.0)
     with pytest.raises(InputError, match=re.escape("`bootstrap` must be an integer >= 0; got -1")):
         rank_correlation([1, 2, 3], [1, 2, 3], bootstrap=-1)
+    # the measures' rule: one resample gives no interval, and the count must fit in memory
+    with pytest.raises(InputError, match=re.escape("`bootstrap` must be 0 (off) or at least 2 resamples")):
+        rank_correlation([1, 2, 3], [1, 2, 3], bootstrap=1)
+    with pytest.raises(DseError, match=re.escape("`bootstrap` = 10,000,000,000,000")):
+        rank_correlation([1, 2, 3], [1, 2, 3], bootstrap=10**13)
 
 
 # ------------------------------------------------------------------------------------------- trend direction

@@ -121,12 +121,8 @@ def test_device_sigma_and_regime_are_decided_once_per_call(monkeypatch) -> None:
     assert len({json.dumps(r.params["kernel_regime"], sort_keys=True) for r in results}) == 1
 
 
-def test_the_median_rule_distances_are_formed_once_per_call_and_not_kept_after(monkeypatch) -> None:
-    # DSE and DSMI with the median rule: the rule's N x N squared distances serve DSE's kernel and
-    # DSMI's subset kernels (80 features: cutting the subsets out of them is the cheaper way)
-    from dsecli.inputs.prepare import prepare_rows
-
-    n = 160
+def _distances_formed(monkeypatch) -> list[int]:
+    """The row counts of every N x N squared-distance matrix formed from now on."""
     formed: list[int] = []
     real = dsecli.diffusion.kernels.pairwise_sq_dists
 
@@ -135,6 +131,16 @@ def test_the_median_rule_distances_are_formed_once_per_call_and_not_kept_after(m
         return real(x, *args, **kwargs)
 
     monkeypatch.setattr(dsecli.diffusion.kernels, "pairwise_sq_dists", spy)
+    return formed
+
+
+def test_the_median_rule_distances_are_formed_once_per_call_and_not_kept_after(monkeypatch) -> None:
+    # DSE and DSMI with the median rule: the rule's N x N squared distances serve DSE's kernel and
+    # DSMI's subset kernels (80 features: cutting the subsets out of them is the cheaper way)
+    from dsecli.inputs.prepare import prepare_rows
+
+    n = 160
+    formed = _distances_formed(monkeypatch)
     x, labels = _blobs(n=n, d=80)
     rows = prepare_rows(x, max_n=None, seed=0, device="cpu")
     dse, dsmi = dsecli.estimate(rows, labels, methods="dse,dsmi", sigma="median", device="cpu")
@@ -147,6 +153,22 @@ def test_the_median_rule_distances_are_formed_once_per_call_and_not_kept_after(m
     assert alone.value == dse.value
     again = diffusion_spectral_mutual_information(x, labels, sigma=sigma, device="cpu", max_n=None)
     assert again.value == pytest.approx(dsmi.value, abs=1e-12)
+
+
+def test_the_spectrum_scan_uses_the_median_rule_distances_once_and_drops_them(monkeypatch) -> None:
+    from dsecli.inputs.prepare import prepare_rows
+
+    n = 160
+    formed = _distances_formed(monkeypatch)
+    x, _ = _blobs(n=n, d=80)
+    rows = prepare_rows(x, max_n=None, seed=0, device="cpu")
+    from dsecli.measures.spectrum_scan import diffusion_spectrum
+
+    spectrum = diffusion_spectrum(rows, sigma="median", device="cpu")
+    assert formed == [n]  # the median rule's distances serve the kernel too
+    assert not [k for k in rows._resolved if isinstance(k, tuple) and k[0] == "sq_dists"]  # dropped after the call
+    dse = diffusion_spectral_entropy(x, sigma="median", device="cpu", max_n=None, return_eigenvalues=True)
+    assert np.array_equal(np.asarray(spectrum.eigenvalues), np.asarray(dse.eigenvalues))  # the same bits as DSE
 
 
 def test_a_vector_reference_is_clustered_once_for_every_method(monkeypatch) -> None:

@@ -246,6 +246,29 @@ def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
     assert [r["checkpoint"] for r in _read(out)] == [0, 1]
 
 
+def test_a_resumed_run_measures_a_damaged_stored_row_again(tmp_path: Any) -> None:
+    import json
+
+    x, y = _digits()
+    out = tmp_path / "run.jsonl"
+    model = _model()
+    kwargs = {"layers": ["fc2"], "eval_data": x, "labels": y, "methods": ["dse"], "output": out, "max_n": 60,
+              "sigma": 1.0, "device": "cpu"}
+    first = dsecli.TrainingMonitor(model, **kwargs)
+    (row,) = first.step(0)
+    damaged = {**row, "value": str(row["value"])}  # edited by hand: the batch rule refuses to reuse it
+    out.write_text(json.dumps(damaged) + "\n")
+    again = dsecli.TrainingMonitor(model, **kwargs, run_id=first.run_id)
+    with pytest.warns(dsecli.errors.DseWarning, match=r"has a 'value' field that is not a number or null \(string "
+                                                      r"\"[0-9.]+\"\); it is measured again"):
+        (redone,) = again.step(0)
+    assert redone["key"] == row["key"] and redone["value"] == row["value"]
+    from dsecli.batch.read import read_result_rows
+
+    assert len(_read(out)) == 2  # appended, never rewritten; the readers take the later row of the key
+    assert [r["value"] for r in read_result_rows(out)] == [row["value"]]
+
+
 def test_dse_plot_draws_one_line_per_layer_and_reference(trained: dict[str, Any], tmp_path: Any) -> None:
     pytest.importorskip("matplotlib")
     from typer.testing import CliRunner

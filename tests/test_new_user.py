@@ -3,6 +3,7 @@ hostile stored rows, figures, the approximate solver's accuracy)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -62,6 +63,17 @@ def test_swapped_mi_arguments_get_the_hint(tmp_path: Path, monkeypatch: pytest.M
     assert res.exit_code == 0 and hint not in res.stderr
     res = _run(["check", "y2.npy", "--ref", "emb.npy"])  # the same rule
     assert hint in res.stdout
+    res = _run(["mi", "y2.npy", "emb.npy", "--json"])  # the warning is in the result, not only on stderr
+    assert any(hint in w for w in json.loads(res.stdout)["results"][0]["warnings"])
+    # the library decides it, for every caller: arrays in memory, the same hint and warning
+    import dsecli
+
+    (r,) = dsecli.estimate_mutual_information(np.load("y2.npy").astype(float), np.load("emb.npy"))
+    assert any(hint in w for w in r.warnings)
+    with pytest.raises(InputError, match=hint):
+        dsecli.estimate_mutual_information(np.load("y.npy"), np.load("emb.npy"))
+    (r,) = dsecli.estimate_mutual_information(np.load("emb.npy"), np.load("y.npy"))
+    assert not any(hint in w for w in r.warnings)
 
 
 def test_knn_zero_distances_give_the_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,6 +112,43 @@ def test_a_median_of_zero_names_the_file_and_tells_underflow_from_equal_rows(tmp
     assert _run(["entropy", "pairs.npy", "--format", "csv"]).exit_code == 0
     res = _run(["check", "tiny.npy"])
     assert "underflow" in res.stdout and "equal rows" not in res.stdout
+
+
+@pytest.mark.parametrize("d", [8, 64])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mostly_equal_rows_are_refused_though_rounding_leaves_their_distances_above_0(d: int, dtype: str) -> None:
+    from dsecli import diffusion_spectral_entropy
+
+    # 160 equal rows: 12,720 of 19,900 pairs at distance 0, the median among them. The Gram form leaves some
+    # equal pairs at a rounding-size distance (which ones depends on the data), so the rounded median may be > 0
+    for seed in range(3):
+        for offset in (0.0, 5.0):
+            rng = np.random.default_rng(seed)
+            x = rng.normal(size=(200, d)) + offset
+            x[:160] = rng.normal(size=d) + offset
+            with pytest.raises(InputError, match=re.escape("the median pairwise distance is 0 (at least half the "
+                                                           "pairs of rows are equal rows)")):
+                diffusion_spectral_entropy(x, dtype=dtype, device="cpu")
+    x[:100] = x[0]
+    x[100:160] = rng.normal(size=(60, d))  # 100 equal rows: 4,950 pairs, fewer than half; the rule gives a sigma
+    (r,) = [diffusion_spectral_entropy(x, dtype=dtype, device="cpu")]
+    assert r.params["sigma"] > 0.1
+
+
+def test_equal_pairs_reach_the_median_from_the_lower_median_s_rank() -> None:
+    import torch
+
+    from dsecli.diffusion import kernels
+
+    def reach(rows) -> bool:
+        return kernels._equal_pairs_reach_the_median(torch.tensor(rows, dtype=torch.float64), 0)
+
+    # 4 rows, 6 pairs, lower median the 3rd smallest (rank (6 - 1) // 2 = 2): 3 equal pairs reach it, 2 do not
+    assert reach([[0.0], [0.0], [0.0], [1.0]])
+    assert not reach([[0.0], [0.0], [1.0], [1.0]])
+    # 5 rows, 10 pairs, rank 4: 3 + 2 equal rows give 4 equal pairs (one short), 4 equal rows give 6
+    assert not reach([[0.0], [0.0], [0.0], [1.0], [1.0]])
+    assert reach([[0.0], [0.0], [0.0], [0.0], [1.0]])
 
 
 def test_a_vector_reference_with_too_few_distinct_rows_is_named(tmp_path: Path,
@@ -326,9 +375,13 @@ def test_approximate_dsmi_warns_when_its_bound_is_above_tol_bits() -> None:
     (message,) = [w for w in r.warnings if "approximate solver" in w]
     assert message.startswith("the approximate solver did not reach tol_bits = 1e-07: the MI's error bound is "
                               f"{bound:.3g} bits over {r.extra['approx_runs']} approximate DSE runs")
-    r = diffusion_spectral_mutual_information(x, y, solver="approx", tol_bits=0.05, max_n=0)  # a target met
-    assert r.extra["error_estimate_bits"] <= 0.05
-    assert not [w for w in r.warnings if "approximate solver" in w]
+    # the warning exactly when the bound exceeds tol_bits itself (the bound follows tol_bits: the runs aim at half)
+    warned = {}
+    for tol in (1e-3, 2e-3, 0.05):
+        r = diffusion_spectral_mutual_information(x, y, solver="approx", tol_bits=tol, max_n=0)
+        warned[tol] = any("approximate solver" in w for w in r.warnings)
+        assert warned[tol] == (r.extra["error_estimate_bits"] > tol), (tol, r.extra["error_estimate_bits"])
+    assert warned[1e-3] and not warned[0.05]
 
 
 # 8. property tests are deterministic

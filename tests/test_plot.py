@@ -188,6 +188,28 @@ def test_read_result_rows_errors(tmp_path) -> None:
     empty.write_text("\n")
     with pytest.raises(InputError, match="no result rows"):
         read_result_rows(empty)
+
+
+def test_a_last_line_without_its_newline_is_a_row_being_written(tmp_path) -> None:
+    import json
+
+    from dsecli.errors import DseWarning
+    from dsecli.monitor.monitor import read_runs
+
+    row = {"method": "dse", "quantity": "entropy", "value": 1.5, "units": "bits", "key": "a", "run_id": "r1"}
+    live = tmp_path / "live.jsonl"
+    live.write_text(json.dumps(row) + "\n" + json.dumps({**row, "key": "b"})[:30])  # a write in progress
+    with pytest.warns(DseWarning, match=re.escape(f"{live}: line 2, the last, is incomplete")):
+        assert [r["key"] for r in read_result_rows(live)] == ["a"]
+    with pytest.warns(DseWarning):
+        assert [r["key"] for r in read_runs(live)["r1"]] == ["a"]
+    live.write_text(json.dumps(row) + "\n" + json.dumps({**row, "key": "b"})[:30] + "\n")  # complete, and broken
+    with pytest.raises(InputError, match="line 2 is not valid JSON"):
+        read_result_rows(live)
+    bad = tmp_path / "bad.jsonl"  # only the last line can be a write in progress
+    bad.write_text('{"method": "dse", "val\n' + json.dumps(row))
+    with pytest.raises(InputError, match="line 1 is not valid JSON"):
+        read_result_rows(bad)
     with pytest.raises(InputError, match="results file not found"):
         read_result_rows(tmp_path / "missing.jsonl")
     arr = tmp_path / "arr.json"

@@ -342,3 +342,17 @@ def test_huge_resampling_counts_are_refused_by_the_library_before_computing() ->
         dsecli.estimate_mutual_information(x, y, methods="csmi", permutations=10**12)
     with pytest.raises(MemoryLimitError, match=r"`bootstrap` = 10,000,000,000,000"):
         dsecli.estimate_entropy(x, methods="cse", bootstrap=10**13)
+
+
+def test_dry_runs_refuse_the_counts_the_estimates_refuse() -> None:
+    from dsecli.measures.dry_run import dry_run_entropy, dry_run_mutual_information
+
+    x, y = np.zeros((50, 3)), np.arange(50) % 2
+    for bad, message in ((-5, "`bootstrap` must be an integer >= 0"), (1, "at least 2 resamples")):
+        with pytest.raises(InputError, match=re.escape(message)):
+            dry_run_entropy(x, bootstrap=bad)
+        with pytest.raises(InputError, match=re.escape(message)):
+            dry_run_mutual_information(x, y, bootstrap=bad)
+    with pytest.raises(InputError, match=re.escape("`permutations` must be an integer >= 0")):
+        dry_run_mutual_information(x, y, permutations=-1)
+    assert dry_run_entropy(x, bootstrap=10)["resampling"]["evaluations"] == 11

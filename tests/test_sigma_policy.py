@@ -177,6 +177,8 @@ def test_batch_and_plot_flag_a_trajectory_whose_trend_depends_on_sigma(tmp_path:
     assert plot.exit_code == 0, plot.stderr
     assert [ln for ln in plot.stderr.splitlines() if "trend's direction depends on σ" in ln] == [
         f"warning: {lines[0][len('warning: '):]}"]
+    assert [w for w in json.loads(plot.stdout)["warnings"] if "trend's direction depends on σ" in w] == [
+        lines[0][len('warning: '):]]  # in the summary too
     policies = {s["label"]: s["sigma_policy"] for s in json.loads(plot.stdout)["series"]}
     assert policies == {"dse · (median per input, t=1)": "median per input",
                         "dse · (fixed σ = 10, t=1)": "fixed σ = 10"}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsecli.batch.read import read_result_rows, read_text
-from dsecli.batch.series import Series, batch_series, warn_sigma_policies
+from dsecli.batch.series import Series, batch_series, rows_of_methods, warn_sigma_policies
 from dsecli.correlation import RankCorrelation, rank_correlation
 from dsecli.errors import CollectWarnings, DseWarning, InputError, suggest
 from dsecli.results import json_safe
@@ -338,10 +338,7 @@ def correlate(
         depends on the σ policy or comparisons that mix σ policies.
     """
     results, outcomes_path = os.fspath(results), os.fspath(outcomes)
-    rows = read_result_rows(results)
-    if methods:
-        wanted_methods = {m.strip().lower() for m in methods}
-        rows = [r for r in rows if str(r.get("method", "")).lower() in wanted_methods]
+    rows = rows_of_methods(read_result_rows(results), methods)
     table = read_outcomes(outcomes_path)
     keys = _keys(table, on)
     columns = _outcome_columns(table, on, outcome_columns)

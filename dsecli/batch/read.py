@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
 
 from dsecli.batch.store import latest_rows
-from dsecli.errors import InputError
-from dsecli.results import ERROR_KEYS
+from dsecli.errors import DseWarning, InputError
+from dsecli.results import ERROR_KEYS, row_ceiling
 
-__all__ = ["RESULT_COLUMNS", "read_results", "read_result_rows", "read_text", "row_problem"]
+__all__ = ["RESULT_COLUMNS", "read_results", "read_result_rows", "read_text", "row_problem", "stored_row_problem"]
 
 RESULT_COLUMNS = ("input", "dataset", "checkpoint", "series", "reference", "method", "quantity", "value", "units",
                   "error", "ceiling", "n_used", "n_total", "sigma", "t", "run_id", "key")
@@ -70,12 +71,18 @@ def read_result_rows(path: str | os.PathLike[str], *, latest: bool = True) -> li
     else:
         rows = []
         lines: list[tuple[int, Any]] = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        split = text.splitlines()
+        for lineno, line in enumerate(split, start=1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
+                if lineno == len(split) and not text.endswith(("\n", "\r")):
+                    # a last line without its newline: a row being written (a live monitor or batch) or cut short
+                    warnings.warn(f"{path}: line {lineno}, the last, is incomplete (a row being written, or cut "
+                                  "short); it is left out", DseWarning, stacklevel=2)
+                    continue
                 raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
             if isinstance(obj, dict) and isinstance(obj.get("results"), list) and "value" not in obj:
                 for i, row in enumerate(obj["results"], start=1):  # a single `dse entropy --json` report
@@ -138,6 +145,23 @@ def row_problem(row: Any) -> str | None:
     return None
 
 
+def stored_row_problem(row: dict[str, Any]) -> str | None:
+    """Why a stored row cannot be reused as it is, by a resumed batch or training monitor (:func:`row_problem`, the
+    rule ``dse plot`` reads rows by, and an integer ``n_used`` and numeric ``sigma``, ``t``, ``k``, ``bins``), or
+    None."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    why = row_problem(row)
+    if why is None and (not isinstance(row.get("n_used"), int) or isinstance(row.get("n_used"), bool)):
+        why = "has an 'n_used' field that is not an integer"
+    params = row.get("params") or {}
+    for name in ("sigma", "t", "k", "bins"):
+        if why is None and params.get(name) is not None and not number(params[name]):
+            why = f"has a params.{name} that is not a number ({params[name]!r})"
+    return why
+
+
 def _json_type(v: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
             type(None): "null"}.get(type(v), type(v).__name__)
@@ -158,14 +182,11 @@ def _check_row(path: str, where: str, row: Any) -> None:
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
     params = row.get("params") if isinstance(row.get("params"), dict) else {}
     extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
-    ceiling = extra.get("ceiling")
-    if isinstance(ceiling, dict):
-        ceiling = next((ceiling[k] for k in ("value", "bits") if ceiling.get(k) is not None), None)
     return {
         "input": row.get("input"), "dataset": row.get("dataset"), "checkpoint": row.get("checkpoint"),
         "series": row.get("series"), "reference": row.get("reference"), "method": row.get("method"),
         "quantity": row.get("quantity"), "value": row.get("value"), "units": row.get("units"),
-        "error": next((extra[k] for k in ERROR_KEYS if extra.get(k) is not None), None), "ceiling": ceiling,
+        "error": next((extra[k] for k in ERROR_KEYS if extra.get(k) is not None), None), "ceiling": row_ceiling(row),
         "n_used": row.get("n_used"), "n_total": row.get("n_total"), "sigma": params.get("sigma"),
         "t": params.get("t"), "run_id": row.get("run_id"), "key": row.get("key"),
     }

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from dsecli.batch.read import stored_row_problem
 from dsecli.batch.runners import (
     Job,
     Outcome,
@@ -475,24 +476,19 @@ def run_batch(
             row = new_rows.get(key) or existing.get(key)
             if row is not None:
                 all_rows.append(row)
-    notes += _sigma_policy_notes(output if results_file is not None and not results_file.direct else None, all_rows)
+    # every row of the file as it now stands, earlier batches' too (else this batch's)
+    notes += _sigma_policy_notes(latest_rows(results_file.rows) if results_file is not None and not results_file.direct
+                                 else all_rows)
     return BatchSummary(len(batch_inputs), len(new_rows), reused, all_rows, failures,
                         os.fspath(output) if output is not None else None, time.perf_counter() - start, notes,
                         sum(1 for r in new_rows.values() if r.get("replaces")))
 
 
-def _sigma_policy_notes(output: str | os.PathLike[str] | None, rows: list[dict[str, Any]]) -> list[str]:
-    """Warn when the results, as they now stand, hold a trend whose direction depends on the σ policy or
-    a comparison across inputs that mixes σ policies (:func:`dsecli.batch.series.warn_sigma_policies`):
-    every row of ``output`` (earlier batches' rows included), else the rows of this batch."""
-    from dsecli.batch.read import read_result_rows
+def _sigma_policy_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Warn when ``rows`` (the results as they now stand) hold a trend whose direction depends on the σ policy
+    or a comparison across inputs that mixes σ policies (:func:`dsecli.batch.series.warn_sigma_policies`)."""
     from dsecli.batch.series import batch_series, warn_sigma_policies
 
-    if output is not None:
-        try:
-            rows = read_result_rows(output)
-        except DseError:  # a file this batch could not read back; its own rows are still checked
-            pass
     return warn_sigma_policies(batch_series(rows)) if rows else []
 
 
@@ -506,24 +502,6 @@ def _resampling_request(params: dict[str, Any], kind: str) -> dict[str, Any]:
     if kind == "mi" and params.get("permutations"):
         out["permutations"] = int(params["permutations"])
     return out
-
-
-def _stored_row_problem(row: dict[str, Any]) -> str | None:
-    """Why a stored row cannot be reused as it is (the rule ``dse plot`` reads rows by, and an integer
-    ``n_used``), or None."""
-    from dsecli.batch.read import row_problem
-
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    why = row_problem(row)
-    if why is None and (not isinstance(row.get("n_used"), int) or isinstance(row.get("n_used"), bool)):
-        why = "has an 'n_used' field that is not an integer"
-    params = row.get("params") or {}
-    for name in ("sigma", "t", "k", "bins"):
-        if why is None and params.get(name) is not None and not number(params[name]):
-            why = f"has a params.{name} that is not a number ({params[name]!r})"
-    return why
 
 
 def _plan_jobs(planned: list[tuple[BatchInput, list[tuple[str, str, str]]]], existing: dict[str, dict[str, Any]],
@@ -551,7 +529,7 @@ def _plan_jobs(planned: list[tuple[BatchInput, list[tuple[str, str, str]]]], exi
             if old is None:
                 pending.append((kind, method, key, None))
                 continue
-            problem = _stored_row_problem(old)
+            problem = stored_row_problem(old)
             if problem is not None:  # edited or damaged: never reused, and never silently
                 warnings.warn(f"{inp.label}: its stored {method} row {problem}; recomputing it", DseWarning,
                               stacklevel=3)

@@ -39,9 +39,9 @@ import numpy as np
 from dsecli.correlation import MIN_TREND_POINTS, trend_direction
 from dsecli.errors import ComparabilityWarning, InputError
 from dsecli.inputs.specs import checkpoint_of
-from dsecli.results import ERROR_KEYS
+from dsecli.results import ERROR_KEYS, is_finite_number, row_ceiling
 
-__all__ = ["Series", "batch_series", "row_band", "row_ceiling", "sigma_policy", "other_settings",
+__all__ = ["Series", "batch_series", "row_band", "row_ceiling", "rows_of_methods", "sigma_policy", "other_settings",
            "sigma_trend_conflicts", "sigma_policy_mixes", "sigma_policy_warnings", "warn_sigma_policies"]
 
 
@@ -72,10 +72,6 @@ class Series:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def row_band(row: dict[str, Any]) -> tuple[float, float] | None:
     """The uncertainty band of a result row, or None.
 
@@ -92,30 +88,23 @@ def row_band(row: dict[str, Any]) -> tuple[float, float] | None:
     if not isinstance(extra, dict):
         return None
     boot = extra.get("bootstrap")
-    if isinstance(boot, dict) and _finite(boot.get("low")) and _finite(boot.get("high")):
+    if isinstance(boot, dict) and is_finite_number(boot.get("low")) and is_finite_number(boot.get("high")):
         return float(boot["low"]), float(boot["high"])
     value = row.get("value")
     for key in ERROR_KEYS:
         err = extra.get(key)
-        if _finite(err) and err >= 0 and _finite(value):
+        if is_finite_number(err) and err >= 0 and is_finite_number(value):
             return float(value) - float(err), float(value) + float(err)
     return None
 
 
-def row_ceiling(row: dict[str, Any]) -> float | None:
-    """The ceiling of a result row's value (``extra["ceiling"]``: a number, or a dict with ``value`` or
-    ``bits``), or None.
-
-    Returns
-    -------
-    float or None
-        The ceiling in the row's units.
-    """
-    extra = row.get("extra")
-    c = extra.get("ceiling") if isinstance(extra, dict) else None
-    if isinstance(c, dict):
-        c = next((c[k] for k in ("value", "bits") if _finite(c.get(k))), None)
-    return float(c) if _finite(c) else None
+def rows_of_methods(rows: Iterable[dict[str, Any]], methods: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The rows whose ``method`` is one of ``methods`` (case-blind); every row when ``methods`` is None or empty."""
+    rows = list(rows)
+    if not methods:
+        return rows
+    wanted = {m.strip().lower() for m in methods}
+    return [r for r in rows if str(r.get("method", "")).lower() in wanted]
 
 
 def sigma_policy(params: Any) -> str | None:
@@ -148,8 +137,8 @@ def sigma_policy(params: Any) -> str | None:
     if rule == "sqrt-d":
         return "sqrt-d per input"
     if rule == "given":
-        return f"fixed σ = {sigma:g}" if _finite(sigma) else f"fixed σ = {sigma}"
-    value = f"σ = {sigma:.4g}" if _finite(sigma) else f"σ = {sigma}"
+        return f"fixed σ = {sigma:g}" if is_finite_number(sigma) else f"fixed σ = {sigma}"
+    value = f"σ = {sigma:.4g}" if is_finite_number(sigma) else f"σ = {sigma}"
     if rule == "median-first":
         return f"median of first input ({value})"
     if rule == "median-pooled":
@@ -202,7 +191,7 @@ def batch_series(rows: Iterable[dict[str, Any]]) -> list[Series]:
         if why:
             raise InputError(f"result row {i} {why}")
         value = row.get("value")
-        if not _finite(value):
+        if not is_finite_number(value):
             continue
         dataset = str(row.get("dataset") or "")
         file = os.path.basename(str(row.get("file") or ""))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -31,7 +30,6 @@ from dsecli.cli._app import (
     parse_base,
     run_command,
 )
-from dsecli.errors import DseError, DseWarning, InputError
 from dsecli.report.help import INPUT_HELP, all_methods_help, input_help, library_default
 from dsecli.report.rows import check_format
 
@@ -303,45 +301,17 @@ def mi(
                            t=t, as_json=fmt_ == "json", bootstrap=bootstrap, permutations=permutations,
                            sigma=sigma)
             return
-        swap = _swapped(x_src, y_src, (emb, ref))
-        try:
-            with cpu_threads(threads), progress(quiet):
-                results = estimate_mutual_information(
-                    x_src, y_src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base),
-                    flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,
-                    confidence=confidence, **options,
-                )
-        except InputError as exc:
-            if swap is None:
-                raise
-            raise type(exc)(f"{exc}; {swap[1]}") from exc
-        if swap is not None:
-            warnings.warn(swap[1], DseWarning, stacklevel=1)
+        with cpu_threads(threads), progress(quiet):
+            results = estimate_mutual_information(
+                x_src, y_src, methods=method, max_n=max_n, seed=seed, sampler=sampler, base=parse_base(base),
+                flatten=flatten, drop_nonfinite=drop_nonfinite, bootstrap=bootstrap, permutations=permutations,
+                confidence=confidence, **options,
+            )
         report = make_report("mi", results, inputs={"embeddings": x_src.label, "reference": y_src.label})
         _note_subsample(report, quiet)
         emit(report, as_json=as_json, output=output, render=report_table, inputs=(emb, ref), fmt=fmt_)
 
     run_command(body, traceback=traceback, quiet=quiet)
-
-
-# rows of EMB and REF read to tell whether they look passed in the wrong order
-SWAP_SAMPLE_ROWS = 2_000
-
-
-def _swapped(x_src: Any, y_src: Any, specs: tuple[str, str]) -> tuple[str, str] | None:
-    """:func:`dsecli.diagnostics.check.swapped_inputs` on the first rows of EMB and REF (not for stdin,
-    which is read once)."""
-    import numpy as np
-
-    from dsecli import swapped_inputs
-
-    if "-" in specs or not x_src.shape or not y_src.shape:
-        return None
-    rows = np.arange(min(x_src.shape[0], y_src.shape[0], SWAP_SAMPLE_ROWS))
-    try:
-        return swapped_inputs(x_src.read(rows), y_src.read(rows), emb_shape=tuple(x_src.shape))
-    except DseError:  # unreadable: the estimator says why
-        return None
 
 
 def _numeric_dtype(name: str) -> bool:

@@ -48,6 +48,7 @@ __all__ = [
     "distinct_row_counts",
     "data_quality_warnings",
     "sanity_report",
+    "swapped_first_rows",
     "swapped_inputs",
 ]
 
@@ -59,6 +60,8 @@ SATURATION_SHARE = 0.9
 DEFAULT_SIGMA = "median"
 # A reference with at least this many times the embeddings' columns looks like the embeddings
 SWAP_COLUMN_RATIO = 8
+# rows of EMB and REF read to tell whether they look passed in the wrong order
+SWAP_SAMPLE_ROWS = 2_000
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,9 @@ def swapped_inputs(emb: Any, ref: Any, *, emb_shape: tuple[int, ...] | None = No
     if ref.ndim != 2 or ref_cols < 2 or ref.dtype.kind != "f" or ref.shape[0] == 0:
         return None
     if one_hot is None:
-        one_hot = bool(np.all((ref == 0) | (ref == 1)) and np.all(ref.sum(axis=1) == 1))
+        from dsecli.inputs.reference import one_hot_codes  # the reference rule's own test
+
+        one_hot = one_hot_codes(ref) is not None
     if one_hot:
         return None
     emb_labels = _looks_like_labels(emb)
@@ -220,6 +225,23 @@ def swapped_inputs(emb: Any, ref: Any, *, emb_shape: tuple[int, ...] | None = No
     return ("error" if emb_labels else "warning",
             f"EMB and REF look swapped: pass the embeddings first ({why}; REF is a float matrix of "
             f"{ref_cols:,} columns)")
+
+
+def swapped_first_rows(x: Any, y: Any) -> tuple[str, str] | None:
+    """:func:`swapped_inputs` on the first :data:`SWAP_SAMPLE_ROWS` rows of ``x`` and ``y`` (arrays, tensors or
+    lazy file sources, which read only those rows); None where either has no shape or cannot be read (the
+    estimators then say why)."""
+    from dsecli.errors import DseError
+
+    shape_x, shape_y = tuple(getattr(x, "shape", ()) or ()), tuple(getattr(y, "shape", ()) or ())
+    if not shape_x or not shape_y:
+        return None
+    n = min(int(shape_x[0]), int(shape_y[0]), SWAP_SAMPLE_ROWS)
+    try:
+        first = [a.read(np.arange(n)) if hasattr(a, "read") else a[:n] for a in (x, y)]
+        return swapped_inputs(first[0], first[1], emb_shape=shape_x)
+    except DseError:
+        return None
 
 
 

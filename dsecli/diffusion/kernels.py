@@ -435,12 +435,15 @@ def _median_rule_from(med: float, x: torch.Tensor, *, seed: int, where: str | No
     import torch
 
     dtype_name = str(x.dtype).replace("torch.", "")
-    if not med > 0:
+    # equal rows get a squared distance of rounding size, not 0, from the Gram form: a median that small is
+    # tested against the rows themselves (their true median is 0 when equal pairs reach it)
+    if not med > _rounding_sq_dist(x, seed) or not med > 0:
         if _equal_pairs_reach_the_median(x, seed):
             raise InputError(
                 f"{where_prefix(where)}`sigma` median: the median pairwise distance is 0 (at least half the "
                 "pairs of rows are equal rows); give a numeric --sigma"
             )
+    if not med > 0:
         scale = float(x.abs().max().item()) if x.numel() else 0.0
         raise InputError(
             f"{where_prefix(where)}`sigma` median: the median pairwise distance is 0 in {dtype_name}, although "
@@ -456,14 +459,25 @@ def _median_rule_from(med: float, x: torch.Tensor, *, seed: int, where: str | No
     return value
 
 
+def _rounding_sq_dist(x: torch.Tensor, seed: int) -> float:
+    """A bound on the squared distance that rounding gives two equal rows among the median rule's rows of ``x`` in
+    the Gram form: 16 D eps times the largest squared norm of a centred row."""
+    import torch
+
+    idx = _median_rule_rows(int(x.shape[0]), seed)
+    rows = x if idx is None else x[torch.as_tensor(idx, device=x.device)]
+    centred = rows - rows.mean(dim=0)
+    return float((centred * centred).sum(dim=1).max().item()) * 16 * x.shape[1] * torch.finfo(x.dtype).eps
+
+
 def _equal_pairs_reach_the_median(x: torch.Tensor, seed: int) -> bool:
     """Whether the pairs of equal rows among the median rule's rows of ``x`` are enough to make the lower
     median of their squared distances 0 (at least (P - 1) // 2 + 1 of the P pairs)."""
-    import numpy as np
+    from dsecli.inputs.findings import distinct_row_counts
 
     idx = _median_rule_rows(int(x.shape[0]), seed)
     rows = (x if idx is None else x[idx]).detach().cpu().numpy()
-    _, counts = np.unique(rows, axis=0, return_counts=True)
+    counts, _ = distinct_row_counts(rows)
     n = rows.shape[0]
     equal = int((counts * (counts - 1) // 2).sum())
     return equal >= (n * (n - 1) // 2 - 1) // 2 + 1

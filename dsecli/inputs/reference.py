@@ -39,7 +39,7 @@ from dsecli.inputs.binning import bin_scalars
 from dsecli.inputs.clustering import kmeans
 
 __all__ = ["REF_KINDS", "READINGS", "MAX_INTEGRAL_LABELS", "Classes", "ReferenceReading", "read_reference",
-           "reference_classes"]
+           "reference_classes", "one_hot_codes"]
 
 REF_KINDS = ("auto", "discrete", "continuous")
 READINGS = ("labels", "strings", "integral", "one-hot", "scalars", "vectors")
@@ -185,7 +185,7 @@ def read_reference(y: Any, *, ref_kind: str = "auto", seed: int = 0, where: str 
             )
             return continuous("scalars", col, {"integral_values": distinct})
         return continuous("scalars", col, {})
-    hot = _one_hot_codes(y)
+    hot = one_hot_codes(y)
     if hot is not None and ref_kind != "continuous":
         codes, names = _encode(hot)
         return discrete("one-hot", codes, names,
@@ -205,7 +205,7 @@ def reference_classes(y: Any, *, kind: str = "auto", n_clusters: int = 10, seed:
     return read_reference(y, ref_kind=kind, seed=seed, where=where).classes(n_clusters)
 
 
-def _one_hot_codes(y: np.ndarray) -> np.ndarray | None:
+def one_hot_codes(y: np.ndarray) -> np.ndarray | None:
     """The column of the 1 in each row when ``y`` (N, K >= 2) holds only 0 and 1 with one 1 per row."""
     if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf":
         return None

@@ -105,10 +105,12 @@ def with_resampling(plan: dict[str, Any], method: str, *, bootstrap: int, permut
         ``single_seconds`` (the estimate alone), ``bootstrap_seconds``, ``permutation_seconds``}
         and ``expected_seconds`` the total.
     """
+    from dsecli.measures.resampling import bootstrap_rows, bootstrap_scheme, check_resampling
+
+    # the counts the estimate would refuse, refused by its plan too
+    bootstrap, permutations, _ = check_resampling(bootstrap, permutations, 0.95)
     if not (bootstrap or permutations):
         return plan
-    from dsecli.measures.resampling import bootstrap_rows, bootstrap_scheme
-
     scheme = bootstrap_scheme(method)
     m = bootstrap_rows(int(plan["n_rows"]), scheme)
     single = float(plan["expected_seconds"])

@@ -239,36 +239,42 @@ def diffusion_spectrum(
     from dsecli.diffusion.plan import require_entropy_plan
     from dsecli.edge import check_call
     from dsecli.inputs.prepare import prepare_rows
-    from dsecli.measures.dse import sigma_for
+    from dsecli.measures.dse import kept_sq_dists, sigma_for
 
     start = time.perf_counter()
     call = check_call(seed=seed, max_n=max_n, sampler=sampler)
-    with CollectWarnings() as notes:
-        rows = prepare_rows(x, max_n=max_n, seed=call.seed, sampler=sampler, flatten=flatten,
-                            drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
-        xt = rows.tensor()
-        digest = rows_sha256(rows.data)
-        plan = require_entropy_plan(rows.n_used, xt, solver=solver, t=1, return_eigenvalues=True)
-        choice, sigma_params = sigma_for(rows, call, xt, sigma)
-        fields = _key_fields(digest, rows.data.shape, choice.value, dtype=dtype_name(xt.dtype), solver=solver)
-        directory = resolve_cache_dir(cache)
-        store = SpectrumCache(directory) if directory is not None else None
-        hit = store.load(fields) if store is not None else None
-        if hit is not None:
-            eig = hit.eigenvalues
-            stored = dict(hit.meta.get("params") or {})
-            params = {**stored, **sigma_params, "max_n": max_n, "seed": call.seed, "sampler": sampler}
-            path = hit.path
-        else:
-            lam, timings = diffusion_eigenvalues(xt, choice.value)
-            eig = np.sort(lam.detach().double().cpu().numpy())[::-1].copy()
-            params = {**sigma_params, "solver": plan["solver"], "device": str(xt.device),
-                      "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1]), "max_n": max_n,
-                      "seed": call.seed, "sampler": sampler, "eigen_elapsed_s": float(sum(timings.values()))}
-            path = None
-            if store is not None:
-                path = store.store(fields, eig, {"params": params, "n_used": rows.n_used, "n_total": rows.n_total,
-                                                 "created_unix": time.time()})
+    rows = None
+    try:
+        with CollectWarnings() as notes:
+            rows = prepare_rows(x, max_n=max_n, seed=call.seed, sampler=sampler, flatten=flatten,
+                                drop_nonfinite=drop_nonfinite, device=device, dtype=dtype)
+            xt = rows.tensor()
+            digest = rows_sha256(rows.data)
+            plan = require_entropy_plan(rows.n_used, xt, solver=solver, t=1, return_eigenvalues=True)
+            choice, sigma_params = sigma_for(rows, call, xt, sigma)
+            fields = _key_fields(digest, rows.data.shape, choice.value, dtype=dtype_name(xt.dtype), solver=solver)
+            directory = resolve_cache_dir(cache)
+            store = SpectrumCache(directory) if directory is not None else None
+            hit = store.load(fields) if store is not None else None
+            if hit is not None:
+                eig = hit.eigenvalues
+                stored = dict(hit.meta.get("params") or {})
+                params = {**stored, **sigma_params, "max_n": max_n, "seed": call.seed, "sampler": sampler}
+                path = hit.path
+            else:
+                lam, timings = diffusion_eigenvalues(xt, choice.value, sq_dists=kept_sq_dists(rows, xt))
+                eig = np.sort(lam.detach().double().cpu().numpy())[::-1].copy()
+                params = {**sigma_params, "solver": plan["solver"], "device": str(xt.device),
+                          "dtype": dtype_name(xt.dtype), "n_features": int(xt.shape[1]), "max_n": max_n,
+                          "seed": call.seed, "sampler": sampler, "eigen_elapsed_s": float(sum(timings.values()))}
+                path = None
+                if store is not None:
+                    path = store.store(fields, eig, {"params": params, "n_used": rows.n_used, "n_total": rows.n_total,
+                                                     "created_unix": time.time()})
+    finally:
+        if rows is not None:
+            rows.end_call()  # the median rule's distances, kept for this call only
+
     cache_info = {
         "enabled": store is not None,
         "hit": hit is not None,

@@ -493,6 +493,7 @@ class TrainingMonitor:
         return new
 
     def _step(self, epoch: int) -> list[dict[str, Any]]:
+        from dsecli.batch.read import stored_row_problem
         from dsecli.batch.store import ResultsFile, data_sha256
         from dsecli.monitor.hooks import capture_layers
 
@@ -506,7 +507,15 @@ class TrainingMonitor:
                 store.open()
                 if not store.incremental:
                     self._keys_in_output = set()
-                self._keys_in_output.update(r.get("key") for r in store.rows)
+                for r in store.rows:  # in file order: a later row of a key decides, as the readers read it
+                    problem = stored_row_problem(r)
+                    if problem is None:
+                        self._keys_in_output.add(r.get("key"))
+                    elif r.get("key") in self._keys_in_output:
+                        self._keys_in_output.discard(r.get("key"))
+                    if problem is not None and r.get("run_id") == self.run_id:
+                        warnings.warn(f"{self.output}: a stored row of run {self.run_id} {problem}; it is measured "
+                                      "again", DseWarning, stacklevel=3)
             done = self._keys_in_output if store is not None else {r.get("key") for r in self.rows}
             todo = [(layer, task, self._key(layer, epoch, *task)) for layer in self._layers
                     for task in self._tasks()]

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from dsecli.batch.series import Series, batch_series, row_ceiling, warn_sigma_policies
-from dsecli.errors import DseError, ExitStatus, InputError, check_choice
+from dsecli.batch.series import Series, batch_series, row_ceiling, rows_of_methods, warn_sigma_policies
+from dsecli.errors import CollectWarnings, DseError, ExitStatus, InputError, check_choice
 
 __all__ = [
     "PlotDependencyError",
@@ -300,7 +300,7 @@ def batch_figure(
     colour per dataset pattern; one marker and line style per method, a line style per setting
     where a method ran with several). Where rows carry an uncertainty (:func:`dsecli.batch.series.row_band`) the band
     is shaded in the series' colour; when every point of a panel has the same ceiling
-    (:func:`dsecli.batch.series.row_ceiling`), it is drawn as a dotted grey line (gid ``"ceiling"``) labelled by its
+    (:func:`dsecli.results.row_ceiling`), it is drawn as a dotted grey line (gid ``"ceiling"``) labelled by its
     rule (:func:`ceiling_label`). A legend of more than :data:`LEGEND_INSIDE` entries goes below
     its panel, in columns.
 
@@ -309,11 +309,7 @@ def batch_figure(
     tuple
         (figure, series).
     """
-    rows = list(rows)
-    if methods:
-        wanted = {m.strip().lower() for m in methods}
-        rows = [r for r in rows if str(r.get("method", "")).lower() in wanted]
-    series = batch_series(rows)
+    series = batch_series(rows_of_methods(rows, methods))
     if not series:
         raise InputError("no result rows with a finite value to plot"
                          + (f" for methods {', '.join(methods)}" if methods else ""))
@@ -396,8 +392,9 @@ def plot_batch_results(
         source = os.fspath(rows)
         rows = read_result_rows(source)
     try:
-        fig, series = batch_figure(rows, title=title or (os.path.basename(source) if source else None),
-                                   methods=methods, xscale=xscale)
+        with CollectWarnings() as notes:  # the σ-policy warnings go in the summary too
+            fig, series = batch_figure(rows, title=title or (os.path.basename(source) if source else None),
+                                       methods=methods, xscale=xscale)
     except InputError as exc:
         if source and str(exc).startswith("no result rows"):
             raise InputError(str(exc).replace("to plot", f"to plot in {source}", 1)) from None
@@ -406,4 +403,5 @@ def plot_batch_results(
     return {"plot": written, "series": [{"label": s.label, "quantity": s.quantity, "method": s.method,
                                          "pattern": s.pattern, "sigma_policy": s.sigma_policy, "points": len(s.x),
                                          "band": bool(np.isfinite(np.asarray(s.low, dtype=np.float64)).any())}
-                                        for s in series]}
+                                        for s in series],
+            "warnings": list(notes)}
