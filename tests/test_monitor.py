@@ -230,12 +230,16 @@ def test_stepping_a_measured_epoch_again_warns() -> None:
     assert len(monitor.rows) == 1
 
 
-def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
+def _one_layer_dse_into(out: Any) -> dict[str, Any]:
+    """Monitor options: DSE of layer fc2 on 60 digits rows at sigma 1, written to ``out``."""
     x, y = _digits()
+    return {"layers": ["fc2"], "eval_data": x, "labels": y, "methods": ["dse"], "output": out, "max_n": 60,
+            "sigma": 1.0, "device": "cpu"}
+
+
+def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
     out = tmp_path / "run.jsonl"
-    model = _model()
-    kwargs = {"layers": ["fc2"], "eval_data": x, "labels": y, "methods": ["dse"], "output": out, "max_n": 60,
-              "sigma": 1.0, "device": "cpu"}
+    model, kwargs = _model(), _one_layer_dse_into(out)
     first = dsecli.TrainingMonitor(model, **kwargs)
     assert len(first.step(0)) == 1
     second = dsecli.TrainingMonitor(model, **kwargs, run_id=first.run_id)
@@ -249,11 +253,8 @@ def test_partial_file_gets_only_the_missing_epoch(tmp_path: Any) -> None:
 def test_a_resumed_run_measures_a_damaged_stored_row_again(tmp_path: Any) -> None:
     import json
 
-    x, y = _digits()
     out = tmp_path / "run.jsonl"
-    model = _model()
-    kwargs = {"layers": ["fc2"], "eval_data": x, "labels": y, "methods": ["dse"], "output": out, "max_n": 60,
-              "sigma": 1.0, "device": "cpu"}
+    model, kwargs = _model(), _one_layer_dse_into(out)
     first = dsecli.TrainingMonitor(model, **kwargs)
     (row,) = first.step(0)
     damaged = {**row, "value": str(row["value"])}  # edited by hand: the batch rule refuses to reuse it
